@@ -1,0 +1,113 @@
+/* Workers: creating, starting, stopping, pausing and joining them.
+ *
+ * A worker is a thread with its own event loop and mailbox. Handles are
+ * reference counted: worker_new()/worker_spawn() return one reference that
+ * the caller owns and gives back with worker_unref(). A running worker holds
+ * a reference to itself, so unref'ing a running worker never frees it under
+ * its own feet. Every function here is safe to call from any thread unless
+ * its comment says otherwise. */
+#ifndef WORKER_LIFECYCLE_H
+#define WORKER_LIFECYCLE_H
+
+#include <worker/export.h>
+#include <worker/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A task runs on the worker's own thread. Return 0 for success (optionally
+ * setting *result), WORKER_EXIT when it left because it was stopped, or any
+ * other non-zero value: the task failed with that error code. */
+typedef int (*worker_task_fn)(void *arg, void **result);
+
+enum worker_daemon_mode {
+    WORKER_DAEMON_INHERIT = 0, /* the parent's answer, or false without a parent */
+    WORKER_DAEMON_YES = 1,     /* the parent does not wait for this worker */
+    WORKER_DAEMON_NO = 2       /* the parent waits for this worker when it ends */
+};
+
+/* Options for worker_new()/worker_spawn(). NULL or a zero-filled struct
+ * means all defaults. */
+typedef struct worker_opts {
+    const char *name;     /* shown in logs, traces and the thread name; copied */
+    worker_t *parent;     /* NULL: the current worker, if the caller is a worker
+                             the library started (else none) */
+    bool no_parent;       /* true: parent-less (the seed's parent=False) */
+    int daemon;           /* enum worker_daemon_mode */
+    bool quiet;           /* true: do not report a failed task on stderr */
+    size_t mailbox_limit; /* 0: unbounded; else fire() past it gives WORKER_EFULL */
+} worker_opts;
+
+/* What a worker's end reports: the data of CHILD_THREAD_END (and of
+ * WORKER_DOWN). `err` is 0 when the task succeeded, WORKER_EXIT when it was
+ * stopped, else its error code; `ret` is the task's result. */
+typedef struct worker_down {
+    worker_t *worker;
+    int err;
+    void *ret;
+} worker_down_t;
+
+/* Create a worker, not started. `task` NULL means "wait forever" (the seed's
+ * default worker). The worker is linked to its parent at once. Returns NULL
+ * on bad options (unknown daemon mode, parent together with no_parent) or
+ * when memory runs out. The caller owns the returned reference. */
+WORKER_API worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts);
+
+/* Start the worker's thread. Also restarts a worker that has ended; its
+ * permanent listeners survive. WORKER_ESTATE if it is running or starting,
+ * WORKER_EREJECTED if its parent is itself ending, WORKER_EAGAIN if the
+ * system refused a thread, WORKER_EINVAL for NULL or a root worker. */
+WORKER_API int worker_start(worker_t *w);
+
+/* worker_new() + worker_start() (the seed's create_worker). NULL on failure;
+ * the caller owns the returned reference. */
+WORKER_API worker_t *worker_spawn(worker_task_fn task, void *arg, const worker_opts *opts);
+
+/* Run the worker's task on the calling thread, with its full event loop and
+ * end sequence, and return when it has ended: WORKER_OK, or the start errors
+ * of worker_start(). The task's own code is read with worker_wait_thread()
+ * or worker_join(). */
+WORKER_API int worker_start_overlay(worker_t *w);
+
+/* Queue STOP_THREAD and return at once. On a worker that is not running it
+ * does nothing and returns WORKER_OK. Never refused for a full mailbox. */
+WORKER_API int worker_stop(worker_t *w);
+
+/* Queue PAUSE_THREAD / RESUME_THREAD. WORKER_EREJECTED when the worker is not
+ * running. Never refused for a full mailbox. */
+WORKER_API int worker_pause(worker_t *w);
+WORKER_API int worker_resume(worker_t *w);
+
+/* Block until the worker has ended, without running the caller's event loop
+ * (use worker_wait_thread() for that). WORKER_OK at once if it is not
+ * running; WORKER_EDEADLK when called on the calling thread's own worker;
+ * WORKER_EINVAL for NULL or a root worker. */
+WORKER_API int worker_join(worker_t *w);
+
+/* True from worker_start() until the worker closes its mailbox at its end. */
+WORKER_API bool worker_is_running(const worker_t *w);
+
+/* The explicit daemon flag if set, else the parent's answer, else false. */
+WORKER_API bool worker_is_daemon(const worker_t *w);
+
+/* The parent for the worker's whole life (borrowed); NULL when parent-less. */
+WORKER_API worker_t *worker_parent(const worker_t *w);
+
+/* The number of this worker's children that are starting or running. */
+WORKER_API size_t worker_children_count(const worker_t *w);
+
+/* The worker's name (borrowed, valid as long as the handle). */
+WORKER_API const char *worker_name(const worker_t *w);
+
+/* Take one more reference; returns `w`. NULL stays NULL. */
+WORKER_API worker_t *worker_ref(worker_t *w);
+
+/* Give back one reference; the last one frees the worker. A running worker
+ * keeps itself alive until it has ended. NULL is ignored. */
+WORKER_API void worker_unref(worker_t *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

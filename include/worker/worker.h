@@ -1,0 +1,19 @@
+/* libworker-actor: threads with event loops, lock-free mailboxes and a
+ * parent/child tree, after the Python library pyThreadWorker.
+ *
+ * Including this header is enough for the whole public API. */
+#ifndef WORKER_WORKER_H
+#define WORKER_WORKER_H
+
+#include <worker/export.h>
+#include <worker/types.h>
+#include <worker/error.h>
+#include <worker/lifecycle.h>
+#include <worker/event.h>
+#include <worker/current.h>
+
+#define WORKER_VERSION_MAJOR 0
+#define WORKER_VERSION_MINOR 1
+#define WORKER_VERSION_PATCH 0
+
+#endif

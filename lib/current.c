@@ -1,0 +1,123 @@
+/* The calling thread's worker: the stack of workers on a thread, root
+ * workers for threads the library did not start, and their end.
+ *
+ * Invariants:
+ * - A thread's stack (wk_thread.current, linked through worker.below) is
+ *   only touched by that thread.
+ * - A root worker is made on a thread's first use and stays at the bottom
+ *   of its stack. The main thread's root lives as long as the process; a
+ *   plain pthread's root ends in the thread-exit hook: it closes and drains
+ *   its mailbox, stops its children and wakes its waiters like any worker.
+ */
+#include <stdio.h>
+
+#include "wk_event.h"
+#include "wk_os.h"
+#include "wk_worker.h"
+
+static void end_root(wk_thread *t)
+{
+    worker_t *root = t->root;
+    if (!root)
+        return;
+    t->current = root; /* overlays have all returned by now */
+    wk_worker_finish(root, t, WORKER_OK, NULL);
+    t->root = NULL;
+    if (t->last_returned) {
+        wk_event_unref(t->last_returned);
+        t->last_returned = NULL;
+    }
+    worker_unref(root);
+}
+
+static worker_t *make_root(wk_thread *t)
+{
+    if (wk_init() != WORKER_OK)
+        return NULL;
+    bool is_main = wk_on_main_thread();
+    char name[32];
+    snprintf(name, sizeof name, is_main ? "main" : "thread-%ld", wk_gettid());
+    worker_t *root = wk_worker_alloc(name, 0);
+    if (!root)
+        return NULL;
+    root->is_root = true;
+    root->is_main = is_main;
+    wk_worker_set_state(root, WK_RUNNING);
+    wk_mailbox_open(&root->mb);
+    t->root = root;
+    t->current = root;
+    wk_thread_set_exit_hook(end_root);
+    return root;
+}
+
+worker_t *wk_current(wk_thread *t)
+{
+    return t->current ? t->current : make_root(t);
+}
+
+bool wk_on_stack(wk_thread *t, const worker_t *w)
+{
+    for (worker_t *x = t->current; x; x = x->below)
+        if (x == w)
+            return true;
+    return false;
+}
+
+worker_t *worker_current(void)
+{
+    wk_thread *t = wk_thread_get();
+    return t ? wk_current(t) : NULL;
+}
+
+bool worker_is_main(const worker_t *w)
+{
+    if (!w)
+        w = worker_current();
+    return w && w->is_main;
+}
+
+int worker_exit(void)
+{
+    wk_thread *t = wk_thread_get();
+    worker_t *me = t ? wk_current(t) : NULL;
+    if (!me)
+        return WORKER_ENOMEM;
+    if (me->is_root)
+        wk_tree_stop_children(me, true); /* a root worker only stops its children */
+    else
+        me->exiting = true;
+    return WORKER_EXIT;
+}
+
+int worker_bubble(const char *name, void *data)
+{
+    worker_t *me = worker_current();
+    if (!me)
+        return WORKER_ENOMEM;
+    if (!me->parent)
+        return name && *name ? WORKER_EREJECTED : WORKER_EINVAL;
+    worker_fire_opts opts = {.bubble = true, .target = me};
+    return worker_fire_ex(me->parent, name, data, &opts);
+}
+
+int worker_broadcast(const char *name, void *data)
+{
+    if (!name || !*name)
+        return WORKER_EINVAL;
+    worker_t *me = worker_current();
+    if (!me)
+        return WORKER_ENOMEM;
+    pthread_mutex_lock(&me->lock);
+    worker_t **kids;
+    size_t n = wk_list_copy(&me->children, &kids);
+    pthread_mutex_unlock(&me->lock);
+    worker_fire_opts opts = {.broadcast = true, .target = me};
+    int rc = WORKER_OK;
+    for (size_t i = 0; i < n; i++) {
+        int one = worker_fire_ex(kids[i], name, data, &opts);
+        if (one != WORKER_OK && one != WORKER_EREJECTED)
+            rc = one;
+    }
+    wk_list_release(kids, n);
+    return rc;
+}

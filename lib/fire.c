@@ -1,0 +1,126 @@
+/* Firing events: admission into mailboxes, bubble and broadcast hops,
+ * EVENT_REJECT for refused user events.
+ *
+ * Invariants:
+ * - The firing call owns one reference to the event until it has offered
+ *   it to every receiver; each accepted receiver holds one more. So the
+ *   event cannot be recycled while hops are still being queued, and its
+ *   release runs once, after the last receiver.
+ * - When the first receiver refuses, nothing was accepted anywhere: the
+ *   event is discarded without calling release (the caller keeps its data).
+ * - Parent pointers are immutable and kept alive by the child's reference,
+ *   so walking up takes no lock; children lists are copied (with
+ *   references) under each worker's lock, one worker at a time.
+ */
+#include <stdint.h>
+
+#include "wk_event.h"
+#include "wk_worker.h"
+
+static void tell_sender_refused(worker_t *refuser, const worker_event_t *e, void *origin_data,
+                                wk_thread *t)
+{
+    worker_t *sender = e->sender;
+    if (e->kind != WK_EV_USER || !sender || sender == refuser || !worker_is_running(sender))
+        return;
+    wk_send_library(sender, wk_atoms.event_reject, origin_data, NULL, 0, refuser, t);
+}
+
+/* Offer one more receiver the shared event. */
+static void hop(worker_t *to, worker_event_t *e, void *origin_data, wk_thread *t)
+{
+    wk_event_ref(e);
+    int rc = wk_mailbox_push(&to->mb, e, t);
+    if (rc == WORKER_OK)
+        return;
+    atomic_fetch_sub_explicit(&e->refs, 1, memory_order_relaxed); /* ours keeps it alive */
+    if (rc == WORKER_EREJECTED || rc == WORKER_EFULL)
+        tell_sender_refused(to, e, origin_data, t);
+}
+
+static void hop_down(worker_t *w, worker_event_t *e, void *origin_data, wk_thread *t)
+{
+    pthread_mutex_lock(&w->lock);
+    worker_t **kids;
+    size_t n = wk_list_copy(&w->children, &kids);
+    pthread_mutex_unlock(&w->lock);
+    for (size_t i = 0; i < n; i++) {
+        hop(kids[i], e, origin_data, t);
+        hop_down(kids[i], e, origin_data, t);
+    }
+    wk_list_release(kids, n);
+}
+
+int wk_deliver(worker_t *to, worker_event_t *e, bool bubble, bool broadcast,
+               void *origin_data, wk_thread *t)
+{
+    bool fan_out = bubble || broadcast;
+    if (fan_out)
+        wk_event_ref(e); /* the firing call's own reference */
+    int rc = wk_mailbox_push(&to->mb, e, t);
+    if (rc != WORKER_OK) {
+        if (rc == WORKER_EREJECTED || rc == WORKER_EFULL)
+            tell_sender_refused(to, e, origin_data, t);
+        wk_event_discard(e);
+        return rc;
+    }
+    if (!fan_out)
+        return WORKER_OK;
+    for (worker_t *p = bubble ? to->parent : NULL; p; p = p->parent)
+        hop(p, e, origin_data, t);
+    if (broadcast)
+        hop_down(to, e, origin_data, t);
+    wk_event_unref(e);
+    return WORKER_OK;
+}
+
+int wk_send_library(worker_t *to, const wk_atom *atom, void *data, const void *copy,
+                    size_t copy_size, worker_t *sender, wk_thread *t)
+{
+    if (!t)
+        return WORKER_ENOMEM;
+    worker_event_t *e = wk_event_new(atom, WK_EV_LIBRARY, data, copy, copy_size, sender);
+    if (!e)
+        return WORKER_ENOMEM;
+    int rc = wk_mailbox_push(&to->mb, e, t);
+    if (rc != WORKER_OK)
+        wk_event_discard(e);
+    return rc;
+}
+
+static int check_fire_args(worker_t *w, const char *name, const worker_fire_opts *opts)
+{
+    if (!w || !name || !*name)
+        return WORKER_EINVAL;
+    if (opts && opts->copy_size && !opts->copy)
+        return WORKER_EINVAL;
+    if (opts && opts->copy_size > UINT32_MAX)
+        return WORKER_EINVAL;
+    return wk_init();
+}
+
+int worker_fire_ex(worker_t *w, const char *name, void *data, const worker_fire_opts *opts)
+{
+    static const worker_fire_opts defaults;
+    int rc = check_fire_args(w, name, opts);
+    if (rc != WORKER_OK)
+        return rc;
+    if (!opts)
+        opts = &defaults;
+    wk_thread *t = wk_thread_get();
+    const wk_atom *atom = wk_atom_intern(name);
+    worker_t *sender = opts->target ? opts->target : (t ? wk_current(t) : NULL);
+    if (!t || !atom || !sender)
+        return WORKER_ENOMEM;
+    worker_event_t *e = wk_event_new(atom, WK_EV_USER, data, opts->copy, opts->copy_size, sender);
+    if (!e)
+        return WORKER_ENOMEM;
+    e->release = opts->release;
+    void *origin = opts->copy ? (void *)opts->copy : data;
+    return wk_deliver(w, e, opts->bubble, opts->broadcast, origin, t);
+}
+
+int worker_fire(worker_t *w, const char *name, void *data)
+{
+    return worker_fire_ex(w, name, data, NULL);
+}

@@ -1,0 +1,166 @@
+/* The event loop: one turn takes an event, runs its listeners, the
+ * library's own handling, and tests every running wait.
+ *
+ * Invariants:
+ * - Everything here runs on the worker's owner thread only, and touches
+ *   only owner-only fields (frames, exiting, paused, ending, batch).
+ * - Events are handled in mailbox order; `batch` holds events already
+ *   popped but not yet handled, and every loop (nested ones too) takes from
+ *   it first, so order holds across nesting and the end-sequence drain.
+ * - Every frame on the stack sees every handled event; a frame that matches
+ *   keeps a reference to the event so its data stays valid for the caller.
+ * - No epoch section is open while a listener runs (listeners may wait).
+ */
+#include <stdint.h>
+#include <stdio.h>
+
+#include "wk_event.h"
+#include "wk_os.h"
+#include "wk_worker.h"
+
+static worker_event_t *next_event(worker_t *w, wk_thread *t)
+{
+    if (w->batch_pos == w->batch_len) {
+        w->batch_pos = 0;
+        w->batch_len = wk_mailbox_pop_batch(&w->mb, t, w->batch, WK_BATCH);
+        if (w->batch_len == 0)
+            return NULL;
+    }
+    return w->batch[w->batch_pos++];
+}
+
+static void listener_failed(void *ctx, const worker_event_t *e, int code)
+{
+    worker_t *w = ctx;
+    wk_report(w, "a listener failed", code);
+    if (e->atom == wk_atoms.listener_error)
+        return; /* no error storms */
+    wk_thread *t = wk_thread_peek();
+    worker_event_t *err = wk_event_new(wk_atoms.listener_error, WK_EV_LIBRARY,
+                                       (void *)(intptr_t)code, NULL, 0, w);
+    if (err)
+        wk_deliver(w, err, true, false, err->data, t);
+}
+
+static void pause_here(worker_t *w, wk_thread *t)
+{
+    if (w->paused || w->ending)
+        return;
+    w->paused = true;
+    wk_frame until_resumed = {.kind = WK_WAIT_EVENT, .atom = wk_atoms.resume};
+    wk_loop_wait(w, t, &until_resumed, WK_NO_DEADLINE);
+    w->paused = false;
+}
+
+/* The library's own reaction, after the user's listeners. */
+static void handle_builtin(worker_t *w, wk_thread *t, const worker_event_t *e)
+{
+    if (e->atom == wk_atoms.stop) {
+        if (w->is_root)
+            wk_tree_stop_children(w, true);
+        else if (!w->ending)
+            w->exiting = true;
+    } else if (e->atom == wk_atoms.pause) {
+        pause_here(w, t);
+    }
+}
+
+static bool frame_matches(wk_frame *f, const worker_event_t *e)
+{
+    switch (f->kind) {
+    case WK_WAIT_EVENT:
+        return e->atom == f->atom && (!f->sender_id || f->sender_id == e->sender_id);
+    case WK_WAIT_COND:
+        return f->cond(e, f->userdata);
+    default:
+        return false;
+    }
+}
+
+static void mark_frames(worker_t *w, worker_event_t *e)
+{
+    for (wk_frame *f = w->frames; f; f = f->outer) {
+        if (!f->done && frame_matches(f, e)) {
+            f->done = true;
+            wk_event_ref(e);
+            f->matched = e;
+        }
+    }
+}
+
+static void dispatch(worker_t *w, wk_thread *t, worker_event_t *e)
+{
+    if (e->kind == WK_EV_INTERNAL) {
+        e->internal(w, e);
+    } else {
+        wk_listeners_dispatch(&w->listeners, e, listener_failed, w);
+        mark_frames(w, e);
+        handle_builtin(w, t, e);
+    }
+    wk_event_unref(e);
+}
+
+static void drop_last_returned(wk_thread *t)
+{
+    if (t->last_returned) {
+        worker_event_t *e = t->last_returned;
+        t->last_returned = NULL;
+        wk_event_unref(e);
+    }
+}
+
+static bool deadline_passed(uint64_t deadline_ns)
+{
+    return deadline_ns != WK_NO_DEADLINE && wk_now_ns() >= deadline_ns;
+}
+
+int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
+{
+    drop_last_returned(t);
+    if (w->exiting)
+        return WORKER_EXIT;
+    f->outer = w->frames;
+    w->frames = f;
+    int rc;
+    for (;;) {
+        if (w->exiting) {
+            rc = WORKER_EXIT;
+            break;
+        }
+        if (f->done) {
+            rc = WORKER_OK;
+            break;
+        }
+        worker_event_t *e = next_event(w, t);
+        if (e) {
+            dispatch(w, t, e);
+            continue;
+        }
+        if (f->update_only) {
+            rc = WORKER_OK;
+            break;
+        }
+        if (deadline_passed(deadline_ns)) {
+            rc = f->kind == WK_WAIT_TIME ? WORKER_OK : WORKER_ETIMEDOUT;
+            break;
+        }
+        wk_mailbox_park(&w->mb, t, deadline_ns);
+    }
+    w->frames = f->outer;
+    if (f->matched) {
+        if (rc == WORKER_OK) {
+            drop_last_returned(t); /* a nested wait may have set one */
+            t->last_returned = f->matched;
+        }
+        else
+            wk_event_unref(f->matched);
+    }
+    return rc;
+}
+
+void wk_loop_drain(worker_t *w, wk_thread *t)
+{
+    worker_event_t *e;
+    while ((e = next_event(w, t)))
+        dispatch(w, t, e);
+}

@@ -1,0 +1,191 @@
+/* Mailboxes: ck_fifo_mpmc + ck_epoch + ck_ec.
+ *
+ * Invariants:
+ * - Any thread may push; only the owner thread pops, parks, opens and
+ *   closes. So there is exactly one consumer per queue.
+ * - Every push runs inside the pusher's epoch section from the `closed`
+ *   check to the end of the enqueue. Closing stores `closed` and then waits
+ *   for a grace period (wk_epoch_synchronize): afterwards every push that
+ *   saw the mailbox open has finished enqueueing, and every later push sees
+ *   it closed. That is what makes "accepted means delivered" exact without a
+ *   per-push counter.
+ * - ck_fifo_mpmc leaves the previous stub behind as garbage on each dequeue.
+ *   Producers may still be reading a garbage node (its `next`), so garbage
+ *   is retired through ck_epoch_call and reused only after a grace period.
+ *   The owner pops inside a section too, one section per batch.
+ * - The owner peeks at head->next outside any section: with a single
+ *   consumer the head node is only ever retired by the owner itself.
+ * - Wake-ups: the owner sets `sleeping` (seq_cst) and re-checks the queue
+ *   before it parks on `ec`; a producer reads `sleeping` after its enqueue
+ *   (whose locked CAS is a full barrier on x86_64) and bumps `ec` only when
+ *   it is set. Either the owner sees the event or the producer sees the
+ *   flag, so no wake-up is lost and an awake owner costs producers nothing.
+ * - `user_queued` counts user events pushed and not yet popped; only kept
+ *   when `limit` is set, so unbounded mailboxes skip that atomic.
+ */
+#include "wk_mailbox.h"
+
+#include <ck_pr.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <worker/error.h>
+
+#include "wk_epoch.h"
+#include "wk_event.h"
+#include "wk_os.h"
+#include "wk_pool.h"
+#include "wk_tsan.h"
+
+_Static_assert(sizeof(wk_qnode) <= WK_POOL_QNODE_SIZE, "queue node outgrew its pool class");
+
+#define SPIN_BEFORE_PARK 2000
+#define POLL_EVERY 64
+
+static const struct ck_ec_mode ec_mode = {.ops = &wk_ec_ops, .single_producer = false};
+
+static wk_qnode *node_of(ck_fifo_mpmc_entry_t *entry)
+{
+    return (wk_qnode *)((char *)entry - offsetof(wk_qnode, entry));
+}
+
+static void node_recycle(ck_epoch_entry_t *retire)
+{
+    wk_pool_free(WK_POOL_QNODE, (char *)retire - offsetof(wk_qnode, retire));
+}
+
+int wk_mailbox_init(wk_mailbox *mb, size_t limit)
+{
+    wk_qnode *stub = wk_pool_alloc(WK_POOL_QNODE);
+    if (!stub)
+        return WORKER_ENOMEM;
+    ck_fifo_mpmc_init(&mb->fifo, &stub->entry);
+    atomic_init(&mb->closed, 1);
+    atomic_init(&mb->sleeping, 0);
+    atomic_init(&mb->user_queued, 0);
+    mb->limit = limit;
+    ck_ec32_init(&mb->ec, 0);
+    mb->since_poll = 0;
+    return WORKER_OK;
+}
+
+void wk_mailbox_destroy(wk_mailbox *mb)
+{
+    ck_fifo_mpmc_entry_t *stub;
+    ck_fifo_mpmc_deinit(&mb->fifo, &stub);
+    wk_pool_free(WK_POOL_QNODE, node_of(stub));
+}
+
+/* Reserve a slot under the limit; false when full. */
+static bool take_slot(wk_mailbox *mb)
+{
+    long before = atomic_fetch_add_explicit(&mb->user_queued, 1, memory_order_relaxed);
+    if (before < (long)mb->limit)
+        return true;
+    atomic_fetch_sub_explicit(&mb->user_queued, 1, memory_order_relaxed);
+    return false;
+}
+
+static bool counted(const wk_mailbox *mb, const worker_event_t *e)
+{
+    return mb->limit && e->kind == WK_EV_USER;
+}
+
+int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
+{
+    wk_qnode *node = wk_pool_alloc(WK_POOL_QNODE);
+    if (!node)
+        return WORKER_ENOMEM;
+    int rc = WORKER_OK;
+    wk_epoch_enter(t);
+    if (atomic_load_explicit(&mb->closed, memory_order_acquire))
+        rc = WORKER_EREJECTED;
+    else if (counted(mb, e) && !take_slot(mb))
+        rc = WORKER_EFULL;
+    if (rc == WORKER_OK) {
+        wk_tsan_release(e);
+        wk_tsan_ignore_begin();
+        ck_fifo_mpmc_enqueue(&mb->fifo, &node->entry, e);
+        wk_tsan_ignore_end();
+#if !defined(__x86_64__)
+        ck_pr_fence_store_load();
+#endif
+        if (atomic_load_explicit(&mb->sleeping, memory_order_relaxed))
+            ck_ec32_inc(&mb->ec, &ec_mode);
+    }
+    wk_epoch_exit(t);
+    if (rc != WORKER_OK)
+        wk_pool_free(WK_POOL_QNODE, node);
+    return rc;
+}
+
+size_t wk_mailbox_pop_batch(wk_mailbox *mb, wk_thread *t, worker_event_t **out, size_t max)
+{
+    size_t n = 0;
+    long popped_counted = 0;
+    wk_epoch_enter(t);
+    while (n < max) {
+        void *value;
+        ck_fifo_mpmc_entry_t *garbage;
+        wk_tsan_ignore_begin();
+        bool got = ck_fifo_mpmc_dequeue(&mb->fifo, &value, &garbage);
+        wk_tsan_ignore_end();
+        if (!got)
+            break;
+        worker_event_t *e = value;
+        wk_tsan_acquire(e);
+        wk_epoch_retire(t, &node_of(garbage)->retire, node_recycle);
+        popped_counted += counted(mb, e);
+        out[n++] = e;
+    }
+    wk_epoch_exit(t);
+    if (popped_counted)
+        atomic_fetch_sub_explicit(&mb->user_queued, popped_counted, memory_order_relaxed);
+    mb->since_poll += (uint32_t)n;
+    if (mb->since_poll >= POLL_EVERY) {
+        mb->since_poll = 0;
+        wk_epoch_poll(t);
+    }
+    return n;
+}
+
+bool wk_mailbox_has_work(const wk_mailbox *mb)
+{
+    ck_fifo_mpmc_entry_t *head = ck_pr_load_ptr(&mb->fifo.head.pointer);
+    return ck_pr_load_ptr(&head->next.pointer) != NULL;
+}
+
+static struct timespec to_timespec(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+    return ts;
+}
+
+void wk_mailbox_park(wk_mailbox *mb, wk_thread *t, uint64_t deadline_ns)
+{
+    for (int i = 0; i < SPIN_BEFORE_PARK; i++) {
+        if (wk_mailbox_has_work(mb))
+            return;
+        ck_pr_stall();
+    }
+    wk_epoch_poll(t);
+    uint32_t snapshot = ck_ec32_value(&mb->ec);
+    atomic_store(&mb->sleeping, 1);
+    if (!wk_mailbox_has_work(mb)) {
+        struct timespec deadline = to_timespec(deadline_ns);
+        ck_ec32_wait(&mb->ec, &ec_mode, snapshot,
+                     deadline_ns == WK_NO_DEADLINE ? NULL : &deadline);
+    }
+    atomic_store_explicit(&mb->sleeping, 0, memory_order_relaxed);
+}
+
+void wk_mailbox_open(wk_mailbox *mb)
+{
+    atomic_store_explicit(&mb->closed, 0, memory_order_release);
+}
+
+void wk_mailbox_close(wk_mailbox *mb, wk_thread *t)
+{
+    atomic_store(&mb->closed, 1);
+    wk_epoch_synchronize(t);
+}

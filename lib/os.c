@@ -1,0 +1,104 @@
+/* Platform layer: Linux futexes and CLOCK_MONOTONIC. */
+#define _GNU_SOURCE
+#include "wk_os.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t wk_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool wk_deadline_after(double seconds, uint64_t *deadline_ns)
+{
+    if (isnan(seconds))
+        return false;
+    if (seconds < 0 || seconds > 1e9) {
+        *deadline_ns = WK_NO_DEADLINE;
+        return true;
+    }
+    *deadline_ns = wk_now_ns() + (uint64_t)(seconds * 1e9);
+    return true;
+}
+
+static int ec_gettime(const struct ck_ec_ops *ops, struct timespec *out)
+{
+    (void)ops;
+    return clock_gettime(CLOCK_MONOTONIC, out);
+}
+
+/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, which is
+ * exactly what ck_ec hands us. */
+static void futex_wait(const void *addr, uint32_t expected, const struct timespec *deadline)
+{
+    syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, deadline, NULL,
+            FUTEX_BITSET_MATCH_ANY);
+}
+
+static void futex_wake(const void *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, NULL, NULL, 0);
+}
+
+static void ec_wait32(const struct ck_ec_wait_state *state, const uint32_t *addr,
+                      uint32_t expected, const struct timespec *deadline)
+{
+    (void)state;
+    futex_wait(addr, expected, deadline);
+}
+
+/* Little-endian x86_64: the low half of the 64-bit word is at its address. */
+static void ec_wait64(const struct ck_ec_wait_state *state, const uint64_t *addr,
+                      uint64_t expected, const struct timespec *deadline)
+{
+    (void)state;
+    futex_wait(addr, (uint32_t)expected, deadline);
+}
+
+static void ec_wake32(const struct ck_ec_ops *ops, const uint32_t *addr)
+{
+    (void)ops;
+    futex_wake(addr);
+}
+
+static void ec_wake64(const struct ck_ec_ops *ops, const uint64_t *addr)
+{
+    (void)ops;
+    futex_wake(addr);
+}
+
+const struct ck_ec_ops wk_ec_ops = {
+    .gettime = ec_gettime,
+    .wait32 = ec_wait32,
+    .wait64 = ec_wait64,
+    .wake32 = ec_wake32,
+    .wake64 = ec_wake64,
+};
+
+long wk_gettid(void)
+{
+    return (long)syscall(SYS_gettid);
+}
+
+bool wk_on_main_thread(void)
+{
+    return wk_gettid() == (long)getpid();
+}
+
+void wk_set_thread_name(const char *name)
+{
+    char buf[16];
+    strncpy(buf, name, sizeof buf - 1);
+    buf[sizeof buf - 1] = '\0';
+    pthread_setname_np(pthread_self(), buf);
+}

@@ -1,0 +1,69 @@
+/* Per-thread contexts.
+ *
+ * Invariants:
+ * - `self` is only ever read and written by its own thread.
+ * - The pthread key's destructor runs at thread exit: it first lets the
+ *   worker layer end the thread's root worker (which may still deliver
+ *   events), then gives back the epoch record (its barrier runs the pending
+ *   callbacks, which free into this thread's caches) and last empties the
+ *   caches into the depot.
+ * - The key and the exit hook are process-wide (global state: a thread-exit
+ *   destructor can only be reached through a key), set once.
+ */
+#include "wk_thread.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "wk_epoch.h"
+#include "wk_pool.h"
+
+static _Thread_local wk_thread *self;
+static pthread_key_t exit_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static void (*exit_hook)(wk_thread *t);
+
+static void thread_exit(void *arg)
+{
+    wk_thread *t = arg;
+    t->tearing_down = true;
+    if (exit_hook)
+        exit_hook(t);
+    wk_epoch_unregister(t->epoch); /* runs pending callbacks into the caches */
+    wk_pool_flush(t);
+    self = NULL;
+    free(t);
+}
+
+static void make_key(void)
+{
+    pthread_key_create(&exit_key, thread_exit);
+}
+
+void wk_thread_set_exit_hook(void (*hook)(wk_thread *t))
+{
+    exit_hook = hook;
+}
+
+wk_thread *wk_thread_peek(void)
+{
+    return self;
+}
+
+wk_thread *wk_thread_get(void)
+{
+    if (self)
+        return self;
+    pthread_once(&key_once, make_key);
+    wk_thread *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->epoch = wk_epoch_register();
+    if (!t->epoch) {
+        free(t);
+        return NULL;
+    }
+    self = t;
+    pthread_setspecific(exit_key, t);
+    return t;
+}

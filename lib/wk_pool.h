@@ -1,0 +1,28 @@
+/* Fixed-size object pools: a per-thread cache in front of a shared depot of
+ * full magazines, so steady-state traffic never calls malloc. */
+#ifndef WK_POOL_H
+#define WK_POOL_H
+
+#include <stddef.h>
+
+#include "wk_thread.h"
+
+/* Object sizes of each class; users static-assert that their struct fits. */
+#define WK_POOL_EVENT_SIZE 128
+#define WK_POOL_QNODE_SIZE 64
+
+enum wk_pool_class {
+    WK_POOL_EVENT = 0, /* struct worker_event */
+    WK_POOL_QNODE = 1, /* mailbox queue nodes (16-byte aligned) */
+};
+
+/* An object of the class; NULL when memory runs out. Any thread. */
+void *wk_pool_alloc(enum wk_pool_class cls);
+
+/* Give an object back. Any thread (also one without a context). */
+void wk_pool_free(enum wk_pool_class cls, void *obj);
+
+/* Return a thread's caches to the depot (thread exit). */
+void wk_pool_flush(wk_thread *t);
+
+#endif

@@ -1,0 +1,40 @@
+/* Per-thread context: every thread that touches the library gets one on first
+ * use. It holds the thread's ck_epoch record, its object-pool caches and the
+ * stack of workers running on the thread. Only its own thread touches it. */
+#ifndef WK_THREAD_H
+#define WK_THREAD_H
+
+#include <ck_epoch.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <worker/types.h>
+
+#define WK_POOL_CLASSES 2
+
+typedef struct wk_pool_cache {
+    void *head;   /* free objects linked through their first word */
+    size_t count;
+} wk_pool_cache;
+
+typedef struct wk_thread {
+    ck_epoch_record_t *epoch;
+    unsigned epoch_depth;        /* nesting of wk_epoch_enter */
+    wk_pool_cache cache[WK_POOL_CLASSES];
+    worker_t *current;           /* top of the stack of workers on this thread */
+    worker_t *root;              /* this thread's root worker, once made */
+    worker_event_t *last_returned; /* keeps the data of the last wait valid */
+    bool tearing_down;
+} wk_thread;
+
+/* The calling thread's context, made on first use; NULL if memory ran out. */
+wk_thread *wk_thread_get(void);
+
+/* The calling thread's context if it has one, else NULL. */
+wk_thread *wk_thread_peek(void);
+
+/* Called at thread exit, before the epoch record is released, to end the
+ * thread's root worker. Set once by the worker layer. */
+void wk_thread_set_exit_hook(void (*hook)(wk_thread *t));
+
+#endif

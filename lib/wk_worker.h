@@ -1,0 +1,142 @@
+/* The worker object and the internal interface between worker.c, tree.c,
+ * loop.c, fire.c and current.c.
+ *
+ * Who touches what:
+ * - Immutable after worker_new(): id, name, task, arg, parent, daemon_mode,
+ *   quiet, is_root, is_main, mb.limit.
+ * - `lock` guards: state (also readable atomically without it), children,
+ *   waiters, result_err, result_ret. `ended` is signalled when state
+ *   becomes WK_ENDED. Lock order: a child's lock may be held while taking
+ *   its parent's, never the reverse; no other two worker locks nest.
+ * - The owner thread only (the thread running the worker, between start
+ *   and the end of its end sequence): frames, exiting, paused, ending,
+ *   below, batch*, the listeners' snapshot.
+ * - refs: atomic. A running worker holds one reference on itself.
+ */
+#ifndef WK_WORKER_H
+#define WK_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <worker/worker.h>
+
+#include "wk_listeners.h"
+#include "wk_mailbox.h"
+#include "wk_thread.h"
+
+#define WK_BATCH 32
+
+typedef enum wk_state { WK_NEW, WK_STARTING, WK_RUNNING, WK_ENDING, WK_ENDED } wk_state;
+
+typedef enum wk_wait_kind {
+    WK_WAIT_TIME,  /* only the deadline (or stop) ends it */
+    WK_WAIT_EVENT, /* an event with that name (and sender) */
+    WK_WAIT_COND,  /* a user condition */
+} wk_wait_kind;
+
+/* One running wait; frames nest when a listener waits. */
+typedef struct wk_frame {
+    struct wk_frame *outer;
+    wk_wait_kind kind;
+    const wk_atom *atom;
+    uint64_t sender_id; /* 0: any sender */
+    worker_cond_fn cond;
+    void *userdata;
+    bool update_only;   /* worker_update: never park */
+    bool done;
+    worker_event_t *matched; /* holds a reference */
+} wk_frame;
+
+typedef struct wk_worker_list {
+    worker_t **items; /* each holds a reference */
+    size_t count, cap;
+} wk_worker_list;
+
+struct worker {
+    wk_mailbox mb; /* first: the struct is cache-line aligned */
+    _Atomic uint32_t refs;
+    uint64_t id;
+    char *name;
+    worker_task_fn task;
+    void *arg;
+    worker_t *parent; /* holds a reference */
+    int daemon_mode;
+    bool quiet;
+    bool is_root;
+    bool is_main;
+    wk_listeners listeners;
+
+    pthread_mutex_t lock;
+    pthread_cond_t ended;
+    _Atomic int state;
+    wk_worker_list children;
+    wk_worker_list waiters;
+    int result_err;
+    void *result_ret;
+
+    /* owner thread only */
+    wk_frame *frames;
+    bool exiting;
+    bool paused;
+    bool ending;
+    worker_t *below; /* the worker under this one on its thread's stack */
+    size_t batch_pos, batch_len;
+    worker_event_t *batch[WK_BATCH];
+};
+
+static inline uint64_t wk_worker_id(const worker_t *w)
+{
+    return w->id;
+}
+
+static inline wk_state wk_worker_state(const worker_t *w)
+{
+    return (wk_state)atomic_load_explicit(&((worker_t *)w)->state, memory_order_acquire);
+}
+
+/* worker.c */
+worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit);
+void wk_worker_set_state(worker_t *w, wk_state s); /* caller holds w->lock */
+
+/* Run the task and the end sequence on the calling thread. */
+void wk_worker_run(worker_t *w, wk_thread *t);
+
+/* The end sequence after the task (or, for root workers, the thread) ended. */
+void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret);
+
+/* loop.c (owner thread only) */
+int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns);
+void wk_loop_drain(worker_t *w, wk_thread *t);
+
+/* tree.c */
+int wk_tree_link(worker_t *child);     /* at start: join the parent's children */
+void wk_tree_unlink(worker_t *child);  /* undo wk_tree_link (start failed) */
+void wk_tree_stop_children(worker_t *w, bool join_non_daemon);
+void wk_tree_notify_parent(worker_t *w, int err, void *ret);
+void wk_tree_release_waiters(worker_t *w); /* state -> ENDED, wake waiters */
+bool wk_list_add(wk_worker_list *l, worker_t *w);  /* takes a reference */
+bool wk_list_remove(wk_worker_list *l, worker_t *w); /* drops it */
+size_t wk_list_copy(wk_worker_list *l, worker_t ***out); /* refs; caller frees */
+void wk_list_release(worker_t **items, size_t n);
+
+/* fire.c */
+/* Queue `e` (one reference, owned by the caller and given away here) on
+ * `to`, and on its ancestors / descendants. `origin_data` is what an
+ * EVENT_REJECT reports. */
+int wk_deliver(worker_t *to, worker_event_t *e, bool bubble, bool broadcast,
+               void *origin_data, wk_thread *t);
+/* Queue a library event (never refused for a full mailbox). */
+int wk_send_library(worker_t *to, const wk_atom *atom, void *data, const void *copy,
+                    size_t copy_size, worker_t *sender, wk_thread *t);
+
+/* current.c */
+worker_t *wk_current(wk_thread *t); /* the top of t's stack; makes a root */
+bool wk_on_stack(wk_thread *t, const worker_t *w);
+
+/* error.c */
+void wk_report(const worker_t *w, const char *what, int code);
+
+#endif

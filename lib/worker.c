@@ -1,0 +1,348 @@
+/* A worker's life: new, start, the task, the end sequence, refcounts.
+ * Field ownership and lock order are stated in wk_worker.h. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wk_epoch.h"
+#include "wk_event.h"
+#include "wk_os.h"
+#include "wk_worker.h"
+
+/* Global: ids must be unique across the process (listener target filters
+ * compare them; default names use them). */
+static _Atomic uint64_t next_worker_id = 1;
+
+worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit)
+{
+    worker_t *w;
+    if (posix_memalign((void **)&w, 64, sizeof *w) != 0)
+        return NULL;
+    memset(w, 0, sizeof *w);
+    w->id = atomic_fetch_add(&next_worker_id, 1);
+    if (name) {
+        w->name = strdup(name);
+    } else if (asprintf(&w->name, "worker-%llu", (unsigned long long)w->id) < 0) {
+        w->name = NULL;
+    }
+    if (!w->name || wk_mailbox_init(&w->mb, mailbox_limit) != WORKER_OK) {
+        free(w->name);
+        free(w);
+        return NULL;
+    }
+    atomic_init(&w->refs, 1);
+    atomic_init(&w->state, WK_NEW);
+    wk_listeners_init(&w->listeners);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->ended, NULL);
+    return w;
+}
+
+void wk_worker_set_state(worker_t *w, wk_state s)
+{
+    atomic_store_explicit(&w->state, s, memory_order_release);
+}
+
+static worker_t *default_parent(void)
+{
+    wk_thread *t = wk_thread_peek();
+    if (t && t->current && !t->current->is_root)
+        return t->current;
+    return NULL;
+}
+
+worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
+{
+    static const worker_opts defaults;
+    if (!opts)
+        opts = &defaults;
+    if (opts->daemon < WORKER_DAEMON_INHERIT || opts->daemon > WORKER_DAEMON_NO)
+        return NULL;
+    if (opts->parent && opts->no_parent)
+        return NULL;
+    if (wk_init() != WORKER_OK)
+        return NULL;
+    worker_t *w = wk_worker_alloc(opts->name, opts->mailbox_limit);
+    if (!w)
+        return NULL;
+    w->task = task;
+    w->arg = arg;
+    w->daemon_mode = opts->daemon;
+    w->quiet = opts->quiet;
+    if (!opts->no_parent)
+        w->parent = worker_ref(opts->parent ? opts->parent : default_parent());
+    return w;
+}
+
+/* Move a NEW or ENDED worker to STARTING with an open mailbox. */
+static int prepare_start(worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    wk_state s = wk_worker_state(w);
+    int rc = (s == WK_NEW || s == WK_ENDED) ? wk_tree_link(w) : WORKER_ESTATE;
+    if (rc == WORKER_OK) {
+        w->exiting = w->paused = w->ending = false;
+        w->frames = NULL;
+        w->result_err = 0;
+        w->result_ret = NULL;
+        wk_worker_set_state(w, WK_STARTING);
+        wk_mailbox_open(&w->mb);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+/* The thread could not be made: back to ENDED. Events accepted meanwhile
+ * cannot run on a thread that does not exist; they are released. */
+static void undo_start(worker_t *w, wk_thread *t)
+{
+    wk_mailbox_close(&w->mb, t);
+    worker_event_t *batch[WK_BATCH];
+    size_t n;
+    while ((n = wk_mailbox_pop_batch(&w->mb, t, batch, WK_BATCH)))
+        for (size_t i = 0; i < n; i++)
+            wk_event_unref(batch[i]);
+    wk_tree_unlink(w);
+    pthread_mutex_lock(&w->lock);
+    wk_worker_set_state(w, WK_ENDED);
+    pthread_cond_broadcast(&w->ended);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void *thread_main(void *arg)
+{
+    worker_t *w = arg;
+    wk_thread *t = wk_thread_get();
+    wk_set_thread_name(w->name);
+    if (t) {
+        wk_worker_run(w, t);
+    } else {
+        fprintf(stderr, "libworker-actor: worker '%s': out of memory at thread start\n", w->name);
+    }
+    worker_unref(w); /* the running worker's own reference */
+    return NULL;
+}
+
+static int start_checks(worker_t *w, wk_thread **t)
+{
+    if (!w || w->is_root)
+        return WORKER_EINVAL;
+    if (wk_init() != WORKER_OK || !(*t = wk_thread_get()))
+        return WORKER_ENOMEM;
+    return prepare_start(w);
+}
+
+int worker_start(worker_t *w)
+{
+    wk_thread *t = NULL;
+    int rc = start_checks(w, &t);
+    if (rc != WORKER_OK)
+        return rc;
+    worker_ref(w);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    int err = pthread_create(&thread, &attr, thread_main, w);
+    pthread_attr_destroy(&attr);
+    if (err != 0) {
+        undo_start(w, t);
+        worker_unref(w);
+        return WORKER_EAGAIN;
+    }
+    return WORKER_OK;
+}
+
+worker_t *worker_spawn(worker_task_fn task, void *arg, const worker_opts *opts)
+{
+    worker_t *w = worker_new(task, arg, opts);
+    if (w && worker_start(w) != WORKER_OK) {
+        worker_unref(w);
+        return NULL;
+    }
+    return w;
+}
+
+int worker_start_overlay(worker_t *w)
+{
+    wk_thread *t = NULL;
+    int rc = start_checks(w, &t);
+    if (rc != WORKER_OK)
+        return rc;
+    worker_ref(w);
+    wk_worker_run(w, t);
+    worker_unref(w);
+    return WORKER_OK;
+}
+
+static int run_task(worker_t *w, void **ret)
+{
+    if (w->task)
+        return w->task(w->arg, ret);
+    worker_wait_forever();
+    return WORKER_EXIT;
+}
+
+void wk_worker_run(worker_t *w, wk_thread *t)
+{
+    w->below = t->current;
+    t->current = w;
+    pthread_mutex_lock(&w->lock);
+    wk_worker_set_state(w, WK_RUNNING);
+    pthread_mutex_unlock(&w->lock);
+    if (w->parent)
+        wk_send_library(w->parent, wk_atoms.child_start, NULL, NULL, 0, w, t);
+    void *ret = NULL;
+    int err = run_task(w, &ret);
+    wk_worker_finish(w, t, err, ret);
+}
+
+void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
+{
+    if (err != WORKER_OK && err != WORKER_EXIT && !w->quiet)
+        wk_report(w, "the task failed", err);
+    w->ending = true;
+    w->exiting = true;
+    w->paused = false;
+    pthread_mutex_lock(&w->lock);
+    wk_worker_set_state(w, WK_ENDING);
+    w->result_err = err;
+    w->result_ret = ret;
+    pthread_mutex_unlock(&w->lock);
+
+    wk_mailbox_close(&w->mb, t);
+    wk_loop_drain(w, t);
+    wk_listeners_remove_transient(&w->listeners);
+    wk_tree_stop_children(w, true);
+    wk_tree_notify_parent(w, err, ret);
+    /* Leave the thread's stack before ENDED is published: from then on a
+     * restart may make this worker run on another thread. */
+    t->current = w->below;
+    w->below = NULL;
+    wk_tree_release_waiters(w);
+}
+
+int worker_stop(worker_t *w)
+{
+    if (!w)
+        return WORKER_EINVAL;
+    wk_thread *t = wk_thread_get();
+    if (!t)
+        return WORKER_ENOMEM;
+    if (!wk_mailbox_is_open(&w->mb))
+        return WORKER_OK;
+    int rc = wk_send_library(w, wk_atoms.stop, NULL, NULL, 0, wk_current(t), t);
+    return rc == WORKER_EREJECTED ? WORKER_OK : rc;
+}
+
+static int send_control(worker_t *w, const wk_atom *const *atom)
+{
+    if (!w)
+        return WORKER_EINVAL;
+    if (wk_init() != WORKER_OK)
+        return WORKER_ENOMEM;
+    wk_thread *t = wk_thread_get();
+    if (!t)
+        return WORKER_ENOMEM;
+    return wk_send_library(w, *atom, NULL, NULL, 0, wk_current(t), t);
+}
+
+int worker_pause(worker_t *w)
+{
+    return send_control(w, &wk_atoms.pause);
+}
+
+int worker_resume(worker_t *w)
+{
+    return send_control(w, &wk_atoms.resume);
+}
+
+static bool is_active(wk_state s)
+{
+    return s == WK_STARTING || s == WK_RUNNING || s == WK_ENDING;
+}
+
+int worker_join(worker_t *w)
+{
+    if (!w || w->is_root)
+        return WORKER_EINVAL;
+    wk_thread *t = wk_thread_peek();
+    if (t && wk_on_stack(t, w))
+        return WORKER_EDEADLK;
+    pthread_mutex_lock(&w->lock);
+    while (is_active(wk_worker_state(w)))
+        pthread_cond_wait(&w->ended, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+    return WORKER_OK;
+}
+
+bool worker_is_running(const worker_t *w)
+{
+    return w && wk_mailbox_is_open(&w->mb);
+}
+
+bool worker_is_daemon(const worker_t *w)
+{
+    for (; w; w = w->parent) {
+        if (w->daemon_mode == WORKER_DAEMON_YES)
+            return true;
+        if (w->daemon_mode == WORKER_DAEMON_NO)
+            return false;
+    }
+    return false;
+}
+
+worker_t *worker_parent(const worker_t *w)
+{
+    return w ? w->parent : NULL;
+}
+
+size_t worker_children_count(const worker_t *w)
+{
+    if (!w)
+        return 0;
+    worker_t *mw = (worker_t *)w;
+    pthread_mutex_lock(&mw->lock);
+    size_t n = mw->children.count;
+    pthread_mutex_unlock(&mw->lock);
+    return n;
+}
+
+const char *worker_name(const worker_t *w)
+{
+    return w ? w->name : NULL;
+}
+
+worker_t *worker_ref(worker_t *w)
+{
+    if (w)
+        atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
+    return w;
+}
+
+static void worker_free(worker_t *w)
+{
+    /* Pushes that found this worker through a pointer read inside their
+     * epoch section may still be finishing; let them. */
+    wk_thread *t = wk_thread_get();
+    if (t)
+        wk_epoch_synchronize(t);
+    wk_listeners_destroy(&w->listeners);
+    wk_mailbox_destroy(&w->mb);
+    free(w->children.items);
+    free(w->waiters.items);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->ended);
+    worker_t *parent = w->parent;
+    free(w->name);
+    free(w);
+    worker_unref(parent);
+}
+
+void worker_unref(worker_t *w)
+{
+    if (w && atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) == 1)
+        worker_free(w);
+}
