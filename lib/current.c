@@ -21,6 +21,7 @@ static void end_root(wk_thread *t)
     if (!root)
         return;
     t->current = root; /* overlays have all returned by now */
+    worker_ref(root);  /* the run's reference, dropped by the end sequence */
     wk_worker_finish(root, t, WORKER_OK, NULL);
     t->root = NULL;
     if (t->last_returned) {
@@ -83,7 +84,7 @@ int worker_exit(void)
     if (!me)
         return WORKER_ENOMEM;
     if (me->is_root)
-        wk_tree_stop_children(me, true); /* a root worker only stops its children */
+        wk_tree_stop_children(me, t); /* a root worker only stops its children */
     else
         me->exiting = true;
     return WORKER_EXIT;

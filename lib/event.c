@@ -25,6 +25,7 @@ worker_event_t *wk_event_new(const wk_atom *atom, int kind, void *data, const vo
     e->data = data;
     e->release = NULL;
     e->internal = NULL;
+    e->internal_arg = NULL;
     if (copy) {
         void *dst = e->payload;
         if (copy_size > WK_INLINE_PAYLOAD) {
@@ -40,7 +41,6 @@ worker_event_t *wk_event_new(const wk_atom *atom, int kind, void *data, const vo
         e->size = (uint32_t)copy_size;
     }
     e->sender = worker_ref(sender);
-    e->sender_id = sender ? wk_worker_id(sender) : 0;
     return e;
 }
 

@@ -74,18 +74,39 @@ int wk_deliver(worker_t *to, worker_event_t *e, bool bubble, bool broadcast,
     return WORKER_OK;
 }
 
-int wk_send_library(worker_t *to, const wk_atom *atom, void *data, const void *copy,
-                    size_t copy_size, worker_t *sender, wk_thread *t)
+static int push_or_discard(worker_t *to, worker_event_t *e, wk_thread *t)
 {
-    if (!t)
-        return WORKER_ENOMEM;
-    worker_event_t *e = wk_event_new(atom, WK_EV_LIBRARY, data, copy, copy_size, sender);
-    if (!e)
-        return WORKER_ENOMEM;
     int rc = wk_mailbox_push(&to->mb, e, t);
     if (rc != WORKER_OK)
         wk_event_discard(e);
     return rc;
+}
+
+int wk_send_kind(worker_t *to, int kind, const wk_atom *atom, void *data, const void *copy,
+                 size_t copy_size, worker_t *sender, wk_thread *t)
+{
+    if (!t)
+        return WORKER_ENOMEM;
+    worker_event_t *e = wk_event_new(atom, kind, data, copy, copy_size, sender);
+    return e ? push_or_discard(to, e, t) : WORKER_ENOMEM;
+}
+
+int wk_send_library(worker_t *to, const wk_atom *atom, void *data, const void *copy,
+                    size_t copy_size, worker_t *sender, wk_thread *t)
+{
+    return wk_send_kind(to, WK_EV_LIBRARY, atom, data, copy, copy_size, sender, t);
+}
+
+int wk_send_call(worker_t *to, const wk_atom *atom, bool visible, void *data,
+                 wk_internal_fn fn, void *fn_arg, wk_thread *t)
+{
+    int kind = visible ? WK_EV_LIBRARY : WK_EV_INTERNAL;
+    worker_event_t *e = wk_event_new(atom, kind, data, NULL, 0, wk_current(t));
+    if (!e)
+        return WORKER_ENOMEM;
+    e->internal = fn;
+    e->internal_arg = fn_arg;
+    return push_or_discard(to, e, t);
 }
 
 static int check_fire_args(worker_t *w, const char *name, const worker_fire_opts *opts)

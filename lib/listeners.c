@@ -24,6 +24,7 @@
 #include <worker/error.h>
 
 #include "wk_event.h"
+#include "wk_worker.h"
 
 struct worker_listener {
     _Atomic uint32_t refs;
@@ -365,7 +366,7 @@ void wk_listeners_dispatch(wk_listeners *ls, const worker_event_t *e,
         worker_listener_t *l = slot->items[i];
         if (atomic_load_explicit(&l->removed, memory_order_acquire))
             continue;
-        if (l->target_id && l->target_id != e->sender_id)
+        if (l->target_id && (!e->sender || l->target_id != e->sender->id))
             continue;
         if (l->once && !claim_once(ls, l))
             continue;

@@ -44,7 +44,7 @@ static void listener_failed(void *ctx, const worker_event_t *e, int code)
 
 static void pause_here(worker_t *w, wk_thread *t)
 {
-    if (w->paused || w->ending)
+    if (w->paused)
         return;
     w->paused = true;
     wk_frame until_resumed = {.kind = WK_WAIT_EVENT, .atom = wk_atoms.resume};
@@ -55,10 +55,12 @@ static void pause_here(worker_t *w, wk_thread *t)
 /* The library's own reaction, after the user's listeners. */
 static void handle_builtin(worker_t *w, wk_thread *t, const worker_event_t *e)
 {
+    if (w->ending)
+        return;
     if (e->atom == wk_atoms.stop) {
         if (w->is_root)
-            wk_tree_stop_children(w, true);
-        else if (!w->ending)
+            wk_tree_stop_children(w, t); /* a root worker only stops its children */
+        else
             w->exiting = true;
     } else if (e->atom == wk_atoms.pause) {
         pause_here(w, t);
@@ -69,7 +71,8 @@ static bool frame_matches(wk_frame *f, const worker_event_t *e)
 {
     switch (f->kind) {
     case WK_WAIT_EVENT:
-        return e->atom == f->atom && (!f->sender_id || f->sender_id == e->sender_id);
+        return e->atom == f->atom &&
+               (!f->sender_id || (e->sender && f->sender_id == e->sender->id));
     case WK_WAIT_COND:
         return f->cond(e, f->userdata);
     default:
@@ -90,13 +93,13 @@ static void mark_frames(worker_t *w, worker_event_t *e)
 
 static void dispatch(worker_t *w, wk_thread *t, worker_event_t *e)
 {
-    if (e->kind == WK_EV_INTERNAL) {
-        e->internal(w, e);
-    } else {
+    if (e->kind != WK_EV_INTERNAL) {
         wk_listeners_dispatch(&w->listeners, e, listener_failed, w);
         mark_frames(w, e);
         handle_builtin(w, t, e);
     }
+    if (e->internal)
+        e->internal(w, e);
     wk_event_unref(e);
 }
 
@@ -114,16 +117,26 @@ static bool deadline_passed(uint64_t deadline_ns)
     return deadline_ns != WK_NO_DEADLINE && wk_now_ns() >= deadline_ns;
 }
 
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static bool must_leave(const worker_t *w, const wk_frame *f)
+{
+    return w->exiting && !f->ignore_exit;
+}
+
 int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
 {
     drop_last_returned(t);
-    if (w->exiting)
+    if (must_leave(w, f))
         return WORKER_EXIT;
     f->outer = w->frames;
     w->frames = f;
     int rc;
     for (;;) {
-        if (w->exiting) {
+        if (must_leave(w, f)) {
             rc = WORKER_EXIT;
             break;
         }
@@ -131,11 +144,15 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
             rc = WORKER_OK;
             break;
         }
+        if (w->batch_pos == w->batch_len && w->timers.count)
+            wk_timers_run_due(w); /* between batches, so a busy loop still runs them */
         worker_event_t *e = next_event(w, t);
         if (e) {
             dispatch(w, t, e);
             continue;
         }
+        if (f->done || must_leave(w, f))
+            continue; /* a timer settled it */
         if (f->update_only) {
             rc = WORKER_OK;
             break;
@@ -144,7 +161,7 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
             rc = f->kind == WK_WAIT_TIME ? WORKER_OK : WORKER_ETIMEDOUT;
             break;
         }
-        wk_mailbox_park(&w->mb, t, deadline_ns);
+        wk_mailbox_park(&w->mb, t, earliest(deadline_ns, wk_timers_next_deadline(w)));
     }
     w->frames = f->outer;
     if (f->matched) {

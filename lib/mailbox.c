@@ -8,7 +8,9 @@
  *   for a grace period (wk_epoch_synchronize): afterwards every push that
  *   saw the mailbox open has finished enqueueing, and every later push sees
  *   it closed. That is what makes "accepted means delivered" exact without a
- *   per-push counter.
+ *   per-push counter. Closing has two steps: WK_MB_ENDING still admits
+ *   supervision messages (so an ending parent hears its children end),
+ *   WK_MB_CLOSED admits nothing; each step has its own grace period.
  * - ck_fifo_mpmc leaves the previous stub behind as garbage on each dequeue.
  *   Producers may still be reading a garbage node (its `next`), so garbage
  *   is retired through ck_epoch_call and reused only after a grace period.
@@ -60,7 +62,7 @@ int wk_mailbox_init(wk_mailbox *mb, size_t limit)
     if (!stub)
         return WORKER_ENOMEM;
     ck_fifo_mpmc_init(&mb->fifo, &stub->entry);
-    atomic_init(&mb->closed, 1);
+    atomic_init(&mb->closed, WK_MB_CLOSED);
     atomic_init(&mb->sleeping, 0);
     atomic_init(&mb->user_queued, 0);
     mb->limit = limit;
@@ -98,7 +100,8 @@ int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
         return WORKER_ENOMEM;
     int rc = WORKER_OK;
     wk_epoch_enter(t);
-    if (atomic_load_explicit(&mb->closed, memory_order_acquire))
+    int level = atomic_load_explicit(&mb->closed, memory_order_acquire);
+    if (level == WK_MB_CLOSED || (level == WK_MB_ENDING && e->kind != WK_EV_LINK))
         rc = WORKER_EREJECTED;
     else if (counted(mb, e) && !take_slot(mb))
         rc = WORKER_EFULL;
@@ -181,11 +184,11 @@ void wk_mailbox_park(wk_mailbox *mb, wk_thread *t, uint64_t deadline_ns)
 
 void wk_mailbox_open(wk_mailbox *mb)
 {
-    atomic_store_explicit(&mb->closed, 0, memory_order_release);
+    atomic_store_explicit(&mb->closed, WK_MB_OPEN, memory_order_release);
 }
 
-void wk_mailbox_close(wk_mailbox *mb, wk_thread *t)
+void wk_mailbox_close(wk_mailbox *mb, wk_thread *t, int level)
 {
-    atomic_store(&mb->closed, 1);
+    atomic_store(&mb->closed, level);
     wk_epoch_synchronize(t);
 }

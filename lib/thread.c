@@ -50,10 +50,8 @@ wk_thread *wk_thread_peek(void)
     return self;
 }
 
-wk_thread *wk_thread_get(void)
+wk_thread *wk_thread_prepare(void)
 {
-    if (self)
-        return self;
     pthread_once(&key_once, make_key);
     wk_thread *t = calloc(1, sizeof *t);
     if (!t)
@@ -63,7 +61,27 @@ wk_thread *wk_thread_get(void)
         free(t);
         return NULL;
     }
+    return t;
+}
+
+void wk_thread_adopt(wk_thread *t)
+{
     self = t;
     pthread_setspecific(exit_key, t);
+}
+
+void wk_thread_discard(wk_thread *t)
+{
+    wk_epoch_unregister(t->epoch);
+    free(t);
+}
+
+wk_thread *wk_thread_get(void)
+{
+    if (self)
+        return self;
+    wk_thread *t = wk_thread_prepare();
+    if (t)
+        wk_thread_adopt(t);
     return t;
 }

@@ -25,6 +25,8 @@ enum wk_event_kind {
     WK_EV_USER = 0,     /* fired by users: counts against mailbox_limit */
     WK_EV_LIBRARY = 1,  /* the library's own named events: never refused for a full mailbox */
     WK_EV_INTERNAL = 2, /* commands to the owner thread, not shown to listeners */
+    WK_EV_LINK = 3,     /* supervision messages (CHILD_THREAD_*): still admitted
+                           while the receiver is ending, until it closes for good */
 };
 
 typedef void (*wk_internal_fn)(worker_t *owner, worker_event_t *e);
@@ -37,9 +39,9 @@ struct worker_event {
     const wk_atom *atom;
     void *data;
     worker_t *sender;        /* holds a reference */
-    uint64_t sender_id;
     void (*release)(void *data);
-    wk_internal_fn internal; /* WK_EV_INTERNAL: what the owner runs */
+    wk_internal_fn internal; /* run by the owner after the listeners (if set) */
+    void *internal_arg;
     _Alignas(16) unsigned char payload[WK_INLINE_PAYLOAD];
 };
 

@@ -16,6 +16,13 @@
 
 #include "wk_thread.h"
 
+/* How far a mailbox is closed. */
+enum wk_mailbox_level {
+    WK_MB_OPEN = 0,    /* everything is admitted */
+    WK_MB_ENDING = 1,  /* only supervision messages (WK_EV_LINK) are admitted */
+    WK_MB_CLOSED = 2,  /* nothing is admitted */
+};
+
 typedef struct wk_qnode {
     ck_fifo_mpmc_entry_t entry;
     ck_epoch_entry_t retire;
@@ -24,7 +31,7 @@ typedef struct wk_qnode {
 typedef struct wk_mailbox {
     ck_fifo_mpmc_t fifo; /* head and tail on their own cache lines */
     /* Read-mostly: producers read these on every push. */
-    _Alignas(64) _Atomic int closed;
+    _Alignas(64) _Atomic int closed; /* enum wk_mailbox_level */
     _Atomic int sleeping; /* the owner is about to park or parked */
     size_t limit;         /* 0: unbounded */
     /* Written by producers of counted events and by the owner. */
@@ -58,13 +65,14 @@ void wk_mailbox_park(wk_mailbox *mb, wk_thread *t, uint64_t deadline_ns);
 /* Owner: accept pushes again (start). */
 void wk_mailbox_open(wk_mailbox *mb);
 
-/* Owner: refuse every later push, and return only when every push that was
- * accepted is in the queue. Outside epoch sections. */
-void wk_mailbox_close(wk_mailbox *mb, wk_thread *t);
+/* Owner: raise the level (WK_MB_ENDING or WK_MB_CLOSED), and return only
+ * when every push accepted under the lower level is in the queue. Outside
+ * epoch sections. */
+void wk_mailbox_close(wk_mailbox *mb, wk_thread *t, int level);
 
 static inline bool wk_mailbox_is_open(const wk_mailbox *mb)
 {
-    return !atomic_load_explicit(&mb->closed, memory_order_acquire);
+    return atomic_load_explicit(&mb->closed, memory_order_acquire) == WK_MB_OPEN;
 }
 
 #endif

@@ -30,6 +30,13 @@ typedef struct wk_thread {
 /* The calling thread's context, made on first use; NULL if memory ran out. */
 wk_thread *wk_thread_get(void);
 
+/* A context made on one thread for a thread about to be created, so that
+ * the new thread cannot fail to get one: it adopts it first thing. NULL if
+ * memory ran out. Free an unused one with wk_thread_discard(). */
+wk_thread *wk_thread_prepare(void);
+void wk_thread_adopt(wk_thread *t);
+void wk_thread_discard(wk_thread *t);
+
 /* The calling thread's context if it has one, else NULL. */
 wk_thread *wk_thread_peek(void);
 

@@ -5,12 +5,17 @@
  * - Immutable after worker_new(): id, name, task, arg, parent, daemon_mode,
  *   quiet, is_root, is_main, mb.limit.
  * - `lock` guards: state (also readable atomically without it), children,
- *   waiters, result_err, result_ret. `ended` is signalled when state
- *   becomes WK_ENDED. Lock order: a child's lock may be held while taking
+ *   watchers, channels, result_err, result_ret, finished. `ended` is
+ *   signalled when state becomes WK_ENDED and when `finished` is set.
+ * - A run holds one reference on the worker (taken by start/overlay, or for
+ *   a root by its thread) and drops it as its very last step, under `lock`,
+ *   together with setting `finished`. So when join or wait_thread return,
+ *   the worker's thread no longer holds it: the caller's unref can be the
+ *   last one. Lock order: a child's lock may be held while taking
  *   its parent's, never the reverse; no other two worker locks nest.
  * - The owner thread only (the thread running the worker, between start
  *   and the end of its end sequence): frames, exiting, paused, ending,
- *   below, batch*, the listeners' snapshot.
+ *   below, batch*, timers, the listeners' snapshot.
  * - refs: atomic. A running worker holds one reference on itself.
  */
 #ifndef WK_WORKER_H
@@ -23,6 +28,7 @@
 
 #include <worker/worker.h>
 
+#include "wk_event.h"
 #include "wk_listeners.h"
 #include "wk_mailbox.h"
 #include "wk_thread.h"
@@ -46,9 +52,34 @@ typedef struct wk_frame {
     worker_cond_fn cond;
     void *userdata;
     bool update_only;   /* worker_update: never park */
+    bool ignore_exit;   /* the end sequence's own waits */
     bool done;
     worker_event_t *matched; /* holds a reference */
 } wk_frame;
+
+/* Who hears of a worker's end, and how (see tree.c). */
+typedef enum wk_watch_kind {
+    WK_WATCH_PARENT,  /* CHILD_THREAD_STOP/ERROR/DONE, then CHILD_THREAD_END */
+    WK_WATCH_WAITER,  /* WAIT_THREAD_PENDING_DONE (worker_wait_thread) */
+    WK_WATCH_MONITOR, /* WORKER_DOWN (worker_monitor) */
+} wk_watch_kind;
+
+typedef struct wk_watch {
+    worker_t *watcher; /* holds a reference */
+    wk_watch_kind kind;
+} wk_watch;
+
+typedef struct wk_watch_list {
+    wk_watch *items;
+    size_t count, cap;
+} wk_watch_list;
+
+/* Pending timers: a min-heap on (deadline, seq); owner thread only. */
+typedef struct wk_timers {
+    struct worker_timer **heap;
+    size_t count, cap;
+    uint64_t next_seq;
+} wk_timers;
 
 typedef struct wk_worker_list {
     worker_t **items; /* each holds a reference */
@@ -73,9 +104,12 @@ struct worker {
     pthread_cond_t ended;
     _Atomic int state;
     wk_worker_list children;
-    wk_worker_list waiters;
+    wk_watch_list watchers;
+    struct worker_channel **channels; /* the channels it is subscribed to */
+    size_t channel_count, channel_cap;
     int result_err;
     void *result_ret;
+    bool finished; /* the last run has dropped its reference (true when NEW) */
 
     /* owner thread only */
     wk_frame *frames;
@@ -83,6 +117,7 @@ struct worker {
     bool paused;
     bool ending;
     worker_t *below; /* the worker under this one on its thread's stack */
+    wk_timers timers;
     size_t batch_pos, batch_len;
     worker_event_t *batch[WK_BATCH];
 };
@@ -100,6 +135,7 @@ static inline wk_state wk_worker_state(const worker_t *w)
 /* worker.c */
 worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit);
 void wk_worker_set_state(worker_t *w, wk_state s); /* caller holds w->lock */
+void wk_worker_free(worker_t *w); /* at the last reference */
 
 /* Run the task and the end sequence on the calling thread. */
 void wk_worker_run(worker_t *w, wk_thread *t);
@@ -113,10 +149,20 @@ void wk_loop_drain(worker_t *w, wk_thread *t);
 
 /* tree.c */
 int wk_tree_link(worker_t *child);     /* at start: join the parent's children */
-void wk_tree_unlink(worker_t *child);  /* undo wk_tree_link (start failed) */
-void wk_tree_stop_children(worker_t *w, bool join_non_daemon);
-void wk_tree_notify_parent(worker_t *w, int err, void *ret);
-void wk_tree_release_waiters(worker_t *w); /* state -> ENDED, wake waiters */
+void wk_tree_unlink(worker_t *child);  /* leave the parent's children */
+/* Send STOP_THREAD to every child, then run w's loop until every non-daemon
+ * one has reported CHILD_THREAD_END. Owner thread of w. */
+void wk_tree_stop_children(worker_t *w, wk_thread *t);
+/* State -> WK_ENDED; tell the parent, then waiters and monitors; then
+ * `finished` and drop the run's reference (w may be freed on return). */
+void wk_tree_report_end(worker_t *w, wk_thread *t);
+/* Block (plain condition wait) until the last run has finished. */
+void wk_wait_finished(worker_t *w);
+/* Add a watcher (not twice for the same kind). Caller holds target->lock. */
+int wk_watch_add(worker_t *target, worker_t *watcher, wk_watch_kind kind);
+bool wk_watch_remove(worker_t *target, worker_t *watcher, wk_watch_kind kind); /* holds lock */
+/* Send the end notice of `kind` about `w` to `watcher`. */
+void wk_watch_notify(worker_t *w, worker_t *watcher, wk_watch_kind kind, wk_thread *t);
 bool wk_list_add(wk_worker_list *l, worker_t *w);  /* takes a reference */
 bool wk_list_remove(wk_worker_list *l, worker_t *w); /* drops it */
 size_t wk_list_copy(wk_worker_list *l, worker_t ***out); /* refs; caller frees */
@@ -131,6 +177,21 @@ int wk_deliver(worker_t *to, worker_event_t *e, bool bubble, bool broadcast,
 /* Queue a library event (never refused for a full mailbox). */
 int wk_send_library(worker_t *to, const wk_atom *atom, void *data, const void *copy,
                     size_t copy_size, worker_t *sender, wk_thread *t);
+/* The same with an explicit kind (WK_EV_LIBRARY or WK_EV_LINK). */
+int wk_send_kind(worker_t *to, int kind, const wk_atom *atom, void *data, const void *copy,
+                 size_t copy_size, worker_t *sender, wk_thread *t);
+/* Queue an event that runs `fn(owner, e)` on `to`'s thread (after its
+ * listeners when `visible`: EXECUTE). */
+int wk_send_call(worker_t *to, const wk_atom *atom, bool visible, void *data,
+                 wk_internal_fn fn, void *fn_arg, wk_thread *t);
+
+/* timer.c (owner thread only) */
+uint64_t wk_timers_next_deadline(const worker_t *w); /* WK_NO_DEADLINE if none */
+void wk_timers_run_due(worker_t *w);
+void wk_timers_drop_all(worker_t *w);
+
+/* channel.c */
+void wk_channels_leave_all(worker_t *w); /* at the worker's last reference */
 
 /* current.c */
 worker_t *wk_current(wk_thread *t); /* the top of t's stack; makes a root */

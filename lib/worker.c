@@ -1,6 +1,7 @@
 /* A worker's life: new, start, the task, the end sequence, refcounts.
  * Field ownership and lock order are stated in wk_worker.h. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit)
     }
     atomic_init(&w->refs, 1);
     atomic_init(&w->state, WK_NEW);
+    w->finished = true;
     wk_listeners_init(&w->listeners);
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->ended, NULL);
@@ -80,6 +82,8 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
 static int prepare_start(worker_t *w)
 {
     pthread_mutex_lock(&w->lock);
+    while (!w->finished) /* the last run is still telling its watchers */
+        pthread_cond_wait(&w->ended, &w->lock);
     wk_state s = wk_worker_state(w);
     int rc = (s == WK_NEW || s == WK_ENDED) ? wk_tree_link(w) : WORKER_ESTATE;
     if (rc == WORKER_OK) {
@@ -87,6 +91,7 @@ static int prepare_start(worker_t *w)
         w->frames = NULL;
         w->result_err = 0;
         w->result_ret = NULL;
+        w->finished = false;
         wk_worker_set_state(w, WK_STARTING);
         wk_mailbox_open(&w->mb);
     }
@@ -98,7 +103,7 @@ static int prepare_start(worker_t *w)
  * cannot run on a thread that does not exist; they are released. */
 static void undo_start(worker_t *w, wk_thread *t)
 {
-    wk_mailbox_close(&w->mb, t);
+    wk_mailbox_close(&w->mb, t, WK_MB_CLOSED);
     worker_event_t *batch[WK_BATCH];
     size_t n;
     while ((n = wk_mailbox_pop_batch(&w->mb, t, batch, WK_BATCH)))
@@ -106,22 +111,26 @@ static void undo_start(worker_t *w, wk_thread *t)
             wk_event_unref(batch[i]);
     wk_tree_unlink(w);
     pthread_mutex_lock(&w->lock);
+    if (w->parent)
+        wk_watch_remove(w, w->parent, WK_WATCH_PARENT);
     wk_worker_set_state(w, WK_ENDED);
+    w->finished = true;
     pthread_cond_broadcast(&w->ended);
     pthread_mutex_unlock(&w->lock);
 }
 
+typedef struct thread_start {
+    worker_t *worker;
+    wk_thread *context; /* made by worker_start, adopted by the new thread */
+} thread_start;
+
 static void *thread_main(void *arg)
 {
-    worker_t *w = arg;
-    wk_thread *t = wk_thread_get();
-    wk_set_thread_name(w->name);
-    if (t) {
-        wk_worker_run(w, t);
-    } else {
-        fprintf(stderr, "libworker-actor: worker '%s': out of memory at thread start\n", w->name);
-    }
-    worker_unref(w); /* the running worker's own reference */
+    thread_start start = *(thread_start *)arg;
+    free(arg);
+    wk_thread_adopt(start.context);
+    wk_set_thread_name(start.worker->name);
+    wk_worker_run(start.worker, start.context); /* drops the run's reference at its end */
     return NULL;
 }
 
@@ -140,19 +149,27 @@ int worker_start(worker_t *w)
     int rc = start_checks(w, &t);
     if (rc != WORKER_OK)
         return rc;
-    worker_ref(w);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t thread;
-    int err = pthread_create(&thread, &attr, thread_main, w);
-    pthread_attr_destroy(&attr);
-    if (err != 0) {
-        undo_start(w, t);
-        worker_unref(w);
-        return WORKER_EAGAIN;
+    thread_start *start = malloc(sizeof *start);
+    wk_thread *context = wk_thread_prepare();
+    int err = start && context ? 0 : ENOMEM;
+    if (!err) {
+        *start = (thread_start){worker_ref(w), context};
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_t thread;
+        err = pthread_create(&thread, &attr, thread_main, start);
+        pthread_attr_destroy(&attr);
+        if (err)
+            worker_unref(w); /* the run's reference */
     }
-    return WORKER_OK;
+    if (!err)
+        return WORKER_OK;
+    free(start);
+    if (context)
+        wk_thread_discard(context);
+    undo_start(w, t);
+    return err == ENOMEM ? WORKER_ENOMEM : WORKER_EAGAIN;
 }
 
 worker_t *worker_spawn(worker_task_fn task, void *arg, const worker_opts *opts)
@@ -171,9 +188,8 @@ int worker_start_overlay(worker_t *w)
     int rc = start_checks(w, &t);
     if (rc != WORKER_OK)
         return rc;
-    worker_ref(w);
+    worker_ref(w); /* the run's reference, dropped at its end */
     wk_worker_run(w, t);
-    worker_unref(w);
     return WORKER_OK;
 }
 
@@ -212,16 +228,23 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
     w->result_ret = ret;
     pthread_mutex_unlock(&w->lock);
 
-    wk_mailbox_close(&w->mb, t);
+    /* 1. Refuse user events; deliver every one accepted before. */
+    wk_mailbox_close(&w->mb, t, WK_MB_ENDING);
+    wk_timers_drop_all(w);
     wk_loop_drain(w, t);
     wk_listeners_remove_transient(&w->listeners);
-    wk_tree_stop_children(w, true);
-    wk_tree_notify_parent(w, err, ret);
+    /* 2. Stop the children; wait for the non-daemon ones' CHILD_THREAD_END. */
+    wk_tree_stop_children(w, t);
+    /* 3. Refuse everything; deliver the last supervision messages. */
+    wk_mailbox_close(&w->mb, t, WK_MB_CLOSED);
+    wk_loop_drain(w, t);
+    wk_tree_unlink(w);
     /* Leave the thread's stack before ENDED is published: from then on a
      * restart may make this worker run on another thread. */
     t->current = w->below;
     w->below = NULL;
-    wk_tree_release_waiters(w);
+    /* 4. ENDED; tell the parent, then waiters and monitors. */
+    wk_tree_report_end(w, t);
 }
 
 int worker_stop(worker_t *w)
@@ -259,9 +282,12 @@ int worker_resume(worker_t *w)
     return send_control(w, &wk_atoms.resume);
 }
 
-static bool is_active(wk_state s)
+void wk_wait_finished(worker_t *w)
 {
-    return s == WK_STARTING || s == WK_RUNNING || s == WK_ENDING;
+    pthread_mutex_lock(&w->lock);
+    while (!w->finished)
+        pthread_cond_wait(&w->ended, &w->lock);
+    pthread_mutex_unlock(&w->lock);
 }
 
 int worker_join(worker_t *w)
@@ -271,10 +297,7 @@ int worker_join(worker_t *w)
     wk_thread *t = wk_thread_peek();
     if (t && wk_on_stack(t, w))
         return WORKER_EDEADLK;
-    pthread_mutex_lock(&w->lock);
-    while (is_active(wk_worker_state(w)))
-        pthread_cond_wait(&w->ended, &w->lock);
-    pthread_mutex_unlock(&w->lock);
+    wk_wait_finished(w);
     return WORKER_OK;
 }
 
@@ -322,17 +345,26 @@ worker_t *worker_ref(worker_t *w)
     return w;
 }
 
-static void worker_free(worker_t *w)
+void wk_worker_free(worker_t *w)
 {
+    /* A run that dropped its reference under the lock may still be
+     * unlocking it: wait for that before the memory goes. */
+    pthread_mutex_lock(&w->lock);
+    pthread_mutex_unlock(&w->lock);
     /* Pushes that found this worker through a pointer read inside their
      * epoch section may still be finishing; let them. */
+    wk_channels_leave_all(w);
     wk_thread *t = wk_thread_get();
     if (t)
         wk_epoch_synchronize(t);
     wk_listeners_destroy(&w->listeners);
     wk_mailbox_destroy(&w->mb);
     free(w->children.items);
-    free(w->waiters.items);
+    for (size_t i = 0; i < w->watchers.count; i++)
+        worker_unref(w->watchers.items[i].watcher);
+    free(w->watchers.items);
+    free(w->channels);
+    free(w->timers.heap);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->ended);
     worker_t *parent = w->parent;
@@ -344,5 +376,5 @@ static void worker_free(worker_t *w)
 void worker_unref(worker_t *w)
 {
     if (w && atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) == 1)
-        worker_free(w);
+        wk_worker_free(w);
 }

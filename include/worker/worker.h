@@ -11,6 +11,10 @@
 #include <worker/lifecycle.h>
 #include <worker/event.h>
 #include <worker/current.h>
+#include <worker/timer.h>
+#include <worker/future.h>
+#include <worker/channel.h>
+#include <worker/monitor.h>
 
 #define WORKER_VERSION_MAJOR 0
 #define WORKER_VERSION_MINOR 1

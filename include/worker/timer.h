@@ -1,0 +1,39 @@
+/* Scheduling work on a worker: `later`.
+ *
+ * A timer runs `fn(arg)` on the target worker's own thread, inside its event
+ * loop, once its delay has passed. Timers live in the worker's loop (a heap
+ * of absolute deadlines on the monotonic clock); there is no thread per
+ * timer. */
+#ifndef WORKER_TIMER_H
+#define WORKER_TIMER_H
+
+#include <worker/export.h>
+#include <worker/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct worker_timer worker_timer_t;
+typedef void (*worker_call_fn)(void *arg);
+
+/* Run fn(arg) on `w` (NULL: the current worker) after `delay` seconds; 0
+ * means "when its loop next turns", as an EXECUTE event that listeners also
+ * see (data: arg). Any thread. `timer` (may be NULL) receives a handle the
+ * caller frees with worker_timer_free(). WORKER_EINVAL: fn NULL, delay
+ * negative or NaN. WORKER_EREJECTED: `w` is not running. */
+WORKER_API int worker_later(worker_t *w, worker_call_fn fn, void *arg, double delay,
+                            worker_timer_t **timer);
+
+/* WORKER_OK if the timer will not run (cancelled now, cancelled before, or
+ * dropped because its worker ended); WORKER_ESTATE if it has run or is
+ * running. Any thread. */
+WORKER_API int worker_timer_cancel(worker_timer_t *t);
+
+/* Give back the handle. It does not cancel the timer. NULL is ignored. */
+WORKER_API void worker_timer_free(worker_timer_t *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,121 @@
+/* Defer: a value settled once, by anyone.
+ *
+ * Invariants:
+ * - `lock` guards every field. The first resolve/reject moves `state` out
+ *   of PENDING and takes the list of waiting workers under the lock; a get
+ *   either sees the settled state or adds itself to that list under the
+ *   same lock, so no waiter misses DEFER_FULFILL.
+ * - A waiter holds a reference in the list until it is told or gives up.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "wk_event.h"
+#include "wk_os.h"
+#include "wk_worker.h"
+
+enum defer_state { DEFER_PENDING, DEFER_RESOLVED, DEFER_REJECTED };
+
+struct worker_defer {
+    pthread_mutex_t lock;
+    int state;
+    void *value;
+    int err;
+    wk_worker_list waiters;
+};
+
+worker_defer_t *worker_defer_new(void)
+{
+    worker_defer_t *d = calloc(1, sizeof *d);
+    if (d)
+        pthread_mutex_init(&d->lock, NULL);
+    return d;
+}
+
+static int settle(worker_defer_t *d, int state, void *value, int err)
+{
+    if (wk_init() != WORKER_OK)
+        return WORKER_ENOMEM;
+    wk_thread *t = wk_thread_get();
+    worker_t *me = t ? wk_current(t) : NULL;
+    pthread_mutex_lock(&d->lock);
+    if (d->state != DEFER_PENDING) {
+        pthread_mutex_unlock(&d->lock);
+        return WORKER_OK; /* settled already: ignored */
+    }
+    d->state = state;
+    d->value = value;
+    d->err = err;
+    wk_worker_list waiters = d->waiters;
+    d->waiters = (wk_worker_list){0};
+    pthread_mutex_unlock(&d->lock);
+    for (size_t i = 0; i < waiters.count; i++)
+        wk_send_library(waiters.items[i], wk_atoms.defer_fulfill, d, NULL, 0, me, t);
+    wk_list_release(waiters.items, waiters.count);
+    return WORKER_OK;
+}
+
+int worker_defer_resolve(worker_defer_t *d, void *value)
+{
+    return d ? settle(d, DEFER_RESOLVED, value, 0) : WORKER_EINVAL;
+}
+
+int worker_defer_reject(worker_defer_t *d, int err)
+{
+    return d && err ? settle(d, DEFER_REJECTED, NULL, err) : WORKER_EINVAL;
+}
+
+static bool fulfilled(const worker_event_t *e, void *userdata)
+{
+    return e->atom == wk_atoms.defer_fulfill && e->data == userdata;
+}
+
+/* Read a settled defer. Caller holds the lock. */
+static int outcome(worker_defer_t *d, void **value)
+{
+    if (d->state == DEFER_REJECTED)
+        return d->err;
+    if (value)
+        *value = d->value;
+    return WORKER_OK;
+}
+
+int worker_defer_get(worker_defer_t *d, void **value)
+{
+    if (!d)
+        return WORKER_EINVAL;
+    if (wk_init() != WORKER_OK)
+        return WORKER_ENOMEM;
+    wk_thread *t = wk_thread_get();
+    worker_t *me = t ? wk_current(t) : NULL;
+    if (!me)
+        return WORKER_ENOMEM;
+    pthread_mutex_lock(&d->lock);
+    bool pending = d->state == DEFER_PENDING;
+    if (pending && !wk_list_add(&d->waiters, me)) {
+        pthread_mutex_unlock(&d->lock);
+        return WORKER_ENOMEM;
+    }
+    pthread_mutex_unlock(&d->lock);
+    int rc = WORKER_OK;
+    if (pending) {
+        wk_frame f = {.kind = WK_WAIT_COND, .cond = fulfilled, .userdata = d};
+        rc = wk_loop_wait(me, t, &f, WK_NO_DEADLINE);
+    }
+    pthread_mutex_lock(&d->lock);
+    if (rc != WORKER_OK)
+        wk_list_remove(&d->waiters, me);
+    else
+        rc = outcome(d, value);
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+void worker_defer_free(worker_defer_t *d)
+{
+    if (!d)
+        return;
+    wk_list_release(d->waiters.items, d->waiters.count);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}

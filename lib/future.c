@@ -1,0 +1,66 @@
+/* Async tasks: a future is a handle on a parent-less, quiet, daemon worker;
+ * getting its result is worker_wait_thread(), which runs the caller's loop.
+ * The future holds one reference to its worker; nothing else is shared. */
+#include <stdlib.h>
+
+#include "wk_worker.h"
+
+struct worker_future {
+    worker_t *worker;
+};
+
+worker_future_t *worker_async(worker_task_fn fn, void *arg)
+{
+    if (!fn)
+        return NULL;
+    worker_future_t *f = malloc(sizeof *f);
+    if (!f)
+        return NULL;
+    worker_opts opts = {.name = "async", .no_parent = true, .daemon = WORKER_DAEMON_YES,
+                        .quiet = true};
+    f->worker = worker_spawn(fn, arg, &opts);
+    if (!f->worker) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+int worker_future_get(worker_future_t *f, void **result)
+{
+    if (!f)
+        return WORKER_EINVAL;
+    int err = 0;
+    void *ret = NULL;
+    int rc = worker_wait_thread(f->worker, &err, &ret);
+    if (rc != WORKER_OK)
+        return rc;
+    if (result)
+        *result = ret;
+    return err;
+}
+
+worker_t *worker_future_worker(worker_future_t *f)
+{
+    return f ? f->worker : NULL;
+}
+
+void worker_future_free(worker_future_t *f)
+{
+    if (!f)
+        return;
+    worker_unref(f->worker);
+    free(f);
+}
+
+int worker_await(worker_task_fn fn, void *arg, void **result)
+{
+    worker_future_t *f = worker_async(fn, arg);
+    if (!f)
+        return fn ? WORKER_ENOMEM : WORKER_EINVAL;
+    int rc = worker_future_get(f, result);
+    if (rc == WORKER_EXIT && worker_is_running(f->worker))
+        worker_stop(f->worker); /* the caller was stopped: so is its task */
+    worker_future_free(f);
+    return rc;
+}
