@@ -40,7 +40,7 @@ worker_event_t *wk_event_new(const wk_atom *atom, int kind, void *data, const vo
         e->data = dst;
         e->size = (uint32_t)copy_size;
     }
-    e->sender = worker_ref(sender);
+    e->sender = wk_sender_ref(wk_thread_peek(), sender);
     return e;
 }
 

@@ -7,6 +7,7 @@
 #include <ck_epoch.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <worker/types.h>
 
@@ -24,6 +25,8 @@ typedef struct wk_thread {
     worker_t *current;           /* top of the stack of workers on this thread */
     worker_t *root;              /* this thread's root worker, once made */
     worker_event_t *last_returned; /* keeps the data of the last wait valid */
+    worker_t *credit_worker;     /* references taken in advance on this worker */
+    uint32_t credit;             /* how many of them are left to hand out */
     bool tearing_down;
 } wk_thread;
 

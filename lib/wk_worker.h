@@ -136,6 +136,12 @@ static inline wk_state wk_worker_state(const worker_t *w)
 worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit);
 void wk_worker_set_state(worker_t *w, wk_state s); /* caller holds w->lock */
 void wk_worker_free(worker_t *w); /* at the last reference */
+/* A reference on `sender` for an event. For the thread's own current
+ * worker it comes from a block taken in advance, so a hot sender does not
+ * bounce the refcount's cache line with its receivers on every event. */
+worker_t *wk_sender_ref(wk_thread *t, worker_t *sender);
+/* Give back the references taken in advance (before the worker may end). */
+void wk_sender_credit_return(wk_thread *t);
 
 /* Run the task and the end sequence on the calling thread. */
 void wk_worker_run(worker_t *w, wk_thread *t);

@@ -243,6 +243,7 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
      * restart may make this worker run on another thread. */
     t->current = w->below;
     w->below = NULL;
+    wk_sender_credit_return(t);
     /* 4. ENDED; tell the parent, then waiters and monitors. */
     wk_tree_report_end(w, t);
 }
@@ -336,6 +337,30 @@ size_t worker_children_count(const worker_t *w)
 const char *worker_name(const worker_t *w)
 {
     return w ? w->name : NULL;
+}
+
+#define SENDER_CREDIT_BLOCK 256
+
+void wk_sender_credit_return(wk_thread *t)
+{
+    if (t->credit)
+        atomic_fetch_sub_explicit(&t->credit_worker->refs, t->credit, memory_order_release);
+    t->credit = 0;
+    t->credit_worker = NULL;
+}
+
+worker_t *wk_sender_ref(wk_thread *t, worker_t *sender)
+{
+    if (!t || !sender || sender != t->current)
+        return worker_ref(sender);
+    if (t->credit_worker != sender || t->credit == 0) {
+        wk_sender_credit_return(t);
+        atomic_fetch_add_explicit(&sender->refs, SENDER_CREDIT_BLOCK, memory_order_relaxed);
+        t->credit_worker = sender;
+        t->credit = SENDER_CREDIT_BLOCK;
+    }
+    t->credit--;
+    return sender;
 }
 
 worker_t *worker_ref(worker_t *w)
