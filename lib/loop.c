@@ -32,7 +32,7 @@ static worker_event_t *next_event(worker_t *w, wk_thread *t)
 static void listener_failed(void *ctx, const worker_event_t *e, int code)
 {
     worker_t *w = ctx;
-    wk_report(w, "a listener failed", code);
+    wk_report(w, "listener failed", code);
     if (e->atom == wk_atoms.listener_error)
         return; /* no error storms */
     wk_thread *t = wk_thread_peek();

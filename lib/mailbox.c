@@ -158,10 +158,26 @@ bool wk_mailbox_has_work(const wk_mailbox *mb)
     return ck_pr_load_ptr(&head->next.pointer) != NULL;
 }
 
+/* WK_NO_DEADLINE becomes the largest time_t, which ck_ec reads as "none". */
 static struct timespec to_timespec(uint64_t ns)
 {
+    if (ns == WK_NO_DEADLINE)
+        return (struct timespec){.tv_sec = (time_t)(~(uint64_t)0 >> 1), .tv_nsec = 0};
     struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
     return ts;
+}
+
+/* ck_ec's slow path sleeps in growing slices (2 ms, 16 ms, 128 ms, then up
+ * to 1 s) that are not clamped to the caller's deadline, so a 0.2 s timeout
+ * would sleep about 1 s. Its predicate may replace each slice's deadline:
+ * always use ours. Nothing is lost by skipping the slices: with
+ * single_producer false every increment is atomic and wakes a flagged
+ * waiter, so the sleep ends on the first push. */
+static int sleep_until_our_deadline(const struct ck_ec_wait_state *state,
+                                    struct timespec *partial_deadline)
+{
+    *partial_deadline = *(const struct timespec *)state->data;
+    return 0;
 }
 
 void wk_mailbox_park(wk_mailbox *mb, wk_thread *t, uint64_t deadline_ns)
@@ -176,8 +192,8 @@ void wk_mailbox_park(wk_mailbox *mb, wk_thread *t, uint64_t deadline_ns)
     atomic_store(&mb->sleeping, 1);
     if (!wk_mailbox_has_work(mb)) {
         struct timespec deadline = to_timespec(deadline_ns);
-        ck_ec32_wait(&mb->ec, &ec_mode, snapshot,
-                     deadline_ns == WK_NO_DEADLINE ? NULL : &deadline);
+        ck_ec32_wait_pred(&mb->ec, &ec_mode, snapshot, sleep_until_our_deadline, &deadline,
+                          deadline_ns == WK_NO_DEADLINE ? NULL : &deadline);
     }
     atomic_store_explicit(&mb->sleeping, 0, memory_order_relaxed);
 }

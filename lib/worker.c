@@ -82,8 +82,8 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
 static int prepare_start(worker_t *w)
 {
     pthread_mutex_lock(&w->lock);
-    while (!w->finished) /* the last run is still telling its watchers */
-        pthread_cond_wait(&w->ended, &w->lock);
+    while (wk_worker_state(w) == WK_ENDED && !w->finished)
+        pthread_cond_wait(&w->ended, &w->lock); /* the last run is telling its watchers */
     wk_state s = wk_worker_state(w);
     int rc = (s == WK_NEW || s == WK_ENDED) ? wk_tree_link(w) : WORKER_ESTATE;
     if (rc == WORKER_OK) {
@@ -218,7 +218,7 @@ void wk_worker_run(worker_t *w, wk_thread *t)
 void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
 {
     if (err != WORKER_OK && err != WORKER_EXIT && !w->quiet)
-        wk_report(w, "the task failed", err);
+        wk_report(w, "failed", err);
     w->ending = true;
     w->exiting = true;
     w->paused = false;
