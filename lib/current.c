@@ -24,10 +24,6 @@ static void end_root(wk_thread *t)
     worker_ref(root);  /* the run's reference, dropped by the end sequence */
     wk_worker_finish(root, t, WORKER_OK, NULL);
     t->root = NULL;
-    if (t->last_returned) {
-        wk_event_unref(t->last_returned);
-        t->last_returned = NULL;
-    }
     worker_unref(root);
 }
 

@@ -105,11 +105,7 @@ static void dispatch(worker_t *w, wk_thread *t, worker_event_t *e)
 
 static void drop_last_returned(wk_thread *t)
 {
-    if (t->last_returned) {
-        worker_event_t *e = t->last_returned;
-        t->last_returned = NULL;
-        wk_event_unref(e);
-    }
+    wk_thread_drop_last_returned(t);
 }
 
 static bool deadline_passed(uint64_t deadline_ns)

@@ -13,22 +13,26 @@
 #include "wk_thread.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "wk_epoch.h"
+#include "wk_event.h"
 #include "wk_pool.h"
 
 static _Thread_local wk_thread *self;
 static pthread_key_t exit_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static void (*exit_hook)(wk_thread *t);
+static void (*_Atomic exit_hook)(wk_thread *t); /* set by any thread, read at exit */
 
 static void thread_exit(void *arg)
 {
     wk_thread *t = arg;
     t->tearing_down = true;
-    if (exit_hook)
-        exit_hook(t);
+    void (*hook)(wk_thread *) = atomic_load(&exit_hook);
+    if (hook)
+        hook(t);
+    wk_thread_drop_last_returned(t);
     wk_epoch_unregister(t->epoch); /* runs pending callbacks into the caches */
     wk_pool_flush(t);
     self = NULL;
@@ -42,7 +46,15 @@ static void make_key(void)
 
 void wk_thread_set_exit_hook(void (*hook)(wk_thread *t))
 {
-    exit_hook = hook;
+    atomic_store(&exit_hook, hook);
+}
+
+void wk_thread_drop_last_returned(wk_thread *t)
+{
+    worker_event_t *e = t->last_returned;
+    t->last_returned = NULL;
+    if (e)
+        wk_event_unref(e);
 }
 
 wk_thread *wk_thread_peek(void)

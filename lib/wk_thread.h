@@ -43,6 +43,9 @@ void wk_thread_discard(wk_thread *t);
 /* The calling thread's context if it has one, else NULL. */
 wk_thread *wk_thread_peek(void);
 
+/* Release the event that kept the last wait's data valid. */
+void wk_thread_drop_last_returned(wk_thread *t);
+
 /* Called at thread exit, before the epoch record is released, to end the
  * thread's root worker. Set once by the worker layer. */
 void wk_thread_set_exit_hook(void (*hook)(wk_thread *t));

@@ -219,6 +219,7 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
 {
     if (err != WORKER_OK && err != WORKER_EXIT && !w->quiet)
         wk_report(w, "failed", err);
+    wk_thread_drop_last_returned(t); /* the task is over: so is its last wait's data */
     w->ending = true;
     w->exiting = true;
     w->paused = false;
