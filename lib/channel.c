@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wk_trace.h"
 #include "wk_epoch.h"
 #include "wk_event.h"
 #include "wk_worker.h"
@@ -29,6 +30,7 @@ typedef struct subs {
 } subs;
 
 struct worker_channel {
+    uint64_t trace_id; /* unique per channel, for traces */
     pthread_mutex_t lock;
     _Atomic(subs *) current;
     _Atomic uint32_t refs;
@@ -54,6 +56,8 @@ worker_channel_t *worker_channel_new(void)
         free(empty);
         return NULL;
     }
+    static _Atomic uint64_t next_id = 1; /* global: trace ids unique per process */
+    ch->trace_id = atomic_fetch_add(&next_id, 1);
     pthread_mutex_init(&ch->lock, NULL);
     atomic_init(&ch->current, empty);
     atomic_init(&ch->refs, 1);
@@ -207,14 +211,28 @@ void wk_channels_leave_all(worker_t *w)
     w->channels = NULL;
     w->channel_count = w->channel_cap = 0;
     pthread_mutex_unlock(&w->lock);
+    subs **olds = n ? calloc(n, sizeof *olds) : NULL;
     for (size_t i = 0; i < n; i++) {
         subs *old = NULL;
         pthread_mutex_lock(&mine[i]->lock);
         drop_subscriber(mine[i], w, &old);
         pthread_mutex_unlock(&mine[i]->lock);
-        free(old); /* the caller's grace period comes before w is reclaimed */
-        channel_unref(mine[i]);
+        if (olds)
+            olds[i] = old;
+        else if (old)
+            retire(old); /* no room to batch: one grace period each */
     }
+    if (olds) {
+        /* One grace period for all: publishers may still read the old arrays. */
+        wk_thread *t = wk_thread_get();
+        if (t)
+            wk_epoch_synchronize(t);
+        for (size_t i = 0; i < n; i++)
+            free(olds[i]);
+        free(olds);
+    }
+    for (size_t i = 0; i < n; i++)
+        channel_unref(mine[i]);
     free(mine);
 }
 
@@ -250,12 +268,19 @@ int worker_channel_pub_ex(worker_channel_t *ch, const char *name, void *data,
     subs *s = atomic_load_explicit(&ch->current, memory_order_acquire);
     for (size_t i = 0; i < s->count; i++) {
         wk_event_ref(e);
-        if (wk_mailbox_push(&s->items[i]->mb, e, t) == WORKER_OK)
+        int one = wk_mailbox_push(&s->items[i]->mb, e, t);
+        if (one == WORKER_OK)
             reached++;
         else
             atomic_fetch_sub_explicit(&e->refs, 1, memory_order_relaxed);
+        if (wk_tracing())
+            wk_trace_emit((uint32_t)sender->id, one == WORKER_OK ? WK_TR_FIRE : WK_TR_REJECT,
+                          one == WORKER_OK ? WK_TRF_CHANNEL : WK_TRR_NOT_RUNNING, e->trace_serial,
+                          wk_trace_pair((uint32_t)s->items[i]->id, wk_trace_atom(atom)));
     }
     wk_epoch_exit(t);
+    WK_TRACE((uint32_t)sender->id, WK_TR_CHANNEL_PUBLISH, reached > 65535 ? 65535 : reached,
+             e->trace_serial, wk_trace_pair((uint32_t)ch->trace_id, wk_trace_atom(atom)));
     wk_event_unref(e); /* the publisher's reference */
     return reached;
 }

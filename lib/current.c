@@ -11,6 +11,7 @@
  */
 #include <stdio.h>
 
+#include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
 #include "wk_worker.h"
@@ -44,6 +45,8 @@ static worker_t *make_root(wk_thread *t)
     t->root = root;
     t->current = root;
     wk_thread_set_exit_hook(end_root);
+    if (wk_tracing())
+        wk_worker_trace_created(root);
     return root;
 }
 

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
 #include "wk_worker.h"
@@ -17,6 +18,7 @@
 enum defer_state { DEFER_PENDING, DEFER_RESOLVED, DEFER_REJECTED };
 
 struct worker_defer {
+    uint64_t trace_id; /* unique per defer, for traces */
     pthread_mutex_t lock;
     int state;
     void *value;
@@ -26,9 +28,12 @@ struct worker_defer {
 
 worker_defer_t *worker_defer_new(void)
 {
+    static _Atomic uint64_t next_id = 1; /* global: trace ids unique per process */
     worker_defer_t *d = calloc(1, sizeof *d);
-    if (d)
+    if (d) {
+        d->trace_id = atomic_fetch_add(&next_id, 1);
         pthread_mutex_init(&d->lock, NULL);
+    }
     return d;
 }
 
@@ -39,7 +44,11 @@ static int settle(worker_defer_t *d, int state, void *value, int err)
     wk_thread *t = wk_thread_get();
     worker_t *me = t ? wk_current(t) : NULL;
     pthread_mutex_lock(&d->lock);
-    if (d->state != DEFER_PENDING) {
+    bool ignored = d->state != DEFER_PENDING;
+    WK_TRACE(me ? (uint32_t)me->id : 0, WK_TR_DEFER_SETTLED,
+             (state == DEFER_REJECTED ? WK_TRF_REJECTED : 0) | (ignored ? WK_TRF_IGNORED : 0),
+             d->trace_id, (uint64_t)(int64_t)err);
+    if (ignored) {
         pthread_mutex_unlock(&d->lock);
         return WORKER_OK; /* settled already: ignored */
     }
@@ -99,7 +108,8 @@ int worker_defer_get(worker_defer_t *d, void **value)
     pthread_mutex_unlock(&d->lock);
     int rc = WORKER_OK;
     if (pending) {
-        wk_frame f = {.kind = WK_WAIT_COND, .cond = fulfilled, .userdata = d};
+        wk_frame f = {.kind = WK_WAIT_COND, .cond = fulfilled, .userdata = d,
+                      .trace_kind = WK_TRW_DEFER, .trace_what = d->trace_id};
         rc = wk_loop_wait(me, t, &f, WK_NO_DEADLINE);
     }
     pthread_mutex_lock(&d->lock);

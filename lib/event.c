@@ -7,6 +7,7 @@
 #include <worker/lifecycle.h>
 
 #include "wk_pool.h"
+#include "wk_trace.h"
 #include "wk_worker.h"
 
 _Static_assert(sizeof(struct worker_event) <= WK_POOL_EVENT_SIZE, "event outgrew its pool class");
@@ -26,6 +27,7 @@ worker_event_t *wk_event_new(const wk_atom *atom, int kind, void *data, const vo
     e->release = NULL;
     e->internal = NULL;
     e->internal_arg = NULL;
+    e->trace_serial = wk_tracing() ? wk_trace_serial() : 0;
     if (copy) {
         void *dst = e->payload;
         if (copy_size > WK_INLINE_PAYLOAD) {

@@ -14,8 +14,47 @@
  */
 #include <stdint.h>
 
+#include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_worker.h"
+
+/* What a trace needs of an event, read before it is offered: once a
+ * mailbox has it, its receiver may recycle it at any moment. */
+typedef struct offer_trace {
+    bool on;
+    uint64_t serial;
+    const wk_atom *atom;
+    uint32_t sender;
+    unsigned flags;
+} offer_trace;
+
+static offer_trace offer_begin(const worker_event_t *e, unsigned flags)
+{
+    offer_trace o = {.on = wk_tracing() && e->kind != WK_EV_INTERNAL};
+    if (o.on) {
+        o.serial = e->trace_serial;
+        o.atom = e->atom;
+        o.sender = e->sender ? (uint32_t)e->sender->id : 0;
+        o.flags = flags | (e->kind != WK_EV_USER ? WK_TRF_LIBRARY : 0) | (e->size ? WK_TRF_COPY : 0);
+    }
+    return o;
+}
+
+/* FIRE when `to` accepted it, REJECT when not. */
+static void offer_end(const offer_trace *o, const worker_t *to, int rc)
+{
+    if (!o->on)
+        return;
+    uint64_t who = wk_trace_pair((uint32_t)to->id, wk_trace_atom(o->atom));
+    if (rc == WORKER_OK) {
+        wk_trace_emit(o->sender, WK_TR_FIRE, (uint16_t)o->flags, o->serial, who);
+        return;
+    }
+    uint16_t why = rc == WORKER_EFULL    ? WK_TRR_FULL
+                   : rc == WORKER_ENOMEM ? WK_TRR_NOMEM
+                                         : WK_TRR_NOT_RUNNING;
+    wk_trace_emit(o->sender, WK_TR_REJECT, why, o->serial, who);
+}
 
 static void tell_sender_refused(worker_t *refuser, const worker_event_t *e, void *origin_data,
                                 wk_thread *t)
@@ -27,10 +66,12 @@ static void tell_sender_refused(worker_t *refuser, const worker_event_t *e, void
 }
 
 /* Offer one more receiver the shared event. */
-static void hop(worker_t *to, worker_event_t *e, void *origin_data, wk_thread *t)
+static void hop(worker_t *to, worker_event_t *e, void *origin_data, wk_thread *t, unsigned how)
 {
     wk_event_ref(e);
+    offer_trace o = offer_begin(e, how);
     int rc = wk_mailbox_push(&to->mb, e, t);
+    offer_end(&o, to, rc);
     if (rc == WORKER_OK)
         return;
     atomic_fetch_sub_explicit(&e->refs, 1, memory_order_relaxed); /* ours keeps it alive */
@@ -45,7 +86,7 @@ static void hop_down(worker_t *w, worker_event_t *e, void *origin_data, wk_threa
     size_t n = wk_list_copy(&w->children, &kids);
     pthread_mutex_unlock(&w->lock);
     for (size_t i = 0; i < n; i++) {
-        hop(kids[i], e, origin_data, t);
+        hop(kids[i], e, origin_data, t, WK_TRF_BROADCAST | WK_TRF_HOP_DOWN);
         hop_down(kids[i], e, origin_data, t);
     }
     wk_list_release(kids, n);
@@ -57,7 +98,9 @@ int wk_deliver(worker_t *to, worker_event_t *e, bool bubble, bool broadcast,
     bool fan_out = bubble || broadcast;
     if (fan_out)
         wk_event_ref(e); /* the firing call's own reference */
+    offer_trace o = offer_begin(e, (bubble ? WK_TRF_BUBBLE : 0) | (broadcast ? WK_TRF_BROADCAST : 0));
     int rc = wk_mailbox_push(&to->mb, e, t);
+    offer_end(&o, to, rc);
     if (rc != WORKER_OK) {
         if (rc == WORKER_EREJECTED || rc == WORKER_EFULL)
             tell_sender_refused(to, e, origin_data, t);
@@ -67,7 +110,7 @@ int wk_deliver(worker_t *to, worker_event_t *e, bool bubble, bool broadcast,
     if (!fan_out)
         return WORKER_OK;
     for (worker_t *p = bubble ? to->parent : NULL; p; p = p->parent)
-        hop(p, e, origin_data, t);
+        hop(p, e, origin_data, t, WK_TRF_BUBBLE | WK_TRF_HOP_UP);
     if (broadcast)
         hop_down(to, e, origin_data, t);
     wk_event_unref(e);
@@ -76,7 +119,9 @@ int wk_deliver(worker_t *to, worker_event_t *e, bool bubble, bool broadcast,
 
 static int push_or_discard(worker_t *to, worker_event_t *e, wk_thread *t)
 {
+    offer_trace o = offer_begin(e, 0);
     int rc = wk_mailbox_push(&to->mb, e, t);
+    offer_end(&o, to, rc);
     if (rc != WORKER_OK)
         wk_event_discard(e);
     return rc;

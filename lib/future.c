@@ -18,8 +18,11 @@ worker_future_t *worker_async(worker_task_fn fn, void *arg)
         return NULL;
     worker_opts opts = {.name = "async", .no_parent = true, .daemon = WORKER_DAEMON_YES,
                         .quiet = true};
-    f->worker = worker_spawn(fn, arg, &opts);
-    if (!f->worker) {
+    f->worker = worker_new(fn, arg, &opts);
+    if (f->worker)
+        f->worker->is_future = true;
+    if (!f->worker || worker_start(f->worker) != WORKER_OK) {
+        worker_unref(f->worker);
         free(f);
         return NULL;
     }

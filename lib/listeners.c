@@ -16,7 +16,11 @@
  *   takes it out of the table (unlisten, unlisten_fn, transient cleanup, or
  *   the owner claiming a `once` listener); dispatch skips removed listeners.
  */
+#define _GNU_SOURCE
 #include "wk_listeners.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +28,11 @@
 #include <worker/error.h>
 
 #include "wk_event.h"
+#include "wk_trace.h"
 #include "wk_worker.h"
 
 struct worker_listener {
+    const wk_atom *trace_name; /* owner thread: the name traces show, made on first use */
     _Atomic uint32_t refs;
     _Atomic bool removed;
     const wk_atom *atom;
@@ -337,6 +343,30 @@ static const wk_lslot *snap_find(const wk_lsnap *s, const wk_atom *atom)
     return NULL;
 }
 
+/* The name a trace shows for a listener: its function's symbol when the
+ * dynamic symbol table has it, else its address. */
+static const wk_atom *listener_name(const worker_listener_t *l)
+{
+    void *address;
+    memcpy(&address, &l->fn, sizeof address);
+    Dl_info info;
+    char name[64];
+    if (dladdr(address, &info) && info.dli_sname && info.dli_saddr == address)
+        return wk_atom_intern(info.dli_sname);
+    snprintf(name, sizeof name, "listener@%p", address);
+    return wk_atom_intern(name);
+}
+
+static uint32_t trace_listener_start(worker_listener_t *l, const worker_event_t *e, void *ctx)
+{
+    if (!l->trace_name)
+        l->trace_name = listener_name(l);
+    uint32_t receiver = (uint32_t)((worker_t *)ctx)->id;
+    wk_trace_emit(receiver, WK_TR_LISTENER_START, 0, e->trace_serial,
+                  wk_trace_pair(wk_trace_atom(l->trace_name), wk_trace_atom(e->atom)));
+    return receiver;
+}
+
 /* The owner takes a `once` listener out before calling it. */
 static bool claim_once(wk_listeners *ls, worker_listener_t *l)
 {
@@ -370,7 +400,12 @@ void wk_listeners_dispatch(wk_listeners *ls, const worker_event_t *e,
             continue;
         if (l->once && !claim_once(ls, l))
             continue;
+        bool traced = wk_tracing();
+        uint32_t receiver = traced ? trace_listener_start(l, e, ctx) : 0;
         int code = l->fn(e, l->userdata);
+        if (traced)
+            wk_trace_emit(receiver, WK_TR_LISTENER_END, code ? WK_TRF_ERROR : 0, e->trace_serial,
+                          wk_trace_pair(wk_trace_atom(l->trace_name), (uint32_t)code));
         if (code)
             on_error(ctx, e, code);
     }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
 #include "wk_worker.h"
@@ -42,6 +43,11 @@ static void listener_failed(void *ctx, const worker_event_t *e, int code)
         wk_deliver(w, err, true, false, err->data, t);
 }
 
+static uint32_t sender_id(const worker_event_t *e)
+{
+    return e->sender ? (uint32_t)e->sender->id : 0;
+}
+
 static void pause_here(worker_t *w, wk_thread *t)
 {
     if (w->paused)
@@ -50,6 +56,8 @@ static void pause_here(worker_t *w, wk_thread *t)
     wk_frame until_resumed = {.kind = WK_WAIT_EVENT, .atom = wk_atoms.resume};
     wk_loop_wait(w, t, &until_resumed, WK_NO_DEADLINE);
     w->paused = false;
+    WK_TRACE((uint32_t)w->id, WK_TR_RESUME, 0,
+             until_resumed.matched ? sender_id(until_resumed.matched) : 0, 0);
 }
 
 /* The library's own reaction, after the user's listeners. */
@@ -58,11 +66,13 @@ static void handle_builtin(worker_t *w, wk_thread *t, const worker_event_t *e)
     if (w->ending)
         return;
     if (e->atom == wk_atoms.stop) {
+        WK_TRACE((uint32_t)w->id, WK_TR_STOP, 0, sender_id(e), 0);
         if (w->is_root)
             wk_tree_stop_children(w, t); /* a root worker only stops its children */
         else
             w->exiting = true;
     } else if (e->atom == wk_atoms.pause) {
+        WK_TRACE((uint32_t)w->id, WK_TR_PAUSE, 0, sender_id(e), 0);
         pause_here(w, t);
     }
 }
@@ -94,6 +104,8 @@ static void mark_frames(worker_t *w, worker_event_t *e)
 static void dispatch(worker_t *w, wk_thread *t, worker_event_t *e)
 {
     if (e->kind != WK_EV_INTERNAL) {
+        WK_TRACE((uint32_t)w->id, WK_TR_DELIVER, 0, e->trace_serial,
+                 wk_trace_pair(sender_id(e), wk_trace_atom(e->atom)));
         wk_listeners_dispatch(&w->listeners, e, listener_failed, w);
         mark_frames(w, e);
         handle_builtin(w, t, e);
@@ -126,8 +138,16 @@ static bool must_leave(const worker_t *w, const wk_frame *f)
 int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
 {
     drop_last_returned(t);
-    if (must_leave(w, f))
+    if (f->trace_kind)
+        WK_TRACE((uint32_t)w->id, WK_TR_WAIT_BEGIN, f->trace_kind,
+                 deadline_ns == WK_NO_DEADLINE ? UINT64_MAX : deadline_ns - wk_now_ns(),
+                 f->trace_what);
+    if (must_leave(w, f)) {
+        if (f->trace_kind)
+            WK_TRACE((uint32_t)w->id, WK_TR_WAIT_END, f->trace_kind, (uint64_t)WORKER_EXIT,
+                     f->trace_what);
         return WORKER_EXIT;
+    }
     f->outer = w->frames;
     w->frames = f;
     int rc;
@@ -160,6 +180,9 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
         wk_mailbox_park(&w->mb, t, earliest(deadline_ns, wk_timers_next_deadline(w)));
     }
     w->frames = f->outer;
+    if (f->trace_kind)
+        WK_TRACE((uint32_t)w->id, WK_TR_WAIT_END, f->trace_kind, (uint64_t)(int64_t)rc,
+                 f->trace_what);
     if (f->matched) {
         if (rc == WORKER_OK) {
             drop_last_returned(t); /* a nested wait may have set one */

@@ -37,6 +37,7 @@
 #include "wk_event.h"
 #include "wk_os.h"
 #include "wk_pool.h"
+#include "wk_trace.h"
 #include "wk_tsan.h"
 
 _Static_assert(sizeof(wk_qnode) <= WK_POOL_QNODE_SIZE, "queue node outgrew its pool class");
@@ -115,11 +116,30 @@ int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
 #endif
         if (atomic_load_explicit(&mb->sleeping, memory_order_relaxed))
             ck_ec32_inc(&mb->ec, &ec_mode);
+        if (wk_tracing())
+            atomic_fetch_add_explicit(&mb->trace_pushed, 1, memory_order_relaxed);
     }
     wk_epoch_exit(t);
     if (rc != WORKER_OK)
         wk_pool_free(WK_POOL_QNODE, node);
     return rc;
+}
+
+/* Record the depth when it crosses a power of two. Pushes made before the
+ * trace started are not counted, so the count resynchronises when it would
+ * go below zero. */
+static void trace_depth(wk_mailbox *mb, size_t popped)
+{
+    uint64_t pushed = atomic_load_explicit(&mb->trace_pushed, memory_order_relaxed);
+    mb->trace_popped += popped;
+    if (mb->trace_popped > pushed)
+        mb->trace_popped = pushed;
+    uint64_t depth = pushed - mb->trace_popped;
+    int level = 64 - __builtin_clzll(depth + 1) - 1;
+    if (level != mb->trace_level) {
+        mb->trace_level = level;
+        wk_trace_emit(mb->trace_owner, WK_TR_MAILBOX_DEPTH, 0, depth, 0);
+    }
 }
 
 size_t wk_mailbox_pop_batch(wk_mailbox *mb, wk_thread *t, worker_event_t **out, size_t max)
@@ -142,6 +162,8 @@ size_t wk_mailbox_pop_batch(wk_mailbox *mb, wk_thread *t, worker_event_t **out, 
         out[n++] = e;
     }
     wk_epoch_exit(t);
+    if (wk_tracing())
+        trace_depth(mb, n);
     if (popped_counted)
         atomic_fetch_sub_explicit(&mb->user_queued, popped_counted, memory_order_relaxed);
     mb->since_poll += (uint32_t)n;

@@ -19,6 +19,7 @@
 #include "wk_epoch.h"
 #include "wk_event.h"
 #include "wk_pool.h"
+#include "wk_trace.h"
 
 static _Thread_local wk_thread *self;
 static pthread_key_t exit_key;
@@ -33,6 +34,7 @@ static void thread_exit(void *arg)
     if (hook)
         hook(t);
     wk_thread_drop_last_returned(t);
+    wk_trace_thread_exit(t);
     wk_epoch_unregister(t->epoch); /* runs pending callbacks into the caches */
     wk_pool_flush(t);
     self = NULL;

@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
 #include "wk_worker.h"
@@ -31,6 +32,8 @@ struct worker_timer {
     void *arg;
     uint64_t deadline_ns;
     uint64_t seq; /* owner only: ties keep arming order */
+    uint64_t trace_id;
+    uint32_t worker_id; /* where it runs, for traces */
 };
 
 static void timer_unref(worker_timer_t *tm)
@@ -49,6 +52,11 @@ static void run_timer(worker_timer_t *tm)
 {
     if (!leave_pending(tm, TIMER_RUNNING))
         return;
+    if (wk_tracing()) {
+        uint64_t now = wk_now_ns();
+        wk_trace_emit(tm->worker_id, WK_TR_TIMER_FIRED, 0, tm->trace_id,
+                      now > tm->deadline_ns ? now - tm->deadline_ns : 0);
+    }
     tm->fn(tm->arg);
     atomic_store(&tm->state, TIMER_RAN);
 }
@@ -174,14 +182,18 @@ int worker_later(worker_t *w, worker_call_fn fn, void *arg, double delay, worker
     atomic_init(&tm->state, TIMER_PENDING);
     tm->fn = fn;
     tm->arg = arg;
+    tm->worker_id = (uint32_t)w->id;
+    tm->trace_id = wk_tracing() ? wk_trace_serial() : 0;
     if (!wk_deadline_after(delay, &tm->deadline_ns))
         tm->deadline_ns = WK_NO_DEADLINE;
+    uint64_t trace_id = tm->trace_id; /* once sent, tm may run and be freed */
     rc = delay == 0 ? wk_send_call(w, wk_atoms.execute, true, arg, run_on_owner, tm, t)
                     : wk_send_call(w, wk_atoms.execute, false, NULL, arm_on_owner, tm, t);
     if (rc != WORKER_OK) {
         free(tm);
         return rc;
     }
+    WK_TRACE((uint32_t)w->id, WK_TR_TIMER_ARMED, 0, trace_id, (uint64_t)(delay * 1e9));
     if (timer)
         *timer = tm;
     return WORKER_OK;
@@ -191,10 +203,14 @@ int worker_timer_cancel(worker_timer_t *tm)
 {
     if (!tm)
         return WORKER_EINVAL;
-    if (leave_pending(tm, TIMER_CANCELLED))
-        return WORKER_OK;
-    int s = atomic_load(&tm->state);
-    return s == TIMER_CANCELLED || s == TIMER_DROPPED ? WORKER_OK : WORKER_ESTATE;
+    int rc = WORKER_OK;
+    if (!leave_pending(tm, TIMER_CANCELLED)) {
+        int s = atomic_load(&tm->state);
+        rc = s == TIMER_CANCELLED || s == TIMER_DROPPED ? WORKER_OK : WORKER_ESTATE;
+    }
+    WK_TRACE(tm->worker_id, WK_TR_TIMER_CANCELLED, rc == WORKER_OK ? 0 : WK_TRF_TOO_LATE,
+             tm->trace_id, 0);
+    return rc;
 }
 
 void worker_timer_free(worker_timer_t *tm)

@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
 #include "wk_worker.h"
@@ -282,7 +283,9 @@ int worker_wait_thread(worker_t *w, int *err, void **ret)
     if (must_wait) {
         wk_frame until_done = {.kind = WK_WAIT_EVENT,
                                .atom = wk_atoms.wait_pending_done,
-                               .sender_id = w->id};
+                               .sender_id = w->id,
+                               .trace_kind = WK_TRW_THREAD,
+                               .trace_what = (uint32_t)w->id};
         rc = wk_loop_wait(me, t, &until_done, WK_NO_DEADLINE);
     }
     if (rc == WORKER_OK)

@@ -1,5 +1,6 @@
 /* The waits of the calling thread's worker (the shortcuts of current.h).
  * Each one builds a frame and runs the loop of loop.c. */
+#include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
 #include "wk_worker.h"
@@ -22,7 +23,7 @@ static int run(wk_frame *f, double seconds, void **data)
 
 int worker_wait_timeout(double seconds)
 {
-    wk_frame f = {.kind = WK_WAIT_TIME};
+    wk_frame f = {.kind = WK_WAIT_TIME, .trace_kind = WK_TRW_TIMEOUT};
     return run(&f, seconds, NULL);
 }
 
@@ -33,7 +34,7 @@ int worker_sleep(double seconds)
 
 int worker_wait_forever(void)
 {
-    wk_frame f = {.kind = WK_WAIT_TIME};
+    wk_frame f = {.kind = WK_WAIT_TIME, .trace_kind = WK_TRW_FOREVER};
     return run(&f, -1, NULL);
 }
 
@@ -52,7 +53,9 @@ int worker_wait_event(const char *name, double timeout, worker_t *target, void *
     const wk_atom *atom = wk_atom_intern(name);
     if (!atom)
         return WORKER_ENOMEM;
-    wk_frame f = {.kind = WK_WAIT_EVENT, .atom = atom, .sender_id = target ? target->id : 0};
+    wk_frame f = {.kind = WK_WAIT_EVENT, .atom = atom, .sender_id = target ? target->id : 0,
+                  .trace_kind = WK_TRW_EVENT,
+                  .trace_what = wk_tracing() ? wk_trace_atom(atom) : 0};
     return run(&f, timeout, data);
 }
 
@@ -60,6 +63,7 @@ int worker_wait_until(worker_cond_fn cond, void *userdata, double timeout, void 
 {
     if (!cond)
         return WORKER_EINVAL;
-    wk_frame f = {.kind = WK_WAIT_COND, .cond = cond, .userdata = userdata};
+    wk_frame f = {.kind = WK_WAIT_COND, .cond = cond, .userdata = userdata,
+                  .trace_kind = WK_TRW_UNTIL};
     return run(&f, timeout, data);
 }

@@ -19,7 +19,7 @@
 
 #include "wk_atom.h"
 
-#define WK_INLINE_PAYLOAD 64
+#define WK_INLINE_PAYLOAD 48
 
 enum wk_event_kind {
     WK_EV_USER = 0,     /* fired by users: counts against mailbox_limit */
@@ -42,6 +42,7 @@ struct worker_event {
     void (*release)(void *data);
     wk_internal_fn internal; /* run by the owner after the listeners (if set) */
     void *internal_arg;
+    uint64_t trace_serial;   /* 0 unless tracing was on when it was made */
     _Alignas(16) unsigned char payload[WK_INLINE_PAYLOAD];
 };
 

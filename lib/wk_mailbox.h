@@ -37,8 +37,13 @@ typedef struct wk_mailbox {
     /* Written by producers of counted events and by the owner. */
     _Alignas(64) _Atomic long user_queued;
     _Alignas(64) struct ck_ec32 ec;
+    /* Pushes counted while tracing, for the depth records. */
+    _Alignas(64) _Atomic uint64_t trace_pushed;
     /* Owner only. */
     uint32_t since_poll;
+    uint32_t trace_owner;    /* the worker id depth records carry */
+    uint64_t trace_popped;
+    int trace_level;         /* floor(log2(depth + 1)) last recorded */
 } wk_mailbox;
 
 /* A closed, empty mailbox. WORKER_OK or WORKER_ENOMEM. */

@@ -28,6 +28,7 @@ typedef struct wk_thread {
     worker_t *credit_worker;     /* references taken in advance on this worker */
     uint32_t credit;             /* how many of them are left to hand out */
     bool tearing_down;
+    struct wk_trace_buf *trace;  /* this thread's trace buffer, once it traced */
 } wk_thread;
 
 /* The calling thread's context, made on first use; NULL if memory ran out. */

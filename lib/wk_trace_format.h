@@ -27,27 +27,27 @@
 
 /* --- file header ------------------------------------------------------------ */
 
-#define WK_TRACE_MAGIC "WKTRACE"   /* the 8 bytes "WKTRACE\0" */
+#define WK_TRACE_MAGIC "WKTRACE" /* the 8 bytes "WKTRACE\0" */
 #define WK_TRACE_MAGIC_LEN 8
-#define WK_TRACE_VERSION 1         /* readers refuse any other version */
-#define WK_TRACE_MINOR 0           /* compatible additions (new record kinds) */
+#define WK_TRACE_VERSION 1 /* readers refuse any other version */
+#define WK_TRACE_MINOR 0 /* compatible additions (new record kinds) */
 #define WK_TRACE_ENDIAN_MARK 0x01020304u
 #define WK_TRACE_CLOCK_MONOTONIC 1 /* clock_gettime(CLOCK_MONOTONIC), in ns */
 
 typedef struct wk_trace_file_header {
     char magic[WK_TRACE_MAGIC_LEN]; /*  0: "WKTRACE\0" */
-    uint16_t version;               /*  8: WK_TRACE_VERSION */
-    uint16_t minor;                 /* 10: WK_TRACE_MINOR of the writer */
-    uint16_t header_size;           /* 12: sizeof(wk_trace_file_header) = 64 */
-    uint16_t record_size;           /* 14: sizeof(wk_trace_record) = 32 */
-    uint32_t endian;                /* 16: WK_TRACE_ENDIAN_MARK in writer order */
-    uint32_t clock;                 /* 20: WK_TRACE_CLOCK_MONOTONIC */
-    uint64_t start_ns;              /* 24: that clock when tracing started */
-    uint64_t start_realtime_ns;     /* 32: CLOCK_REALTIME at the same moment; 0 unknown */
-    uint32_t pid;                   /* 40: getpid() of the traced process */
-    uint32_t flags;                 /* 44: 0 (no flag defined in version 1) */
-    uint64_t reserved[2];           /* 48: 0 */
-} wk_trace_file_header;             /* 64 bytes */
+    uint16_t version; /*  8: WK_TRACE_VERSION */
+    uint16_t minor; /* 10: WK_TRACE_MINOR of the writer */
+    uint16_t header_size; /* 12: sizeof(wk_trace_file_header) = 64 */
+    uint16_t record_size; /* 14: sizeof(wk_trace_record) = 32 */
+    uint32_t endian; /* 16: WK_TRACE_ENDIAN_MARK in writer order */
+    uint32_t clock; /* 20: WK_TRACE_CLOCK_MONOTONIC */
+    uint64_t start_ns; /* 24: that clock when tracing started */
+    uint64_t start_realtime_ns; /* 32: CLOCK_REALTIME at the same moment; 0 unknown */
+    uint32_t pid; /* 40: getpid() of the traced process */
+    uint32_t flags; /* 44: 0 (no flag defined in version 1) */
+    uint64_t reserved[2]; /* 48: 0 */
+} wk_trace_file_header; /* 64 bytes */
 
 /* --- chunk header ----------------------------------------------------------- */
 
@@ -56,11 +56,11 @@ typedef struct wk_trace_file_header {
 #define WK_TRACE_MAX_CHUNK_RECORDS (1u << 22)
 
 typedef struct wk_trace_chunk_header {
-    uint32_t magic;    /*  0: WK_TRACE_CHUNK_MAGIC */
-    uint32_t thread;   /*  4: the writing thread's trace number, from 1, never reused */
-    uint32_t count;    /*  8: slots that follow, 1..WK_TRACE_MAX_CHUNK_RECORDS */
-    uint32_t seq;      /* 12: this thread's chunk number: 0, 1, 2, ... */
-    uint64_t dropped;  /* 16: records this thread dropped since its previous chunk */
+    uint32_t magic; /*  0: WK_TRACE_CHUNK_MAGIC */
+    uint32_t thread; /*  4: the writing thread's trace number, from 1, never reused */
+    uint32_t count; /*  8: slots that follow, 1..WK_TRACE_MAX_CHUNK_RECORDS */
+    uint32_t seq; /* 12: this thread's chunk number: 0, 1, 2, ... */
+    uint64_t dropped; /* 16: records this thread dropped since its previous chunk */
     uint32_t checksum; /* 24: wk_trace_checksum() of the `count` slots */
     uint32_t reserved; /* 28: 0 */
 } wk_trace_chunk_header; /* 32 bytes */
@@ -68,13 +68,13 @@ typedef struct wk_trace_chunk_header {
 /* --- records ---------------------------------------------------------------- */
 
 typedef struct wk_trace_record {
-    uint64_t ts;     /*  0: ns on the header's clock (absolute, not from start) */
+    uint64_t ts; /*  0: ns on the header's clock (absolute, not from start) */
     uint32_t worker; /*  8: the worker the record is about (see each kind); 0 none */
-    uint16_t kind;   /* 12: enum wk_trace_kind */
-    uint16_t flags;  /* 14: per kind */
-    uint64_t a;      /* 16: per kind */
-    uint64_t b;      /* 24: per kind */
-} wk_trace_record;   /* 32 bytes */
+    uint16_t kind; /* 12: enum wk_trace_kind */
+    uint16_t flags; /* 14: per kind */
+    uint64_t a; /* 16: per kind */
+    uint64_t b; /* 24: per kind */
+} wk_trace_record; /* 32 bytes */
 
 /* Ids in records:
  * - worker ids: the library's worker id (low 32 bits), from 1; 0 = none
@@ -87,35 +87,35 @@ typedef struct wk_trace_record {
  * (err, result, ret) are int64_t stored as uint64_t. */
 enum wk_trace_kind {
     /* structure */
-    WK_TR_NAME = 1,     /* a: string id; b: byte length (1..WK_TRACE_MAX_NAME);
-                           the next ceil(b / 32) slots of the same chunk hold
-                           the bytes (UTF-8, no NUL, zero padded); worker: 0 */
-    WK_TR_THREAD = 2,   /* a thread's first record. a: OS thread id (gettid);
-                           b: string id of its name or 0; worker: its root worker or 0 */
+    WK_TR_NAME = 1, /* a: string id; b: byte length (1..WK_TRACE_MAX_NAME);
+                       the next ceil(b / 32) slots of the same chunk hold
+                       the bytes (UTF-8, no NUL, zero padded); worker: 0 */
+    WK_TR_THREAD = 2, /* a thread's first record. a: OS thread id (gettid);
+                         b: string id of its name or 0; worker: its root worker or 0 */
     WK_TR_TRACE_END = 3, /* alone in the last chunk of a complete trace.
                            a: chunks written before it; b: records dropped in all */
-    WK_TR_DROPPED = 4,  /* a: records this thread dropped just before this point */
+    WK_TR_DROPPED = 4, /* a: records this thread dropped just before this point */
 
     /* workers */
     WK_TR_WORKER_CREATED = 16, /* worker: new id; a: parent id (0 none); b: name string id;
                                   flags: WK_TRF_DAEMON | WK_TRF_ROOT | WK_TRF_MAIN */
     WK_TR_WORKER_STARTED = 17, /* worker; a: OS tid of the thread running it;
                                   flags: WK_TRF_OVERLAY (worker_start_overlay) */
-    WK_TR_WORKER_ENDED = 18,   /* worker; a: (int64) err: 0 ok, WORKER_EXIT, or the task's code */
-    WK_TR_WORKER_NAME = 19,    /* worker; a: name string id (later name than CREATED's) */
+    WK_TR_WORKER_ENDED = 18, /* worker; a: (int64) err: 0 ok, WORKER_EXIT, or the task's code */
+    WK_TR_WORKER_NAME = 19, /* worker; a: name string id (later name than CREATED's) */
 
     /* events */
-    WK_TR_FIRE = 32,     /* one per mailbox the event was queued on. worker: sender;
-                            a: serial; b: receiver | event name id << 32;
-                            flags: WK_TRF_BUBBLE .. WK_TRF_COPY */
-    WK_TR_DELIVER = 33,  /* the receiver's loop took the event. worker: receiver;
-                            a: serial; b: sender | event name id << 32 */
+    WK_TR_FIRE = 32, /* one per mailbox the event was queued on. worker: sender;
+                        a: serial; b: receiver | event name id << 32;
+                        flags: WK_TRF_BUBBLE .. WK_TRF_COPY */
+    WK_TR_DELIVER = 33, /* the receiver's loop took the event. worker: receiver;
+                           a: serial; b: sender | event name id << 32 */
     WK_TR_LISTENER_START = 34, /* worker: receiver; a: serial;
                                   b: listener name id | event name id << 32 */
-    WK_TR_LISTENER_END = 35,   /* worker: receiver; a: serial; b: listener name id |
-                                  (uint32) ret << 32; flags: WK_TRF_ERROR when ret != 0 */
-    WK_TR_REJECT = 36,   /* fire refused. worker: sender; a: serial;
-                            b: receiver | event name id << 32; flags: enum wk_trace_reject */
+    WK_TR_LISTENER_END = 35, /* worker: receiver; a: serial; b: listener name id |
+                                (uint32) ret << 32; flags: WK_TRF_ERROR when ret != 0 */
+    WK_TR_REJECT = 36, /* fire refused. worker: sender; a: serial;
+                          b: receiver | event name id << 32; flags: enum wk_trace_reject */
     WK_TR_CHANNEL_PUBLISH = 37, /* worker: publisher; a: serial (shared by its FIREs);
                                    b: channel id | event name id << 32;
                                    flags: workers reached (saturates at 65535) */
@@ -124,19 +124,19 @@ enum wk_trace_kind {
     WK_TR_WAIT_BEGIN = 48, /* worker; flags: enum wk_trace_wait; a: timeout ns
                               (UINT64_MAX none); b: what is waited for: event name id
                               (EVENT), worker id (THREAD, JOIN), future/defer id */
-    WK_TR_WAIT_END = 49,   /* worker; flags: the same kind; a: (int64) result; b: as BEGIN */
-    WK_TR_PAUSE = 50,      /* the worker handled PAUSE_THREAD. a: requester id */
-    WK_TR_RESUME = 51,     /* the worker handled RESUME_THREAD. a: requester id */
-    WK_TR_STOP = 52,       /* the worker handled STOP_THREAD. a: requester id */
+    WK_TR_WAIT_END = 49, /* worker; flags: the same kind; a: (int64) result; b: as BEGIN */
+    WK_TR_PAUSE = 50, /* the worker handled PAUSE_THREAD. a: requester id */
+    WK_TR_RESUME = 51, /* the worker handled RESUME_THREAD. a: requester id */
+    WK_TR_STOP = 52, /* the worker handled STOP_THREAD. a: requester id */
 
     /* timers, futures, defers */
-    WK_TR_TIMER_ARMED = 64,     /* worker: where it runs; a: timer id; b: delay ns */
-    WK_TR_TIMER_FIRED = 65,     /* worker; a: timer id; b: lateness ns */
+    WK_TR_TIMER_ARMED = 64, /* worker: where it runs; a: timer id; b: delay ns */
+    WK_TR_TIMER_FIRED = 65, /* worker; a: timer id; b: lateness ns */
     WK_TR_TIMER_CANCELLED = 66, /* worker; a: timer id; flags: WK_TRF_TOO_LATE */
-    WK_TR_FUTURE_SETTLED = 67,  /* worker: the future's worker; a: future id; b: (int64) code */
-    WK_TR_DEFER_SETTLED = 68,   /* worker: settling worker or 0; a: defer id;
-                                   b: (int64) code (0 resolved);
-                                   flags: WK_TRF_REJECTED | WK_TRF_IGNORED */
+    WK_TR_FUTURE_SETTLED = 67, /* worker: the future's worker; a: future id; b: (int64) code */
+    WK_TR_DEFER_SETTLED = 68, /* worker: settling worker or 0; a: defer id;
+                                 b: (int64) code (0 resolved);
+                                 flags: WK_TRF_REJECTED | WK_TRF_IGNORED */
 
     /* mailboxes */
     WK_TR_MAILBOX_DEPTH = 80, /* worker: mailbox owner; a: depth (recorded when
@@ -153,13 +153,13 @@ enum wk_trace_kind {
 #define WK_TRF_OVERLAY 0x1u
 
 /* flags of FIRE */
-#define WK_TRF_BUBBLE 0x1u    /* the fire asked for bubble */
+#define WK_TRF_BUBBLE 0x1u /* the fire asked for bubble */
 #define WK_TRF_BROADCAST 0x2u /* the fire asked for broadcast */
-#define WK_TRF_CHANNEL 0x4u   /* a delivery of a channel publish */
-#define WK_TRF_HOP_UP 0x8u    /* reached this receiver by bubbling from its child */
+#define WK_TRF_CHANNEL 0x4u /* a delivery of a channel publish */
+#define WK_TRF_HOP_UP 0x8u /* reached this receiver by bubbling from its child */
 #define WK_TRF_HOP_DOWN 0x10u /* reached this receiver by broadcast from its parent */
-#define WK_TRF_LIBRARY 0x20u  /* one of the library's own events (STOP_THREAD, ...) */
-#define WK_TRF_COPY 0x40u     /* the data was copied into the event */
+#define WK_TRF_LIBRARY 0x20u /* one of the library's own events (STOP_THREAD, ...) */
+#define WK_TRF_COPY 0x40u /* the data was copied into the event */
 
 /* flags of LISTENER_END */
 #define WK_TRF_ERROR 0x1u
@@ -172,20 +172,20 @@ enum wk_trace_kind {
 /* flags of REJECT */
 enum wk_trace_reject {
     WK_TRR_NOT_RUNNING = 1, /* WORKER_EREJECTED */
-    WK_TRR_FULL = 2,        /* WORKER_EFULL */
-    WK_TRR_NOMEM = 3,       /* WORKER_ENOMEM */
+    WK_TRR_FULL = 2, /* WORKER_EFULL */
+    WK_TRR_NOMEM = 3, /* WORKER_ENOMEM */
 };
 
 /* flags of WAIT_BEGIN / WAIT_END */
 enum wk_trace_wait {
-    WK_TRW_EVENT = 1,   /* worker_wait_event */
-    WK_TRW_UNTIL = 2,   /* worker_wait_until */
+    WK_TRW_EVENT = 1, /* worker_wait_event */
+    WK_TRW_UNTIL = 2, /* worker_wait_until */
     WK_TRW_TIMEOUT = 3, /* worker_wait_timeout, worker_sleep */
     WK_TRW_FOREVER = 4, /* worker_wait_forever */
-    WK_TRW_THREAD = 5,  /* worker_wait_thread */
-    WK_TRW_FUTURE = 6,  /* worker_future_get, worker_await */
-    WK_TRW_DEFER = 7,   /* worker_defer_get */
-    WK_TRW_JOIN = 8,    /* worker_join (blocks without running the loop) */
+    WK_TRW_THREAD = 5, /* worker_wait_thread */
+    WK_TRW_FUTURE = 6, /* worker_future_get, worker_await */
+    WK_TRW_DEFER = 7, /* worker_defer_get */
+    WK_TRW_JOIN = 8, /* worker_join (blocks without running the loop) */
 };
 #define WK_TRW_MAX 8
 

@@ -53,6 +53,8 @@ typedef struct wk_frame {
     void *userdata;
     bool update_only;   /* worker_update: never park */
     bool ignore_exit;   /* the end sequence's own waits */
+    uint16_t trace_kind; /* enum wk_trace_wait; 0: not traced (internal waits) */
+    uint64_t trace_what; /* what a traced wait waits for */
     bool done;
     worker_event_t *matched; /* holds a reference */
 } wk_frame;
@@ -98,6 +100,8 @@ struct worker {
     bool quiet;
     bool is_root;
     bool is_main;
+    bool is_future; /* runs a worker_async task: its end settles a future */
+    _Atomic uint64_t traced_in; /* the trace session that has its CREATED record */
     wk_listeners listeners;
 
     pthread_mutex_t lock;
@@ -134,6 +138,7 @@ static inline wk_state wk_worker_state(const worker_t *w)
 
 /* worker.c */
 worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit);
+void wk_worker_trace_created(worker_t *w); /* once per trace */
 void wk_worker_set_state(worker_t *w, wk_state s); /* caller holds w->lock */
 void wk_worker_free(worker_t *w); /* at the last reference */
 /* A reference on `sender` for an event. For the thread's own current

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wk_trace.h"
 #include "wk_epoch.h"
 #include "wk_event.h"
 #include "wk_os.h"
@@ -35,6 +36,7 @@ worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit)
     }
     atomic_init(&w->refs, 1);
     atomic_init(&w->state, WK_NEW);
+    w->mb.trace_owner = (uint32_t)w->id;
     w->finished = true;
     wk_listeners_init(&w->listeners);
     pthread_mutex_init(&w->lock, NULL);
@@ -75,7 +77,20 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
     w->quiet = opts->quiet;
     if (!opts->no_parent)
         w->parent = worker_ref(opts->parent ? opts->parent : default_parent());
+    if (wk_tracing())
+        wk_worker_trace_created(w);
     return w;
+}
+
+void wk_worker_trace_created(worker_t *w)
+{
+    uint64_t session = wk_trace_session();
+    if (atomic_exchange(&w->traced_in, session) == session)
+        return; /* this trace has it already */
+    unsigned flags = (worker_is_daemon(w) ? WK_TRF_DAEMON : 0) | (w->is_root ? WK_TRF_ROOT : 0) |
+                     (w->is_main ? WK_TRF_MAIN : 0);
+    wk_trace_emit((uint32_t)w->id, WK_TR_WORKER_CREATED, (uint16_t)flags,
+                  w->parent ? (uint32_t)w->parent->id : 0, wk_trace_string(w->name));
 }
 
 /* Move a NEW or ENDED worker to STARTING with an open mailbox. */
@@ -203,6 +218,11 @@ static int run_task(worker_t *w, void **ret)
 
 void wk_worker_run(worker_t *w, wk_thread *t)
 {
+    if (wk_tracing()) {
+        wk_worker_trace_created(w); /* the trace may have started after worker_new */
+        wk_trace_emit((uint32_t)w->id, WK_TR_WORKER_STARTED, t->current ? WK_TRF_OVERLAY : 0,
+                      (uint64_t)wk_gettid(), 0);
+    }
     w->below = t->current;
     t->current = w;
     pthread_mutex_lock(&w->lock);
@@ -245,6 +265,11 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
     t->current = w->below;
     w->below = NULL;
     wk_sender_credit_return(t);
+    if (wk_tracing()) {
+        wk_trace_emit((uint32_t)w->id, WK_TR_WORKER_ENDED, 0, (uint64_t)(int64_t)err, 0);
+        if (w->is_future)
+            wk_trace_emit((uint32_t)w->id, WK_TR_FUTURE_SETTLED, 0, w->id, (uint64_t)(int64_t)err);
+    }
     /* 4. ENDED; tell the parent, then waiters and monitors. */
     wk_tree_report_end(w, t);
 }
@@ -299,7 +324,10 @@ int worker_join(worker_t *w)
     wk_thread *t = wk_thread_peek();
     if (t && wk_on_stack(t, w))
         return WORKER_EDEADLK;
+    uint32_t me = t && t->current ? (uint32_t)t->current->id : 0;
+    WK_TRACE(me, WK_TR_WAIT_BEGIN, WK_TRW_JOIN, UINT64_MAX, (uint32_t)w->id);
     wk_wait_finished(w);
+    WK_TRACE(me, WK_TR_WAIT_END, WK_TRW_JOIN, 0, (uint32_t)w->id);
     return WORKER_OK;
 }
 

@@ -15,6 +15,7 @@
 #include <worker/future.h>
 #include <worker/channel.h>
 #include <worker/monitor.h>
+#include <worker/trace.h>
 
 #define WORKER_VERSION_MAJOR 0
 #define WORKER_VERSION_MINOR 1

@@ -1,0 +1,30 @@
+/* Tracing: record what workers do into a file for tools/worker-trace.
+ *
+ * Off by default. Turned on by the environment variable WORKER_TRACE=path
+ * when the library is loaded (and then stopped at process exit), or by
+ * worker_trace_start(). Each thread records into its own buffer; buffers
+ * reach the file when full, at worker_trace_stop(), and at thread exit.
+ * The file format is described in docs/trace-format.md. */
+#ifndef WORKER_TRACE_H
+#define WORKER_TRACE_H
+
+#include <worker/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Start recording into `path` (created or truncated). Any thread.
+ * WORKER_EINVAL: NULL or empty path; WORKER_ESTATE: already recording;
+ * WORKER_EAGAIN: the file could not be opened (errno tells why). */
+WORKER_API int worker_trace_start(const char *path);
+
+/* Stop recording: every thread's buffered records are written, then the end
+ * marker, and the file is closed. Any thread. WORKER_ESTATE when not
+ * recording. */
+WORKER_API int worker_trace_stop(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,388 @@
+/* The trace recorder.
+ *
+ * Invariants:
+ * - Recording state is process-wide (global state: one trace file for all
+ *   threads): `wk_trace_on`, and `rec` guarded by `rec.lock` except where
+ *   noted.
+ * - Each thread owns one buffer (wk_thread.trace). Only the owner appends:
+ *   it fills slots[count] with plain stores, then publishes `published =
+ *   count` with a release store. No lock and no read-modify-write on that
+ *   path.
+ * - `buf.lock` orders the writers of a buffer's slots to the file: the
+ *   owner when its buffer is full (or at thread exit) and worker_trace_stop.
+ *   Under it, [flushed, published) are complete records not yet written;
+ *   the owner may be filling slots past `published` at the same time, which
+ *   nobody else reads.
+ * - The file descriptor is read under a buffer's lock. Stop first takes the
+ *   descriptor away (`rec.fd` = -1), then takes every buffer's lock in turn
+ *   to write what it holds, and closes the file last: a flush that read the
+ *   old descriptor holds its buffer's lock, so it is over before the close.
+ * - A buffer belongs to one trace session; a buffer from an older session is
+ *   emptied before its owner appends again.
+ */
+#define _GNU_SOURCE
+#include "wk_trace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <worker/error.h>
+#include <worker/trace.h>
+
+#include "wk_os.h"
+#include "wk_thread.h"
+
+#define SLOTS 4096        /* 128 KiB per thread */
+#define NAME_BITMAP (1u << 20) /* string ids below this are written once */
+
+typedef struct wk_trace_buf {
+    pthread_mutex_t lock;
+    uint32_t thread_no;
+    uint32_t seq;
+    uint64_t session;
+    uint64_t dropped;
+    uint32_t flushed;
+    uint32_t count;             /* owner only */
+    _Atomic uint32_t published; /* the owner's count, for stop */
+    uint64_t next_serial;       /* owner only */
+    struct wk_trace_buf *next;  /* the registry, under rec.lock */
+    wk_trace_record slots[SLOTS];
+} wk_trace_buf;
+
+_Atomic int wk_trace_on;
+
+static struct {
+    pthread_mutex_t lock;
+    _Atomic int fd;
+    _Atomic uint64_t session;
+    wk_trace_buf *bufs;
+    _Atomic uint32_t next_thread_no;
+    _Atomic uint64_t chunks;
+    _Atomic uint64_t dropped;
+    bool exit_hook_set;
+} rec = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+
+/* One byte per string id: its NAME record is in this trace already. */
+static _Atomic uint8_t name_written[NAME_BITMAP];
+
+/* ---- writing chunks ---- */
+
+static uint64_t now_ns(void)
+{
+    return wk_now_ns();
+}
+
+/* Write slots [from, to) of `b` as one chunk. Caller holds b->lock. */
+static void write_chunk(wk_trace_buf *b, int fd, uint32_t from, uint32_t to, uint64_t dropped)
+{
+    wk_trace_chunk_header h = {
+        .magic = WK_TRACE_CHUNK_MAGIC,
+        .thread = b->thread_no,
+        .count = to - from,
+        .seq = b->seq++,
+        .dropped = dropped,
+        .checksum = wk_trace_checksum(&b->slots[from], (size_t)(to - from) * sizeof(wk_trace_record)),
+    };
+    struct iovec iov[2] = {{&h, sizeof h}, {&b->slots[from], (size_t)(to - from) * sizeof(wk_trace_record)}};
+    size_t want = iov[0].iov_len + iov[1].iov_len;
+    if (writev(fd, iov, 2) == (ssize_t)want)
+        atomic_fetch_add(&rec.chunks, 1);
+    else
+        atomic_fetch_add(&rec.dropped, to - from);
+}
+
+/* Write what `b` holds and is not written yet. Caller holds b->lock. */
+static void flush_locked(wk_trace_buf *b)
+{
+    uint32_t upto = atomic_load_explicit(&b->published, memory_order_acquire);
+    int fd = atomic_load(&rec.fd);
+    bool current = b->session == atomic_load(&rec.session);
+    if (upto > b->flushed && fd >= 0 && current) {
+        write_chunk(b, fd, b->flushed, upto, b->dropped);
+        b->dropped = 0;
+    } else if (upto > b->flushed) {
+        atomic_fetch_add(&rec.dropped, upto - b->flushed);
+    }
+    b->flushed = upto;
+}
+
+/* The owner empties its full buffer. */
+static void flush_own(wk_trace_buf *b)
+{
+    pthread_mutex_lock(&b->lock);
+    flush_locked(b);
+    b->flushed = 0;
+    b->count = 0;
+    atomic_store_explicit(&b->published, 0, memory_order_release);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* ---- the calling thread's buffer ---- */
+
+static void put(wk_trace_buf *b, uint64_t ts, uint32_t worker, uint16_t kind, uint16_t flags,
+                uint64_t a, uint64_t bb)
+{
+    b->slots[b->count++] = (wk_trace_record){ts, worker, kind, flags, a, bb};
+}
+
+static void publish(wk_trace_buf *b)
+{
+    atomic_store_explicit(&b->published, b->count, memory_order_release);
+}
+
+/* Room for `n` more slots, flushing first if needed. */
+static bool make_room(wk_trace_buf *b, uint32_t n)
+{
+    if (b->count + n <= SLOTS)
+        return true;
+    flush_own(b);
+    if (b->count + n <= SLOTS)
+        return true;
+    pthread_mutex_lock(&b->lock); /* `dropped` is read by stop */
+    b->dropped += n;
+    pthread_mutex_unlock(&b->lock);
+    return false;
+}
+
+static void thread_record(wk_trace_buf *b, wk_thread *t);
+
+/* The calling thread's buffer for the current session; NULL if none. */
+static wk_trace_buf *own_buffer(void)
+{
+    wk_thread *t = wk_thread_get();
+    if (!t)
+        return NULL;
+    wk_trace_buf *b = t->trace;
+    uint64_t session = atomic_load_explicit(&rec.session, memory_order_relaxed);
+    if (b && b->session == session)
+        return b;
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b)
+            return NULL;
+        pthread_mutex_init(&b->lock, NULL);
+        b->thread_no = atomic_fetch_add(&rec.next_thread_no, 1) + 1;
+        pthread_mutex_lock(&rec.lock);
+        b->next = rec.bufs;
+        rec.bufs = b;
+        pthread_mutex_unlock(&rec.lock);
+        t->trace = b;
+    }
+    pthread_mutex_lock(&b->lock); /* a buffer of an older trace starts over */
+    b->session = session;
+    b->count = b->flushed = 0;
+    b->seq = 0;
+    b->dropped = 0;
+    atomic_store_explicit(&b->published, 0, memory_order_release);
+    pthread_mutex_unlock(&b->lock);
+    thread_record(b, t);
+    return b;
+}
+
+void wk_trace_emit(uint32_t worker, uint16_t kind, uint16_t flags, uint64_t a, uint64_t b)
+{
+    wk_trace_buf *buf = own_buffer();
+    if (!buf)
+        return;
+    if (!make_room(buf, 1))
+        return;
+    put(buf, now_ns(), worker, kind, flags, a, b);
+    publish(buf);
+}
+
+uint64_t wk_trace_session(void)
+{
+    return atomic_load_explicit(&rec.session, memory_order_relaxed);
+}
+
+uint64_t wk_trace_serial(void)
+{
+    wk_trace_buf *b = own_buffer();
+    if (!b)
+        return 0;
+    return ((uint64_t)b->thread_no << 40) | ++b->next_serial;
+}
+
+/* ---- names ---- */
+
+static void name_record(wk_trace_buf *b, uint32_t id, const char *s, size_t len)
+{
+    if (len > WK_TRACE_MAX_NAME)
+        len = WK_TRACE_MAX_NAME;
+    uint32_t n = WK_TRACE_NAME_SLOTS(len);
+    if (!make_room(b, n))
+        return;
+    put(b, now_ns(), 0, WK_TR_NAME, 0, id, len);
+    char *bytes = (char *)&b->slots[b->count];
+    memset(bytes, 0, (size_t)(n - 1) * sizeof(wk_trace_record));
+    memcpy(bytes, s, len);
+    b->count += n - 1;
+    publish(b);
+}
+
+uint32_t wk_trace_atom(const wk_atom *atom)
+{
+    if (!atom)
+        return 0;
+    bool first = atom->id >= NAME_BITMAP ||
+                 (!atomic_load_explicit(&name_written[atom->id], memory_order_relaxed) &&
+                  !atomic_exchange(&name_written[atom->id], 1));
+    if (first) {
+        wk_trace_buf *b = own_buffer();
+        if (b)
+            name_record(b, atom->id, atom->name, atom->len);
+    }
+    return atom->id;
+}
+
+uint32_t wk_trace_string(const char *s)
+{
+    return s && *s ? wk_trace_atom(wk_atom_intern(s)) : 0;
+}
+
+static void thread_record(wk_trace_buf *b, wk_thread *t)
+{
+    char name[16] = "";
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    uint32_t name_id = wk_trace_string(name);
+    if (!make_room(b, 1))
+        return;
+    (void)t;
+    put(b, now_ns(), 0, WK_TR_THREAD, 0, (uint64_t)wk_gettid(), name_id);
+    publish(b);
+}
+
+/* ---- thread exit ---- */
+
+void wk_trace_thread_exit(wk_thread *t)
+{
+    wk_trace_buf *b = t->trace;
+    if (!b)
+        return;
+    pthread_mutex_lock(&rec.lock);
+    for (wk_trace_buf **p = &rec.bufs; *p; p = &(*p)->next) {
+        if (*p == b) {
+            *p = b->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rec.lock);
+    pthread_mutex_lock(&b->lock);
+    flush_locked(b);
+    pthread_mutex_unlock(&b->lock);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+    t->trace = NULL;
+}
+
+/* ---- start and stop ---- */
+
+static int write_header(int fd)
+{
+    struct timespec real;
+    clock_gettime(CLOCK_REALTIME, &real);
+    wk_trace_file_header h = {
+        .version = WK_TRACE_VERSION,
+        .minor = WK_TRACE_MINOR,
+        .header_size = sizeof(wk_trace_file_header),
+        .record_size = sizeof(wk_trace_record),
+        .endian = WK_TRACE_ENDIAN_MARK,
+        .clock = WK_TRACE_CLOCK_MONOTONIC,
+        .start_ns = now_ns(),
+        .start_realtime_ns = (uint64_t)real.tv_sec * 1000000000u + (uint64_t)real.tv_nsec,
+        .pid = (uint32_t)getpid(),
+    };
+    memcpy(h.magic, WK_TRACE_MAGIC, WK_TRACE_MAGIC_LEN);
+    return write(fd, &h, sizeof h) == (ssize_t)sizeof h ? 0 : -1;
+}
+
+static void stop_at_exit(void)
+{
+    worker_trace_stop();
+}
+
+int worker_trace_start(const char *path)
+{
+    if (!path || !*path)
+        return WORKER_EINVAL;
+    if (wk_init() != WORKER_OK)
+        return WORKER_ENOMEM;
+    pthread_mutex_lock(&rec.lock);
+    int rc = WORKER_OK;
+    if (atomic_load(&rec.fd) >= 0) {
+        rc = WORKER_ESTATE;
+    } else {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
+        if (fd < 0 || write_header(fd) != 0) {
+            int saved = errno;
+            if (fd >= 0)
+                close(fd);
+            errno = saved;
+            rc = WORKER_EAGAIN;
+        } else {
+            for (size_t i = 0; i < NAME_BITMAP; i++)
+                atomic_store_explicit(&name_written[i], 0, memory_order_relaxed);
+            atomic_store(&rec.chunks, 0);
+            atomic_store(&rec.dropped, 0);
+            atomic_fetch_add(&rec.session, 1);
+            atomic_store(&rec.fd, fd);
+            if (!rec.exit_hook_set)
+                rec.exit_hook_set = atexit(stop_at_exit) == 0;
+            atomic_store(&wk_trace_on, 1);
+        }
+    }
+    pthread_mutex_unlock(&rec.lock);
+    return rc;
+}
+
+static void write_end(int fd)
+{
+    wk_trace_record end = {.ts = now_ns(), .kind = WK_TR_TRACE_END,
+                           .a = atomic_load(&rec.chunks), .b = atomic_load(&rec.dropped)};
+    wk_trace_chunk_header h = {.magic = WK_TRACE_CHUNK_MAGIC, .thread = 0, .count = 1,
+                               .checksum = wk_trace_checksum(&end, sizeof end)};
+    struct iovec iov[2] = {{&h, sizeof h}, {&end, sizeof end}};
+    if (writev(fd, iov, 2) < 0)
+        perror("libworker-actor: trace end");
+}
+
+int worker_trace_stop(void)
+{
+    pthread_mutex_lock(&rec.lock);
+    int fd = atomic_exchange(&rec.fd, -1);
+    if (fd < 0) {
+        pthread_mutex_unlock(&rec.lock);
+        return WORKER_ESTATE;
+    }
+    atomic_store(&wk_trace_on, 0);
+    for (wk_trace_buf *b = rec.bufs; b; b = b->next) {
+        pthread_mutex_lock(&b->lock);
+        if (b->session == atomic_load(&rec.session)) {
+            uint32_t upto = atomic_load_explicit(&b->published, memory_order_acquire);
+            if (upto > b->flushed)
+                write_chunk(b, fd, b->flushed, upto, b->dropped);
+            b->flushed = upto;
+            b->dropped = 0;
+        }
+        pthread_mutex_unlock(&b->lock);
+    }
+    write_end(fd);
+    close(fd);
+    pthread_mutex_unlock(&rec.lock);
+    return WORKER_OK;
+}
+
+/* WORKER_TRACE=path turns tracing on when the library is loaded. */
+__attribute__((constructor)) static void trace_from_environment(void)
+{
+    const char *path = getenv("WORKER_TRACE");
+    if (path && *path && worker_trace_start(path) != WORKER_OK)
+        fprintf(stderr, "libworker-actor: cannot trace to '%s': %s\n", path, strerror(errno));
+}

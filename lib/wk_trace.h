@@ -1,0 +1,56 @@
+/* The library's trace recorder (format: wk_trace_format.h).
+ *
+ * Every hook is `if (wk_tracing()) ...`: one relaxed load of a flag that is
+ * almost always false, so a build with tracing compiled in but off pays one
+ * predictable branch per hook. */
+#ifndef WK_TRACE_H
+#define WK_TRACE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wk_atom.h"
+#include "wk_trace_format.h"
+
+/* Global: tracing is process-wide (one file for every thread). */
+extern _Atomic int wk_trace_on;
+
+static inline bool wk_tracing(void)
+{
+    return __builtin_expect(atomic_load_explicit(&wk_trace_on, memory_order_relaxed), 0);
+}
+
+/* Append one record to the calling thread's buffer. */
+void wk_trace_emit(uint32_t worker, uint16_t kind, uint16_t flags, uint64_t a, uint64_t b);
+
+/* The string id of an atom, writing its NAME record the first time in this
+ * trace. */
+uint32_t wk_trace_atom(const wk_atom *atom);
+
+/* The string id of any string (interned as an atom). 0 if out of memory. */
+uint32_t wk_trace_string(const char *s);
+
+/* Which trace is being recorded (changes at every worker_trace_start). */
+uint64_t wk_trace_session(void);
+
+/* A serial unique within the trace (events, timers, defers). */
+uint64_t wk_trace_serial(void);
+
+/* A 32-bit pair packed into a record field. */
+static inline uint64_t wk_trace_pair(uint32_t low, uint32_t high)
+{
+    return (uint64_t)low | ((uint64_t)high << 32);
+}
+
+/* Thread exit: write what this thread still holds. */
+struct wk_thread;
+void wk_trace_thread_exit(struct wk_thread *t);
+
+#define WK_TRACE(worker, kind, flags, a, b)                                 \
+    do {                                                                    \
+        if (wk_tracing())                                                   \
+            wk_trace_emit((worker), (kind), (uint16_t)(flags), (a), (b));   \
+    } while (0)
+
+#endif

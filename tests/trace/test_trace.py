@@ -1,0 +1,399 @@
+#!/usr/bin/env python3
+"""Tests of worker-trace on synthetic traces (see tests/trace/CMakeLists.txt).
+
+usage: test_trace.py {stats|perfetto|bad|fuzz|big|view} --tool WORKER_TRACE
+                     --gen GEN_TRACE --work DIR
+
+Exit status 0 when every check passed, 1 on a failure, 77 when skipped
+(view without chromium). The expected values below mirror the scenario in
+gen_trace.c's small(): keep the two in step.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+FAILS = []
+
+
+def check(cond, what):
+    if cond:
+        print("  ok   " + what)
+    else:
+        print("  FAIL " + what)
+        FAILS.append(what)
+
+
+def run(cmd, timeout=300):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def sanitizer_clean(err):
+    return "Sanitizer" not in err and "runtime error" not in err
+
+
+# --- expectations for gen_trace small --------------------------------------------
+
+# id: (recv, sent, handled, runs, p50_us, p90_us, max_us, rejects, mailbox, end, name, depth)
+WORKERS = {
+    1: (1, 7, 1, 1, 20.0, 20.0, 20.0, 1, 0, "-", "main", 0),
+    2: (6, 9, 6, 5, 100.0, 300.0, 300.0, 0, 0, "ok", "boss", 1),
+    3: (7, 1, 7, 7, 25.0, 50.0, 50.0, 0, 0, "ok", "alpha", 2),
+    4: (6, 0, 6, 6, 500.0, 500.0, 500.0, 0, 4, "EXIT", "beta", 2),
+}
+PAIRS = [  # (count, sender, receiver), in the order stats prints them
+    (5, "main", "boss"), (5, "boss", "alpha"), (4, "boss", "beta"),
+    (2, "main", "alpha"), (2, "main", "beta"), (1, "alpha", "main"), (1, "alpha", "boss"),
+]
+WAITS = [  # (duration_ms, kind, result, worker), longest first
+    (8.470, "thread", "OK", "main"), (7.982, "forever", "EXIT", "boss"),
+    (2.000, "event", "ETIMEDOUT", "alpha"), (0.500, "timeout", "OK", "beta"),
+]
+RUNS = 1 + 5 + 7 + 6       # listener runs
+MESSAGES = 3 + 9 + 2 + 2 + 3 + 1  # queued events with a FIRE and a DELIVER
+
+
+def small(args):
+    path = os.path.join(args.work, "small.wktrace")
+    rc, _, err = run([args.gen, "small", path])
+    if rc != 0:
+        sys.exit("gen_trace small failed: " + err)
+    return path
+
+
+def test_stats(args):
+    path = small(args)
+    rc, out, err = run([args.tool, "check", path])
+    check(rc == 0 and ": ok:" in out, "check accepts the small trace")
+    check("4 threads" in out and "3 dropped" in out, "check counts threads and dropped records: " + out.strip())
+    rc, out, err = run([args.tool, "stats", path])
+    print(out)
+    check(rc == 0, "stats exits 0")
+    check("dropped 3" in out and "complete" in out, "stats header: dropped 3, complete")
+    lines = out.splitlines()
+    try:
+        h = next(i for i, l in enumerate(lines) if l.split()[:2] == ["id", "recv"])
+    except StopIteration:
+        check(False, "stats has a workers table")
+        return
+    rows = {}
+    order = []
+    for l in lines[h + 1:]:
+        if not l.strip():
+            break
+        f = l.split(None, 12)
+        order.append(int(f[0]))
+        rows[int(f[0])] = f
+    check(order == [1, 2, 3, 4], "workers in tree order: %s" % order)
+    for wid, exp in WORKERS.items():
+        f = rows.get(wid)
+        if not f:
+            check(False, "worker %d listed" % wid)
+            continue
+        recv, sent, handled, runs, p50, p90, mx, rej, mb, end, name, depth = exp
+        got = (int(f[1]), int(f[2]), int(f[3]), int(f[4]), float(f[5]), float(f[6]), float(f[8]),
+               int(f[9]), int(f[10]), f[11], f[12].strip())
+        want = (recv, sent, handled, runs, p50, p90, mx, rej, mb, end, name)
+        check(got == want, "worker %d (%s): %s" % (wid, name, got if got != want else "as expected"))
+        line = next(l for l in lines[h + 1:] if l.split()[0] == str(wid))
+        check(line.endswith("  " + "  " * depth + name), "worker %d indented to depth %d" % (wid, depth))
+    # waits
+    w = lines.index(next(l for l in lines if l.startswith("longest waits")))
+    got = []
+    for l in lines[w + 2:w + 2 + len(WAITS)]:
+        f = l.split()
+        got.append((float(f[0]), f[2], f[3], f[-2]))
+    check(got == WAITS, "longest waits: %s" % got)
+    p = lines.index(next(l for l in lines if l.startswith("top sender")))
+    got = []
+    for l in lines[p + 2:]:
+        m = re.match(r"\s*(\d+)\s+(\S+) \(#\d+\) -> (\S+) \(#\d+\)", l)
+        if m:
+            got.append((int(m.group(1)), m.group(2), m.group(3)))
+    check(got == PAIRS, "top pairs: %s" % got)
+    rc, out2, _ = run([args.tool, "stats", path, "--top", "2"])
+    check(rc == 0 and "(top 2 of 7)" in out2, "--top 2 limits the pairs")
+
+
+def test_perfetto(args):
+    path = small(args)
+    out = os.path.join(args.work, "small.json")
+    rc, _, err = run([args.tool, "perfetto", path, "-o", out])
+    check(rc == 0, "perfetto exits 0 " + err.strip())
+    with open(out) as f:
+        doc = json.load(f)
+    ev = doc["traceEvents"]
+    check(doc.get("displayTimeUnit") == "ns", "displayTimeUnit ns")
+    names = {e["tid"]: e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+    check(names == {1: "main #1", 2: "boss #2", 3: "alpha #3", 4: "beta #4"}, "thread names: %s" % names)
+    sort = {e["tid"]: e["args"]["sort_index"] for e in ev if e["ph"] == "M" and e["name"] == "thread_sort_index"}
+    check(sort == {1: 0, 2: 1, 3: 2, 4: 3}, "threads sorted in tree order")
+    runs = [e for e in ev if e["ph"] == "X" and e.get("cat") == "listener"]
+    check(len(runs) == RUNS, "%d listener runs as X slices (want %d)" % (len(runs), RUNS))
+    per = {}
+    for e in runs:
+        per[e["tid"]] = per.get(e["tid"], 0) + 1
+    check(per == {1: 1, 2: 5, 3: 7, 4: 6}, "listener runs per worker: %s" % per)
+    check(all(e["dur"] >= 0 and "ts" in e for e in ev if e["ph"] == "X"), "every X has ts and dur >= 0")
+    job = [e for e in runs if e["tid"] == 2 and e["args"]["event"] == "job"]
+    check(sorted(round(e["dur"]) for e in job) == [100, 200, 300], "boss's job runs last 100/200/300 us")
+    s = {e["id"]: e for e in ev if e["ph"] == "s"}
+    f = {e["id"]: e for e in ev if e["ph"] == "f"}
+    check(len(s) == MESSAGES and set(s) == set(f), "%d flows, each with s and f (want %d)" % (len(s), MESSAGES))
+    check(all(f[i]["ts"] >= s[i]["ts"] and f[i].get("bp") == "e" for i in s), "flows end after they start, bp=e")
+    pairs = {}
+    for i in s:
+        k = (s[i]["tid"], f[i]["tid"])
+        pairs[k] = pairs.get(k, 0) + 1
+    # hops start at the previous hop: done goes alpha->boss->main, the
+    # shutdown broadcast main->boss->{alpha, beta}
+    want = {(1, 2): 5, (2, 3): 6, (2, 4): 5, (3, 2): 1, (2, 1): 1, (1, 3): 1, (1, 4): 1}
+    check(pairs == want, "flow endpoints (hops from the previous hop): %s" % sorted(pairs.items()))
+    # every flow start lies in a slice of its thread, every end in one
+    xs = {}
+    for e in ev:
+        if e["ph"] == "X":
+            xs.setdefault(e["tid"], []).append((e["ts"], e["ts"] + e["dur"]))
+    def inside(tid, t):
+        return any(a <= t <= b for a, b in xs.get(tid, []))
+    check(all(inside(e["tid"], e["ts"]) for e in s.values()), "each flow start binds to a slice")
+    check(all(inside(e["tid"], e["ts"]) for e in f.values()), "each flow end binds to a slice")
+    c = [e for e in ev if e["ph"] == "C"]
+    check([e["args"]["depth"] for e in c] == [1, 2, 4, 0] and all(e["name"] == "mailbox beta #4" for e in c),
+          "mailbox depth counter for beta: 1, 2, 4, 0")
+    waits = [e for e in ev if e["ph"] == "X" and e.get("cat") == "wait"]
+    check(len(waits) == 4, "4 waits as X slices")
+    b = [e for e in ev if e["ph"] == "b" and e.get("cat") == "pause"]
+    check(len(b) == 1 and b[0]["tid"] == 2, "one pause (boss) as an async span")
+
+
+BAD = {  # file -> a word the message must hold
+    "empty": "truncated", "short-header": "truncated", "cut-mid-chunk": "truncated",
+    "cut-chunk-header": "truncated", "no-end": "TRACE_END", "magic": "magic",
+    "version": "version", "record-size": "record size", "absurd-count": "records",
+    "count-past-end": "truncated", "checksum": "checksum", "seq": "chunks missing",
+    "chunk-magic": "chunk magic", "garbage": "magic", "garbage-after-header": "corrupt",
+    "name-overflow": "past the end", "name-padding": "padding", "kind": "unknown kind",
+    "timestamp": "timestamp", "wait-kind": "wait kind", "end-not-alone": "TRACE_END",
+}
+
+
+FLIPS = 120
+
+
+def test_bad(args):
+    d = os.path.join(args.work, "bad")
+    os.makedirs(d, exist_ok=True)
+    rc, _, err = run([args.gen, "bad", d])
+    if rc != 0:
+        sys.exit("gen_trace bad failed: " + err)
+    out = os.path.join(args.work, "out.tmp")
+    for name, word in sorted(BAD.items()):
+        path = os.path.join(d, "bad-%s.wktrace" % name)
+        for cmd in (["check", path], ["stats", path], ["perfetto", path, "-o", out], ["view", path, "-o", out]):
+            rc, so, err = run([args.tool] + cmd)
+            first = err.strip().splitlines()[0] if err.strip() else ""
+            ok = rc == 2 and first.startswith("worker-trace: ") and word in first and sanitizer_clean(err)
+            if not ok or cmd[0] == "check":
+                check(ok, "%s: %s -> exit %d: %s" % (name, cmd[0], rc, first or err[-300:]))
+    # --partial reads what comes before the damage
+    rc, so, err = run([args.tool, "stats", "--partial", os.path.join(d, "bad-no-end.wktrace")])
+    check(rc == 0 and "PARTIAL" in so and "warning" in err, "--partial reads a trace without TRACE_END")
+    rc, so, err = run([args.tool, "check", "--partial", os.path.join(d, "bad-cut-mid-chunk.wktrace")])
+    check(rc == 0 and "partial" in so, "--partial reads a trace cut mid-chunk")
+    rc, so, err = run([args.tool, "check", os.path.join(d, "does-not-exist")])
+    check(rc == 2 and "cannot open" in err, "a missing file: exit 2")
+    rc, so, err = run([args.tool, "frobnicate", "x"])
+    check(rc == 1 and "unknown command" in err, "an unknown command: exit 1")
+
+    # every truncation of the good file, and random byte flips
+    path = small(args)
+    data = open(path, "rb").read()
+    cut = os.path.join(args.work, "cut.wktrace")
+    bad_rc = []
+    sizes = sorted(set(list(range(0, len(data), 29)) + [64, 65, 95, 96, 97, len(data) - 1]))
+    for n in sizes:
+        with open(cut, "wb") as f:
+            f.write(data[:n])
+        rc, _, err = run([args.tool, "check", cut])
+        if rc != 2 or not sanitizer_clean(err):
+            bad_rc.append((n, rc, err[-200:]))
+    check(not bad_rc, "truncations (%d sizes) exit 2 cleanly %s" % (len(sizes), bad_rc[:3]))
+    rnd = random.Random(12345)
+    bad_rc = []
+    accepted = 0
+    for i in range(FLIPS):
+        b = bytearray(data)
+        for _ in range(rnd.randint(1, 4)):
+            b[rnd.randrange(len(b))] ^= 1 << rnd.randrange(8)
+        with open(cut, "wb") as f:
+            f.write(b)
+        rc, _, err = run([args.tool, "stats", cut])
+        if rc not in (0, 2) or not sanitizer_clean(err):
+            bad_rc.append((i, rc, err[-300:]))
+        accepted += rc == 0
+    check(not bad_rc, "%d files with flipped bits exit 0 or 2, no crash %s" % (FLIPS, bad_rc[:2]))
+    print("  (%d of %d flipped files were still valid: flips in unchecked header fields)" % (accepted, FLIPS))
+
+
+def test_fuzz(args):
+    path = os.path.join(args.work, "fuzz.wktrace")
+    out = os.path.join(args.work, "fuzz.out")
+    bad = []
+    ok = 0
+    n = int(os.environ.get("TRACE_FUZZ_RUNS", "60"))
+    for seed in range(1, n + 1):
+        rc, _, err = run([args.gen, "fuzz", str(seed), path])
+        if rc != 0:
+            sys.exit("gen_trace fuzz failed: " + err)
+        for cmd in (["stats", path], ["perfetto", path, "-o", out], ["view", path, "-o", out]):
+            rc, so, err = run([args.tool] + cmd)
+            if rc not in (0, 2) or not sanitizer_clean(err):
+                bad.append((seed, cmd[0], rc, err[-400:]))
+            elif rc == 0 and cmd[0] == "perfetto":
+                try:
+                    json.load(open(out))
+                    ok += 1
+                except ValueError as e:
+                    bad.append((seed, "perfetto json", str(e)))
+    check(not bad, "%d fuzzed traces through stats/perfetto/view: exit 0 or 2, no crash, JSON valid %s"
+          % (n, bad[:2]))
+    check(ok > n // 2, "most fuzzed traces are still valid (%d of %d)" % (ok, n))
+
+
+def chromium():
+    for c in ("chromium", "chromium-browser", "google-chrome"):
+        p = shutil.which(c)
+        if p:
+            return p
+    return None
+
+
+def browser(html, extra, timeout=240, hash=""):
+    exe = chromium()
+    prof = tempfile.mkdtemp(prefix="wt-chromium-")
+    try:
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--user-data-dir=" + prof] + extra + ["file://" + os.path.abspath(html) + hash]
+        return run(cmd, timeout=timeout)
+    finally:
+        shutil.rmtree(prof, ignore_errors=True)
+
+
+def status_of(dom):
+    m = re.search(r'<pre id="status">([^<]*)</pre>', dom)
+    return m.group(1) if m else "(no status in the DOM)"
+
+
+def test_view(args):
+    if not chromium():
+        print("chromium not found: skipped")
+        return 77
+    path = small(args)
+    html = os.path.join(args.work, "small.html")
+    rc, _, err = run([args.tool, "view", path, "-o", html])
+    check(rc == 0, "view exits 0")
+    page = open(html, encoding="utf-8").read()
+    check(not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', page), "the page loads nothing from the network")
+    check('"name":"alpha"' in page, "the data is inlined")
+    rc, dom, err = browser(html, ["--dump-dom", "--window-size=1400,900"])
+    st = status_of(dom)
+    print("  page status: " + st)
+    check(st.startswith("ok "), "the page runs without script errors")
+    check(" lanes=4 " in st + " " and "workers=4" in st, "it draws one lane per worker (4)")
+    check("slices=%d" % RUNS in st, "it draws every listener run (%d)" % RUNS)
+    check("arrows=%d" % MESSAGES in st, "it draws every message arrow (%d)" % MESSAGES)
+    shot = os.path.join(args.work, "trace-view.png")
+    if os.path.exists(shot):
+        os.remove(shot)
+    rc, _, err = browser(html, ["--screenshot=" + shot, "--window-size=1400,900"])
+    check(os.path.exists(shot) and os.path.getsize(shot) > 10000, "screenshot saved: " + shot)
+    # a click on boss's first listener run (slice 1: main has one, then
+    # boss's job runs) shows its event in the details panel
+    rc, dom, err = browser(html, ["--dump-dom", "--window-size=1400,900"], hash="#click=1")
+    st = status_of(dom)
+    print("  after a click: " + st)
+    check("selected=slice:1 " in st and "detail=job" in st, "a click on a slice selects it and shows its event")
+    check("queued for" in dom and "boss" in dom and "deliveries" in dom, "the details name the event's sender and deliveries")
+    shot = os.path.join(args.work, "trace-view-click.png")
+    browser(html, ["--screenshot=" + shot, "--window-size=1400,900"], hash="#click=1")
+    check(os.path.exists(shot), "screenshot after the click saved: " + shot)
+    # the big trace renders too
+    big = os.path.join(args.work, "big.wktrace")
+    rc, _, err = run([args.gen, "big", big, "1000000"])
+    bightml = os.path.join(args.work, "big.html")
+    rc, _, err = run([args.tool, "view", big, "-o", bightml])
+    check(rc == 0, "view of 1,000,000 records exits 0")
+    t = time.time()
+    rc, dom, err = browser(bightml, ["--dump-dom", "--window-size=1400,900"])
+    dt = time.time() - t
+    st = status_of(dom)
+    print("  big page status: %s (%.1f s in chromium)" % (st, dt))
+    check(st.startswith("ok ") and " lanes=8 " in st + " ", "the 1,000,000-record page renders 8 lanes")
+    shot = os.path.join(args.work, "trace-view-big.png")
+    browser(bightml, ["--screenshot=" + shot, "--window-size=1400,900"])
+    check(os.path.exists(shot), "big screenshot saved: " + shot)
+    # zoomed in to 1 ms: individual runs, every arrow
+    zoom = "#view=100000000,101000000"
+    rc, dom, err = browser(bightml, ["--dump-dom", "--window-size=1400,900"], hash=zoom)
+    st = status_of(dom)
+    print("  zoomed big page status: " + st)
+    m = re.search(r"slices=(\d+) arrows=(\d+)", st)
+    check(st.startswith("ok ") and m and 0 < int(m.group(1)) < 5000 and 0 < int(m.group(2)) < 2500,
+          "zoomed to 1 ms, the page draws only what is in view")
+    shot = os.path.join(args.work, "trace-view-big-zoom.png")
+    browser(bightml, ["--screenshot=" + shot, "--window-size=1400,900"], hash=zoom)
+    return 0
+
+
+def test_big(args):
+    path = os.path.join(args.work, "big.wktrace")
+    rc, _, err = run([args.gen, "big", path, "1000000"])
+    check(rc == 0, "gen_trace big")
+    rc, out, err = run([args.tool, "check", path])
+    m = re.search(r"(\d+) records", out)
+    n = int(m.group(1)) if m else 0
+    check(rc == 0 and n >= 1000000, "check: %s" % out.strip())
+    for cmd in (["stats", path], ["perfetto", path, "-o", os.path.join(args.work, "big.json")],
+                ["view", path, "-o", os.path.join(args.work, "big.html")]):
+        t = time.time()
+        rc, out, err = run([args.tool] + cmd, timeout=600)
+        dt = time.time() - t
+        check(rc == 0 and dt < 60, "%s of %d records: exit %d in %.1f s" % (cmd[0], n, rc, dt))
+    size = os.path.getsize(os.path.join(args.work, "big.html"))
+    check(size < 80 * 1024 * 1024, "the page is %.1f MB" % (size / 1048576.0))
+    t = time.time()
+    with open(os.path.join(args.work, "big.json")) as f:
+        doc = json.load(f)
+    runs = sum(1 for e in doc["traceEvents"] if e["ph"] == "X" and e.get("cat") == "listener")
+    check(runs >= 200000, "the big JSON parses (%d listener runs, %.1f s)" % (runs, time.time() - t))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["stats", "perfetto", "bad", "fuzz", "big", "view"])
+    ap.add_argument("--tool", required=True)
+    ap.add_argument("--gen", required=True)
+    ap.add_argument("--work", required=True)
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    print("%s: %s" % (args.what, args.tool))
+    rc = globals()["test_" + args.what](args)
+    if rc == 77:
+        sys.exit(77)
+    if FAILS:
+        print("%d check(s) failed" % len(FAILS))
+        sys.exit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()

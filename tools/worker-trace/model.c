@@ -1,0 +1,523 @@
+/* worker-trace: the model built from a loaded trace.
+ *
+ * Workers are put in tree order (depth first from the roots, siblings by
+ * creation), which is also the lane order of every output. One pass over the
+ * time-sorted records then builds listener slices (a stack per lane, since a
+ * listener that waits runs nested listeners), messages (a FIRE matched with
+ * its DELIVER by (serial, receiver)), waits, pauses, instant marks and
+ * mailbox depth samples. Records that do not pair up (an END whose START was
+ * dropped) are ignored; spans still open at the end close at the last
+ * record and are flagged open. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wt.h"
+
+typedef struct lane_state {
+    size_t *lstack; /* open listener slices */
+    size_t nl, capl;
+    size_t *wstack; /* open waits */
+    size_t nw, capw;
+    int64_t pause; /* open pause, -1 none */
+} lane_state;
+
+typedef struct builder {
+    wt_model *m;
+    const wt_trace *t;
+    wt_map ids; /* (worker id, 0) -> lane */
+    wt_map msgs; /* (serial, receiver id + 1) -> msg; (serial, 0) -> last msg of serial */
+    lane_state *ls;
+} builder;
+
+const char *wt_model_str(const wt_model *m, uint64_t id)
+{
+    const char *s = wt_name(m->trace, id);
+    return s ? s : "";
+}
+
+/* --- workers and the tree ------------------------------------------------------ */
+
+typedef struct proto {
+    wt_worker w;
+    size_t first_child, next_sibling; /* indexes + 1, 0 none */
+    bool visited;
+} proto;
+
+static size_t proto_get(wt_map *ids, proto **ps, size_t *n, size_t *cap, uint32_t id)
+{
+    bool inserted;
+    uint64_t *v = wt_map_put(ids, id, 0, *n, &inserted);
+    if (inserted) {
+        proto *p = WT_PUSH(*ps, *n, *cap);
+        memset(p, 0, sizeof *p);
+        p->w.id = id;
+        p->w.parent_idx = -1;
+    }
+    return (size_t)*v;
+}
+
+static bool makes_lane(const wt_rec *r)
+{
+    return r->worker != 0 || (r->kind != WK_TR_THREAD && r->kind != WK_TR_DROPPED);
+}
+
+static int created_cmp(const proto *a, const proto *b)
+{
+    uint64_t ta = a->w.seen_created ? a->w.created : UINT64_MAX;
+    uint64_t tb = b->w.seen_created ? b->w.created : UINT64_MAX;
+    if (ta != tb)
+        return ta < tb ? -1 : 1;
+    return a->w.id < b->w.id ? -1 : a->w.id > b->w.id;
+}
+
+static void collect_workers(builder *bd)
+{
+    const wt_trace *t = bd->t;
+    wt_model *m = bd->m;
+    wt_map ids;
+    wt_map_init(&ids);
+    proto *ps = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < t->nrecs; i++) {
+        const wt_rec *r = &t->recs[i];
+        if (makes_lane(r))
+            proto_get(&ids, &ps, &n, &cap, r->worker);
+        if (r->kind == WK_TR_FIRE || r->kind == WK_TR_REJECT)
+            proto_get(&ids, &ps, &n, &cap, (uint32_t)r->b);
+        if (r->kind == WK_TR_DELIVER)
+            proto_get(&ids, &ps, &n, &cap, (uint32_t)r->b);
+        if (r->kind == WK_TR_WORKER_CREATED) {
+            size_t k = proto_get(&ids, &ps, &n, &cap, r->worker);
+            proto *p = &ps[k];
+            if (!p->w.seen_created) {
+                p->w.seen_created = true;
+                p->w.created = r->ts - m->t0;
+                p->w.parent = r->a <= UINT32_MAX ? (uint32_t)r->a : 0;
+                p->w.cflags = r->flags;
+                const char *s = wt_name(t, r->b);
+                if (s && !p->w.name)
+                    p->w.name = wt_xstrdup(s);
+            }
+        } else if (r->kind == WK_TR_WORKER_NAME) {
+            size_t k = proto_get(&ids, &ps, &n, &cap, r->worker);
+            const char *s = wt_name(t, r->a);
+            if (s) {
+                free((char *)ps[k].w.name);
+                ps[k].w.name = wt_xstrdup(s);
+            }
+        }
+    }
+    /* Parents (a parent seen only as an id gets a lane too). */
+    size_t nbase = n;
+    for (size_t i = 0; i < nbase; i++) {
+        if (ps[i].w.parent && ps[i].w.parent != ps[i].w.id)
+            proto_get(&ids, &ps, &n, &cap, ps[i].w.parent);
+    }
+    for (size_t i = 0; i < n; i++) {
+        proto *p = &ps[i];
+        if (!p->w.name) {
+            char buf[48];
+            if (p->w.id == 0)
+                snprintf(buf, sizeof buf, "(other threads)");
+            else
+                snprintf(buf, sizeof buf, "worker-%" PRIu32, p->w.id);
+            p->w.name = wt_xstrdup(buf);
+        }
+    }
+    /* Children lists, siblings sorted by creation: insert in sorted order. */
+    size_t *order = wt_xcalloc(n, sizeof *order);
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t i = 1; i < n; i++) { /* insertion sort by creation; n is small */
+        size_t v = order[i], j = i;
+        while (j > 0 && created_cmp(&ps[order[j - 1]], &ps[v]) > 0) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = v;
+    }
+    size_t *last_child = wt_xcalloc(n, sizeof *last_child);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        proto *p = &ps[i];
+        if (!p->w.parent || p->w.parent == p->w.id)
+            continue;
+        uint64_t *pi = wt_map_get(&ids, p->w.parent, 0);
+        if (!pi)
+            continue;
+        if (last_child[*pi])
+            ps[last_child[*pi] - 1].next_sibling = i + 1;
+        else
+            ps[*pi].first_child = i + 1;
+        last_child[*pi] = i + 1;
+    }
+    /* Depth-first from the roots; whatever is left (a cycle in a corrupt
+     * trace) becomes a root too. */
+    m->workers = wt_xcalloc(n, sizeof *m->workers);
+    size_t *stack = wt_xcalloc(n + 1, sizeof *stack);
+    int *depth = wt_xcalloc(n + 1, sizeof *depth);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 0; k < n; k++) {
+            size_t root = order[k];
+            if (ps[root].visited)
+                continue;
+            if (pass == 0 && ps[root].w.parent && ps[root].w.parent != ps[root].w.id
+                && wt_map_get(&ids, ps[root].w.parent, 0))
+                continue;
+            size_t sp = 0;
+            stack[sp] = root;
+            depth[sp++] = 0;
+            while (sp) {
+                sp--;
+                size_t i = stack[sp];
+                int d = depth[sp];
+                if (ps[i].visited)
+                    continue;
+                ps[i].visited = true;
+                ps[i].w.depth = d;
+                ps[i].w.lane = (int)m->nworkers;
+                m->workers[m->nworkers++] = ps[i].w;
+                /* push children in reverse so the first is visited first */
+                size_t nc = 0;
+                for (size_t c = ps[i].first_child; c; c = ps[c - 1].next_sibling)
+                    nc++;
+                sp += nc;
+                size_t at = sp;
+                for (size_t c = ps[i].first_child; c; c = ps[c - 1].next_sibling) {
+                    at--;
+                    stack[at] = c - 1;
+                    depth[at] = d + 1;
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < m->nworkers; i++) {
+        wt_worker *w = &m->workers[i];
+        wt_map_put(&bd->ids, w->id, 0, i, NULL);
+    }
+    for (size_t i = 0; i < m->nworkers; i++) {
+        wt_worker *w = &m->workers[i];
+        uint64_t *pi = w->parent ? wt_map_get(&bd->ids, w->parent, 0) : NULL;
+        w->parent_idx = pi && *pi != i ? (int)*pi : -1;
+    }
+    free(stack);
+    free(depth);
+    free(order);
+    free(last_child);
+    free(ps);
+    wt_map_free(&ids);
+}
+
+/* --- the pass over the records -------------------------------------------------- */
+
+static uint32_t lane_of(builder *bd, uint32_t id)
+{
+    uint64_t *v = wt_map_get(&bd->ids, id, 0);
+    return v ? (uint32_t)*v : 0; /* every id got a lane in collect_workers */
+}
+
+static void add_mark(builder *bd, const wt_rec *r, uint32_t lane)
+{
+    wt_model *m = bd->m;
+    wt_mark *k = WT_PUSH(m->marks, m->nmarks, m->capmarks);
+    k->t = r->ts - m->t0;
+    k->a = r->a;
+    k->b = r->b;
+    k->lane = lane;
+    k->kind = r->kind;
+    k->flags = r->flags;
+}
+
+static size_t new_msg(builder *bd, uint64_t serial, uint32_t receiver_id, uint64_t t, uint32_t from,
+    uint32_t to, uint32_t name, uint32_t flags)
+{
+    wt_model *m = bd->m;
+    wt_msg *g = WT_PUSH(m->msgs, m->nmsgs, m->capmsgs);
+    size_t gi = m->nmsgs - 1;
+    g->t_fire = g->t_deliver = t;
+    g->serial = serial;
+    g->from_lane = g->sender_lane = from;
+    g->to_lane = to;
+    g->event_name = name;
+    g->flags = flags;
+    bool ins;
+    uint64_t *head = wt_map_put(&bd->msgs, serial, 0, gi + 1, &ins);
+    g->next_same_serial = ins ? -1 : (int64_t)*head - 1;
+    *head = gi + 1;
+    *wt_map_put(&bd->msgs, serial, (uint64_t)receiver_id + 1, gi + 1, NULL) = gi + 1;
+    return gi;
+}
+
+static void on_record(builder *bd, const wt_rec *r)
+{
+    wt_model *m = bd->m;
+    uint64_t t = r->ts - m->t0;
+    if (!makes_lane(r))
+        return;
+    uint32_t lane = lane_of(bd, r->worker);
+    wt_worker *w = &m->workers[lane];
+    lane_state *ls = &bd->ls[lane];
+    switch (r->kind) {
+    case WK_TR_WORKER_STARTED:
+        if (!w->seen_started) {
+            w->seen_started = true;
+            w->started = t;
+        }
+        w->os_tid = r->a;
+        break;
+    case WK_TR_WORKER_ENDED:
+        w->seen_ended = true;
+        w->ended = t;
+        w->err = (int64_t)r->a;
+        add_mark(bd, r, lane);
+        break;
+    case WK_TR_FIRE: {
+        uint32_t rid = (uint32_t)r->b;
+        uint32_t to = lane_of(bd, rid);
+        if (!(r->flags & (WK_TRF_HOP_UP | WK_TRF_HOP_DOWN)))
+            w->sent++;
+        m->workers[to].recv++;
+        new_msg(bd, r->a, rid, t, lane, to, (uint32_t)(r->b >> 32), r->flags);
+        break;
+    }
+    case WK_TR_DELIVER: {
+        w->handled++;
+        uint64_t *gi = wt_map_get(&bd->msgs, r->a, (uint64_t)r->worker + 1);
+        if (gi && !(m->msgs[*gi - 1].flags & WT_MSG_DELIVERED)) {
+            wt_msg *g = &m->msgs[*gi - 1];
+            g->t_deliver = t;
+            g->flags |= WT_MSG_DELIVERED;
+        } else {
+            uint32_t from = lane_of(bd, (uint32_t)r->b);
+            size_t k = new_msg(bd, r->a, r->worker, t, from, lane, (uint32_t)(r->b >> 32),
+                WT_MSG_NO_FIRE | WT_MSG_DELIVERED);
+            (void)k;
+        }
+        break;
+    }
+    case WK_TR_LISTENER_START: {
+        wt_slice *s = WT_PUSH(m->slices, m->nslices, m->capslices);
+        memset(s, 0, sizeof *s);
+        s->t0 = s->t1 = t;
+        s->serial = r->a;
+        s->lane = lane;
+        s->listener_name = (uint32_t)r->b;
+        s->event_name = (uint32_t)(r->b >> 32);
+        s->depth = (uint16_t)(ls->nl < 0xffff ? ls->nl : 0xffff);
+        s->flags = WT_SLICE_OPEN;
+        uint64_t *gi = wt_map_get(&bd->msgs, r->a, (uint64_t)r->worker + 1);
+        s->msg = gi ? (int64_t)*gi - 1 : -1;
+        if (s->depth > m->max_slice_depth)
+            m->max_slice_depth = s->depth;
+        *WT_PUSH(ls->lstack, ls->nl, ls->capl) = m->nslices - 1;
+        break;
+    }
+    case WK_TR_LISTENER_END: {
+        for (size_t k = ls->nl; k-- > 0;) {
+            wt_slice *s = &m->slices[ls->lstack[k]];
+            if (s->serial != r->a || s->listener_name != (uint32_t)r->b)
+                continue;
+            s->t1 = t;
+            s->ret = (int32_t)(uint32_t)(r->b >> 32);
+            s->flags = (uint16_t)((r->flags & WK_TRF_ERROR) || s->ret ? WT_SLICE_ERROR : 0);
+            w->runs++;
+            if (s->flags & WT_SLICE_ERROR)
+                w->errors++;
+            *WT_PUSH(w->run_ns, w->nrun, w->caprun) = s->t1 - s->t0;
+            for (size_t j = k + 1; j < ls->nl; j++) /* inner runs whose END was lost */
+                m->slices[ls->lstack[j]].t1 = t;
+            ls->nl = k;
+            break;
+        }
+        break;
+    }
+    case WK_TR_REJECT:
+        w->rejects++;
+        add_mark(bd, r, lane);
+        break;
+    case WK_TR_WAIT_BEGIN: {
+        wt_span *s = WT_PUSH(m->waits, m->nwaits, m->capwaits);
+        memset(s, 0, sizeof *s);
+        s->t0 = s->t1 = t;
+        s->what = r->b;
+        s->lane = lane;
+        s->kind = r->flags;
+        s->depth = (uint16_t)(ls->nw < 0xffff ? ls->nw : 0xffff);
+        s->open = true;
+        *WT_PUSH(ls->wstack, ls->nw, ls->capw) = m->nwaits - 1;
+        break;
+    }
+    case WK_TR_WAIT_END:
+        for (size_t k = ls->nw; k-- > 0;) {
+            wt_span *s = &m->waits[ls->wstack[k]];
+            if (s->kind != r->flags)
+                continue;
+            s->t1 = t;
+            s->result = (int64_t)r->a;
+            s->open = false;
+            w->wait_count++;
+            w->wait_ns += s->t1 - s->t0;
+            for (size_t j = k + 1; j < ls->nw; j++)
+                m->waits[ls->wstack[j]].t1 = t;
+            ls->nw = k;
+            break;
+        }
+        break;
+    case WK_TR_PAUSE:
+        w->pauses++;
+        if (ls->pause < 0) {
+            wt_span *s = WT_PUSH(m->pauses, m->npauses, m->cappauses);
+            memset(s, 0, sizeof *s);
+            s->t0 = s->t1 = t;
+            s->what = r->a;
+            s->lane = lane;
+            s->open = true;
+            ls->pause = (int64_t)m->npauses - 1;
+        }
+        break;
+    case WK_TR_RESUME:
+        if (ls->pause >= 0) {
+            m->pauses[ls->pause].t1 = t;
+            m->pauses[ls->pause].open = false;
+            ls->pause = -1;
+        }
+        add_mark(bd, r, lane);
+        break;
+    case WK_TR_STOP:
+        w->stops++;
+        add_mark(bd, r, lane);
+        break;
+    case WK_TR_TIMER_FIRED:
+        w->timers++;
+        add_mark(bd, r, lane);
+        break;
+    case WK_TR_MAILBOX_DEPTH: {
+        wt_sample *s = WT_PUSH(m->samples, m->nsamples, m->capsamples);
+        s->t = t;
+        s->depth = r->a;
+        s->lane = lane;
+        if (r->a > w->max_mailbox)
+            w->max_mailbox = r->a;
+        break;
+    }
+    case WK_TR_TIMER_ARMED:
+    case WK_TR_TIMER_CANCELLED:
+    case WK_TR_FUTURE_SETTLED:
+    case WK_TR_DEFER_SETTLED:
+    case WK_TR_CHANNEL_PUBLISH:
+    case WK_TR_DROPPED:
+        add_mark(bd, r, lane);
+        break;
+    default:
+        break;
+    }
+}
+
+/* The lane a bubble or broadcast hop came from: the receiver of the same
+ * serial that is this receiver's child (bubble) or parent (broadcast). */
+static void resolve_hops(builder *bd)
+{
+    wt_model *m = bd->m;
+    for (size_t i = 0; i < m->nmsgs; i++) {
+        wt_msg *g = &m->msgs[i];
+        if (!(g->flags & (WK_TRF_HOP_UP | WK_TRF_HOP_DOWN)))
+            continue;
+        const wt_worker *to = &m->workers[g->to_lane];
+        int steps = 0;
+        for (int64_t k = g->next_same_serial; k >= 0 && steps < 256;
+             k = m->msgs[k].next_same_serial, steps++) {
+            const wt_msg *o = &m->msgs[k];
+            const wt_worker *ow = &m->workers[o->to_lane];
+            if ((g->flags & WK_TRF_HOP_UP) && ow->parent_idx == (int)g->to_lane) {
+                g->from_lane = o->to_lane;
+                break;
+            }
+            if ((g->flags & WK_TRF_HOP_DOWN) && to->parent_idx == (int)o->to_lane) {
+                g->from_lane = o->to_lane;
+                break;
+            }
+        }
+    }
+}
+
+static int slice_cmp(const void *pa, const void *pb)
+{
+    const wt_slice *a = pa, *b = pb;
+    if (a->lane != b->lane)
+        return a->lane < b->lane ? -1 : 1;
+    if (a->t0 != b->t0)
+        return a->t0 < b->t0 ? -1 : 1;
+    return a->depth < b->depth ? -1 : a->depth > b->depth;
+}
+
+static int span_cmp(const void *pa, const void *pb)
+{
+    const wt_span *a = pa, *b = pb;
+    if (a->lane != b->lane)
+        return a->lane < b->lane ? -1 : 1;
+    if (a->t0 != b->t0)
+        return a->t0 < b->t0 ? -1 : 1;
+    return a->depth < b->depth ? -1 : a->depth > b->depth;
+}
+
+static int u64_cmp(const void *pa, const void *pb)
+{
+    uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+void wt_model_build(const wt_trace *t, wt_model *m)
+{
+    memset(m, 0, sizeof *m);
+    m->trace = t;
+    m->t0 = t->hdr.start_ns;
+    m->t_first = t->nrecs ? t->recs[0].ts : t->hdr.start_ns;
+    m->t_last = t->nrecs ? t->recs[t->nrecs - 1].ts : t->hdr.start_ns;
+    builder bd = { .m = m, .t = t };
+    wt_map_init(&bd.ids);
+    wt_map_init(&bd.msgs);
+    collect_workers(&bd);
+    bd.ls = wt_xcalloc(m->nworkers, sizeof *bd.ls);
+    for (size_t i = 0; i < m->nworkers; i++)
+        bd.ls[i].pause = -1;
+    for (size_t i = 0; i < t->nrecs; i++)
+        on_record(&bd, &t->recs[i]);
+    uint64_t tend = m->t_last - m->t0;
+    for (size_t i = 0; i < m->nworkers; i++) {
+        lane_state *ls = &bd.ls[i];
+        for (size_t k = 0; k < ls->nl; k++)
+            m->slices[ls->lstack[k]].t1 = tend;
+        for (size_t k = 0; k < ls->nw; k++)
+            m->waits[ls->wstack[k]].t1 = tend;
+        if (ls->pause >= 0)
+            m->pauses[ls->pause].t1 = tend;
+        free(ls->lstack);
+        free(ls->wstack);
+    }
+    resolve_hops(&bd);
+    wt_sort(m->slices, m->nslices, sizeof *m->slices, slice_cmp);
+    wt_sort(m->waits, m->nwaits, sizeof *m->waits, span_cmp);
+    wt_sort(m->pauses, m->npauses, sizeof *m->pauses, span_cmp);
+    for (size_t i = 0; i < m->nworkers; i++)
+        wt_sort(m->workers[i].run_ns, m->workers[i].nrun, sizeof(uint64_t), u64_cmp);
+    free(bd.ls);
+    wt_map_free(&bd.ids);
+    wt_map_free(&bd.msgs);
+}
+
+void wt_model_free(wt_model *m)
+{
+    for (size_t i = 0; i < m->nworkers; i++) {
+        free((char *)m->workers[i].name);
+        free(m->workers[i].run_ns);
+    }
+    free(m->workers);
+    free(m->slices);
+    free(m->msgs);
+    free(m->waits);
+    free(m->pauses);
+    free(m->marks);
+    free(m->samples);
+    memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,178 @@
+/* worker-trace stats: a plain-text summary of a trace.
+ *
+ * Per worker (tree order): events queued on it (recv), events it fired
+ * (sent; a bubble or broadcast counts once, each channel delivery once),
+ * events its loop handled, listener runs and their duration percentiles,
+ * rejected fires, the deepest mailbox seen, how it ended. Then the longest
+ * waits and the busiest sender -> receiver pairs (every queued event, hops
+ * included). */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wt.h"
+
+/* Nearest-rank percentile of sorted values. */
+static uint64_t percentile(const uint64_t *v, size_t n, unsigned p)
+{
+    size_t rank = (size_t)(((uint64_t)n * p + 99) / 100);
+    if (rank == 0)
+        rank = 1;
+    return v[rank - 1];
+}
+
+static void put_us(FILE *out, const uint64_t *v, size_t n, unsigned p)
+{
+    if (!n) {
+        fprintf(out, " %9s", "-");
+        return;
+    }
+    uint64_t x = p == 100 ? v[n - 1] : percentile(v, n, p);
+    fprintf(out, " %9.1f", (double)x / 1e3);
+}
+
+static const char *end_text(const wt_worker *w, char *buf, size_t len)
+{
+    if (!w->seen_ended)
+        return w->seen_started ? "running" : "-";
+    if (w->err == 0)
+        return "ok";
+    const char *n = wt_err_name(w->err);
+    if (n && strncmp(n, "WORKER_", 7) == 0)
+        return n + 7;
+    snprintf(buf, len, "err=%" PRId64, w->err);
+    return buf;
+}
+
+typedef struct pair {
+    uint32_t from, to;
+    uint64_t count;
+} pair;
+
+static int pair_cmp(const void *pa, const void *pb)
+{
+    const pair *a = pa, *b = pb;
+    if (a->count != b->count)
+        return a->count > b->count ? -1 : 1;
+    if (a->from != b->from)
+        return a->from < b->from ? -1 : 1;
+    return a->to < b->to ? -1 : a->to > b->to;
+}
+
+static int wait_cmp(const void *pa, const void *pb)
+{
+    const wt_span *a = *(const wt_span *const *)pa, *b = *(const wt_span *const *)pb;
+    uint64_t da = a->t1 - a->t0, db = b->t1 - b->t0;
+    if (da != db)
+        return da > db ? -1 : 1;
+    return a->t0 < b->t0 ? -1 : a->t0 > b->t0;
+}
+
+static void wait_what(const wt_model *m, const wt_span *s, char *buf, size_t len)
+{
+    switch (s->kind) {
+    case WK_TRW_EVENT: {
+        const char *n = wt_model_str(m, s->what);
+        snprintf(buf, len, "%s", *n ? n : "-");
+        break;
+    }
+    case WK_TRW_THREAD:
+    case WK_TRW_JOIN:
+        snprintf(buf, len, "worker %" PRIu64, s->what);
+        break;
+    case WK_TRW_FUTURE:
+    case WK_TRW_DEFER:
+        snprintf(buf, len, "#%" PRIu64, s->what);
+        break;
+    default:
+        snprintf(buf, len, "-");
+    }
+}
+
+int wt_stats(const wt_model *m, FILE *out, int top)
+{
+    const wt_trace *t = m->trace;
+    fprintf(out, "trace: %s\n", t->path);
+    fprintf(out,
+        "format %u.%u  pid %" PRIu32 "  threads %zu  chunks %" PRIu64 "  records %zu"
+        "  dropped %" PRIu64 "  %s\n",
+        t->hdr.version, t->hdr.minor, t->hdr.pid, t->nthreads, t->chunks, t->nrecs, t->dropped,
+        t->complete ? "complete" : "PARTIAL");
+    if (t->partial)
+        fprintf(out, "partial: %s\n", t->error);
+    fprintf(
+        out, "span %.3f ms (trace start to last record)\n\n", (double)(m->t_last - m->t0) / 1e6);
+
+    fprintf(out, "workers (tree order; listener run times in microseconds)\n");
+    fprintf(out, "%6s %7s %7s %7s %7s %9s %9s %9s %9s %7s %7s %9s  %s\n", "id", "recv", "sent",
+        "handled", "runs", "p50", "p90", "p99", "max", "rejects", "mailbox", "end", "name");
+    for (size_t i = 0; i < m->nworkers; i++) {
+        const wt_worker *w = &m->workers[i];
+        char eb[32];
+        fprintf(out, "%6" PRIu32 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7zu", w->id, w->recv,
+            w->sent, w->handled, w->nrun);
+        put_us(out, w->run_ns, w->nrun, 50);
+        put_us(out, w->run_ns, w->nrun, 90);
+        put_us(out, w->run_ns, w->nrun, 99);
+        put_us(out, w->run_ns, w->nrun, 100);
+        fprintf(out, " %7" PRIu64 " %7" PRIu64 " %9s  %*s%s\n", w->rejects, w->max_mailbox,
+            end_text(w, eb, sizeof eb), w->depth * 2, "", w->name);
+    }
+
+    /* longest waits */
+    const wt_span **ws = wt_xcalloc(m->nwaits, sizeof *ws);
+    for (size_t i = 0; i < m->nwaits; i++)
+        ws[i] = &m->waits[i];
+    wt_sort(ws, m->nwaits, sizeof *ws, wait_cmp);
+    size_t nw = m->nwaits < (size_t)top ? m->nwaits : (size_t)top;
+    fprintf(out, "\nlongest waits (top %d of %zu)\n", top, m->nwaits);
+    fprintf(out, "%12s %12s %8s %10s  %-20s %s\n", "duration_ms", "begin_ms", "kind", "result",
+        "what", "worker");
+    for (size_t i = 0; i < nw; i++) {
+        const wt_span *s = ws[i];
+        char what[64], res[32];
+        wait_what(m, s, what, sizeof what);
+        const char *rn = wt_err_name(s->result);
+        if (s->open)
+            snprintf(res, sizeof res, "open");
+        else if (rn)
+            snprintf(res, sizeof res, "%s", strncmp(rn, "WORKER_", 7) == 0 ? rn + 7 : rn);
+        else
+            snprintf(res, sizeof res, "%" PRId64, s->result);
+        fprintf(out, "%12.3f %12.3f %8s %10s  %-20s %s (#%" PRIu32 ")\n",
+            (double)(s->t1 - s->t0) / 1e6, (double)s->t0 / 1e6, wt_wait_kind_name(s->kind), res,
+            what, m->workers[s->lane].name, m->workers[s->lane].id);
+    }
+    free(ws);
+
+    /* sender -> receiver pairs */
+    wt_map pm;
+    wt_map_init(&pm);
+    pair *ps = NULL;
+    size_t np = 0, cap = 0;
+    for (size_t i = 0; i < m->nmsgs; i++) {
+        const wt_msg *g = &m->msgs[i];
+        if (g->flags & WT_MSG_NO_FIRE)
+            continue;
+        bool ins;
+        uint64_t *v = wt_map_put(&pm, g->sender_lane, g->to_lane, np, &ins);
+        if (ins) {
+            pair *p = WT_PUSH(ps, np, cap);
+            p->from = g->sender_lane;
+            p->to = g->to_lane;
+            p->count = 0;
+        }
+        ps[*v].count++;
+    }
+    wt_map_free(&pm);
+    wt_sort(ps, np, sizeof *ps, pair_cmp);
+    fprintf(out, "\ntop sender -> receiver pairs (top %d of %zu)\n", top, np);
+    fprintf(out, "%9s  %s\n", "events", "sender -> receiver");
+    for (size_t i = 0; i < np && i < (size_t)top; i++) {
+        const wt_worker *a = &m->workers[ps[i].from], *b = &m->workers[ps[i].to];
+        fprintf(out, "%9" PRIu64 "  %s (#%" PRIu32 ") -> %s (#%" PRIu32 ")\n", ps[i].count, a->name,
+            a->id, b->name, b->id);
+    }
+    free(ps);
+    return ferror(out) ? -1 : 0;
+}

@@ -1,0 +1,310 @@
+/* worker-trace view: one self-contained HTML page.
+ *
+ * The page is view.html (embedded at build time as wt_view_html[]) with the
+ * trace's model inlined as JSON in place of the marker @WORKER_TRACE_DATA@,
+ * inside a <script type="application/json"> block ('<', '>' and '&' are
+ * escaped in every string, so the data cannot close the block).
+ *
+ * The data is columnar (one JSON array per field) so that a million-record
+ * trace stays a few tens of MB and parses quickly; time columns are
+ * delta-encoded (each value minus the previous one in the same column) and
+ * the page decodes them into Float64Arrays. Times are ns from the trace's
+ * start. Layout of the object: docs/trace-format.md ("The view's data"). */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "view_html.h"
+#include "wt.h"
+
+#define MARKER "@WORKER_TRACE_DATA@"
+
+typedef struct col {
+    FILE *f;
+    bool first;
+    uint64_t prev;
+} col;
+
+static void col_open(col *c, FILE *f, const char *name, bool first_key)
+{
+    c->f = f;
+    c->first = true;
+    c->prev = 0;
+    fprintf(f, "%s\"%s\":[", first_key ? "" : ",", name);
+}
+
+static void col_u(col *c, uint64_t v)
+{
+    fprintf(c->f, c->first ? "%" PRIu64 : ",%" PRIu64, v);
+    c->first = false;
+}
+
+static void col_i(col *c, int64_t v)
+{
+    fprintf(c->f, c->first ? "%" PRId64 : ",%" PRId64, v);
+    c->first = false;
+}
+
+/* delta-encoded */
+static void col_d(col *c, uint64_t v)
+{
+    col_i(c, (int64_t)(v - c->prev));
+    c->prev = v;
+}
+
+static void col_close(col *c)
+{
+    fputc(']', c->f);
+}
+
+static int mark_cmp(const void *pa, const void *pb)
+{
+    const wt_mark *a = pa, *b = pb;
+    if (a->lane != b->lane)
+        return a->lane < b->lane ? -1 : 1;
+    return a->t < b->t ? -1 : a->t > b->t;
+}
+
+static int sample_cmp(const void *pa, const void *pb)
+{
+    const wt_sample *a = pa, *b = pb;
+    if (a->lane != b->lane)
+        return a->lane < b->lane ? -1 : 1;
+    return a->t < b->t ? -1 : a->t > b->t;
+}
+
+static void emit_spans(FILE *f, const char *key, const wt_span *s, size_t n)
+{
+    col c;
+    fprintf(f, ",\"%s\":{", key);
+    col_open(&c, f, "lane", true);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].lane);
+    col_close(&c);
+    col_open(&c, f, "t0", false);
+    for (size_t i = 0; i < n; i++)
+        col_d(&c, s[i].t0);
+    col_close(&c);
+    col_open(&c, f, "dur", false);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].t1 - s[i].t0);
+    col_close(&c);
+    col_open(&c, f, "kind", false);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].kind);
+    col_close(&c);
+    col_open(&c, f, "what", false);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].what);
+    col_close(&c);
+    col_open(&c, f, "res", false);
+    for (size_t i = 0; i < n; i++)
+        col_i(&c, s[i].result);
+    col_close(&c);
+    col_open(&c, f, "depth", false);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].depth);
+    col_close(&c);
+    col_open(&c, f, "open", false);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].open);
+    col_close(&c);
+    fputc('}', f);
+}
+
+static void emit_data(const wt_model *m, FILE *f, const char *title)
+{
+    const wt_trace *t = m->trace;
+    col c;
+    fputs("{\"v\":1,\"title\":", f);
+    wt_json_str(f, title);
+    fprintf(f,
+        ",\"format\":\"%u.%u\",\"pid\":%" PRIu32 ",\"complete\":%s,\"span\":%" PRIu64
+        ",\"records\":%zu,\"threads\":%zu,\"dropped\":%" PRIu64 ",\"partial\":",
+        t->hdr.version, t->hdr.minor, t->hdr.pid, t->complete ? "true" : "false", m->t_last - m->t0,
+        t->nrecs, t->nthreads, t->dropped);
+    wt_json_str(f, t->partial ? t->error : "");
+    fprintf(f, ",\"startRealtimeNs\":%" PRIu64, t->hdr.start_realtime_ns);
+
+    /* names: every string id, as an object */
+    fputs(",\"names\":{", f);
+    bool first = true;
+    for (size_t i = 0; i < t->names.cap; i++) {
+        if (!t->names.used[i] || t->names.k1[i] != 0)
+            continue; /* k1 != 0: the reader's thread entries */
+        fprintf(f, "%s\"%" PRIu64 "\":", first ? "" : ",", t->names.k2[i]);
+        wt_json_str(f, t->strings[t->names.val[i]]);
+        first = false;
+    }
+    fputc('}', f);
+
+    fputs(",\"workers\":[", f);
+    for (size_t i = 0; i < m->nworkers; i++) {
+        const wt_worker *w = &m->workers[i];
+        fprintf(f, "%s{\"id\":%" PRIu32 ",\"name\":", i ? ",\n" : "", w->id);
+        wt_json_str(f, w->name);
+        fprintf(f,
+            ",\"parent\":%d,\"parentId\":%" PRIu32 ",\"depth\":%d,\"daemon\":%s,\"root\":%s,"
+            "\"main\":%s,\"created\":%" PRId64 ",\"started\":%" PRId64 ",\"ended\":%" PRId64
+            ",\"err\":%" PRId64 ",\"tid\":%" PRIu64 ",\"recv\":%" PRIu64 ",\"sent\":%" PRIu64
+            ",\"handled\":%" PRIu64 ",\"runs\":%zu,\"rejects\":%" PRIu64 ",\"maxMailbox\":%" PRIu64
+            ",\"waitNs\":%" PRIu64 "}",
+            w->parent_idx, w->parent, w->depth, w->cflags & WK_TRF_DAEMON ? "true" : "false",
+            w->cflags & WK_TRF_ROOT ? "true" : "false", w->cflags & WK_TRF_MAIN ? "true" : "false",
+            w->seen_created ? (int64_t)w->created : -1, w->seen_started ? (int64_t)w->started : -1,
+            w->seen_ended ? (int64_t)w->ended : -1, w->err, w->os_tid, w->recv, w->sent, w->handled,
+            w->nrun, w->rejects, w->max_mailbox, w->wait_ns);
+    }
+    fputc(']', f);
+
+    fputs(",\n\"slices\":{", f);
+    col_open(&c, f, "lane", true);
+    for (size_t i = 0; i < m->nslices; i++)
+        col_u(&c, m->slices[i].lane);
+    col_close(&c);
+    col_open(&c, f, "t0", false);
+    for (size_t i = 0; i < m->nslices; i++)
+        col_d(&c, m->slices[i].t0);
+    col_close(&c);
+    col_open(&c, f, "dur", false);
+    for (size_t i = 0; i < m->nslices; i++)
+        col_u(&c, m->slices[i].t1 - m->slices[i].t0);
+    col_close(&c);
+    col_open(&c, f, "ev", false);
+    for (size_t i = 0; i < m->nslices; i++)
+        col_u(&c, m->slices[i].event_name);
+    col_close(&c);
+    col_open(&c, f, "ln", false);
+    for (size_t i = 0; i < m->nslices; i++)
+        col_u(&c, m->slices[i].listener_name);
+    col_close(&c);
+    col_open(&c, f, "depth", false);
+    for (size_t i = 0; i < m->nslices; i++)
+        col_u(&c, m->slices[i].depth);
+    col_close(&c);
+    col_open(&c, f, "msg", false);
+    for (size_t i = 0; i < m->nslices; i++)
+        col_i(&c, m->slices[i].msg);
+    col_close(&c);
+    col_open(&c, f, "ret", false);
+    for (size_t i = 0; i < m->nslices; i++)
+        col_i(&c, m->slices[i].ret);
+    col_close(&c);
+    col_open(&c, f, "flags", false);
+    for (size_t i = 0; i < m->nslices; i++)
+        col_u(&c, m->slices[i].flags);
+    col_close(&c);
+    fputc('}', f);
+
+    fputs(",\n\"msgs\":{", f);
+    col_open(&c, f, "from", true);
+    for (size_t i = 0; i < m->nmsgs; i++)
+        col_u(&c, m->msgs[i].from_lane);
+    col_close(&c);
+    col_open(&c, f, "to", false);
+    for (size_t i = 0; i < m->nmsgs; i++)
+        col_u(&c, m->msgs[i].to_lane);
+    col_close(&c);
+    col_open(&c, f, "sender", false);
+    for (size_t i = 0; i < m->nmsgs; i++)
+        col_u(&c, m->msgs[i].sender_lane);
+    col_close(&c);
+    col_open(&c, f, "tf", false);
+    for (size_t i = 0; i < m->nmsgs; i++)
+        col_d(&c, m->msgs[i].t_fire);
+    col_close(&c);
+    col_open(&c, f, "q", false);
+    for (size_t i = 0; i < m->nmsgs; i++)
+        col_u(&c, m->msgs[i].t_deliver - m->msgs[i].t_fire);
+    col_close(&c);
+    col_open(&c, f, "ev", false);
+    for (size_t i = 0; i < m->nmsgs; i++)
+        col_u(&c, m->msgs[i].event_name);
+    col_close(&c);
+    col_open(&c, f, "flags", false);
+    for (size_t i = 0; i < m->nmsgs; i++)
+        col_u(&c, m->msgs[i].flags);
+    col_close(&c);
+    col_open(&c, f, "serial", false);
+    for (size_t i = 0; i < m->nmsgs; i++)
+        col_u(&c, m->msgs[i].serial);
+    col_close(&c);
+    fputc('}', f);
+
+    emit_spans(f, "waits", m->waits, m->nwaits);
+    emit_spans(f, "pauses", m->pauses, m->npauses);
+
+    wt_mark *mk = wt_xcalloc(m->nmarks, sizeof *mk);
+    if (m->nmarks)
+        memcpy(mk, m->marks, m->nmarks * sizeof *mk);
+    wt_sort(mk, m->nmarks, sizeof *mk, mark_cmp);
+    fputs(",\n\"marks\":{", f);
+    col_open(&c, f, "lane", true);
+    for (size_t i = 0; i < m->nmarks; i++)
+        col_u(&c, mk[i].lane);
+    col_close(&c);
+    col_open(&c, f, "t", false);
+    for (size_t i = 0; i < m->nmarks; i++)
+        col_d(&c, mk[i].t);
+    col_close(&c);
+    col_open(&c, f, "kind", false);
+    for (size_t i = 0; i < m->nmarks; i++)
+        col_u(&c, mk[i].kind);
+    col_close(&c);
+    col_open(&c, f, "flags", false);
+    for (size_t i = 0; i < m->nmarks; i++)
+        col_u(&c, mk[i].flags);
+    col_close(&c);
+    col_open(&c, f, "a", false);
+    for (size_t i = 0; i < m->nmarks; i++)
+        col_u(&c, mk[i].a);
+    col_close(&c);
+    col_open(&c, f, "b", false);
+    for (size_t i = 0; i < m->nmarks; i++)
+        col_u(&c, mk[i].b);
+    col_close(&c);
+    fputc('}', f);
+    free(mk);
+
+    wt_sample *sm = wt_xcalloc(m->nsamples, sizeof *sm);
+    if (m->nsamples)
+        memcpy(sm, m->samples, m->nsamples * sizeof *sm);
+    wt_sort(sm, m->nsamples, sizeof *sm, sample_cmp);
+    fputs(",\n\"depth\":{", f);
+    col_open(&c, f, "lane", true);
+    for (size_t i = 0; i < m->nsamples; i++)
+        col_u(&c, sm[i].lane);
+    col_close(&c);
+    col_open(&c, f, "t", false);
+    for (size_t i = 0; i < m->nsamples; i++)
+        col_d(&c, sm[i].t);
+    col_close(&c);
+    col_open(&c, f, "v", false);
+    for (size_t i = 0; i < m->nsamples; i++)
+        col_u(&c, sm[i].depth);
+    col_close(&c);
+    fputs("}}", f);
+    free(sm);
+}
+
+int wt_view(const wt_model *m, FILE *f, const char *title)
+{
+    const char *page = (const char *)wt_view_html;
+    size_t len = sizeof wt_view_html;
+    size_t mlen = strlen(MARKER);
+    const char *at = NULL;
+    for (size_t i = 0; i + mlen <= len; i++) {
+        if (memcmp(page + i, MARKER, mlen) == 0) {
+            at = page + i;
+            break;
+        }
+    }
+    if (!at) {
+        fputs("worker-trace: internal error: the page template has no data marker\n", stderr);
+        return -1;
+    }
+    fwrite(page, 1, (size_t)(at - page), f);
+    emit_data(m, f, title);
+    fwrite(at + mlen, 1, len - (size_t)(at - page) - mlen, f);
+    return ferror(f) ? -1 : 0;
+}

@@ -1,0 +1,205 @@
+/* worker-trace: shared declarations of the trace reader, the model built
+ * from it and the three outputs (stats, perfetto, view).
+ *
+ * Flow: wt_load() reads and validates the whole file into a wt_trace
+ * (records sorted by time, names resolved); wt_model_build() turns the
+ * records into workers, listener slices, messages, waits, pauses, marks and
+ * mailbox depth samples; each output reads only the model. Single-threaded. */
+#ifndef WT_H
+#define WT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "wk_trace_format.h"
+
+/* Exit statuses of the program. */
+#define WT_EXIT_OK 0
+#define WT_EXIT_USAGE 1 /* bad command line, output not writable, out of memory */
+#define WT_EXIT_INPUT 2 /* the trace file is unreadable, truncated or invalid */
+
+/* --- util.c ------------------------------------------------------------------ */
+
+void *wt_xmalloc(size_t n); /* exits WT_EXIT_USAGE when out of memory */
+void *wt_xcalloc(size_t n, size_t size);
+void *wt_xrealloc(void *p, size_t n, size_t size);
+char *wt_xstrdup(const char *s);
+/* Grow *items (of `size` bytes each) so index `need` fits; *cap updated. */
+void wt_grow(void **items, size_t *cap, size_t need, size_t size);
+#define WT_PUSH(arr, n, cap)                                                                       \
+    (wt_grow((void **)&(arr), &(cap), (n) + 1, sizeof *(arr)), &(arr)[(n)++])
+
+/* qsort that accepts an empty (NULL) array. */
+void wt_sort(void *items, size_t n, size_t size, int (*cmp)(const void *, const void *));
+
+/* Open-addressing map from a pair of 64-bit keys to a 64-bit value. */
+typedef struct wt_map {
+    uint64_t *k1, *k2, *val;
+    unsigned char *used;
+    size_t cap, count;
+} wt_map;
+void wt_map_init(wt_map *m);
+void wt_map_free(wt_map *m);
+/* Pointer to the value of (k1, k2), or NULL. Valid until the next put. */
+uint64_t *wt_map_get(const wt_map *m, uint64_t k1, uint64_t k2);
+/* Pointer to the value of (k1, k2), inserted as `init` when missing. */
+uint64_t *wt_map_put(wt_map *m, uint64_t k1, uint64_t k2, uint64_t init, bool *inserted);
+
+/* JSON: a string literal with every byte that JSON or an HTML <script>
+ * block cares about escaped (quotes, backslash, controls, '<', '>', '&');
+ * invalid UTF-8 becomes U+FFFD. */
+void wt_json_str(FILE *f, const char *s);
+/* The symbolic name of a libworker-actor error code ("WORKER_EXIT"), or
+ * NULL when unknown. */
+const char *wt_err_name(int64_t code);
+const char *wt_wait_kind_name(unsigned kind); /* "event", "until", ... or "?" */
+
+/* --- read.c ------------------------------------------------------------------ */
+
+typedef struct wt_rec {
+    uint64_t ts;
+    uint64_t a, b;
+    uint32_t worker;
+    uint16_t kind, flags;
+    uint32_t thread; /* the chunk's thread number */
+    uint32_t order; /* position in the file, for a stable sort */
+} wt_rec;
+
+typedef struct wt_thread {
+    uint32_t number;
+    uint32_t next_seq;
+    uint64_t os_tid; /* from its THREAD record; 0 unknown */
+    uint64_t name_id;
+    uint64_t records, dropped, chunks;
+} wt_thread;
+
+typedef struct wt_trace {
+    const char *path;
+    wk_trace_file_header hdr;
+    uint64_t file_size;
+    wt_rec *recs; /* sorted by (ts, order) */
+    size_t nrecs;
+    wt_map names; /* string id -> index into strings */
+    char **strings;
+    size_t nstrings, capstrings;
+    wt_thread *threads;
+    size_t nthreads, capthreads;
+    uint64_t chunks, slots, dropped, skipped_unknown;
+    bool complete; /* ended with TRACE_END */
+    bool partial; /* --partial cut the file at its first error */
+    char error[512]; /* with --partial: why the rest was ignored */
+} wt_trace;
+
+/* Read and validate `path`. Returns 0, or -1 with a one-line message in
+ * `err` (the input is bad: exit WT_EXIT_INPUT). With `partial`, a file cut
+ * short or corrupted after some valid chunks loads those chunks and sets
+ * t->partial and t->error instead of failing. */
+int wt_load(const char *path, bool partial, wt_trace *t, char *err, size_t errlen);
+void wt_trace_free(wt_trace *t);
+/* The string with that id, or NULL. */
+const char *wt_name(const wt_trace *t, uint64_t id);
+
+/* --- model.c ----------------------------------------------------------------- */
+
+typedef struct wt_worker {
+    uint32_t id;
+    const char *name; /* never NULL */
+    uint32_t parent; /* worker id, 0 none */
+    int parent_idx; /* index into workers, -1 none */
+    uint16_t cflags; /* WK_TRF_DAEMON | ROOT | MAIN */
+    bool seen_created, seen_started, seen_ended;
+    uint64_t created, started, ended; /* ns from trace start */
+    int64_t err;
+    uint64_t os_tid;
+    int depth; /* in the tree */
+    int lane; /* position in tree order */
+    /* counters */
+    uint64_t recv, sent, handled, rejects, runs, errors, pauses, stops, timers;
+    uint64_t wait_count, wait_ns;
+    uint64_t max_mailbox;
+    uint64_t *run_ns; /* listener run durations, sorted after build */
+    size_t nrun, caprun;
+} wt_worker;
+
+#define WT_SLICE_OPEN 0x1u /* no end record: ends at the trace's end */
+#define WT_SLICE_ERROR 0x2u /* listener returned non-zero */
+
+typedef struct wt_slice { /* one listener run */
+    uint64_t t0, t1; /* ns from trace start */
+    uint64_t serial;
+    uint32_t lane;
+    uint32_t event_name, listener_name; /* string ids */
+    int32_t ret;
+    uint16_t depth, flags;
+    int64_t msg; /* index of its message, -1 unknown */
+} wt_slice;
+
+#define WT_MSG_DELIVERED 0x10000u /* a DELIVER matched it */
+#define WT_MSG_NO_FIRE 0x20000u /* seen only at delivery */
+
+typedef struct wt_msg { /* one queued event: a FIRE and its DELIVER */
+    uint64_t t_fire, t_deliver; /* ns from start; t_deliver = t_fire when not delivered */
+    uint64_t serial;
+    uint32_t from_lane, to_lane; /* from: the sender, or the previous hop */
+    uint32_t sender_lane; /* the original sender */
+    uint32_t event_name;
+    uint32_t flags; /* WK_TRF_* of the FIRE | WT_MSG_* */
+    int64_t next_same_serial;
+} wt_msg;
+
+typedef struct wt_span { /* a wait or a pause */
+    uint64_t t0, t1;
+    uint64_t what; /* WAIT: as in WAIT_BEGIN's b; PAUSE: requester id */
+    int64_t result; /* WAIT: its result */
+    uint32_t lane;
+    uint16_t kind; /* WAIT: enum wk_trace_wait; PAUSE: 0 */
+    uint16_t depth; /* nesting among this lane's waits */
+    bool open;
+} wt_span;
+
+typedef struct wt_mark { /* an instant: stop, reject, timer, future, defer, publish, drop */
+    uint64_t t;
+    uint64_t a, b;
+    uint32_t lane;
+    uint16_t kind, flags;
+} wt_mark;
+
+typedef struct wt_sample { /* mailbox depth */
+    uint64_t t, depth;
+    uint32_t lane;
+} wt_sample;
+
+typedef struct wt_model {
+    const wt_trace *trace;
+    uint64_t t_first, t_last; /* absolute ns of the first and last record */
+    uint64_t t0; /* absolute ns that times are relative to */
+    wt_worker *workers; /* in tree order: index = lane */
+    size_t nworkers;
+    wt_slice *slices;
+    size_t nslices, capslices; /* sorted by (lane, t0) */
+    wt_msg *msgs;
+    size_t nmsgs, capmsgs; /* by t_fire */
+    wt_span *waits;
+    size_t nwaits, capwaits; /* by (lane, t0) */
+    wt_span *pauses;
+    size_t npauses, cappauses;
+    wt_mark *marks;
+    size_t nmarks, capmarks;
+    wt_sample *samples;
+    size_t nsamples, capsamples;
+    int max_slice_depth;
+} wt_model;
+
+void wt_model_build(const wt_trace *t, wt_model *m);
+void wt_model_free(wt_model *m);
+const char *wt_model_str(const wt_model *m, uint64_t id); /* "" when unknown */
+
+/* --- outputs ---------------------------------------------------------------- */
+
+int wt_stats(const wt_model *m, FILE *out, int top);
+int wt_perfetto(const wt_model *m, FILE *out);
+int wt_view(const wt_model *m, FILE *out, const char *title);
+
+#endif
