@@ -223,7 +223,8 @@ void wk_channels_leave_all(worker_t *w)
             retire(old); /* no room to batch: one grace period each */
     }
     if (olds) {
-        /* One grace period for all: publishers may still read the old arrays. */
+        /* One grace period for all: publishers may still read the old arrays,
+         * and through them this worker, whose memory goes after this. */
         wk_thread *t = wk_thread_get();
         if (t)
             wk_epoch_synchronize(t);

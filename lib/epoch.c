@@ -2,7 +2,8 @@
  *
  * Invariants:
  * - One domain for the process (global state: every mailbox's producers and
- *   consumer must share one notion of grace period).
+ *   consumer must share one notion of grace period), initialised once,
+ *   before the first record joins it.
  * - One record per thread, registered on first use and given back at thread
  *   exit after a barrier, so that no callback is dropped; ck_epoch_recycle()
  *   reuses given-back records so thread churn does not grow the record list.
@@ -10,18 +11,28 @@
 #define _GNU_SOURCE
 #include "wk_epoch.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 
 static ck_epoch_t domain; /* global: see the invariants above */
+static pthread_once_t domain_once = PTHREAD_ONCE_INIT;
 
-void wk_epoch_domain_init(void)
+static void domain_init(void)
 {
     ck_epoch_init(&domain);
 }
 
+/* Before the first record is registered: initialising the domain later
+ * would drop the records registered so far from its list. */
+void wk_epoch_domain_init(void)
+{
+    pthread_once(&domain_once, domain_init);
+}
+
 ck_epoch_record_t *wk_epoch_register(void)
 {
+    wk_epoch_domain_init();
     ck_epoch_record_t *rec = ck_epoch_recycle(&domain, NULL);
     if (rec)
         return rec;

@@ -202,7 +202,9 @@ void wk_timers_run_due(worker_t *w);
 void wk_timers_drop_all(worker_t *w);
 
 /* channel.c */
-void wk_channels_leave_all(worker_t *w); /* at the worker's last reference */
+/* At the worker's last reference: leave every channel, and return only when
+ * no publisher can still reach the worker through one. */
+void wk_channels_leave_all(worker_t *w);
 
 /* current.c */
 worker_t *wk_current(wk_thread *t); /* the top of t's stack; makes a root */

@@ -405,12 +405,9 @@ void wk_worker_free(worker_t *w)
      * unlocking it: wait for that before the memory goes. */
     pthread_mutex_lock(&w->lock);
     pthread_mutex_unlock(&w->lock);
-    /* Pushes that found this worker through a pointer read inside their
-     * epoch section may still be finishing; let them. */
+    /* Only channel arrays point at a worker without holding a reference;
+     * leaving them waits out the publishers that may still read it. */
     wk_channels_leave_all(w);
-    wk_thread *t = wk_thread_get();
-    if (t)
-        wk_epoch_synchronize(t);
     wk_listeners_destroy(&w->listeners);
     wk_mailbox_destroy(&w->mb);
     free(w->children.items);
