@@ -56,8 +56,11 @@ static void yield_while_waiting(ck_epoch_t *ep, ck_epoch_record_t *rec, void *ar
     sched_yield();
 }
 
+char wk_epoch_tsan_grace; /* an address for TSan annotations only */
+
 void wk_epoch_synchronize(wk_thread *t)
 {
     (void)t;
     ck_epoch_synchronize_wait(&domain, yield_while_waiting, NULL);
+    wk_tsan_acquire(&wk_epoch_tsan_grace);
 }

@@ -120,6 +120,18 @@ static void drop_last_returned(wk_thread *t)
     wk_thread_drop_last_returned(t);
 }
 
+/* The caller only gets the event's data: when this thread is its sole
+ * holder, its sender need not stay alive for it. */
+static worker_event_t *keep_payload_only(worker_event_t *e)
+{
+    if (e->sender && atomic_load_explicit(&e->refs, memory_order_acquire) == 1) {
+        worker_t *sender = e->sender;
+        e->sender = NULL;
+        worker_unref(sender);
+    }
+    return e;
+}
+
 static bool deadline_passed(uint64_t deadline_ns)
 {
     return deadline_ns != WK_NO_DEADLINE && wk_now_ns() >= deadline_ns;
@@ -186,7 +198,7 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
     if (f->matched) {
         if (rc == WORKER_OK) {
             drop_last_returned(t); /* a nested wait may have set one */
-            t->last_returned = f->matched;
+            t->last_returned = keep_payload_only(f->matched);
         }
         else
             wk_event_unref(f->matched);

@@ -280,6 +280,8 @@ int worker_wait_thread(worker_t *w, int *err, void **ret)
     pthread_mutex_unlock(&w->lock);
     if (rc != WORKER_OK)
         return rc;
+    if (must_wait) /* as in the original: the target hears who waits for it */
+        wk_send_library(w, wk_atoms.wait_pending, NULL, NULL, 0, me, t);
     if (must_wait) {
         wk_frame until_done = {.kind = WK_WAIT_EVENT,
                                .atom = wk_atoms.wait_pending_done,

@@ -9,6 +9,13 @@
 #include <ck_epoch.h>
 
 #include "wk_thread.h"
+#include "wk_tsan.h"
+
+/* TSan cannot see ck_epoch's grace periods. Every section's end releases
+ * this address and every completed synchronize acquires it, which is the
+ * ordering a grace period gives: what a reader did inside a section comes
+ * before what the writer does after waiting for it. */
+extern char wk_epoch_tsan_grace;
 
 void wk_epoch_domain_init(void);
 
@@ -26,6 +33,7 @@ static inline void wk_epoch_enter(wk_thread *t)
 
 static inline void wk_epoch_exit(wk_thread *t)
 {
+    wk_tsan_release(&wk_epoch_tsan_grace);
     ck_epoch_end(t->epoch, NULL);
 }
 

@@ -488,7 +488,7 @@ static void *publish_until_done(void *arg)
 
 Test(channels, workers_freed_while_publishing, .timeout = 60)
 {
-    enum { IDLE = 64, FREED = 5000 };
+    enum { IDLE = 64, FREED = 200 };
     worker_channel_t *ch = worker_channel_new();
     worker_t *idle[IDLE];
     for (int i = 0; i < IDLE; i++) {

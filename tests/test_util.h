@@ -38,19 +38,6 @@
 
 #include <worker/worker.h>
 
-/* LeakSanitizer: Criterion's runner process leaks a small block for each
- * test process that crashed (e.g. one that LSan itself aborted), which would
- * hide the real report behind a second one. Only stacks through
- * libcriterion are suppressed; leaks in the library or the tests still
- * fail. */
-#if defined(__SANITIZE_ADDRESS__)
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libcriterion.so\n";
-}
-#endif
-
 /* The longest a test waits for an event that must come. */
 #define TU_WAIT 5.0
 

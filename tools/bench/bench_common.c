@@ -41,8 +41,8 @@ void bench_check_verdict(const bench_checker *c, long expected, bench_result *r)
 {
     if (c->errors)
         bench_fail(r, "%llu sequence errors (first: sender %u seq %llu)",
-                   (unsigned long long)c->errors, c->first_bad_sender,
-                   (unsigned long long)c->first_bad_seq);
+            (unsigned long long)c->errors, c->first_bad_sender,
+            (unsigned long long)c->first_bad_seq);
     else if ((long)c->received != expected)
         bench_fail(r, "received %llu of %ld", (unsigned long long)c->received, expected);
 }
@@ -147,10 +147,9 @@ uint64_t bench_now_ns(void)
 
 void bench_sleep(double seconds)
 {
-    struct timespec ts = {.tv_sec = (time_t)seconds,
-                          .tv_nsec = (long)((seconds - floor(seconds)) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    struct timespec ts
+        = { .tv_sec = (time_t)seconds, .tv_nsec = (long)((seconds - floor(seconds)) * 1e9) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) { }
 }
 
 long bench_rss_bytes(void)
@@ -175,8 +174,8 @@ double bench_cpu_seconds(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6
+        + (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 long bench_context_switches(void)
@@ -215,7 +214,7 @@ int bench_task_stats(bench_task_stat *out, int max)
 }
 
 void bench_task_woken(const bench_task_stat *before, int nb, const bench_task_stat *after, int na,
-                      int *threads, long *wakeups, double *cpu_ms)
+    int *threads, long *wakeups, double *cpu_ms)
 {
     *threads = 0;
     *wakeups = 0;
@@ -296,14 +295,14 @@ void bench_gate_destroy(bench_gate *g)
 
 /* --- command line and output ------------------------------------------------------ */
 
-static void usage(FILE *out, const char *prog, const char *system, const bench_scenario *sc,
-                  size_t n)
+static void usage(
+    FILE *out, const char *prog, const char *system, const bench_scenario *sc, size_t n)
 {
     fprintf(out,
-            "usage: %s --scenario ID [--count N] [--events N] [--workers N] [--senders N]\n"
-            "          [--seconds S] [--runs R] [--quick] [--json] | --list\n"
-            "system: %s; scenarios:",
-            prog, system);
+        "usage: %s --scenario ID [--count N] [--events N] [--workers N] [--senders N]\n"
+        "          [--seconds S] [--runs R] [--quick] [--json] | --list\n"
+        "system: %s; scenarios:",
+        prog, system);
     for (size_t i = 0; i < n; i++)
         fprintf(out, " %s", sc[i].id);
     fprintf(out, "\n");
@@ -351,7 +350,7 @@ static void print_result(const char *system, const bench_args *a, int run, const
         printf(",\"scenario\":");
         print_json_string(a->scenario);
         printf(",\"run\":%d,\"ok\":%s,\"quick\":%s,\"count\":%ld,\"elapsed_s\":", run,
-               r->ok ? "true" : "false", a->quick ? "true" : "false", r->count);
+            r->ok ? "true" : "false", a->quick ? "true" : "false", r->count);
         print_number(r->elapsed);
         printf(",\"figures\":{");
         for (int i = 0; i < r->nfig; i++) {
@@ -368,7 +367,7 @@ static void print_result(const char *system, const bench_args *a, int run, const
         printf("}\n");
     } else {
         printf("%s %s run %d: %s, count %ld, %.3f s", system, a->scenario, run,
-               r->ok ? "ok" : "FAILED", r->count, r->elapsed);
+            r->ok ? "ok" : "FAILED", r->count, r->elapsed);
         for (int i = 0; i < r->nfig; i++)
             printf(", %s %.6g", r->fig[i].name, r->fig[i].value);
         if (!r->ok)
@@ -378,10 +377,10 @@ static void print_result(const char *system, const bench_args *a, int run, const
     fflush(stdout);
 }
 
-int bench_main(int argc, char **argv, const char *system, const bench_scenario *scenarios,
-               size_t n_scenarios)
+int bench_main(
+    int argc, char **argv, const char *system, const bench_scenario *scenarios, size_t n_scenarios)
 {
-    bench_args a = {.runs = 1};
+    bench_args a = { .runs = 1 };
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -408,10 +407,10 @@ int bench_main(int argc, char **argv, const char *system, const bench_scenario *
                 return 2;
             }
             i++;
-        } else if (v && parse_long(v, &n) &&
-                   (strcmp(o, "--count") == 0 || strcmp(o, "--events") == 0 ||
-                    strcmp(o, "--workers") == 0 || strcmp(o, "--senders") == 0 ||
-                    strcmp(o, "--runs") == 0)) {
+        } else if (v && parse_long(v, &n)
+            && (strcmp(o, "--count") == 0 || strcmp(o, "--events") == 0
+                || strcmp(o, "--workers") == 0 || strcmp(o, "--senders") == 0
+                || strcmp(o, "--runs") == 0)) {
             if (strcmp(o, "--count") == 0)
                 a.count = n;
             else if (strcmp(o, "--events") == 0)

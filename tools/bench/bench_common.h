@@ -45,8 +45,8 @@ static inline void bench_msg_make(bench_msg *m, uint32_t sender, uint64_t seq)
 /* True when `m` is intact and is `sender`'s message number `seq`. */
 static inline bool bench_msg_ok(const bench_msg *m, uint32_t sender, uint64_t seq)
 {
-    return m->seq == seq && m->sender == sender && m->check == bench_msg_check(sender, seq) &&
-           m->fill[15] == (unsigned char)(seq + 15u);
+    return m->seq == seq && m->sender == sender && m->check == bench_msg_check(sender, seq)
+        && m->fill[15] == (unsigned char)(seq + 15u);
 }
 
 /* Per-sender order checker used by every receiver (one thread only). */
@@ -71,14 +71,14 @@ void bench_check_verdict(const bench_checker *c, long expected, struct bench_res
 
 typedef struct bench_args {
     const char *scenario; /* "P1" ... */
-    long count;           /* messages / round trips / publishes / workers; 0: default */
-    long events;          /* P6b: events queued; 0: default */
-    int workers;          /* P4 subscribers, P6a idle workers, P7 idle workers; 0: default */
-    int senders;          /* P3: sender threads; 0: default (4) */
-    double seconds;       /* P7: observation time; 0: default (2) */
-    int runs;             /* runs in this process (default 1) */
-    bool json;            /* one JSON line per run on stdout */
-    bool quick;           /* small defaults */
+    long count; /* messages / round trips / publishes / workers; 0: default */
+    long events; /* P6b: events queued; 0: default */
+    int workers; /* P4 subscribers, P6a idle workers, P7 idle workers; 0: default */
+    int senders; /* P3: sender threads; 0: default (4) */
+    double seconds; /* P7: observation time; 0: default (2) */
+    int runs; /* runs in this process (default 1) */
+    bool json; /* one JSON line per run on stdout */
+    bool quick; /* small defaults */
 } bench_args;
 
 /* --- results ------------------------------------------------------------------ */
@@ -87,7 +87,7 @@ typedef struct bench_args {
 
 typedef struct bench_result {
     bool ok;
-    long count;     /* what the scenario counted (messages, workers, ...) */
+    long count; /* what the scenario counted (messages, workers, ...) */
     double elapsed; /* seconds of the timed part */
     int nfig;
     struct {
@@ -111,14 +111,15 @@ typedef struct bench_scenario {
 
 /* Parse the command line, run the scenario `runs` times, print the results.
  * Exit status 0 only when every run passed its checks. */
-int bench_main(int argc, char **argv, const char *system, const bench_scenario *scenarios,
-               size_t n_scenarios);
+int bench_main(
+    int argc, char **argv, const char *system, const bench_scenario *scenarios, size_t n_scenarios);
 
 /* Default counts (full or quick) for a scenario's parameters. */
-long bench_count(const bench_args *a);   /* P1/P3 messages, P2 round trips, P4 publishes, P5 workers */
-long bench_events(const bench_args *a);  /* P6b */
-int bench_workers(const bench_args *a);  /* P4 64, P6a 1000, P7 100 */
-int bench_senders(const bench_args *a);  /* P3: 4 */
+long bench_count(
+    const bench_args *a); /* P1/P3 messages, P2 round trips, P4 publishes, P5 workers */
+long bench_events(const bench_args *a); /* P6b */
+int bench_workers(const bench_args *a); /* P4 64, P6a 1000, P7 100 */
+int bench_senders(const bench_args *a); /* P3: 4 */
 double bench_seconds(const bench_args *a); /* P7: 2 */
 /* Warm-up round trips before the measured ones (P2). */
 long bench_warmup(long count);
@@ -139,15 +140,15 @@ long bench_context_switches(void);
 /* Per-thread scheduler counters of this process (/proc/self/task/<tid>/schedstat). */
 typedef struct bench_task_stat {
     long tid;
-    uint64_t run_ns;   /* time spent on a CPU */
-    uint64_t slices;   /* times it was scheduled in */
+    uint64_t run_ns; /* time spent on a CPU */
+    uint64_t slices; /* times it was scheduled in */
 } bench_task_stat;
 /* Fills up to `max` entries; returns how many (or -1). */
 int bench_task_stats(bench_task_stat *out, int max);
 /* Compares two snapshots: how many threads of `before` were scheduled in
  * again in `after`, how many times in all, and their CPU time in ms. */
 void bench_task_woken(const bench_task_stat *before, int nb, const bench_task_stat *after, int na,
-                      int *threads, long *wakeups, double *cpu_ms);
+    int *threads, long *wakeups, double *cpu_ms);
 
 /* Round-trip statistics: sorts `ns` and fills p50_us, p99_us, mean_us,
  * max_us. */

@@ -72,7 +72,7 @@ static void many_to_one(int nsenders, long per, bench_result *r)
 {
     long n = per * nsenders;
     GAsyncQueue *q = g_async_queue_new();
-    consumer c = {.q = q, .n = n};
+    consumer c = { .q = q, .n = n };
     bench_checker_init(&c.check, (uint32_t)nsenders);
     bench_gate gate;
     bench_gate_init(&gate);
@@ -80,7 +80,7 @@ static void many_to_one(int nsenders, long per, bench_result *r)
     pthread_create(&ct, NULL, consume, &c);
     producer ps[BENCH_MAX_SENDERS];
     for (int i = 0; i < nsenders; i++)
-        ps[i] = (producer){.q = q, .id = (uint32_t)i, .n = per, .gate = &gate};
+        ps[i] = (producer) { .q = q, .id = (uint32_t)i, .n = per, .gate = &gate };
     uint64_t t0;
     if (nsenders == 1) {
         t0 = bench_now_ns();
@@ -139,7 +139,7 @@ static void p2(const bench_args *a, bench_result *r)
 {
     long n = bench_count(a), warm = bench_warmup(n), total = n + warm;
     uint64_t *lat = g_malloc(sizeof *lat * (size_t)n);
-    pingpong pp = {.ping = g_async_queue_new(), .pong = g_async_queue_new(), .n = total};
+    pingpong pp = { .ping = g_async_queue_new(), .pong = g_async_queue_new(), .n = total };
     bench_checker_init(&pp.check, 1);
     pthread_t et;
     pthread_create(&et, NULL, echo_thread, &pp);
@@ -170,6 +170,6 @@ static void p2(const bench_args *a, bench_result *r)
 
 int main(int argc, char **argv)
 {
-    static const bench_scenario scenarios[] = {{"P1", p1}, {"P2", p2}, {"P3", p3}};
+    static const bench_scenario scenarios[] = { { "P1", p1 }, { "P2", p2 }, { "P3", p3 } };
     return bench_main(argc, argv, "glib", scenarios, sizeof scenarios / sizeof *scenarios);
 }

@@ -125,7 +125,7 @@ static void many_to_one(int nsenders, long per, bench_result *r)
     long n = per * nsenders;
     mq q;
     mq_init(&q);
-    consumer c = {.q = &q, .n = n};
+    consumer c = { .q = &q, .n = n };
     bench_checker_init(&c.check, (uint32_t)nsenders);
     bench_gate gate;
     bench_gate_init(&gate);
@@ -133,7 +133,7 @@ static void many_to_one(int nsenders, long per, bench_result *r)
     pthread_create(&ct, NULL, consume, &c);
     producer ps[BENCH_MAX_SENDERS];
     for (int i = 0; i < nsenders; i++)
-        ps[i] = (producer){.q = &q, .id = (uint32_t)i, .n = per, .gate = &gate};
+        ps[i] = (producer) { .q = &q, .id = (uint32_t)i, .n = per, .gate = &gate };
     uint64_t t0;
     if (nsenders == 1) {
         t0 = bench_now_ns();
@@ -231,6 +231,6 @@ static void p2(const bench_args *a, bench_result *r)
 
 int main(int argc, char **argv)
 {
-    static const bench_scenario scenarios[] = {{"P1", p1}, {"P2", p2}, {"P3", p3}};
+    static const bench_scenario scenarios[] = { { "P1", p1 }, { "P2", p2 }, { "P3", p3 } };
     return bench_main(argc, argv, "mutex", scenarios, sizeof scenarios / sizeof *scenarios);
 }

@@ -100,7 +100,7 @@ static void p1(const bench_args *a, bench_result *r)
     buffers(tx);
     check(nng_listen(rx, "inproc://p1", NULL, 0), "nng_listen");
     check(nng_dial(tx, "inproc://p1", NULL, 0), "nng_dial");
-    consumer c = {.sock = rx, .n = n};
+    consumer c = { .sock = rx, .n = n };
     bench_checker_init(&c.check, 1);
     pthread_t ct;
     pthread_create(&ct, NULL, consume, &c);
@@ -124,13 +124,13 @@ static void p3(const bench_args *a, bench_result *r)
     check(nng_pull0_open(&rx), "nng_pull0_open");
     buffers(rx);
     check(nng_listen(rx, "inproc://p3", NULL, 0), "nng_listen");
-    consumer c = {.sock = rx, .n = n};
+    consumer c = { .sock = rx, .n = n };
     bench_checker_init(&c.check, (uint32_t)ns);
     bench_gate gate;
     bench_gate_init(&gate);
     producer ps[BENCH_MAX_SENDERS];
     for (int i = 0; i < ns; i++) {
-        ps[i] = (producer){.id = (uint32_t)i, .n = per, .gate = &gate};
+        ps[i] = (producer) { .id = (uint32_t)i, .n = per, .gate = &gate };
         check(nng_push0_open(&ps[i].sock), "nng_push0_open");
         buffers(ps[i].sock);
         check(nng_dial(ps[i].sock, "inproc://p3", NULL, 0), "nng_dial");
@@ -189,7 +189,7 @@ static void p2(const bench_args *a, bench_result *r)
     buffers(peer);
     check(nng_listen(peer, "inproc://p2", NULL, 0), "nng_listen");
     check(nng_dial(me, "inproc://p2", NULL, 0), "nng_dial");
-    pingpong pp = {.sock = peer, .n = total};
+    pingpong pp = { .sock = peer, .n = total };
     bench_checker_init(&pp.check, 1);
     pthread_t et;
     pthread_create(&et, NULL, echo_thread, &pp);
@@ -220,6 +220,6 @@ static void p2(const bench_args *a, bench_result *r)
 
 int main(int argc, char **argv)
 {
-    static const bench_scenario scenarios[] = {{"P1", p1}, {"P2", p2}, {"P3", p3}};
+    static const bench_scenario scenarios[] = { { "P1", p1 }, { "P2", p2 }, { "P3", p3 } };
     return bench_main(argc, argv, "nng", scenarios, sizeof scenarios / sizeof *scenarios);
 }

@@ -37,6 +37,6 @@ static void p5(const bench_args *a, bench_result *r)
 
 int main(int argc, char **argv)
 {
-    static const bench_scenario scenarios[] = {{"P5", p5}};
+    static const bench_scenario scenarios[] = { { "P5", p5 } };
     return bench_main(argc, argv, "pthread", scenarios, sizeof scenarios / sizeof *scenarios);
 }

@@ -41,20 +41,20 @@ static int ec_gettime(const struct ck_ec_ops *ops, struct timespec *out)
     return clock_gettime(CLOCK_MONOTONIC, out);
 }
 
-static void ec_wait32(const struct ck_ec_wait_state *state, const uint32_t *addr,
-                      uint32_t expected, const struct timespec *deadline)
+static void ec_wait32(const struct ck_ec_wait_state *state, const uint32_t *addr, uint32_t expected,
+    const struct timespec *deadline)
 {
     (void)state;
     syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, deadline, NULL,
-            FUTEX_BITSET_MATCH_ANY);
+        FUTEX_BITSET_MATCH_ANY);
 }
 
-static void ec_wait64(const struct ck_ec_wait_state *state, const uint64_t *addr,
-                      uint64_t expected, const struct timespec *deadline)
+static void ec_wait64(const struct ck_ec_wait_state *state, const uint64_t *addr, uint64_t expected,
+    const struct timespec *deadline)
 {
     (void)state;
-    syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, (uint32_t)expected,
-            deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+    syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, (uint32_t)expected, deadline,
+        NULL, FUTEX_BITSET_MATCH_ANY);
 }
 
 static void ec_wake32(const struct ck_ec_ops *ops, const uint32_t *addr)
@@ -77,7 +77,7 @@ static const struct ck_ec_ops ec_ops = {
     .wake64 = ec_wake64,
 };
 
-static const struct ck_ec_mode ec_mode = {.ops = &ec_ops, .single_producer = false};
+static const struct ck_ec_mode ec_mode = { .ops = &ec_ops, .single_producer = false };
 
 /* --- the queue -------------------------------------------------------------------- */
 
@@ -253,7 +253,7 @@ static void many_to_one(int nsenders, long per, bench_result *r)
         free(q);
         return;
     }
-    consumer c = {.q = q, .n = n};
+    consumer c = { .q = q, .n = n };
     bench_checker_init(&c.check, (uint32_t)nsenders);
     bench_gate gate;
     bench_gate_init(&gate);
@@ -261,7 +261,7 @@ static void many_to_one(int nsenders, long per, bench_result *r)
     pthread_create(&ct, NULL, consume, &c);
     producer ps[BENCH_MAX_SENDERS];
     for (int i = 0; i < nsenders; i++)
-        ps[i] = (producer){.q = q, .id = (uint32_t)i, .n = per, .gate = &gate};
+        ps[i] = (producer) { .q = q, .id = (uint32_t)i, .n = per, .gate = &gate };
     uint64_t t0 = 0;
     if (nsenders == 1) { /* P1: the main thread sends */
         t0 = bench_now_ns();
@@ -338,7 +338,7 @@ static void p2(const bench_args *a, bench_result *r)
         bench_fail(r, "out of memory");
         return;
     }
-    pingpong pp = {.ping = &q[0], .pong = &q[1], .n = total};
+    pingpong pp = { .ping = &q[0], .pong = &q[1], .n = total };
     bench_checker_init(&pp.check, 1);
     pthread_t et;
     pthread_create(&et, NULL, echo_thread, &pp);
@@ -377,7 +377,7 @@ static void p2(const bench_args *a, bench_result *r)
 
 int main(int argc, char **argv)
 {
-    static const bench_scenario scenarios[] = {{"P1", p1}, {"P2", p2}, {"P3", p3}};
+    static const bench_scenario scenarios[] = { { "P1", p1 }, { "P2", p2 }, { "P3", p3 } };
     ck_epoch_init(&epoch);
     return bench_main(argc, argv, "rawck", scenarios, sizeof scenarios / sizeof *scenarios);
 }

@@ -25,9 +25,9 @@ static inline void cpu_relax(void)
 
 typedef struct ring {
     _Alignas(64) _Atomic uint64_t tail; /* written by the producer */
-    uint64_t head_cache;                /* producer's copy of head */
+    uint64_t head_cache; /* producer's copy of head */
     _Alignas(64) _Atomic uint64_t head; /* written by the consumer */
-    uint64_t tail_cache;                /* consumer's copy of tail */
+    uint64_t tail_cache; /* consumer's copy of tail */
     _Alignas(64) bench_msg slot[RING];
 } ring;
 
@@ -65,7 +65,7 @@ static void p1(const bench_args *a, bench_result *r)
         return;
     }
     memset(q, 0, sizeof *q);
-    consumer c = {.q = q, .n = n};
+    consumer c = { .q = q, .n = n };
     bench_checker_init(&c.check, 1);
     pthread_t ct;
     pthread_create(&ct, NULL, consume, &c);
@@ -162,6 +162,6 @@ static void p2(const bench_args *a, bench_result *r)
 
 int main(int argc, char **argv)
 {
-    static const bench_scenario scenarios[] = {{"P1", p1}, {"P2", p2}};
+    static const bench_scenario scenarios[] = { { "P1", p1 }, { "P2", p2 } };
     return bench_main(argc, argv, "spin", scenarios, sizeof scenarios / sizeof *scenarios);
 }

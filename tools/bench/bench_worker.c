@@ -42,8 +42,8 @@
 
 typedef struct sink {
     bench_checker check; /* touched only on the worker's thread */
-    uint64_t expected;   /* DONE after this many events */
-    worker_t *notify;    /* gets DONE */
+    uint64_t expected; /* DONE after this many events */
+    worker_t *notify; /* gets DONE */
     atomic_int *countdown; /* P4: the last subscriber to finish fires DONE */
     bool bad_size;
 } sink;
@@ -72,18 +72,17 @@ static void sink_verdict(const sink *s, const char *who, bench_result *r)
         bench_fail(r, "%s: an event arrived without its 32-byte copy", who);
     else if (s->check.errors)
         bench_fail(r, "%s: %llu sequence errors (first: sender %u seq %llu)", who,
-                   (unsigned long long)s->check.errors, s->check.first_bad_sender,
-                   (unsigned long long)s->check.first_bad_seq);
+            (unsigned long long)s->check.errors, s->check.first_bad_sender,
+            (unsigned long long)s->check.first_bad_seq);
     else if (s->check.received != s->expected)
         bench_fail(r, "%s: received %llu of %llu", who, (unsigned long long)s->check.received,
-                   (unsigned long long)s->expected);
+            (unsigned long long)s->expected);
 }
 
 /* A started worker (task NULL: waits forever) with `fn` listening on `name`. */
-static worker_t *spawn_listening(const char *name, worker_listener_fn fn, void *ud,
-                                 bench_result *r)
+static worker_t *spawn_listening(const char *name, worker_listener_fn fn, void *ud, bench_result *r)
 {
-    worker_t *w = worker_new(NULL, NULL, &(worker_opts){.name = "bench"});
+    worker_t *w = worker_new(NULL, NULL, &(worker_opts) { .name = "bench" });
     if (!w) {
         bench_fail(r, "worker_new failed");
         return NULL;
@@ -115,8 +114,8 @@ static void finish(worker_t *w, bench_result *r)
 
 static int fire_msg(worker_t *w, const char *name, const bench_msg *m)
 {
-    return worker_fire_ex(w, name, NULL,
-                          &(worker_fire_opts){.copy = m, .copy_size = BENCH_MSG_SIZE});
+    return worker_fire_ex(
+        w, name, NULL, &(worker_fire_opts) { .copy = m, .copy_size = BENCH_MSG_SIZE });
 }
 
 /* --- P1 ------------------------------------------------------------------------ */
@@ -124,7 +123,7 @@ static int fire_msg(worker_t *w, const char *name, const bench_msg *m)
 static void p1(const bench_args *a, bench_result *r)
 {
     long n = bench_count(a);
-    sink s = {.expected = (uint64_t)n, .notify = worker_current()};
+    sink s = { .expected = (uint64_t)n, .notify = worker_current() };
     bench_checker_init(&s.check, 1);
     worker_t *w = spawn_listening("E", on_event, &s, r);
     if (!w)
@@ -214,7 +213,7 @@ static void p2(const bench_args *a, bench_result *r)
     finish(w, r);
     if (r->ok && (st.check.errors || st.fire_errors))
         bench_fail(r, "worker side: %llu sequence errors, %d refused PONGs",
-                   (unsigned long long)st.check.errors, st.fire_errors);
+            (unsigned long long)st.check.errors, st.fire_errors);
     r->count = done;
     r->elapsed = (double)(end - start) / 1e9;
     bench_latency_figs(r, lat, done);
@@ -252,7 +251,7 @@ static void p3(const bench_args *a, bench_result *r)
 {
     int ns = bench_senders(a);
     long per = bench_count(a) / ns, n = per * ns;
-    sink s = {.expected = (uint64_t)n, .notify = worker_current()};
+    sink s = { .expected = (uint64_t)n, .notify = worker_current() };
     bench_checker_init(&s.check, (uint32_t)ns);
     worker_t *w = spawn_listening("E", on_event, &s, r);
     if (!w)
@@ -262,7 +261,7 @@ static void p3(const bench_args *a, bench_result *r)
     p3_sender senders[BENCH_MAX_SENDERS];
     int started = 0;
     for (int i = 0; i < ns; i++) {
-        senders[i] = (p3_sender){.to = w, .id = (uint32_t)i, .count = per, .gate = &gate};
+        senders[i] = (p3_sender) { .to = w, .id = (uint32_t)i, .count = per, .gate = &gate };
         if (pthread_create(&senders[i].thread, NULL, p3_send, &senders[i]) != 0) {
             bench_fail(r, "pthread_create failed");
             break;
@@ -326,7 +325,7 @@ static void p4(const bench_args *a, bench_result *r)
         bench_msg m;
         bench_msg_make(&m, 0, (uint64_t)i);
         int reached = worker_channel_pub_ex(
-            ch, "M", NULL, &(worker_fire_opts){.copy = &m, .copy_size = BENCH_MSG_SIZE});
+            ch, "M", NULL, &(worker_fire_opts) { .copy = &m, .copy_size = BENCH_MSG_SIZE });
         if (reached != nsub)
             bench_fail(r, "publish %ld reached %d of %d", i, reached, nsub);
     }
@@ -468,8 +467,7 @@ static int gated_task(void *arg, void **result)
     (void)result;
     gated *g = arg;
     sem_post(&g->ready);
-    while (sem_wait(&g->go) != 0) {
-    }
+    while (sem_wait(&g->go) != 0) { }
     return worker_wait_forever() == WORKER_EXIT ? WORKER_EXIT : 0;
 }
 
@@ -480,17 +478,16 @@ static void p6b(const bench_args *a, bench_result *r)
     gated g;
     sem_init(&g.ready, 0, 0);
     sem_init(&g.go, 0, 0);
-    sink s = {.expected = (uint64_t)n, .notify = worker_current()};
+    sink s = { .expected = (uint64_t)n, .notify = worker_current() };
     bench_checker_init(&s.check, 1);
-    worker_t *w = worker_new(gated_task, &g, &(worker_opts){.name = "gated"});
+    worker_t *w = worker_new(gated_task, &g, &(worker_opts) { .name = "gated" });
     if (!w || !worker_listen(w, "E", on_event, &s, NULL) || worker_start(w) != WORKER_OK) {
         bench_fail(r, "could not start the gated worker");
         if (w)
             worker_unref(w);
         return;
     }
-    while (sem_wait(&g.ready) != 0) {
-    }
+    while (sem_wait(&g.ready) != 0) { }
     bench_sleep(0.05);
     long rss0 = bench_rss_bytes(), heap0 = bench_heap_bytes();
     uint64_t t0 = bench_now_ns();
@@ -517,17 +514,17 @@ static void p6b(const bench_args *a, bench_result *r)
     r->count = (long)s.check.received;
     r->elapsed = (double)(t1 - t0) / 1e9;
     bench_fig(r, "rss_bytes_per_event", (double)(rss1 - rss0) / (double)n - (double)BENCH_MSG_SIZE);
-    bench_fig(r, "heap_bytes_per_event",
-              (double)(heap1 - heap0) / (double)n - (double)BENCH_MSG_SIZE);
+    bench_fig(
+        r, "heap_bytes_per_event", (double)(heap1 - heap0) / (double)n - (double)BENCH_MSG_SIZE);
     bench_fig(r, "queue_ns_per_event", r->elapsed * 1e9 / (double)n);
 }
 
 /* --- P7: idle CPU ---------------------------------------------------------------- */
 
 typedef struct idle_window {
-    double cpu_ms;     /* getrusage, whole process */
+    double cpu_ms; /* getrusage, whole process */
     int threads_woken; /* threads scheduled in at least once */
-    long wakeups;      /* times any thread was scheduled in */
+    long wakeups; /* times any thread was scheduled in */
 } idle_window;
 
 /* Sleep `secs` on the main thread (a plain sleep: its loop is not run) and
@@ -567,7 +564,7 @@ static void p7(const bench_args *a, bench_result *r)
     /* The first `secs` of idleness, then the next `secs`: a parked worker's
      * wake-ups (if any) show up as `wakeups`, the main thread's own sleep
      * counts as one per window. */
-    idle_window first = {0}, steady = {0};
+    idle_window first = { 0 }, steady = { 0 };
     uint64_t t0 = bench_now_ns();
     watch_idle(secs, n + 16, &first);
     uint64_t t1 = bench_now_ns();
@@ -588,11 +585,16 @@ static void p7(const bench_args *a, bench_result *r)
 int main(int argc, char **argv)
 {
     static const bench_scenario scenarios[] = {
-        {"P1", p1}, {"P2", p2}, {"P3", p3},
+        { "P1", p1 },
+        { "P2", p2 },
+        { "P3", p3 },
 #ifdef BENCH_HAVE_CHANNEL
-        {"P4", p4},
+        { "P4", p4 },
 #endif
-        {"P5", p5}, {"P6a", p6a}, {"P6b", p6b}, {"P7", p7},
+        { "P5", p5 },
+        { "P6a", p6a },
+        { "P6b", p6b },
+        { "P7", p7 },
     };
     return bench_main(argc, argv, "worker", scenarios, sizeof scenarios / sizeof *scenarios);
 }

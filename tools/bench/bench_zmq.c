@@ -125,7 +125,7 @@ static void p1(const bench_args *a, bench_result *r)
     void *rx = make_socket(ctx, ZMQ_PAIR), *tx = make_socket(ctx, ZMQ_PAIR);
     if (zmq_bind(rx, "inproc://p1") != 0 || zmq_connect(tx, "inproc://p1") != 0)
         die_zmq("bind/connect");
-    consumer c = {.sock = rx, .n = n};
+    consumer c = { .sock = rx, .n = n };
     bench_checker_init(&c.check, 1);
     pthread_t ct;
     pthread_create(&ct, NULL, consume, &c); /* the thread takes over rx */
@@ -150,7 +150,7 @@ static void p3(const bench_args *a, bench_result *r)
     void *rx = make_socket(ctx, ZMQ_PULL);
     if (zmq_bind(rx, "inproc://p3") != 0)
         die_zmq("zmq_bind");
-    consumer c = {.sock = rx, .n = n};
+    consumer c = { .sock = rx, .n = n };
     bench_checker_init(&c.check, (uint32_t)ns);
     bench_gate gate;
     bench_gate_init(&gate);
@@ -158,7 +158,7 @@ static void p3(const bench_args *a, bench_result *r)
     pthread_create(&ct, NULL, consume, &c);
     producer ps[BENCH_MAX_SENDERS];
     for (int i = 0; i < ns; i++) {
-        ps[i] = (producer){.ctx = ctx, .id = (uint32_t)i, .n = per, .gate = &gate};
+        ps[i] = (producer) { .ctx = ctx, .id = (uint32_t)i, .n = per, .gate = &gate };
         pthread_create(&ps[i].thread, NULL, produce_thread, &ps[i]);
     }
     uint64_t t0 = bench_now_ns();
@@ -208,7 +208,7 @@ static void p2(const bench_args *a, bench_result *r)
     void *me = make_socket(ctx, ZMQ_PAIR), *peer = make_socket(ctx, ZMQ_PAIR);
     if (zmq_bind(peer, "inproc://p2") != 0 || zmq_connect(me, "inproc://p2") != 0)
         die_zmq("bind/connect");
-    pingpong pp = {.sock = peer, .n = total};
+    pingpong pp = { .sock = peer, .n = total };
     bench_checker_init(&pp.check, 1);
     pthread_t et;
     pthread_create(&et, NULL, echo_thread, &pp);
@@ -327,6 +327,7 @@ static void p4(const bench_args *a, bench_result *r)
 
 int main(int argc, char **argv)
 {
-    static const bench_scenario scenarios[] = {{"P1", p1}, {"P2", p2}, {"P3", p3}, {"P4", p4}};
+    static const bench_scenario scenarios[]
+        = { { "P1", p1 }, { "P2", p2 }, { "P3", p3 }, { "P4", p4 } };
     return bench_main(argc, argv, "zmq", scenarios, sizeof scenarios / sizeof *scenarios);
 }

@@ -1,0 +1,181 @@
+/* Round trip: a known program is traced by the library, and the trace file
+ * is read back with the format header alone; the records must be exactly
+ * those of the program (counts, senders, receivers, order per worker). */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <worker/worker.h>
+
+#include "wk_trace_format.h"
+
+#define PINGS 5
+#define MAX_RECORDS 100000
+#define MAX_NAMES 4096
+
+typedef struct trace {
+    wk_trace_file_header header;
+    wk_trace_record rec[MAX_RECORDS];
+    size_t count;
+    char *names[MAX_NAMES];
+    int chunks;
+    int ends;
+} trace;
+
+static trace tr;
+
+static void read_trace(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fread(&tr.header, sizeof tr.header, 1, f), 1);
+    wk_trace_chunk_header ch;
+    while (fread(&ch, sizeof ch, 1, f) == 1) {
+        cr_assert_eq(ch.magic, WK_TRACE_CHUNK_MAGIC);
+        wk_trace_record *slots = malloc(ch.count * sizeof *slots);
+        cr_assert_eq(fread(slots, sizeof *slots, ch.count, f), ch.count);
+        cr_assert_eq(ch.checksum, wk_trace_checksum(slots, ch.count * sizeof *slots));
+        tr.chunks++;
+        for (uint32_t i = 0; i < ch.count; i++) {
+            wk_trace_record *r = &slots[i];
+            if (r->kind == WK_TR_NAME) {
+                cr_assert_lt(r->a, MAX_NAMES);
+                tr.names[r->a] = strndup((const char *)&slots[i + 1], r->b);
+                i += WK_TRACE_NAME_SLOTS(r->b) - 1;
+                continue;
+            }
+            tr.ends += r->kind == WK_TR_TRACE_END;
+            cr_assert_lt(tr.count, MAX_RECORDS);
+            tr.rec[tr.count++] = *r;
+        }
+        free(slots);
+    }
+    fclose(f);
+}
+
+static const char *name_of(uint64_t id)
+{
+    return id < MAX_NAMES && tr.names[id] ? tr.names[id] : "?";
+}
+
+/* The records of `kind` about worker `w` (0: any), in file order. */
+static size_t select_records(uint16_t kind, uint32_t w, wk_trace_record **out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < tr.count; i++)
+        if (tr.rec[i].kind == kind && (!w || tr.rec[i].worker == w))
+            out[n++] = &tr.rec[i];
+    return n;
+}
+
+static int on_ping(const worker_event_t *e, void *ud)
+{
+    (void)e;
+    (*(int *)ud)++;
+    return 0;
+}
+
+static uint32_t find_worker(const char *name)
+{
+    for (size_t i = 0; i < tr.count; i++)
+        if (tr.rec[i].kind == WK_TR_WORKER_CREATED && strcmp(name_of(tr.rec[i].b), name) == 0)
+            return tr.rec[i].worker;
+    return 0;
+}
+
+Test(trace, library_trace_reads_back_exactly, .timeout = 30)
+{
+    char path[] = "/tmp/worker-trace-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+    cr_assert_eq(worker_trace_start(path), WORKER_ESTATE);
+
+    int pings = 0;
+    worker_t *alpha = worker_new(NULL, NULL, &(worker_opts){.name = "alpha"});
+    cr_assert_not_null(worker_listen(alpha, "PING", on_ping, &pings, NULL));
+    cr_assert_eq(worker_start(alpha), WORKER_OK);
+    for (int i = 0; i < PINGS; i++)
+        cr_assert_eq(worker_fire(alpha, "PING", NULL), WORKER_OK);
+    cr_assert_eq(worker_stop(alpha), WORKER_OK);
+    cr_assert_eq(worker_join(alpha), WORKER_OK);
+    cr_assert_eq(pings, PINGS);
+    cr_assert_eq(worker_fire(alpha, "PING", NULL), WORKER_EREJECTED);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    cr_assert_eq(worker_trace_stop(), WORKER_ESTATE);
+    worker_unref(alpha);
+
+    read_trace(path);
+    unlink(path);
+    cr_assert_eq(memcmp(tr.header.magic, WK_TRACE_MAGIC, WK_TRACE_MAGIC_LEN), 0);
+    cr_assert_eq(tr.header.version, WK_TRACE_VERSION);
+    cr_assert_eq(tr.header.pid, (uint32_t)getpid());
+    cr_assert_eq(tr.ends, 1, "one TRACE_END");
+
+    uint32_t a = find_worker("alpha"), m = find_worker("main");
+    cr_assert(a && m, "CREATED records for alpha and main");
+    static wk_trace_record *sel[MAX_RECORDS];
+
+    /* main -> alpha: PINGS fires of PING, then STOP_THREAD, then a reject. */
+    size_t fires = select_records(WK_TR_FIRE, m, sel);
+    uint64_t serials[PINGS];
+    size_t pings_fired = 0;
+    for (size_t i = 0; i < fires; i++) {
+        uint32_t to = (uint32_t)sel[i]->b, ev = (uint32_t)(sel[i]->b >> 32);
+        if (strcmp(name_of(ev), "PING") == 0) {
+            cr_assert_eq(to, a);
+            cr_assert_lt(pings_fired, PINGS);
+            serials[pings_fired++] = sel[i]->a;
+        }
+    }
+    cr_assert_eq(pings_fired, PINGS);
+    size_t rejects = select_records(WK_TR_REJECT, m, sel);
+    cr_assert_eq(rejects, 1);
+    cr_assert_eq((uint32_t)sel[0]->b, a);
+    cr_assert_eq(sel[0]->flags, WK_TRR_NOT_RUNNING);
+
+    /* alpha handled them in the order fired, each once, with one listener
+     * run per delivery. */
+    size_t delivered = select_records(WK_TR_DELIVER, a, sel), seen = 0;
+    for (size_t i = 0; i < delivered; i++) {
+        if (strcmp(name_of(sel[i]->b >> 32), "PING") != 0)
+            continue;
+        cr_assert_eq((uint32_t)sel[i]->b, m, "the sender is main");
+        cr_assert_eq(sel[i]->a, serials[seen], "delivery %zu in firing order", seen);
+        seen++;
+    }
+    cr_assert_eq(seen, PINGS);
+    size_t starts = select_records(WK_TR_LISTENER_START, a, sel);
+    cr_assert_eq(starts, PINGS);
+    for (size_t i = 0; i < starts; i++) {
+        /* Named by symbol when the dynamic symbol table has it, else by
+         * address (a static function of an executable). */
+        const char *listener = name_of((uint32_t)sel[i]->b);
+        cr_assert(strcmp(listener, "on_ping") == 0 || strncmp(listener, "listener@", 9) == 0,
+                  "listener name %s", listener);
+        cr_assert_str_eq(name_of(sel[i]->b >> 32), "PING");
+    }
+    cr_assert_eq(select_records(WK_TR_LISTENER_END, a, sel), PINGS);
+
+    /* Its life: started, stopped by main, ended with WORKER_EXIT. */
+    cr_assert_eq(select_records(WK_TR_WORKER_STARTED, a, sel), 1);
+    cr_assert_eq(select_records(WK_TR_STOP, a, sel), 1);
+    cr_assert_eq(sel[0]->a, m);
+    cr_assert_eq(select_records(WK_TR_WORKER_ENDED, a, sel), 1);
+    cr_assert_eq((int64_t)sel[0]->a, WORKER_EXIT);
+    /* main's join is a traced wait on alpha. */
+    cr_assert_eq(select_records(WK_TR_WAIT_BEGIN, m, sel), 1);
+    cr_assert_eq(sel[0]->flags, WK_TRW_JOIN);
+    cr_assert_eq(sel[0]->b, a);
+}
+
+Test(trace, bad_input, .timeout = 10)
+{
+    cr_assert_eq(worker_trace_start(NULL), WORKER_EINVAL);
+    cr_assert_eq(worker_trace_start(""), WORKER_EINVAL);
+    cr_assert_eq(worker_trace_start("/nonexistent-dir/x/trace"), WORKER_EAGAIN);
+    cr_assert_eq(worker_trace_stop(), WORKER_ESTATE);
+}
