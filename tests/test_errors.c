@@ -89,7 +89,7 @@ Test(errors, unknown_codes_are_handled)
     }
 }
 
-Test(errors, strings_are_static_and_thread_independent)
+Test(errors, strings_are_static)
 {
     /* The same pointer every time: static strings, nothing allocated. */
     cr_assert_eq(worker_strerror(WORKER_EINVAL), worker_strerror(WORKER_EINVAL));
