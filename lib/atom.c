@@ -110,8 +110,20 @@ static void init_builtins(void)
     }
 }
 
+/* Set once everything is initialised: the common path is one acquire load
+ * instead of a call to pthread_once. */
+static _Atomic int initialised;
+
+static void init_all(void)
+{
+    init_builtins();
+    atomic_store_explicit(&initialised, 1, memory_order_release);
+}
+
 int wk_init(void)
 {
-    pthread_once(&init_once, init_builtins);
+    if (__builtin_expect(atomic_load_explicit(&initialised, memory_order_acquire), 1))
+        return init_result;
+    pthread_once(&init_once, init_all);
     return init_result;
 }

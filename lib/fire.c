@@ -28,23 +28,35 @@ typedef struct offer_trace {
     unsigned flags;
 } offer_trace;
 
-static offer_trace offer_begin(const worker_event_t *e, unsigned flags)
+static __attribute__((noinline, cold)) void offer_capture(offer_trace *o, const worker_event_t *e,
+                                                           unsigned flags)
 {
-    offer_trace o = {.on = wk_tracing() && e->kind != WK_EV_INTERNAL};
-    if (o.on) {
-        o.serial = e->trace_serial;
-        o.atom = e->atom;
-        o.sender = e->sender ? (uint32_t)e->sender->id : 0;
-        o.flags = flags | (e->kind != WK_EV_USER ? WK_TRF_LIBRARY : 0) | (e->size ? WK_TRF_COPY : 0);
-    }
-    return o;
+    o->serial = e->trace_serial;
+    o->atom = e->atom;
+    o->sender = e->sender ? (uint32_t)e->sender->id : 0;
+    o->flags = flags | (e->kind != WK_EV_USER ? WK_TRF_LIBRARY : 0) | (e->size ? WK_TRF_COPY : 0);
 }
 
-/* FIRE when `to` accepted it, REJECT when not. */
-static void offer_end(const offer_trace *o, const worker_t *to, int rc)
+/* Tracing off costs one test of a flag: nothing else is read or written. */
+static inline void offer_begin(offer_trace *o, const worker_event_t *e, unsigned flags)
 {
-    if (!o->on)
-        return;
+    o->on = wk_tracing() && e->kind != WK_EV_INTERNAL;
+    if (__builtin_expect(o->on, 0))
+        offer_capture(o, e, flags);
+}
+
+static __attribute__((noinline, cold)) void offer_record(const offer_trace *o, const worker_t *to,
+                                                          int rc);
+
+/* FIRE when `to` accepted it, REJECT when not. */
+static inline void offer_end(const offer_trace *o, const worker_t *to, int rc)
+{
+    if (__builtin_expect(o->on, 0))
+        offer_record(o, to, rc);
+}
+
+static void offer_record(const offer_trace *o, const worker_t *to, int rc)
+{
     uint64_t who = wk_trace_pair((uint32_t)to->id, wk_trace_atom(o->atom));
     if (rc == WORKER_OK) {
         wk_trace_emit(o->sender, WK_TR_FIRE, (uint16_t)o->flags, o->serial, who);
@@ -69,7 +81,8 @@ static void tell_sender_refused(worker_t *refuser, const worker_event_t *e, void
 static void hop(worker_t *to, worker_event_t *e, void *origin_data, wk_thread *t, unsigned how)
 {
     wk_event_ref(e);
-    offer_trace o = offer_begin(e, how);
+    offer_trace o;
+    offer_begin(&o, e, how);
     int rc = wk_mailbox_push(&to->mb, e, t);
     offer_end(&o, to, rc);
     if (rc == WORKER_OK)
@@ -98,7 +111,8 @@ int wk_deliver(worker_t *to, worker_event_t *e, bool bubble, bool broadcast,
     bool fan_out = bubble || broadcast;
     if (fan_out)
         wk_event_ref(e); /* the firing call's own reference */
-    offer_trace o = offer_begin(e, (bubble ? WK_TRF_BUBBLE : 0) | (broadcast ? WK_TRF_BROADCAST : 0));
+    offer_trace o;
+    offer_begin(&o, e, (bubble ? WK_TRF_BUBBLE : 0) | (broadcast ? WK_TRF_BROADCAST : 0));
     int rc = wk_mailbox_push(&to->mb, e, t);
     offer_end(&o, to, rc);
     if (rc != WORKER_OK) {
@@ -119,7 +133,8 @@ int wk_deliver(worker_t *to, worker_event_t *e, bool bubble, bool broadcast,
 
 static int push_or_discard(worker_t *to, worker_event_t *e, wk_thread *t)
 {
-    offer_trace o = offer_begin(e, 0);
+    offer_trace o;
+    offer_begin(&o, e, 0);
     int rc = wk_mailbox_push(&to->mb, e, t);
     offer_end(&o, to, rc);
     if (rc != WORKER_OK)
@@ -174,7 +189,7 @@ int worker_fire_ex(worker_t *w, const char *name, void *data, const worker_fire_
     if (!opts)
         opts = &defaults;
     wk_thread *t = wk_thread_get();
-    const wk_atom *atom = wk_atom_intern(name);
+    const wk_atom *atom = t ? wk_atom_cached(&t->fired_name, name) : NULL;
     worker_t *sender = opts->target ? opts->target : (t ? wk_current(t) : NULL);
     if (!t || !atom || !sender)
         return WORKER_ENOMEM;

@@ -357,7 +357,7 @@ static const wk_atom *listener_name(const worker_listener_t *l)
     return wk_atom_intern(name);
 }
 
-static uint32_t trace_listener_start(worker_listener_t *l, const worker_event_t *e, void *ctx)
+static __attribute__((noinline, cold)) uint32_t trace_listener_start(worker_listener_t *l, const worker_event_t *e, void *ctx)
 {
     if (!l->trace_name)
         l->trace_name = listener_name(l);
@@ -392,6 +392,7 @@ void wk_listeners_dispatch(wk_listeners *ls, const worker_event_t *e,
     if (!slot)
         return;
     s->refs++;
+    bool traced = wk_tracing(); /* read once per event, not per listener */
     for (size_t i = 0; i < slot->count; i++) {
         worker_listener_t *l = slot->items[i];
         if (atomic_load_explicit(&l->removed, memory_order_acquire))
@@ -400,10 +401,9 @@ void wk_listeners_dispatch(wk_listeners *ls, const worker_event_t *e,
             continue;
         if (l->once && !claim_once(ls, l))
             continue;
-        bool traced = wk_tracing();
-        uint32_t receiver = traced ? trace_listener_start(l, e, ctx) : 0;
+        uint32_t receiver = __builtin_expect(traced, 0) ? trace_listener_start(l, e, ctx) : 0;
         int code = l->fn(e, l->userdata);
-        if (traced)
+        if (__builtin_expect(traced, 0))
             wk_trace_emit(receiver, WK_TR_LISTENER_END, code ? WK_TRF_ERROR : 0, e->trace_serial,
                           wk_trace_pair(wk_trace_atom(l->trace_name), (uint32_t)code));
         if (code)

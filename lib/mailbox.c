@@ -42,7 +42,10 @@
 
 _Static_assert(sizeof(wk_qnode) <= WK_POOL_QNODE_SIZE, "queue node outgrew its pool class");
 
-#define SPIN_BEFORE_PARK 2000
+/* Checks of the queue before parking (each with a pause). Long enough for a
+ * hot ping-pong to stay awake, short enough that a worker with nothing to do
+ * gives its core back at once: on 2 cores a long spin starves the producer. */
+#define SPIN_BEFORE_PARK 100
 #define POLL_EVERY 64
 
 static const struct ck_ec_mode ec_mode = {.ops = &wk_ec_ops, .single_producer = false};

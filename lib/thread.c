@@ -1,7 +1,7 @@
 /* Per-thread contexts.
  *
  * Invariants:
- * - `self` is only ever read and written by its own thread.
+ * - `wk_self` is only ever read and written by its own thread.
  * - The pthread key's destructor runs at thread exit: it first lets the
  *   worker layer end the thread's root worker (which may still deliver
  *   events), then gives back the epoch record (its barrier runs the pending
@@ -21,7 +21,7 @@
 #include "wk_pool.h"
 #include "wk_trace.h"
 
-static _Thread_local wk_thread *self;
+_Thread_local wk_thread *wk_self;
 static pthread_key_t exit_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static void (*_Atomic exit_hook)(wk_thread *t); /* set by any thread, read at exit */
@@ -37,7 +37,7 @@ static void thread_exit(void *arg)
     wk_trace_thread_exit(t);
     wk_epoch_unregister(t->epoch); /* runs pending callbacks into the caches */
     wk_pool_flush(t);
-    self = NULL;
+    wk_self = NULL;
     free(t);
 }
 
@@ -59,11 +59,6 @@ void wk_thread_drop_last_returned(wk_thread *t)
         wk_event_unref(e);
 }
 
-wk_thread *wk_thread_peek(void)
-{
-    return self;
-}
-
 wk_thread *wk_thread_prepare(void)
 {
     pthread_once(&key_once, make_key);
@@ -80,7 +75,7 @@ wk_thread *wk_thread_prepare(void)
 
 void wk_thread_adopt(wk_thread *t)
 {
-    self = t;
+    wk_self = t;
     pthread_setspecific(exit_key, t);
 }
 
@@ -90,10 +85,10 @@ void wk_thread_discard(wk_thread *t)
     free(t);
 }
 
-wk_thread *wk_thread_get(void)
+wk_thread *wk_thread_make(void)
 {
-    if (self)
-        return self;
+    if (wk_self)
+        return wk_self;
     wk_thread *t = wk_thread_prepare();
     if (t)
         wk_thread_adopt(t);

@@ -18,6 +18,32 @@ typedef struct wk_atom {
  * NULL only when memory runs out. Any thread. */
 const wk_atom *wk_atom_intern(const char *name);
 
+/* The same, through a one-entry cache of the caller's (hits when a thread
+ * fires the same name again: the common case). The cache is the caller's
+ * own, e.g. per thread. */
+typedef struct wk_atom_cache {
+    const char *name; /* the pointer last looked up; its text is compared too */
+    const wk_atom *atom;
+} wk_atom_cache;
+
+/* Event names are short: a byte loop beats a call to strcmp. */
+static inline int wk_same_text(const char *a, const char *b)
+{
+    while (*a && *a == *b)
+        a++, b++;
+    return *a == *b;
+}
+
+static inline const wk_atom *wk_atom_cached(wk_atom_cache *c, const char *name)
+{
+    if (c->name == name && c->atom && wk_same_text(name, c->atom->name))
+        return c->atom;
+    const wk_atom *a = wk_atom_intern(name);
+    c->name = name;
+    c->atom = a;
+    return a;
+}
+
 /* The library's own event names, interned once at start-up. */
 typedef struct wk_builtin_atoms {
     const wk_atom *stop, *pause, *resume;

@@ -11,6 +11,8 @@
 
 #include <worker/types.h>
 
+#include "wk_atom.h"
+
 #define WK_POOL_CLASSES 2
 
 typedef struct wk_pool_cache {
@@ -29,10 +31,19 @@ typedef struct wk_thread {
     uint32_t credit;             /* how many of them are left to hand out */
     bool tearing_down;
     struct wk_trace_buf *trace;  /* this thread's trace buffer, once it traced */
+    wk_atom_cache fired_name;    /* the last event name this thread fired */
 } wk_thread;
 
+/* The calling thread's context (its own thread only reads or writes it). */
+extern _Thread_local wk_thread *wk_self;
+
+wk_thread *wk_thread_make(void); /* the slow path of wk_thread_get */
+
 /* The calling thread's context, made on first use; NULL if memory ran out. */
-wk_thread *wk_thread_get(void);
+static inline wk_thread *wk_thread_get(void)
+{
+    return __builtin_expect(wk_self != NULL, 1) ? wk_self : wk_thread_make();
+}
 
 /* A context made on one thread for a thread about to be created, so that
  * the new thread cannot fail to get one: it adopts it first thing. NULL if
@@ -42,7 +53,10 @@ void wk_thread_adopt(wk_thread *t);
 void wk_thread_discard(wk_thread *t);
 
 /* The calling thread's context if it has one, else NULL. */
-wk_thread *wk_thread_peek(void);
+static inline wk_thread *wk_thread_peek(void)
+{
+    return wk_self;
+}
 
 /* Release the event that kept the last wait's data valid. */
 void wk_thread_drop_last_returned(wk_thread *t);
