@@ -346,7 +346,9 @@ static void write_end(int fd)
 {
     wk_trace_record end = {.ts = now_ns(), .kind = WK_TR_TRACE_END,
                            .a = atomic_load(&rec.chunks), .b = atomic_load(&rec.dropped)};
-    wk_trace_chunk_header h = {.magic = WK_TRACE_CHUNK_MAGIC, .thread = 0, .count = 1,
+    /* Chunk thread numbers are never 0: the end marker gets one of its own. */
+    uint32_t end_thread = atomic_fetch_add(&rec.next_thread_no, 1) + 1;
+    wk_trace_chunk_header h = {.magic = WK_TRACE_CHUNK_MAGIC, .thread = end_thread, .count = 1,
                                .checksum = wk_trace_checksum(&end, sizeof end)};
     struct iovec iov[2] = {{&h, sizeof h}, {&end, sizeof end}};
     if (writev(fd, iov, 2) < 0)
