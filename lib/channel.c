@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wk_array.h"
 #include "wk_trace.h"
 #include "wk_epoch.h"
 #include "wk_event.h"
@@ -68,14 +69,11 @@ worker_channel_t *worker_channel_new(void)
 
 static bool worker_list_add(worker_t *w, worker_channel_t *ch)
 {
-    if (w->channel_count == w->channel_cap) {
-        size_t cap = w->channel_cap ? w->channel_cap * 2 : 4;
-        worker_channel_t **grown = realloc(w->channels, cap * sizeof *grown);
-        if (!grown)
-            return false;
-        w->channels = grown;
-        w->channel_cap = cap;
-    }
+    worker_channel_t **grown =
+        wk_array_room(w->channels, &w->channel_cap, w->channel_count, sizeof *grown, 4);
+    if (!grown)
+        return false;
+    w->channels = grown;
     w->channels[w->channel_count++] = ch;
     atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
     return true;

@@ -17,6 +17,7 @@
  *   the owner claiming a `once` listener); dispatch skips removed listeners.
  */
 #define _GNU_SOURCE
+#include "wk_array.h"
 #include "wk_listeners.h"
 
 #include <dlfcn.h>
@@ -108,14 +109,10 @@ static wk_lslot *slot_get(wk_listeners *ls, const wk_atom *atom)
     wk_lslot *s = slot_find(ls, atom);
     if (s)
         return s;
-    if (ls->slot_count == ls->slot_cap) {
-        size_t cap = ls->slot_cap ? ls->slot_cap * 2 : 8;
-        wk_lslot *grown = realloc(ls->slots, cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        ls->slots = grown;
-        ls->slot_cap = cap;
-    }
+    wk_lslot *grown = wk_array_room(ls->slots, &ls->slot_cap, ls->slot_count, sizeof *grown, 8);
+    if (!grown)
+        return NULL;
+    ls->slots = grown;
     s = &ls->slots[ls->slot_count++];
     *s = (wk_lslot){.atom = atom};
     return s;
@@ -123,14 +120,10 @@ static wk_lslot *slot_get(wk_listeners *ls, const wk_atom *atom)
 
 static bool slot_insert(wk_lslot *s, worker_listener_t *l)
 {
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 4;
-        worker_listener_t **grown = realloc(s->items, cap * sizeof *grown);
-        if (!grown)
-            return false;
-        s->items = grown;
-        s->cap = cap;
-    }
+    worker_listener_t **grown = wk_array_room(s->items, &s->cap, s->count, sizeof *grown, 4);
+    if (!grown)
+        return false;
+    s->items = grown;
     size_t at = 0;
     while (at < s->count && s->items[at]->priority >= l->priority)
         at++;

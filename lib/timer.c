@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "wk_array.h"
 #include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
@@ -77,14 +78,10 @@ static void swap(worker_timer_t **h, size_t i, size_t j)
 
 static bool heap_push(wk_timers *ts, worker_timer_t *tm)
 {
-    if (ts->count == ts->cap) {
-        size_t cap = ts->cap ? ts->cap * 2 : 8;
-        worker_timer_t **grown = realloc(ts->heap, cap * sizeof *grown);
-        if (!grown)
-            return false;
-        ts->heap = grown;
-        ts->cap = cap;
-    }
+    worker_timer_t **grown = wk_array_room(ts->heap, &ts->cap, ts->count, sizeof *grown, 8);
+    if (!grown)
+        return false;
+    ts->heap = grown;
     tm->seq = ts->next_seq++;
     size_t i = ts->count++;
     ts->heap[i] = tm;

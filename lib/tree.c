@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "wk_array.h"
 #include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
@@ -37,14 +38,10 @@
 
 bool wk_list_add(wk_worker_list *l, worker_t *w)
 {
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 4;
-        worker_t **grown = realloc(l->items, cap * sizeof *grown);
-        if (!grown)
-            return false;
-        l->items = grown;
-        l->cap = cap;
-    }
+    worker_t **grown = wk_array_room(l->items, &l->cap, l->count, sizeof *grown, 4);
+    if (!grown)
+        return false;
+    l->items = grown;
     l->items[l->count++] = worker_ref(w);
     return true;
 }
@@ -106,14 +103,10 @@ int wk_watch_add(worker_t *target, worker_t *watcher, wk_watch_kind kind)
     wk_watch_list *l = &target->watchers;
     if (watch_find(target, watcher, kind))
         return WORKER_OK;
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 4;
-        wk_watch *grown = realloc(l->items, cap * sizeof *grown);
-        if (!grown)
-            return WORKER_ENOMEM;
-        l->items = grown;
-        l->cap = cap;
-    }
+    wk_watch *grown = wk_array_room(l->items, &l->cap, l->count, sizeof *grown, 4);
+    if (!grown)
+        return WORKER_ENOMEM;
+    l->items = grown;
     l->items[l->count++] = (wk_watch){worker_ref(watcher), kind};
     return WORKER_OK;
 }
