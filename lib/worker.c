@@ -244,21 +244,26 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
     w->exiting = true;
     w->paused = false;
     pthread_mutex_lock(&w->lock);
-    wk_worker_set_state(w, WK_ENDING);
+    wk_worker_set_state(w, WK_ENDING); /* from here no new child can start */
     w->result_err = err;
     w->result_ret = ret;
+    bool has_children = w->children.count > 0;
     pthread_mutex_unlock(&w->lock);
 
-    /* 1. Refuse user events; deliver every one accepted before. */
-    wk_mailbox_close(&w->mb, t, WK_MB_ENDING);
+    /* 1. Refuse user events; deliver every one accepted before. Only
+     * children send supervision messages, so without children the mailbox
+     * closes for good at once (one grace period instead of two). */
+    wk_mailbox_close(&w->mb, t, has_children ? WK_MB_ENDING : WK_MB_CLOSED);
     wk_timers_drop_all(w);
     wk_loop_drain(w, t);
     wk_listeners_remove_transient(&w->listeners);
     /* 2. Stop the children; wait for the non-daemon ones' CHILD_THREAD_END. */
     wk_tree_stop_children(w, t);
     /* 3. Refuse everything; deliver the last supervision messages. */
-    wk_mailbox_close(&w->mb, t, WK_MB_CLOSED);
-    wk_loop_drain(w, t);
+    if (has_children) {
+        wk_mailbox_close(&w->mb, t, WK_MB_CLOSED);
+        wk_loop_drain(w, t);
+    }
     wk_tree_unlink(w);
     /* Leave the thread's stack before ENDED is published: from then on a
      * restart may make this worker run on another thread. */
