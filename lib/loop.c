@@ -137,6 +137,15 @@ static bool deadline_passed(uint64_t deadline_ns)
     return deadline_ns != WK_NO_DEADLINE && wk_now_ns() >= deadline_ns;
 }
 
+/* For traces: the timeout still to run (UINT64_MAX: none; 0: already past). */
+static uint64_t time_left(uint64_t deadline_ns)
+{
+    if (deadline_ns == WK_NO_DEADLINE)
+        return UINT64_MAX;
+    uint64_t now = wk_now_ns();
+    return deadline_ns > now ? deadline_ns - now : 0;
+}
+
 static uint64_t earliest(uint64_t a, uint64_t b)
 {
     return a < b ? a : b;
@@ -151,8 +160,7 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
 {
     drop_last_returned(t);
     if (f->trace_kind)
-        WK_TRACE((uint32_t)w->id, WK_TR_WAIT_BEGIN, f->trace_kind,
-                 deadline_ns == WK_NO_DEADLINE ? UINT64_MAX : deadline_ns - wk_now_ns(),
+        WK_TRACE((uint32_t)w->id, WK_TR_WAIT_BEGIN, f->trace_kind, time_left(deadline_ns),
                  f->trace_what);
     if (must_leave(w, f)) {
         if (f->trace_kind)
