@@ -66,7 +66,7 @@ int main(void)
     int reports = 0;
     worker_on("PROGRESS", on_progress, &reports, NULL);
 
-    struct job job = {.limit = 200000, .report = worker_current()};
+    struct job job = { .limit = 200000, .report = worker_current() };
     worker_future_t *f = worker_async(count_primes, &job);
     if (!f)
         return 1;
@@ -85,8 +85,7 @@ int main(void)
     void *result = NULL;
     int rc = worker_future_get(f, &result);
     long primes = (long)(intptr_t)result;
-    printf("main: task code %s, %ld primes below %ld\n", worker_err_name(rc), primes,
-           job.limit);
+    printf("main: task code %s, %ld primes below %ld\n", worker_err_name(rc), primes, job.limit);
     /* If the task had ended before get, get returned at once without
      * running the loop: handle any PROGRESS still queued. */
     worker_update();
@@ -108,8 +107,8 @@ int main(void)
     /* Check what happened: 17984 primes below 200000; three progress
      * reports (25, 50, 75 %), all handled by now (fired before the task
      * ended; get or the update above handled them). */
-    bool ok = rc == 0 && primes == 17984 && again == 0 && (long)(intptr_t)result == primes &&
-              chores == 3 && reports == 3 && rc_sq == 0 && (intptr_t)sq == 144 && rc_bad == 42;
+    bool ok = rc == 0 && primes == 17984 && again == 0 && (long)(intptr_t)result == primes
+        && chores == 3 && reports == 3 && rc_sq == 0 && (intptr_t)sq == 144 && rc_bad == 42;
     printf("%s\n", ok ? "ok" : "FAILED");
     return ok ? 0 : 1;
 }

@@ -23,7 +23,7 @@
 struct printer {
     int id;
     worker_t *main; /* told PRINTED after each line, so main can check */
-    int printed;    /* only touched on the printer's thread */
+    int printed; /* only touched on the printer's thread */
 };
 
 /* Runs on the printer's own thread. */
@@ -62,7 +62,7 @@ int main(void)
         return 1;
 
     for (int i = 0; i < PRINTERS; i++) {
-        printers[i] = (struct printer){.id = i + 1, .main = worker_current()};
+        printers[i] = (struct printer) { .id = i + 1, .main = worker_current() };
         /* A NULL task waits forever: a worker that only reacts to events. */
         w[i] = worker_new(NULL, NULL, NULL);
         worker_listen(w[i], "PRINT", on_print, &printers[i], NULL);
@@ -79,7 +79,7 @@ int main(void)
     /* Copied payload: the event owns a copy, so `line` may change at once. */
     char line[64];
     snprintf(line, sizeof line, "a copied line, number %d", 2);
-    worker_fire_opts o = {.copy = line, .copy_size = strlen(line) + 1, .release = on_release};
+    worker_fire_opts o = { .copy = line, .copy_size = strlen(line) + 1, .release = on_release };
     int n2 = worker_channel_pub_ex(ch, "PRINT", NULL, &o);
     memset(line, 0, sizeof line);
     ok = ok && n2 == PRINTERS && wait_printed(n2);
@@ -114,8 +114,8 @@ int main(void)
 
     /* The release ran once for the one pub_ex, after every printer had
      * handled it. The printers' counts are read after their join. */
-    ok = ok && atomic_load(&releases) == 1 && before == 2 && after == 0 &&
-         printers[0].printed == 4 && printers[1].printed == 3 && printers[2].printed == 2;
+    ok = ok && atomic_load(&releases) == 1 && before == 2 && after == 0 && printers[0].printed == 4
+        && printers[1].printed == 3 && printers[2].printed == 2;
     printf("%s\n", ok ? "ok" : "FAILED");
     return ok ? 0 : 1;
 }

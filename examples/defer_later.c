@@ -22,10 +22,10 @@
 #include <worker/worker.h>
 
 static pthread_t main_thread;
-static int progress_calls;   /* main thread only */
+static int progress_calls; /* main thread only */
 static int progress_on_main; /* calls that really ran on the main thread */
-static int heartbeats;       /* main thread only */
-static bool waiting = true;  /* main thread only */
+static int heartbeats; /* main thread only */
+static bool waiting = true; /* main thread only */
 
 /* Posted by the downloader; runs on the main thread. */
 static void show_progress(void *arg)
@@ -77,11 +77,11 @@ static int downloader(void *arg, void **result)
 int main(void)
 {
     main_thread = pthread_self();
-    struct download d = {.main = worker_current(), .done = worker_defer_new()};
+    struct download d = { .main = worker_current(), .done = worker_defer_new() };
     if (!d.done)
         return 1;
     worker_later(NULL, heartbeat, NULL, 0.02, NULL);
-    worker_t *w = worker_spawn(downloader, &d, &(worker_opts){.name = "downloader"});
+    worker_t *w = worker_spawn(downloader, &d, &(worker_opts) { .name = "downloader" });
     worker_later(NULL, start_download, w, 0, NULL);
 
     printf("main thread: waiting for the download (the loop keeps running)\n");
@@ -89,8 +89,7 @@ int main(void)
     int rc = worker_defer_get(d.done, &page); /* runs main's loop */
     waiting = false;
     printf("main thread: got \"%s\" (%s) after %d progress calls and %d heartbeats\n",
-           rc == 0 ? (const char *)page : "?", worker_err_name(rc), progress_calls,
-           heartbeats);
+        rc == 0 ? (const char *)page : "?", worker_err_name(rc), progress_calls, heartbeats);
 
     /* Settling again is ignored; get gives the same answer again. */
     worker_defer_reject(d.done, 1);
@@ -105,8 +104,8 @@ int main(void)
      * DEFER_FULFILL message follows them from the same sender), so each ran
      * on main before get returned; so did the heartbeat, at least once in
      * the ~0.12 s of downloading. */
-    bool ok = rc == 0 && rc2 == 0 && again == page && progress_calls == 4 &&
-              progress_on_main == 4 && heartbeats >= 1;
+    bool ok = rc == 0 && rc2 == 0 && again == page && progress_calls == 4 && progress_on_main == 4
+        && heartbeats >= 1;
     printf("%s\n", ok ? "ok" : "FAILED");
     return ok ? 0 : 1;
 }

@@ -120,11 +120,11 @@ static int run_script(worker_t *w)
 int main(int argc, char **argv)
 {
     bool automatic = argc > 1 && strcmp(argv[1], "--auto") == 0;
-    struct increaser inc = {.report = automatic ? worker_current() : NULL};
+    struct increaser inc = { .report = automatic ? worker_current() : NULL };
     /* Permanent listeners added before start survive restarts. */
-    worker_t *w = worker_new(increaser_task, &inc, &(worker_opts){.name = "increaser"});
-    if (!w || !worker_listen(w, "SET_VALUE", on_set_value, &inc, NULL) ||
-        !worker_listen(w, WORKER_EV_PAUSE_THREAD, on_pause, &inc, NULL))
+    worker_t *w = worker_new(increaser_task, &inc, &(worker_opts) { .name = "increaser" });
+    if (!w || !worker_listen(w, "SET_VALUE", on_set_value, &inc, NULL)
+        || !worker_listen(w, WORKER_EV_PAUSE_THREAD, on_pause, &inc, NULL))
         return 1;
 
     int status = 0;

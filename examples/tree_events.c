@@ -28,10 +28,9 @@ static worker_t *main_w; /* the main thread's root worker */
 static int report(const worker_event_t *e, void *userdata)
 {
     char line[64];
-    snprintf(line, sizeof line, "%s got %s", worker_name(worker_current()),
-             worker_event_name(e));
+    snprintf(line, sizeof line, "%s got %s", worker_name(worker_current()), worker_event_name(e));
     (void)userdata;
-    worker_fire_opts o = {.copy = line, .copy_size = strlen(line) + 1};
+    worker_fire_opts o = { .copy = line, .copy_size = strlen(line) + 1 };
     return worker_fire_ex(main_w, "GOT", NULL, &o);
 }
 
@@ -66,7 +65,7 @@ static int child_task(void *arg, void **result)
     (void)result;
     listen_both();
     /* Started from this worker's thread: its parent is this worker. */
-    worker_t *g = worker_spawn(grandchild_task, NULL, &(worker_opts){.name = "grandchild"});
+    worker_t *g = worker_spawn(grandchild_task, NULL, &(worker_opts) { .name = "grandchild" });
     worker_unref(g); /* the tree keeps it; we need no handle */
     return worker_wait_forever();
 }
@@ -85,7 +84,7 @@ static int parent_task(void *arg, void **result)
     (void)result;
     listen_both();
     worker_on("GO_DOWN", on_go_down, NULL, NULL);
-    worker_unref(worker_spawn(child_task, NULL, &(worker_opts){.name = "child"}));
+    worker_unref(worker_spawn(child_task, NULL, &(worker_opts) { .name = "child" }));
     return worker_wait_forever();
 }
 
@@ -108,17 +107,17 @@ static bool got_exactly(const char *a, const char *b)
 int main(void)
 {
     main_w = worker_current();
-    worker_t *parent = worker_spawn(parent_task, NULL, &(worker_opts){.name = "parent"});
+    worker_t *parent = worker_spawn(parent_task, NULL, &(worker_opts) { .name = "parent" });
     /* Each worker adds its listeners before it starts its own child, so
      * when the grandchild says READY the whole tree listens. */
     if (worker_wait_event("READY", 5.0, NULL, NULL) != WORKER_OK)
         return 1;
     printf("tree: parent -> child -> grandchild (parent has %zu child)\n",
-           worker_children_count(parent));
+        worker_children_count(parent));
 
     /* Main holds only the parent's handle: it reaches the grandchild by
      * firing GO_UP with broadcast (only the grandchild listens for it). */
-    worker_fire_ex(parent, "GO_UP", NULL, &(worker_fire_opts){.broadcast = true});
+    worker_fire_ex(parent, "GO_UP", NULL, &(worker_fire_opts) { .broadcast = true });
     printf("grandchild bubbles HELLO_UP:\n");
     bool ok = got_exactly("child got HELLO_UP", "parent got HELLO_UP");
 
@@ -132,8 +131,7 @@ int main(void)
     /* Stop the root of the tree: it stops and joins its subtree first. */
     worker_stop(parent);
     worker_wait_thread(parent, NULL, NULL);
-    printf("parent ended with its subtree; children running: %zu\n",
-           worker_children_count(parent));
+    printf("parent ended with its subtree; children running: %zu\n", worker_children_count(parent));
     ok = ok && worker_children_count(parent) == 0;
     worker_unref(parent);
     printf("%s\n", ok ? "ok" : "FAILED");

@@ -84,21 +84,21 @@ static void init_builtins(void)
         const wk_atom **slot;
         const char *name;
     } table[] = {
-        {&wk_atoms.stop, WORKER_EV_STOP_THREAD},
-        {&wk_atoms.pause, WORKER_EV_PAUSE_THREAD},
-        {&wk_atoms.resume, WORKER_EV_RESUME_THREAD},
-        {&wk_atoms.child_start, WORKER_EV_CHILD_THREAD_START},
-        {&wk_atoms.child_stop, WORKER_EV_CHILD_THREAD_STOP},
-        {&wk_atoms.child_error, WORKER_EV_CHILD_THREAD_ERROR},
-        {&wk_atoms.child_done, WORKER_EV_CHILD_THREAD_DONE},
-        {&wk_atoms.child_end, WORKER_EV_CHILD_THREAD_END},
-        {&wk_atoms.wait_pending, WORKER_EV_WAIT_THREAD_PENDING},
-        {&wk_atoms.wait_pending_done, WORKER_EV_WAIT_THREAD_PENDING_DONE},
-        {&wk_atoms.event_reject, WORKER_EV_EVENT_REJECT},
-        {&wk_atoms.execute, WORKER_EV_EXECUTE},
-        {&wk_atoms.listener_error, WORKER_EV_LISTENER_ERROR},
-        {&wk_atoms.defer_fulfill, WORKER_EV_DEFER_FULFILL},
-        {&wk_atoms.worker_down, WORKER_EV_WORKER_DOWN},
+        { &wk_atoms.stop, WORKER_EV_STOP_THREAD },
+        { &wk_atoms.pause, WORKER_EV_PAUSE_THREAD },
+        { &wk_atoms.resume, WORKER_EV_RESUME_THREAD },
+        { &wk_atoms.child_start, WORKER_EV_CHILD_THREAD_START },
+        { &wk_atoms.child_stop, WORKER_EV_CHILD_THREAD_STOP },
+        { &wk_atoms.child_error, WORKER_EV_CHILD_THREAD_ERROR },
+        { &wk_atoms.child_done, WORKER_EV_CHILD_THREAD_DONE },
+        { &wk_atoms.child_end, WORKER_EV_CHILD_THREAD_END },
+        { &wk_atoms.wait_pending, WORKER_EV_WAIT_THREAD_PENDING },
+        { &wk_atoms.wait_pending_done, WORKER_EV_WAIT_THREAD_PENDING_DONE },
+        { &wk_atoms.event_reject, WORKER_EV_EVENT_REJECT },
+        { &wk_atoms.execute, WORKER_EV_EXECUTE },
+        { &wk_atoms.listener_error, WORKER_EV_LISTENER_ERROR },
+        { &wk_atoms.defer_fulfill, WORKER_EV_DEFER_FULFILL },
+        { &wk_atoms.worker_down, WORKER_EV_WORKER_DOWN },
     };
     wk_epoch_domain_init();
     for (size_t i = 0; i < sizeof table / sizeof *table; i++) {

@@ -20,9 +20,9 @@
 #include <string.h>
 
 #include "wk_array.h"
-#include "wk_trace.h"
 #include "wk_epoch.h"
 #include "wk_event.h"
+#include "wk_trace.h"
 #include "wk_worker.h"
 
 typedef struct subs {
@@ -69,8 +69,8 @@ worker_channel_t *worker_channel_new(void)
 
 static bool worker_list_add(worker_t *w, worker_channel_t *ch)
 {
-    worker_channel_t **grown =
-        wk_array_room(w->channels, &w->channel_cap, w->channel_count, sizeof *grown, 4);
+    worker_channel_t **grown
+        = wk_array_room(w->channels, &w->channel_cap, w->channel_count, sizeof *grown, 4);
     if (!grown)
         return false;
     w->channels = grown;
@@ -244,8 +244,8 @@ static int check_pub(worker_channel_t *ch, const char *name, const worker_fire_o
     return wk_init();
 }
 
-int worker_channel_pub_ex(worker_channel_t *ch, const char *name, void *data,
-                          const worker_fire_opts *opts)
+int worker_channel_pub_ex(
+    worker_channel_t *ch, const char *name, void *data, const worker_fire_opts *opts)
 {
     static const worker_fire_opts defaults;
     int rc = check_pub(ch, name, opts);
@@ -257,8 +257,8 @@ int worker_channel_pub_ex(worker_channel_t *ch, const char *name, void *data,
     const wk_atom *atom = wk_atom_intern(name);
     worker_t *sender = opts->target ? opts->target : (t ? wk_current(t) : NULL);
     worker_event_t *e = t && atom && sender
-                            ? wk_event_new(atom, WK_EV_USER, data, opts->copy, opts->copy_size, sender)
-                            : NULL;
+        ? wk_event_new(atom, WK_EV_USER, data, opts->copy, opts->copy_size, sender)
+        : NULL;
     if (!e)
         return WORKER_ENOMEM;
     e->release = opts->release;
@@ -274,12 +274,12 @@ int worker_channel_pub_ex(worker_channel_t *ch, const char *name, void *data,
             atomic_fetch_sub_explicit(&e->refs, 1, memory_order_relaxed);
         if (wk_tracing())
             wk_trace_emit((uint32_t)sender->id, one == WORKER_OK ? WK_TR_FIRE : WK_TR_REJECT,
-                          one == WORKER_OK ? WK_TRF_CHANNEL : WK_TRR_NOT_RUNNING, e->trace_serial,
-                          wk_trace_pair((uint32_t)s->items[i]->id, wk_trace_atom(atom)));
+                one == WORKER_OK ? WK_TRF_CHANNEL : WK_TRR_NOT_RUNNING, e->trace_serial,
+                wk_trace_pair((uint32_t)s->items[i]->id, wk_trace_atom(atom)));
     }
     wk_epoch_exit(t);
     WK_TRACE((uint32_t)sender->id, WK_TR_CHANNEL_PUBLISH, reached > 65535 ? 65535 : reached,
-             e->trace_serial, wk_trace_pair((uint32_t)ch->trace_id, wk_trace_atom(atom)));
+        e->trace_serial, wk_trace_pair((uint32_t)ch->trace_id, wk_trace_atom(atom)));
     wk_event_unref(e); /* the publisher's reference */
     return reached;
 }

@@ -11,9 +11,9 @@
  */
 #include <stdio.h>
 
-#include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
+#include "wk_trace.h"
 #include "wk_worker.h"
 
 static void end_root(wk_thread *t)
@@ -22,7 +22,7 @@ static void end_root(wk_thread *t)
     if (!root)
         return;
     t->current = root; /* overlays have all returned by now */
-    worker_ref(root);  /* the run's reference, dropped by the end sequence */
+    worker_ref(root); /* the run's reference, dropped by the end sequence */
     wk_worker_finish(root, t, WORKER_OK, NULL);
     t->root = NULL;
     worker_unref(root);
@@ -96,7 +96,7 @@ int worker_bubble(const char *name, void *data)
         return WORKER_ENOMEM;
     if (!me->parent)
         return name && *name ? WORKER_EREJECTED : WORKER_EINVAL;
-    worker_fire_opts opts = {.bubble = true, .target = me};
+    worker_fire_opts opts = { .bubble = true, .target = me };
     return worker_fire_ex(me->parent, name, data, &opts);
 }
 
@@ -111,7 +111,7 @@ int worker_broadcast(const char *name, void *data)
     worker_t **kids;
     size_t n = wk_list_copy(&me->children, &kids);
     pthread_mutex_unlock(&me->lock);
-    worker_fire_opts opts = {.broadcast = true, .target = me};
+    worker_fire_opts opts = { .broadcast = true, .target = me };
     int rc = WORKER_OK;
     for (size_t i = 0; i < n; i++) {
         int one = worker_fire_ex(kids[i], name, data, &opts);

@@ -10,9 +10,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
+#include "wk_trace.h"
 #include "wk_worker.h"
 
 enum defer_state { DEFER_PENDING, DEFER_RESOLVED, DEFER_REJECTED };
@@ -46,8 +46,8 @@ static int settle(worker_defer_t *d, int state, void *value, int err)
     pthread_mutex_lock(&d->lock);
     bool ignored = d->state != DEFER_PENDING;
     WK_TRACE(me ? (uint32_t)me->id : 0, WK_TR_DEFER_SETTLED,
-             (state == DEFER_REJECTED ? WK_TRF_REJECTED : 0) | (ignored ? WK_TRF_IGNORED : 0),
-             d->trace_id, (uint64_t)(int64_t)err);
+        (state == DEFER_REJECTED ? WK_TRF_REJECTED : 0) | (ignored ? WK_TRF_IGNORED : 0),
+        d->trace_id, (uint64_t)(int64_t)err);
     if (ignored) {
         pthread_mutex_unlock(&d->lock);
         return WORKER_OK; /* settled already: ignored */
@@ -56,7 +56,7 @@ static int settle(worker_defer_t *d, int state, void *value, int err)
     d->value = value;
     d->err = err;
     wk_worker_list waiters = d->waiters;
-    d->waiters = (wk_worker_list){0};
+    d->waiters = (wk_worker_list) { 0 };
     pthread_mutex_unlock(&d->lock);
     for (size_t i = 0; i < waiters.count; i++)
         wk_send_library(waiters.items[i], wk_atoms.defer_fulfill, d, NULL, 0, me, t);
@@ -108,8 +108,11 @@ int worker_defer_get(worker_defer_t *d, void **value)
     pthread_mutex_unlock(&d->lock);
     int rc = WORKER_OK;
     if (pending) {
-        wk_frame f = {.kind = WK_WAIT_COND, .cond = fulfilled, .userdata = d,
-                      .trace_kind = WK_TRW_DEFER, .trace_what = d->trace_id};
+        wk_frame f = { .kind = WK_WAIT_COND,
+            .cond = fulfilled,
+            .userdata = d,
+            .trace_kind = WK_TRW_DEFER,
+            .trace_what = d->trace_id };
         rc = wk_loop_wait(me, t, &f, WK_NO_DEADLINE);
     }
     pthread_mutex_lock(&d->lock);

@@ -6,8 +6,8 @@
 const char *worker_strerror(int code)
 {
     switch (code) {
-#define MESSAGE_CASE(name, value, message) \
-    case value:                            \
+#define MESSAGE_CASE(name, value, message)                                                         \
+    case value:                                                                                    \
         return message;
         WORKER_ERROR_TABLE(MESSAGE_CASE)
 #undef MESSAGE_CASE
@@ -19,8 +19,8 @@ const char *worker_strerror(int code)
 const char *worker_err_name(int code)
 {
     switch (code) {
-#define NAME_CASE(name, value, message) \
-    case value:                         \
+#define NAME_CASE(name, value, message)                                                            \
+    case value:                                                                                    \
         return #name;
         WORKER_ERROR_TABLE(NAME_CASE)
 #undef NAME_CASE
@@ -36,8 +36,8 @@ void wk_report(const worker_t *w, const char *what, int code)
     const char *name = worker_err_name(code);
     if (name[8] == '?') /* "WORKER_E?": one of the application's own codes */
         fprintf(stderr, "libworker-actor: worker '%s' %s: %d (%s)\n", w->name, what, code,
-                worker_strerror(code));
+            worker_strerror(code));
     else
         fprintf(stderr, "libworker-actor: worker '%s' %s: %s (%s)\n", w->name, what, name,
-                worker_strerror(code));
+            worker_strerror(code));
 }

@@ -12,8 +12,8 @@
 
 _Static_assert(sizeof(struct worker_event) <= WK_POOL_EVENT_SIZE, "event outgrew its pool class");
 
-worker_event_t *wk_event_new(const wk_atom *atom, int kind, void *data, const void *copy,
-                             size_t copy_size, worker_t *sender)
+worker_event_t *wk_event_new(
+    const wk_atom *atom, int kind, void *data, const void *copy, size_t copy_size, worker_t *sender)
 {
     worker_event_t *e = wk_pool_alloc(WK_POOL_EVENT);
     if (!e)
@@ -59,8 +59,8 @@ void wk_event_unref(worker_event_t *e)
 {
     /* A sole holder needs no atomic read-modify-write: nobody else can
      * touch the count. */
-    if (atomic_load_explicit(&e->refs, memory_order_acquire) != 1 &&
-        atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
+    if (atomic_load_explicit(&e->refs, memory_order_acquire) != 1
+        && atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (e->release)
         e->release(e->data);

@@ -14,8 +14,8 @@
  */
 #include <stdint.h>
 
-#include "wk_trace.h"
 #include "wk_event.h"
+#include "wk_trace.h"
 #include "wk_worker.h"
 
 /* What a trace needs of an event, read before it is offered: once a
@@ -28,8 +28,8 @@ typedef struct offer_trace {
     unsigned flags;
 } offer_trace;
 
-static __attribute__((noinline, cold)) void offer_capture(offer_trace *o, const worker_event_t *e,
-                                                           unsigned flags)
+static __attribute__((noinline, cold)) void offer_capture(
+    offer_trace *o, const worker_event_t *e, unsigned flags)
 {
     o->serial = e->trace_serial;
     o->atom = e->atom;
@@ -45,8 +45,8 @@ static inline void offer_begin(offer_trace *o, const worker_event_t *e, unsigned
         offer_capture(o, e, flags);
 }
 
-static __attribute__((noinline, cold)) void offer_record(const offer_trace *o, const worker_t *to,
-                                                          int rc);
+static __attribute__((noinline, cold)) void offer_record(
+    const offer_trace *o, const worker_t *to, int rc);
 
 /* FIRE when `to` accepted it, REJECT when not. */
 static inline void offer_end(const offer_trace *o, const worker_t *to, int rc)
@@ -62,14 +62,14 @@ static void offer_record(const offer_trace *o, const worker_t *to, int rc)
         wk_trace_emit(o->sender, WK_TR_FIRE, (uint16_t)o->flags, o->serial, who);
         return;
     }
-    uint16_t why = rc == WORKER_EFULL    ? WK_TRR_FULL
-                   : rc == WORKER_ENOMEM ? WK_TRR_NOMEM
-                                         : WK_TRR_NOT_RUNNING;
+    uint16_t why = rc == WORKER_EFULL ? WK_TRR_FULL
+        : rc == WORKER_ENOMEM         ? WK_TRR_NOMEM
+                                      : WK_TRR_NOT_RUNNING;
     wk_trace_emit(o->sender, WK_TR_REJECT, why, o->serial, who);
 }
 
-static void tell_sender_refused(worker_t *refuser, const worker_event_t *e, void *origin_data,
-                                wk_thread *t)
+static void tell_sender_refused(
+    worker_t *refuser, const worker_event_t *e, void *origin_data, wk_thread *t)
 {
     worker_t *sender = e->sender;
     if (e->kind != WK_EV_USER || !sender || sender == refuser || !worker_is_running(sender))
@@ -105,8 +105,8 @@ static void hop_down(worker_t *w, worker_event_t *e, void *origin_data, wk_threa
     wk_list_release(kids, n);
 }
 
-int wk_deliver(worker_t *to, worker_event_t *e, bool bubble, bool broadcast,
-               void *origin_data, wk_thread *t)
+int wk_deliver(
+    worker_t *to, worker_event_t *e, bool bubble, bool broadcast, void *origin_data, wk_thread *t)
 {
     bool fan_out = bubble || broadcast;
     if (fan_out)
@@ -143,7 +143,7 @@ static int push_or_discard(worker_t *to, worker_event_t *e, wk_thread *t)
 }
 
 int wk_send_kind(worker_t *to, int kind, const wk_atom *atom, void *data, const void *copy,
-                 size_t copy_size, worker_t *sender, wk_thread *t)
+    size_t copy_size, worker_t *sender, wk_thread *t)
 {
     if (!t)
         return WORKER_ENOMEM;
@@ -152,13 +152,13 @@ int wk_send_kind(worker_t *to, int kind, const wk_atom *atom, void *data, const 
 }
 
 int wk_send_library(worker_t *to, const wk_atom *atom, void *data, const void *copy,
-                    size_t copy_size, worker_t *sender, wk_thread *t)
+    size_t copy_size, worker_t *sender, wk_thread *t)
 {
     return wk_send_kind(to, WK_EV_LIBRARY, atom, data, copy, copy_size, sender, t);
 }
 
-int wk_send_call(worker_t *to, const wk_atom *atom, bool visible, void *data,
-                 wk_internal_fn fn, void *fn_arg, wk_thread *t)
+int wk_send_call(worker_t *to, const wk_atom *atom, bool visible, void *data, wk_internal_fn fn,
+    void *fn_arg, wk_thread *t)
 {
     int kind = visible ? WK_EV_LIBRARY : WK_EV_INTERNAL;
     worker_event_t *e = wk_event_new(atom, kind, data, NULL, 0, wk_current(t));

@@ -16,8 +16,8 @@ worker_future_t *worker_async(worker_task_fn fn, void *arg)
     worker_future_t *f = malloc(sizeof *f);
     if (!f)
         return NULL;
-    worker_opts opts = {.name = "async", .no_parent = true, .daemon = WORKER_DAEMON_YES,
-                        .quiet = true};
+    worker_opts opts
+        = { .name = "async", .no_parent = true, .daemon = WORKER_DAEMON_YES, .quiet = true };
     f->worker = worker_new(fn, arg, &opts);
     if (f->worker)
         f->worker->is_future = true;

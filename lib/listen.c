@@ -2,7 +2,7 @@
 #include "wk_worker.h"
 
 worker_listener_t *worker_listen(worker_t *w, const char *name, worker_listener_fn fn,
-                                 void *userdata, const worker_listen_opts *opts)
+    void *userdata, const worker_listen_opts *opts)
 {
     if (!w || !name || !*name || !fn || wk_init() != WORKER_OK)
         return NULL;
@@ -27,10 +27,10 @@ int worker_unlisten_fn(worker_t *w, worker_listener_fn fn, void *userdata)
     return wk_listeners_remove_fn(&w->listeners, fn, userdata) ? WORKER_OK : WORKER_EINVAL;
 }
 
-worker_listener_t *worker_on(const char *name, worker_listener_fn fn, void *userdata,
-                             const worker_listen_opts *opts)
+worker_listener_t *worker_on(
+    const char *name, worker_listener_fn fn, void *userdata, const worker_listen_opts *opts)
 {
-    worker_listen_opts transient = {0};
+    worker_listen_opts transient = { 0 };
     if (opts)
         transient = *opts;
     transient.transient = true;

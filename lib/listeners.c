@@ -114,7 +114,7 @@ static wk_lslot *slot_get(wk_listeners *ls, const wk_atom *atom)
         return NULL;
     ls->slots = grown;
     s = &ls->slots[ls->slot_count++];
-    *s = (wk_lslot){.atom = atom};
+    *s = (wk_lslot) { .atom = atom };
     return s;
 }
 
@@ -145,8 +145,7 @@ static void changed(wk_listeners *ls)
 }
 
 worker_listener_t *wk_listeners_add(wk_listeners *ls, const wk_atom *atom, worker_listener_fn fn,
-                                    void *userdata, const worker_listen_opts *opts,
-                                    uint64_t target_id)
+    void *userdata, const worker_listen_opts *opts, uint64_t target_id)
 {
     worker_listener_t *l = calloc(1, sizeof *l);
     if (!l)
@@ -205,8 +204,8 @@ int wk_listeners_remove(wk_listeners *ls, const worker_listener_t *l)
 }
 
 /* Remove every listener matching `pred`; returns how many. */
-static size_t remove_matching(wk_listeners *ls, bool (*pred)(const worker_listener_t *, void *),
-                              void *arg)
+static size_t remove_matching(
+    wk_listeners *ls, bool (*pred)(const worker_listener_t *, void *), void *arg)
 {
     size_t removed = 0;
     worker_listener_t *dropped[64];
@@ -254,7 +253,7 @@ static bool matches_fn(const worker_listener_t *l, void *arg)
 
 size_t wk_listeners_remove_fn(wk_listeners *ls, worker_listener_fn fn, void *userdata)
 {
-    fn_match m = {fn, userdata};
+    fn_match m = { fn, userdata };
     return remove_matching(ls, matches_fn, &m);
 }
 
@@ -350,13 +349,14 @@ static const wk_atom *listener_name(const worker_listener_t *l)
     return wk_atom_intern(name);
 }
 
-static __attribute__((noinline, cold)) uint32_t trace_listener_start(worker_listener_t *l, const worker_event_t *e, void *ctx)
+static __attribute__((noinline, cold)) uint32_t trace_listener_start(
+    worker_listener_t *l, const worker_event_t *e, void *ctx)
 {
     if (!l->trace_name)
         l->trace_name = listener_name(l);
     uint32_t receiver = (uint32_t)((worker_t *)ctx)->id;
     wk_trace_emit(receiver, WK_TR_LISTENER_START, 0, e->trace_serial,
-                  wk_trace_pair(wk_trace_atom(l->trace_name), wk_trace_atom(e->atom)));
+        wk_trace_pair(wk_trace_atom(l->trace_name), wk_trace_atom(e->atom)));
     return receiver;
 }
 
@@ -375,8 +375,8 @@ static bool claim_once(wk_listeners *ls, worker_listener_t *l)
     return mine;
 }
 
-void wk_listeners_dispatch(wk_listeners *ls, const worker_event_t *e,
-                           wk_listener_error_fn on_error, void *ctx)
+void wk_listeners_dispatch(
+    wk_listeners *ls, const worker_event_t *e, wk_listener_error_fn on_error, void *ctx)
 {
     if (atomic_load_explicit(&ls->version, memory_order_acquire) != ls->snap_version)
         snap_refresh(ls);
@@ -398,7 +398,7 @@ void wk_listeners_dispatch(wk_listeners *ls, const worker_event_t *e,
         int code = l->fn(e, l->userdata);
         if (__builtin_expect(traced, 0))
             wk_trace_emit(receiver, WK_TR_LISTENER_END, code ? WK_TRF_ERROR : 0, e->trace_serial,
-                          wk_trace_pair(wk_trace_atom(l->trace_name), (uint32_t)code));
+                wk_trace_pair(wk_trace_atom(l->trace_name), (uint32_t)code));
         if (code)
             on_error(ctx, e, code);
     }

@@ -14,9 +14,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
+#include "wk_trace.h"
 #include "wk_worker.h"
 
 static worker_event_t *next_event(worker_t *w, wk_thread *t)
@@ -37,8 +37,8 @@ static void listener_failed(void *ctx, const worker_event_t *e, int code)
     if (e->atom == wk_atoms.listener_error)
         return; /* no error storms */
     wk_thread *t = wk_thread_peek();
-    worker_event_t *err = wk_event_new(wk_atoms.listener_error, WK_EV_LIBRARY,
-                                       (void *)(intptr_t)code, NULL, 0, w);
+    worker_event_t *err
+        = wk_event_new(wk_atoms.listener_error, WK_EV_LIBRARY, (void *)(intptr_t)code, NULL, 0, w);
     if (err)
         wk_deliver(w, err, true, false, err->data, t);
 }
@@ -53,11 +53,11 @@ static void pause_here(worker_t *w, wk_thread *t)
     if (w->paused)
         return;
     w->paused = true;
-    wk_frame until_resumed = {.kind = WK_WAIT_EVENT, .atom = wk_atoms.resume};
+    wk_frame until_resumed = { .kind = WK_WAIT_EVENT, .atom = wk_atoms.resume };
     wk_loop_wait(w, t, &until_resumed, WK_NO_DEADLINE);
     w->paused = false;
     WK_TRACE((uint32_t)w->id, WK_TR_RESUME, 0,
-             until_resumed.matched ? sender_id(until_resumed.matched) : 0, 0);
+        until_resumed.matched ? sender_id(until_resumed.matched) : 0, 0);
 }
 
 /* The library's own reaction, after the user's listeners. */
@@ -81,8 +81,8 @@ static bool frame_matches(wk_frame *f, const worker_event_t *e)
 {
     switch (f->kind) {
     case WK_WAIT_EVENT:
-        return e->atom == f->atom &&
-               (!f->sender_id || (e->sender && f->sender_id == e->sender->id));
+        return e->atom == f->atom
+            && (!f->sender_id || (e->sender && f->sender_id == e->sender->id));
     case WK_WAIT_COND:
         return f->cond(e, f->userdata);
     default:
@@ -105,7 +105,7 @@ static void dispatch(worker_t *w, wk_thread *t, worker_event_t *e)
 {
     if (e->kind != WK_EV_INTERNAL) {
         WK_TRACE((uint32_t)w->id, WK_TR_DELIVER, 0, e->trace_serial,
-                 wk_trace_pair(sender_id(e), wk_trace_atom(e->atom)));
+            wk_trace_pair(sender_id(e), wk_trace_atom(e->atom)));
         wk_listeners_dispatch(&w->listeners, e, listener_failed, w);
         mark_frames(w, e);
         handle_builtin(w, t, e);
@@ -161,11 +161,11 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
     drop_last_returned(t);
     if (f->trace_kind)
         WK_TRACE((uint32_t)w->id, WK_TR_WAIT_BEGIN, f->trace_kind, time_left(deadline_ns),
-                 f->trace_what);
+            f->trace_what);
     if (must_leave(w, f)) {
         if (f->trace_kind)
             WK_TRACE((uint32_t)w->id, WK_TR_WAIT_END, f->trace_kind, (uint64_t)WORKER_EXIT,
-                     f->trace_what);
+                f->trace_what);
         return WORKER_EXIT;
     }
     f->outer = w->frames;
@@ -201,14 +201,13 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
     }
     w->frames = f->outer;
     if (f->trace_kind)
-        WK_TRACE((uint32_t)w->id, WK_TR_WAIT_END, f->trace_kind, (uint64_t)(int64_t)rc,
-                 f->trace_what);
+        WK_TRACE(
+            (uint32_t)w->id, WK_TR_WAIT_END, f->trace_kind, (uint64_t)(int64_t)rc, f->trace_what);
     if (f->matched) {
         if (rc == WORKER_OK) {
             drop_last_returned(t); /* a nested wait may have set one */
             t->last_returned = keep_payload_only(f->matched);
-        }
-        else
+        } else
             wk_event_unref(f->matched);
     }
     return rc;

@@ -48,7 +48,7 @@ _Static_assert(sizeof(wk_qnode) <= WK_POOL_QNODE_SIZE, "queue node outgrew its p
 #define SPIN_BEFORE_PARK 100
 #define POLL_EVERY 64
 
-static const struct ck_ec_mode ec_mode = {.ops = &wk_ec_ops, .single_producer = false};
+static const struct ck_ec_mode ec_mode = { .ops = &wk_ec_ops, .single_producer = false };
 
 static wk_qnode *node_of(ck_fifo_mpmc_entry_t *entry)
 {
@@ -187,8 +187,9 @@ bool wk_mailbox_has_work(const wk_mailbox *mb)
 static struct timespec to_timespec(uint64_t ns)
 {
     if (ns == WK_NO_DEADLINE)
-        return (struct timespec){.tv_sec = (time_t)(~(uint64_t)0 >> 1), .tv_nsec = 0};
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+        return (struct timespec) { .tv_sec = (time_t)(~(uint64_t)0 >> 1), .tv_nsec = 0 };
+    struct timespec ts
+        = { .tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u) };
     return ts;
 }
 
@@ -198,8 +199,8 @@ static struct timespec to_timespec(uint64_t ns)
  * always use ours. Nothing is lost by skipping the slices: with
  * single_producer false every increment is atomic and wakes a flagged
  * waiter, so the sleep ends on the first push. */
-static int sleep_until_our_deadline(const struct ck_ec_wait_state *state,
-                                    struct timespec *partial_deadline)
+static int sleep_until_our_deadline(
+    const struct ck_ec_wait_state *state, struct timespec *partial_deadline)
 {
     *partial_deadline = *(const struct timespec *)state->data;
     return 0;
@@ -218,7 +219,7 @@ void wk_mailbox_park(wk_mailbox *mb, wk_thread *t, uint64_t deadline_ns)
     if (!wk_mailbox_has_work(mb)) {
         struct timespec deadline = to_timespec(deadline_ns);
         ck_ec32_wait_pred(&mb->ec, &ec_mode, snapshot, sleep_until_our_deadline, &deadline,
-                          deadline_ns == WK_NO_DEADLINE ? NULL : &deadline);
+            deadline_ns == WK_NO_DEADLINE ? NULL : &deadline);
     }
     atomic_store_explicit(&mb->sleeping, 0, memory_order_relaxed);
 }

@@ -42,7 +42,7 @@ static int ec_gettime(const struct ck_ec_ops *ops, struct timespec *out)
 static void futex_wait(const void *addr, uint32_t expected, const struct timespec *deadline)
 {
     syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, deadline, NULL,
-            FUTEX_BITSET_MATCH_ANY);
+        FUTEX_BITSET_MATCH_ANY);
 }
 
 static void futex_wake(const void *addr)
@@ -50,16 +50,16 @@ static void futex_wake(const void *addr)
     syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, NULL, NULL, 0);
 }
 
-static void ec_wait32(const struct ck_ec_wait_state *state, const uint32_t *addr,
-                      uint32_t expected, const struct timespec *deadline)
+static void ec_wait32(const struct ck_ec_wait_state *state, const uint32_t *addr, uint32_t expected,
+    const struct timespec *deadline)
 {
     (void)state;
     futex_wait(addr, expected, deadline);
 }
 
 /* Little-endian x86_64: the low half of the 64-bit word is at its address. */
-static void ec_wait64(const struct ck_ec_wait_state *state, const uint64_t *addr,
-                      uint64_t expected, const struct timespec *deadline)
+static void ec_wait64(const struct ck_ec_wait_state *state, const uint64_t *addr, uint64_t expected,
+    const struct timespec *deadline)
 {
     (void)state;
     futex_wait(addr, (uint32_t)expected, deadline);

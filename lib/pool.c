@@ -22,7 +22,7 @@
 #define DEPOT_MAX_MAGS 1024
 
 typedef struct free_obj {
-    struct free_obj *next;     /* next object in a cache or magazine */
+    struct free_obj *next; /* next object in a cache or magazine */
     struct free_obj *next_mag; /* in a magazine's first object: next magazine */
 } free_obj;
 
@@ -33,11 +33,11 @@ typedef struct depot {
 } depot;
 
 static depot depots[WK_POOL_CLASSES] = {
-    {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
-    {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
+    { PTHREAD_MUTEX_INITIALIZER, NULL, 0 },
+    { PTHREAD_MUTEX_INITIALIZER, NULL, 0 },
 };
 
-static const size_t class_size[WK_POOL_CLASSES] = {WK_POOL_EVENT_SIZE, WK_POOL_QNODE_SIZE};
+static const size_t class_size[WK_POOL_CLASSES] = { WK_POOL_EVENT_SIZE, WK_POOL_QNODE_SIZE };
 
 static void *fresh(enum wk_pool_class cls)
 {

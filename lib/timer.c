@@ -19,9 +19,9 @@
 #include <stdlib.h>
 
 #include "wk_array.h"
-#include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
+#include "wk_trace.h"
 #include "wk_worker.h"
 
 enum timer_state { TIMER_PENDING, TIMER_RUNNING, TIMER_RAN, TIMER_CANCELLED, TIMER_DROPPED };
@@ -56,7 +56,7 @@ static void run_timer(worker_timer_t *tm)
     if (wk_tracing()) {
         uint64_t now = wk_now_ns();
         wk_trace_emit(tm->worker_id, WK_TR_TIMER_FIRED, 0, tm->trace_id,
-                      now > tm->deadline_ns ? now - tm->deadline_ns : 0);
+            now > tm->deadline_ns ? now - tm->deadline_ns : 0);
     }
     tm->fn(tm->arg);
     atomic_store(&tm->state, TIMER_RAN);
@@ -133,7 +133,7 @@ void wk_timers_drop_all(worker_t *w)
         timer_unref(tm);
     }
     free(w->timers.heap);
-    w->timers = (wk_timers){0};
+    w->timers = (wk_timers) { 0 };
 }
 
 /* ---- messages to the owner ---- */
@@ -206,7 +206,7 @@ int worker_timer_cancel(worker_timer_t *tm)
         rc = s == TIMER_CANCELLED || s == TIMER_DROPPED ? WORKER_OK : WORKER_ESTATE;
     }
     WK_TRACE(tm->worker_id, WK_TR_TIMER_CANCELLED, rc == WORKER_OK ? 0 : WK_TRF_TOO_LATE,
-             tm->trace_id, 0);
+        tm->trace_id, 0);
     return rc;
 }
 

@@ -39,7 +39,7 @@
 #include "wk_os.h"
 #include "wk_thread.h"
 
-#define SLOTS 4096        /* 128 KiB per thread */
+#define SLOTS 4096 /* 128 KiB per thread */
 #define NAME_BITMAP (1u << 20) /* string ids below this are written once */
 
 typedef struct wk_trace_buf {
@@ -49,10 +49,10 @@ typedef struct wk_trace_buf {
     uint64_t session;
     uint64_t dropped;
     uint32_t flushed;
-    uint32_t count;             /* owner only */
+    uint32_t count; /* owner only */
     _Atomic uint32_t published; /* the owner's count, for stop */
-    uint64_t next_serial;       /* owner only */
-    struct wk_trace_buf *next;  /* the registry, under rec.lock */
+    uint64_t next_serial; /* owner only */
+    struct wk_trace_buf *next; /* the registry, under rec.lock */
     wk_trace_record slots[SLOTS];
 } wk_trace_buf;
 
@@ -67,7 +67,7 @@ static struct {
     _Atomic uint64_t chunks;
     _Atomic uint64_t dropped;
     bool exit_hook_set;
-} rec = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+} rec = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
 
 /* One byte per string id: its NAME record is in this trace already. */
 static _Atomic uint8_t name_written[NAME_BITMAP];
@@ -88,9 +88,11 @@ static void write_chunk(wk_trace_buf *b, int fd, uint32_t from, uint32_t to, uin
         .count = to - from,
         .seq = b->seq++,
         .dropped = dropped,
-        .checksum = wk_trace_checksum(&b->slots[from], (size_t)(to - from) * sizeof(wk_trace_record)),
+        .checksum
+        = wk_trace_checksum(&b->slots[from], (size_t)(to - from) * sizeof(wk_trace_record)),
     };
-    struct iovec iov[2] = {{&h, sizeof h}, {&b->slots[from], (size_t)(to - from) * sizeof(wk_trace_record)}};
+    struct iovec iov[2]
+        = { { &h, sizeof h }, { &b->slots[from], (size_t)(to - from) * sizeof(wk_trace_record) } };
     size_t want = iov[0].iov_len + iov[1].iov_len;
     if (writev(fd, iov, 2) == (ssize_t)want)
         atomic_fetch_add(&rec.chunks, 1);
@@ -127,9 +129,9 @@ static void flush_own(wk_trace_buf *b)
 /* ---- the calling thread's buffer ---- */
 
 static void put(wk_trace_buf *b, uint64_t ts, uint32_t worker, uint16_t kind, uint16_t flags,
-                uint64_t a, uint64_t bb)
+    uint64_t a, uint64_t bb)
 {
-    b->slots[b->count++] = (wk_trace_record){ts, worker, kind, flags, a, bb};
+    b->slots[b->count++] = (wk_trace_record) { ts, worker, kind, flags, a, bb };
 }
 
 static void publish(wk_trace_buf *b)
@@ -231,9 +233,9 @@ uint32_t wk_trace_atom(const wk_atom *atom)
 {
     if (!atom)
         return 0;
-    bool first = atom->id >= NAME_BITMAP ||
-                 (!atomic_load_explicit(&name_written[atom->id], memory_order_relaxed) &&
-                  !atomic_exchange(&name_written[atom->id], 1));
+    bool first = atom->id >= NAME_BITMAP
+        || (!atomic_load_explicit(&name_written[atom->id], memory_order_relaxed)
+            && !atomic_exchange(&name_written[atom->id], 1));
     if (first) {
         wk_trace_buf *b = own_buffer();
         if (b)
@@ -344,13 +346,17 @@ int worker_trace_start(const char *path)
 
 static void write_end(int fd)
 {
-    wk_trace_record end = {.ts = now_ns(), .kind = WK_TR_TRACE_END,
-                           .a = atomic_load(&rec.chunks), .b = atomic_load(&rec.dropped)};
+    wk_trace_record end = { .ts = now_ns(),
+        .kind = WK_TR_TRACE_END,
+        .a = atomic_load(&rec.chunks),
+        .b = atomic_load(&rec.dropped) };
     /* Chunk thread numbers are never 0: the end marker gets one of its own. */
     uint32_t end_thread = atomic_fetch_add(&rec.next_thread_no, 1) + 1;
-    wk_trace_chunk_header h = {.magic = WK_TRACE_CHUNK_MAGIC, .thread = end_thread, .count = 1,
-                               .checksum = wk_trace_checksum(&end, sizeof end)};
-    struct iovec iov[2] = {{&h, sizeof h}, {&end, sizeof end}};
+    wk_trace_chunk_header h = { .magic = WK_TRACE_CHUNK_MAGIC,
+        .thread = end_thread,
+        .count = 1,
+        .checksum = wk_trace_checksum(&end, sizeof end) };
+    struct iovec iov[2] = { { &h, sizeof h }, { &end, sizeof end } };
     if (writev(fd, iov, 2) < 0)
         perror("libworker-actor: trace end");
 }

@@ -29,9 +29,9 @@
 #include <stdlib.h>
 
 #include "wk_array.h"
-#include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
+#include "wk_trace.h"
 #include "wk_worker.h"
 
 /* ---- plain worker lists ---- */
@@ -107,7 +107,7 @@ int wk_watch_add(worker_t *target, worker_t *watcher, wk_watch_kind kind)
     if (!grown)
         return WORKER_ENOMEM;
     l->items = grown;
-    l->items[l->count++] = (wk_watch){worker_ref(watcher), kind};
+    l->items[l->count++] = (wk_watch) { worker_ref(watcher), kind };
     return WORKER_OK;
 }
 
@@ -123,14 +123,16 @@ bool wk_watch_remove(worker_t *target, worker_t *watcher, wk_watch_kind kind)
 
 void wk_watch_notify(worker_t *w, worker_t *watcher, wk_watch_kind kind, wk_thread *t)
 {
-    worker_down_t down = {.worker = w, .err = w->result_err, .ret = w->result_ret};
+    worker_down_t down = { .worker = w, .err = w->result_err, .ret = w->result_ret };
     switch (kind) {
     case WK_WATCH_PARENT: {
         int err = down.err;
-        const wk_atom *how = err == WORKER_OK     ? wk_atoms.child_done
-                             : err == WORKER_EXIT ? wk_atoms.child_stop
-                                                  : wk_atoms.child_error;
-        void *data = err == WORKER_OK ? down.ret : err == WORKER_EXIT ? NULL : (void *)(intptr_t)err;
+        const wk_atom *how = err == WORKER_OK ? wk_atoms.child_done
+            : err == WORKER_EXIT              ? wk_atoms.child_stop
+                                              : wk_atoms.child_error;
+        void *data = err == WORKER_OK ? down.ret
+            : err == WORKER_EXIT      ? NULL
+                                      : (void *)(intptr_t)err;
         wk_send_kind(watcher, WK_EV_LINK, how, data, NULL, 0, w, t);
         wk_send_kind(watcher, WK_EV_LINK, wk_atoms.child_end, NULL, &down, sizeof down, w, t);
         break;
@@ -203,15 +205,16 @@ void wk_tree_stop_children(worker_t *w, wk_thread *t)
     worker_t **kids;
     size_t n = wk_list_copy(&w->children, &kids);
     pthread_mutex_unlock(&w->lock);
-    awaited_children awaited = {.ids = n ? malloc(n * sizeof(uint64_t)) : NULL};
+    awaited_children awaited = { .ids = n ? malloc(n * sizeof(uint64_t)) : NULL };
     for (size_t i = 0; i < n; i++) {
         wk_send_library(kids[i], wk_atoms.stop, NULL, NULL, 0, w, t);
         if (awaited.ids && !worker_is_daemon(kids[i]))
             awaited.ids[awaited.count++] = kids[i]->id;
     }
     if (awaited.count) {
-        wk_frame f = {.kind = WK_WAIT_COND, .cond = child_ended, .userdata = &awaited,
-                      .ignore_exit = true};
+        wk_frame f = {
+            .kind = WK_WAIT_COND, .cond = child_ended, .userdata = &awaited, .ignore_exit = true
+        };
         wk_loop_wait(w, t, &f, WK_NO_DEADLINE);
     } else if (n && !awaited.ids) {
         for (size_t i = 0; i < n; i++) /* out of memory: fall back to joins */
@@ -240,7 +243,7 @@ void wk_tree_report_end(worker_t *w, wk_thread *t)
     pthread_mutex_lock(&w->lock);
     wk_worker_set_state(w, WK_ENDED);
     wk_watch_list watchers = w->watchers;
-    w->watchers = (wk_watch_list){0};
+    w->watchers = (wk_watch_list) { 0 };
     pthread_cond_broadcast(&w->ended);
     pthread_mutex_unlock(&w->lock);
     /* The parent first, then waiters and monitors. */
@@ -276,11 +279,11 @@ int worker_wait_thread(worker_t *w, int *err, void **ret)
     if (must_wait) /* as in the original: the target hears who waits for it */
         wk_send_library(w, wk_atoms.wait_pending, NULL, NULL, 0, me, t);
     if (must_wait) {
-        wk_frame until_done = {.kind = WK_WAIT_EVENT,
-                               .atom = wk_atoms.wait_pending_done,
-                               .sender_id = w->id,
-                               .trace_kind = WK_TRW_THREAD,
-                               .trace_what = (uint32_t)w->id};
+        wk_frame until_done = { .kind = WK_WAIT_EVENT,
+            .atom = wk_atoms.wait_pending_done,
+            .sender_id = w->id,
+            .trace_kind = WK_TRW_THREAD,
+            .trace_what = (uint32_t)w->id };
         rc = wk_loop_wait(me, t, &until_done, WK_NO_DEADLINE);
     }
     if (rc == WORKER_OK)

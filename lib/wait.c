@@ -1,8 +1,8 @@
 /* The waits of the calling thread's worker (the shortcuts of current.h).
  * Each one builds a frame and runs the loop of loop.c. */
-#include "wk_trace.h"
 #include "wk_event.h"
 #include "wk_os.h"
+#include "wk_trace.h"
 #include "wk_worker.h"
 
 /* Run the current worker's loop with frame `f` until `seconds` pass. */
@@ -23,7 +23,7 @@ static int run(wk_frame *f, double seconds, void **data)
 
 int worker_wait_timeout(double seconds)
 {
-    wk_frame f = {.kind = WK_WAIT_TIME, .trace_kind = WK_TRW_TIMEOUT};
+    wk_frame f = { .kind = WK_WAIT_TIME, .trace_kind = WK_TRW_TIMEOUT };
     return run(&f, seconds, NULL);
 }
 
@@ -34,13 +34,13 @@ int worker_sleep(double seconds)
 
 int worker_wait_forever(void)
 {
-    wk_frame f = {.kind = WK_WAIT_TIME, .trace_kind = WK_TRW_FOREVER};
+    wk_frame f = { .kind = WK_WAIT_TIME, .trace_kind = WK_TRW_FOREVER };
     return run(&f, -1, NULL);
 }
 
 int worker_update(void)
 {
-    wk_frame f = {.kind = WK_WAIT_TIME, .update_only = true};
+    wk_frame f = { .kind = WK_WAIT_TIME, .update_only = true };
     return run(&f, -1, NULL);
 }
 
@@ -53,9 +53,11 @@ int worker_wait_event(const char *name, double timeout, worker_t *target, void *
     const wk_atom *atom = wk_atom_intern(name);
     if (!atom)
         return WORKER_ENOMEM;
-    wk_frame f = {.kind = WK_WAIT_EVENT, .atom = atom, .sender_id = target ? target->id : 0,
-                  .trace_kind = WK_TRW_EVENT,
-                  .trace_what = wk_tracing() ? wk_trace_atom(atom) : 0};
+    wk_frame f = { .kind = WK_WAIT_EVENT,
+        .atom = atom,
+        .sender_id = target ? target->id : 0,
+        .trace_kind = WK_TRW_EVENT,
+        .trace_what = wk_tracing() ? wk_trace_atom(atom) : 0 };
     return run(&f, timeout, data);
 }
 
@@ -63,7 +65,7 @@ int worker_wait_until(worker_cond_fn cond, void *userdata, double timeout, void 
 {
     if (!cond)
         return WORKER_EINVAL;
-    wk_frame f = {.kind = WK_WAIT_COND, .cond = cond, .userdata = userdata,
-                  .trace_kind = WK_TRW_UNTIL};
+    wk_frame f
+        = { .kind = WK_WAIT_COND, .cond = cond, .userdata = userdata, .trace_kind = WK_TRW_UNTIL };
     return run(&f, timeout, data);
 }

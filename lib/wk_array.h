@@ -9,8 +9,7 @@
  * `size` bytes): the array itself, reallocated to twice its capacity (at
  * least `first`) when full. NULL when memory runs out; `items` and `*cap`
  * are then unchanged. */
-static inline void *wk_array_room(void *items, size_t *cap, size_t count, size_t size,
-                                  size_t first)
+static inline void *wk_array_room(void *items, size_t *cap, size_t count, size_t size, size_t first)
 {
     if (count < *cap)
         return items;

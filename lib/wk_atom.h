@@ -8,7 +8,7 @@
 
 typedef struct wk_atom {
     struct wk_atom *next; /* bucket chain; published with release ordering */
-    uint32_t id;          /* dense, from 1 */
+    uint32_t id; /* dense, from 1 */
     uint32_t hash;
     size_t len;
     char name[];

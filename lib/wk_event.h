@@ -22,11 +22,11 @@
 #define WK_INLINE_PAYLOAD 48
 
 enum wk_event_kind {
-    WK_EV_USER = 0,     /* fired by users: counts against mailbox_limit */
-    WK_EV_LIBRARY = 1,  /* the library's own named events: never refused for a full mailbox */
+    WK_EV_USER = 0, /* fired by users: counts against mailbox_limit */
+    WK_EV_LIBRARY = 1, /* the library's own named events: never refused for a full mailbox */
     WK_EV_INTERNAL = 2, /* commands to the owner thread, not shown to listeners */
-    WK_EV_LINK = 3,     /* supervision messages (CHILD_THREAD_*): still admitted
-                           while the receiver is ending, until it closes for good */
+    WK_EV_LINK = 3, /* supervision messages (CHILD_THREAD_*): still admitted
+                       while the receiver is ending, until it closes for good */
 };
 
 typedef void (*wk_internal_fn)(worker_t *owner, worker_event_t *e);
@@ -35,14 +35,14 @@ struct worker_event {
     _Atomic uint32_t refs;
     uint8_t kind;
     uint8_t payload_on_heap; /* copied payload larger than the inline buffer */
-    uint32_t size;           /* bytes copied in; 0 when not copied */
+    uint32_t size; /* bytes copied in; 0 when not copied */
     const wk_atom *atom;
     void *data;
-    worker_t *sender;        /* holds a reference */
+    worker_t *sender; /* holds a reference */
     void (*release)(void *data);
     wk_internal_fn internal; /* run by the owner after the listeners (if set) */
     void *internal_arg;
-    uint64_t trace_serial;   /* 0 unless tracing was on when it was made */
+    uint64_t trace_serial; /* 0 unless tracing was on when it was made */
     _Alignas(16) unsigned char payload[WK_INLINE_PAYLOAD];
 };
 
@@ -50,7 +50,7 @@ struct worker_event {
  * then `data` points at the copy. Takes a reference on `sender` (may be
  * NULL). NULL when memory runs out. */
 worker_event_t *wk_event_new(const wk_atom *atom, int kind, void *data, const void *copy,
-                             size_t copy_size, worker_t *sender);
+    size_t copy_size, worker_t *sender);
 
 static inline void wk_event_ref(worker_event_t *e)
 {

@@ -37,8 +37,7 @@ void wk_listeners_destroy(wk_listeners *ls);
 
 /* Any thread. NULL when memory runs out. */
 worker_listener_t *wk_listeners_add(wk_listeners *ls, const wk_atom *atom, worker_listener_fn fn,
-                                    void *userdata, const worker_listen_opts *opts,
-                                    uint64_t target_id);
+    void *userdata, const worker_listen_opts *opts, uint64_t target_id);
 
 /* Any thread. WORKER_OK or WORKER_EINVAL (not a current listener); `l` is
  * compared, never dereferenced, before it is found. */
@@ -51,7 +50,7 @@ size_t wk_listeners_remove_fn(wk_listeners *ls, worker_listener_fn fn, void *use
 void wk_listeners_remove_transient(wk_listeners *ls);
 
 /* Owner thread only: call the listeners of e's name, in order. */
-void wk_listeners_dispatch(wk_listeners *ls, const worker_event_t *e,
-                           wk_listener_error_fn on_error, void *ctx);
+void wk_listeners_dispatch(
+    wk_listeners *ls, const worker_event_t *e, wk_listener_error_fn on_error, void *ctx);
 
 #endif

@@ -18,9 +18,9 @@
 
 /* How far a mailbox is closed. */
 enum wk_mailbox_level {
-    WK_MB_OPEN = 0,    /* everything is admitted */
-    WK_MB_ENDING = 1,  /* only supervision messages (WK_EV_LINK) are admitted */
-    WK_MB_CLOSED = 2,  /* nothing is admitted */
+    WK_MB_OPEN = 0, /* everything is admitted */
+    WK_MB_ENDING = 1, /* only supervision messages (WK_EV_LINK) are admitted */
+    WK_MB_CLOSED = 2, /* nothing is admitted */
 };
 
 typedef struct wk_qnode {
@@ -33,7 +33,7 @@ typedef struct wk_mailbox {
     /* Read-mostly: producers read these on every push. */
     _Alignas(64) _Atomic int closed; /* enum wk_mailbox_level */
     _Atomic int sleeping; /* the owner is about to park or parked */
-    size_t limit;         /* 0: unbounded */
+    size_t limit; /* 0: unbounded */
     /* Written by producers of counted events and by the owner. */
     _Alignas(64) _Atomic long user_queued;
     _Alignas(64) struct ck_ec32 ec;
@@ -41,9 +41,9 @@ typedef struct wk_mailbox {
     _Alignas(64) _Atomic uint64_t trace_pushed;
     /* Owner only. */
     uint32_t since_poll;
-    uint32_t trace_owner;    /* the worker id depth records carry */
+    uint32_t trace_owner; /* the worker id depth records carry */
     uint64_t trace_popped;
-    int trace_level;         /* floor(log2(depth + 1)) last recorded */
+    int trace_level; /* floor(log2(depth + 1)) last recorded */
 } wk_mailbox;
 
 /* A closed, empty mailbox. WORKER_OK or WORKER_ENOMEM. */

@@ -16,22 +16,22 @@
 #define WK_POOL_CLASSES 2
 
 typedef struct wk_pool_cache {
-    void *head;   /* free objects linked through their first word */
+    void *head; /* free objects linked through their first word */
     size_t count;
 } wk_pool_cache;
 
 typedef struct wk_thread {
     ck_epoch_record_t *epoch;
-    unsigned epoch_depth;        /* nesting of wk_epoch_enter */
+    unsigned epoch_depth; /* nesting of wk_epoch_enter */
     wk_pool_cache cache[WK_POOL_CLASSES];
-    worker_t *current;           /* top of the stack of workers on this thread */
-    worker_t *root;              /* this thread's root worker, once made */
+    worker_t *current; /* top of the stack of workers on this thread */
+    worker_t *root; /* this thread's root worker, once made */
     worker_event_t *last_returned; /* keeps the data of the last wait valid */
-    worker_t *credit_worker;     /* references taken in advance on this worker */
-    uint32_t credit;             /* how many of them are left to hand out */
+    worker_t *credit_worker; /* references taken in advance on this worker */
+    uint32_t credit; /* how many of them are left to hand out */
     bool tearing_down;
-    struct wk_trace_buf *trace;  /* this thread's trace buffer, once it traced */
-    wk_atom_cache fired_name;    /* the last event name this thread fired */
+    struct wk_trace_buf *trace; /* this thread's trace buffer, once it traced */
+    wk_atom_cache fired_name; /* the last event name this thread fired */
 } wk_thread;
 
 /* The calling thread's context (its own thread only reads or writes it). */

@@ -56,10 +56,10 @@ static inline uint64_t wk_trace_pair(uint32_t low, uint32_t high)
 struct wk_thread;
 void wk_trace_thread_exit(struct wk_thread *t);
 
-#define WK_TRACE(worker, kind, flags, a, b)                                 \
-    do {                                                                    \
-        if (wk_tracing())                                                   \
-            wk_trace_emit((worker), (kind), (uint16_t)(flags), (a), (b));   \
+#define WK_TRACE(worker, kind, flags, a, b)                                                        \
+    do {                                                                                           \
+        if (wk_tracing())                                                                          \
+            wk_trace_emit((worker), (kind), (uint16_t)(flags), (a), (b));                          \
     } while (0)
 
 #endif

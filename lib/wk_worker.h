@@ -38,9 +38,9 @@
 typedef enum wk_state { WK_NEW, WK_STARTING, WK_RUNNING, WK_ENDING, WK_ENDED } wk_state;
 
 typedef enum wk_wait_kind {
-    WK_WAIT_TIME,  /* only the deadline (or stop) ends it */
+    WK_WAIT_TIME, /* only the deadline (or stop) ends it */
     WK_WAIT_EVENT, /* an event with that name (and sender) */
-    WK_WAIT_COND,  /* a user condition */
+    WK_WAIT_COND, /* a user condition */
 } wk_wait_kind;
 
 /* One running wait; frames nest when a listener waits. */
@@ -51,8 +51,8 @@ typedef struct wk_frame {
     uint64_t sender_id; /* 0: any sender */
     worker_cond_fn cond;
     void *userdata;
-    bool update_only;   /* worker_update: never park */
-    bool ignore_exit;   /* the end sequence's own waits */
+    bool update_only; /* worker_update: never park */
+    bool ignore_exit; /* the end sequence's own waits */
     uint16_t trace_kind; /* enum wk_trace_wait; 0: not traced (internal waits) */
     uint64_t trace_what; /* what a traced wait waits for */
     bool done;
@@ -61,8 +61,8 @@ typedef struct wk_frame {
 
 /* Who hears of a worker's end, and how (see tree.c). */
 typedef enum wk_watch_kind {
-    WK_WATCH_PARENT,  /* CHILD_THREAD_STOP/ERROR/DONE, then CHILD_THREAD_END */
-    WK_WATCH_WAITER,  /* WAIT_THREAD_PENDING_DONE (worker_wait_thread) */
+    WK_WATCH_PARENT, /* CHILD_THREAD_STOP/ERROR/DONE, then CHILD_THREAD_END */
+    WK_WATCH_WAITER, /* WAIT_THREAD_PENDING_DONE (worker_wait_thread) */
     WK_WATCH_MONITOR, /* WORKER_DOWN (worker_monitor) */
 } wk_watch_kind;
 
@@ -159,8 +159,8 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns);
 void wk_loop_drain(worker_t *w, wk_thread *t);
 
 /* tree.c */
-int wk_tree_link(worker_t *child);     /* at start: join the parent's children */
-void wk_tree_unlink(worker_t *child);  /* leave the parent's children */
+int wk_tree_link(worker_t *child); /* at start: join the parent's children */
+void wk_tree_unlink(worker_t *child); /* leave the parent's children */
 /* Send STOP_THREAD to every child, then run w's loop until every non-daemon
  * one has reported CHILD_THREAD_END. Owner thread of w. */
 void wk_tree_stop_children(worker_t *w, wk_thread *t);
@@ -174,7 +174,7 @@ int wk_watch_add(worker_t *target, worker_t *watcher, wk_watch_kind kind);
 bool wk_watch_remove(worker_t *target, worker_t *watcher, wk_watch_kind kind); /* holds lock */
 /* Send the end notice of `kind` about `w` to `watcher`. */
 void wk_watch_notify(worker_t *w, worker_t *watcher, wk_watch_kind kind, wk_thread *t);
-bool wk_list_add(wk_worker_list *l, worker_t *w);  /* takes a reference */
+bool wk_list_add(wk_worker_list *l, worker_t *w); /* takes a reference */
 bool wk_list_remove(wk_worker_list *l, worker_t *w); /* drops it */
 size_t wk_list_copy(wk_worker_list *l, worker_t ***out); /* refs; caller frees */
 void wk_list_release(worker_t **items, size_t n);
@@ -183,18 +183,18 @@ void wk_list_release(worker_t **items, size_t n);
 /* Queue `e` (one reference, owned by the caller and given away here) on
  * `to`, and on its ancestors / descendants. `origin_data` is what an
  * EVENT_REJECT reports. */
-int wk_deliver(worker_t *to, worker_event_t *e, bool bubble, bool broadcast,
-               void *origin_data, wk_thread *t);
+int wk_deliver(
+    worker_t *to, worker_event_t *e, bool bubble, bool broadcast, void *origin_data, wk_thread *t);
 /* Queue a library event (never refused for a full mailbox). */
 int wk_send_library(worker_t *to, const wk_atom *atom, void *data, const void *copy,
-                    size_t copy_size, worker_t *sender, wk_thread *t);
+    size_t copy_size, worker_t *sender, wk_thread *t);
 /* The same with an explicit kind (WK_EV_LIBRARY or WK_EV_LINK). */
 int wk_send_kind(worker_t *to, int kind, const wk_atom *atom, void *data, const void *copy,
-                 size_t copy_size, worker_t *sender, wk_thread *t);
+    size_t copy_size, worker_t *sender, wk_thread *t);
 /* Queue an event that runs `fn(owner, e)` on `to`'s thread (after its
  * listeners when `visible`: EXECUTE). */
-int wk_send_call(worker_t *to, const wk_atom *atom, bool visible, void *data,
-                 wk_internal_fn fn, void *fn_arg, wk_thread *t);
+int wk_send_call(worker_t *to, const wk_atom *atom, bool visible, void *data, wk_internal_fn fn,
+    void *fn_arg, wk_thread *t);
 
 /* timer.c (owner thread only) */
 uint64_t wk_timers_next_deadline(const worker_t *w); /* WK_NO_DEADLINE if none */

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wk_trace.h"
 #include "wk_epoch.h"
 #include "wk_event.h"
 #include "wk_os.h"
+#include "wk_trace.h"
 #include "wk_worker.h"
 
 /* Global: ids must be unique across the process (listener target filters
@@ -87,10 +87,10 @@ void wk_worker_trace_created(worker_t *w)
     uint64_t session = wk_trace_session();
     if (atomic_exchange(&w->traced_in, session) == session)
         return; /* this trace has it already */
-    unsigned flags = (worker_is_daemon(w) ? WK_TRF_DAEMON : 0) | (w->is_root ? WK_TRF_ROOT : 0) |
-                     (w->is_main ? WK_TRF_MAIN : 0);
+    unsigned flags = (worker_is_daemon(w) ? WK_TRF_DAEMON : 0) | (w->is_root ? WK_TRF_ROOT : 0)
+        | (w->is_main ? WK_TRF_MAIN : 0);
     wk_trace_emit((uint32_t)w->id, WK_TR_WORKER_CREATED, (uint16_t)flags,
-                  w->parent ? (uint32_t)w->parent->id : 0, wk_trace_string(w->name));
+        w->parent ? (uint32_t)w->parent->id : 0, wk_trace_string(w->name));
 }
 
 /* Move a NEW or ENDED worker to STARTING with an open mailbox. */
@@ -168,7 +168,7 @@ int worker_start(worker_t *w)
     wk_thread *context = wk_thread_prepare();
     int err = start && context ? 0 : ENOMEM;
     if (!err) {
-        *start = (thread_start){worker_ref(w), context};
+        *start = (thread_start) { worker_ref(w), context };
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -221,7 +221,7 @@ void wk_worker_run(worker_t *w, wk_thread *t)
     if (wk_tracing()) {
         wk_worker_trace_created(w); /* the trace may have started after worker_new */
         wk_trace_emit((uint32_t)w->id, WK_TR_WORKER_STARTED, t->current ? WK_TRF_OVERLAY : 0,
-                      (uint64_t)wk_gettid(), 0);
+            (uint64_t)wk_gettid(), 0);
     }
     w->below = t->current;
     t->current = w;

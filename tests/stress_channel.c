@@ -91,8 +91,8 @@ int main(void)
     }
     for (int i = 0; i < SUBS; i++) {
         subs[i].w = worker_new(NULL, NULL, NULL);
-        if (!subs[i].w || !worker_listen(subs[i].w, "PUB", on_pub, &subs[i], NULL) ||
-            worker_start(subs[i].w) != WORKER_OK) {
+        if (!subs[i].w || !worker_listen(subs[i].w, "PUB", on_pub, &subs[i], NULL)
+            || worker_start(subs[i].w) != WORKER_OK) {
             fprintf(stderr, "stress_channel: cannot start subscriber %d\n", i);
             return 1;
         }
@@ -132,7 +132,7 @@ int main(void)
     long errors = atomic_load(&call_errors);
     printf("stress_channel: %d publishes x %d publishers, %ld deliveries, %ld reached, "
            "%ld violations, %ld call errors, %ld temporary subscribers freed\n",
-           PUBS, PUBLISHERS, seen, want, violations, errors, temporaries);
+        PUBS, PUBLISHERS, seen, want, violations, errors, temporaries);
 
     worker_channel_free(ch);
     for (int i = 0; i < SUBS; i++)
@@ -140,9 +140,9 @@ int main(void)
 
     if (violations || errors || seen != want) {
         fprintf(stderr, "stress_channel: FAILED (%s)\n",
-                violations ? "duplicate or out-of-order delivery"
-                : errors   ? "a channel call failed"
-                           : "deliveries differ from what pub reported");
+            violations   ? "duplicate or out-of-order delivery"
+                : errors ? "a channel call failed"
+                         : "deliveries differ from what pub reported");
         return 1;
     }
     return 0;

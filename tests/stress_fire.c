@@ -50,9 +50,8 @@ static int check_listener(const worker_event_t *e, void *userdata)
     }
     if (m->seq != r->next[m->sender]) {
         if (r->errors++ == 0)
-            snprintf(r->first_error, sizeof r->first_error,
-                     "sender %d: got seq %ld, expected %ld", m->sender, m->seq,
-                     r->next[m->sender]);
+            snprintf(r->first_error, sizeof r->first_error, "sender %d: got seq %ld, expected %ld",
+                m->sender, m->seq, r->next[m->sender]);
     }
     r->next[m->sender] = m->seq + 1;
     r->delivered[m->sender]++;
@@ -63,10 +62,10 @@ static int check_listener(const worker_event_t *e, void *userdata)
 struct sender {
     int id;
     worker_t *target;
-    long n;              /* phase 1: events to fire; phase 2: unused */
+    long n; /* phase 1: events to fire; phase 2: unused */
     long accepted;
     int last_rc;
-    long failures;       /* phase 1: non-OK fires */
+    long failures; /* phase 1: non-OK fires */
     pthread_barrier_t *barrier;
 };
 
@@ -75,8 +74,8 @@ static void *phase1_sender(void *arg)
     struct sender *s = arg;
     pthread_barrier_wait(s->barrier);
     for (long i = 0; i < s->n; i++) {
-        struct msg m = {s->id, i};
-        worker_fire_opts fo = {.copy = &m, .copy_size = sizeof m};
+        struct msg m = { s->id, i };
+        worker_fire_opts fo = { .copy = &m, .copy_size = sizeof m };
         int rc = worker_fire_ex(s->target, "S", NULL, &fo);
         if (rc != WORKER_OK) {
             s->failures++;
@@ -93,8 +92,8 @@ static void *phase2_sender(void *arg)
     struct sender *s = arg;
     pthread_barrier_wait(s->barrier);
     for (long i = 0;; i++) {
-        struct msg m = {s->id, i};
-        worker_fire_opts fo = {.copy = &m, .copy_size = sizeof m};
+        struct msg m = { s->id, i };
+        worker_fire_opts fo = { .copy = &m, .copy_size = sizeof m };
         int rc = worker_fire_ex(s->target, "S", NULL, &fo);
         if (rc != WORKER_OK) {
             s->last_rc = rc;
@@ -135,7 +134,7 @@ static int phase1(long n)
     pthread_t t[SENDERS];
     double t0 = tu_now();
     for (int i = 0; i < SENDERS; i++) {
-        s[i] = (struct sender){.id = i, .target = w, .n = n, .barrier = &barrier};
+        s[i] = (struct sender) { .id = i, .target = w, .n = n, .barrier = &barrier };
         if (pthread_create(&t[i], NULL, phase1_sender, &s[i]) != 0)
             return fail("phase 1", "pthread_create failed%ld%ld", 0, 0);
     }
@@ -153,8 +152,8 @@ static int phase1(long n)
     if (r.bad_size)
         bad |= fail("phase 1", "%ld events with a wrong size or NULL data%ld", r.bad_size, 0);
     if (r.errors) {
-        fprintf(stderr, "stress_fire: phase 1: %ld order errors, first: %s\n", r.errors,
-                r.first_error);
+        fprintf(
+            stderr, "stress_fire: phase 1: %ld order errors, first: %s\n", r.errors, r.first_error);
         bad = 1;
     }
     if (r.total != SENDERS * n)
@@ -167,8 +166,8 @@ static int phase1(long n)
     }
     worker_unref(w);
     if (!bad)
-        printf("stress_fire: phase 1: %d x %ld events in %.2f s (%.0f events/s)\n", SENDERS,
-               n, dt, (double)(SENDERS * n) / dt);
+        printf("stress_fire: phase 1: %d x %ld events in %.2f s (%.0f events/s)\n", SENDERS, n, dt,
+            (double)(SENDERS * n) / dt);
     return bad;
 }
 
@@ -177,8 +176,8 @@ static int phase2_round(int round)
     static struct receiver r;
     memset(&r, 0, sizeof r);
     worker_t *w = worker_new(NULL, NULL, NULL);
-    if (w == NULL || worker_listen(w, "S", check_listener, &r, NULL) == NULL ||
-        worker_start(w) != WORKER_OK)
+    if (w == NULL || worker_listen(w, "S", check_listener, &r, NULL) == NULL
+        || worker_start(w) != WORKER_OK)
         return fail("phase 2", "setup failed in round %ld%ld", round, 0);
 
     pthread_barrier_t barrier;
@@ -186,7 +185,7 @@ static int phase2_round(int round)
     struct sender s[SENDERS];
     pthread_t t[SENDERS];
     for (int i = 0; i < SENDERS; i++) {
-        s[i] = (struct sender){.id = i, .target = w, .barrier = &barrier};
+        s[i] = (struct sender) { .id = i, .target = w, .barrier = &barrier };
         if (pthread_create(&t[i], NULL, phase2_sender, &s[i]) != 0)
             return fail("phase 2", "pthread_create failed%ld%ld", 0, 0);
     }
@@ -201,17 +200,16 @@ static int phase2_round(int round)
         accepted += s[i].accepted;
         if (s[i].last_rc != WORKER_EREJECTED)
             bad |= fail("phase 2", "sender %ld: refused with %ld, expected WORKER_EREJECTED", i,
-                        s[i].last_rc);
+                s[i].last_rc);
         if (r.delivered[i] != s[i].accepted)
-            bad |= fail("phase 2", "accepted %ld but delivered %ld", s[i].accepted,
-                        r.delivered[i]);
+            bad |= fail("phase 2", "accepted %ld but delivered %ld", s[i].accepted, r.delivered[i]);
         if (r.next[i] != s[i].accepted)
-            bad |= fail("phase 2", "last seq delivered %ld, accepted %ld", r.next[i] - 1,
-                        s[i].accepted);
+            bad |= fail(
+                "phase 2", "last seq delivered %ld, accepted %ld", r.next[i] - 1, s[i].accepted);
     }
     if (r.errors) {
-        fprintf(stderr, "stress_fire: phase 2: %ld order errors, first: %s\n", r.errors,
-                r.first_error);
+        fprintf(
+            stderr, "stress_fire: phase 2: %ld order errors, first: %s\n", r.errors, r.first_error);
         bad = 1;
     }
     if (r.bad_size)
@@ -220,8 +218,8 @@ static int phase2_round(int round)
         bad |= fail("phase 2", "delivered %ld, accepted %ld", r.total, accepted);
     worker_unref(w);
     if (!bad)
-        printf("stress_fire: phase 2 round %d: %ld accepted, all delivered once\n", round,
-               accepted);
+        printf(
+            "stress_fire: phase 2 round %d: %ld accepted, all delivered once\n", round, accepted);
     return bad;
 }
 

@@ -79,8 +79,8 @@ static void wait_n(const char *name, int n, int *seen, int max)
 {
     for (int i = 0; i < n; i++) {
         void *d = NULL;
-        cr_assert_eq(worker_wait_event(name, WAIT, NULL, &d), WORKER_OK,
-                     "%s %d of %d did not come", name, i + 1, n);
+        cr_assert_eq(worker_wait_event(name, WAIT, NULL, &d), WORKER_OK, "%s %d of %d did not come",
+            name, i + 1, n);
         cr_assert(INT(d) >= 0 && INT(d) < max);
         if (seen)
             seen[INT(d)]++;
@@ -103,7 +103,7 @@ Test(channels, ten_subscribers_each_receive_once, .timeout = 10)
     cr_assert_eq(worker_channel_count(ch), N);
 
     cr_assert_eq(worker_channel_pub(ch, "NEWS", PTR(123)), N);
-    int seen[N] = {0};
+    int seen[N] = { 0 };
     wait_n("ACK", N, seen, N);
     /* Every subscriber handles the FLUSH after the NEWS (same sender), so
      * after N FLUSHED a second delivery would have shown. */
@@ -154,7 +154,7 @@ static int count_acks(const worker_event_t *e, void *userdata)
 Test(channels, release_once_after_fan_out, .timeout = 10)
 {
     enum { N = 10 };
-    struct rel r = {.main = worker_current()};
+    struct rel r = { .main = worker_current() };
     the_rel = &r;
     struct sub subs[N];
     memset(subs, 0, sizeof subs);
@@ -169,7 +169,8 @@ Test(channels, release_once_after_fan_out, .timeout = 10)
 
     for (int round = 1; round <= 2; round++) {
         char payload[] = "hello subscribers";
-        worker_fire_opts o = {.copy = payload, .copy_size = sizeof payload, .release = release_cb};
+        worker_fire_opts o
+            = { .copy = payload, .copy_size = sizeof payload, .release = release_cb };
         cr_assert_eq(worker_channel_pub_ex(ch, "NEWS", NULL, &o), N);
         memset(payload, 'x', sizeof payload - 1); /* the event holds its own copy */
         cr_assert_eq(worker_wait_event("RELEASED", WAIT, NULL, NULL), WORKER_OK);
@@ -203,7 +204,7 @@ static void plain_release(void *data)
 Test(channels, pub_without_subscribers_releases_at_once, .timeout = 10)
 {
     worker_channel_t *ch = worker_channel_new();
-    worker_fire_opts o = {.release = plain_release};
+    worker_fire_opts o = { .release = plain_release };
     cr_assert_eq(worker_channel_pub_ex(ch, "NEWS", PTR(1), &o), 0);
     cr_assert_eq(atomic_load(&plain_releases), 1);
     cr_assert_eq(worker_channel_pub(ch, "NEWS", NULL), 0);
@@ -226,7 +227,7 @@ Test(channels, freed_worker_leaves_channel, .timeout = 10)
     stop_join_unref(subs[1].w);
     cr_assert_eq(worker_channel_count(ch), 2);
     cr_assert_eq(worker_channel_pub(ch, "NEWS", NULL), 2);
-    int seen[N] = {0};
+    int seen[N] = { 0 };
     wait_n("ACK", 2, seen, N);
     cr_assert_eq(seen[0], 1);
     cr_assert_eq(seen[1], 0);
@@ -262,7 +263,7 @@ Test(channels, stopped_subscriber_skipped_restarted_receives, .timeout = 10)
     cr_assert_eq(worker_join(subs[1].w), WORKER_OK);
     cr_assert_eq(worker_channel_count(ch), 2);
     cr_assert_eq(worker_channel_pub(ch, "NEWS", NULL), 1);
-    int seen[N] = {0};
+    int seen[N] = { 0 };
     wait_n("ACK", 1, seen, N);
     cr_assert_eq(seen[0], 1);
     /* No EVENT_REJECT for a skipped subscriber. */
@@ -281,7 +282,7 @@ Test(channels, stopped_subscriber_skipped_restarted_receives, .timeout = 10)
 
 Test(channels, sub_twice_and_unsub, .timeout = 10)
 {
-    struct sub s = {0};
+    struct sub s = { 0 };
     make_sub(&s, 0);
     worker_channel_t *ch = worker_channel_new();
     cr_assert_eq(worker_channel_count(ch), 0);
@@ -318,12 +319,12 @@ Test(channels, sub_current_worker, .timeout = 10)
 /* opts.target sets the sender the subscribers see. */
 Test(channels, pub_ex_target_is_sender, .timeout = 10)
 {
-    struct sub s = {0};
+    struct sub s = { 0 };
     make_sub(&s, 0);
     worker_t *other = worker_new(NULL, NULL, NULL);
     worker_channel_t *ch = worker_channel_new();
     cr_assert_eq(worker_channel_sub(ch, s.w), WORKER_OK);
-    worker_fire_opts o = {.target = other};
+    worker_fire_opts o = { .target = other };
     cr_assert_eq(worker_channel_pub_ex(ch, "NEWS", NULL, &o), 1);
     cr_assert_eq(worker_wait_event("ACK", WAIT, s.w, NULL), WORKER_OK);
     cr_assert_eq(s.last_sender, other);
@@ -336,7 +337,7 @@ Test(channels, pub_ex_target_is_sender, .timeout = 10)
  * can be freed after its channel. */
 Test(channels, free_channel_with_subscribers, .timeout = 10)
 {
-    struct sub a = {0}, b = {0};
+    struct sub a = { 0 }, b = { 0 };
     make_sub(&a, 0);
     make_sub(&b, 1);
     worker_channel_t *c1 = worker_channel_new(), *c2 = worker_channel_new();
@@ -419,7 +420,7 @@ static void *race_subscriber(void *arg)
     while (!atomic_load(&a->r->publishing_done)) {
         worker_t *w = a->r->subs[rand_r(&seed) % RACE_SUBS].w;
         int rc = (rand_r(&seed) & 1) ? worker_channel_sub(a->r->ch, w)
-                                      : worker_channel_unsub(a->r->ch, w);
+                                     : worker_channel_unsub(a->r->ch, w);
         if (rc != WORKER_OK && rc != WORKER_EINVAL) /* EINVAL: was not subscribed */
             atomic_fetch_add(&a->r->errors, 1);
     }
@@ -443,9 +444,9 @@ Test(channels, sub_unsub_racing_with_pub, .timeout = 60)
     pthread_t th[4];
     struct race_arg args[4];
     for (int i = 0; i < 4; i++) {
-        args[i] = (struct race_arg){.r = &r, .n = i % 2};
-        cr_assert_eq(pthread_create(&th[i], NULL, i < 2 ? race_publisher : race_subscriber,
-                                    &args[i]), 0);
+        args[i] = (struct race_arg) { .r = &r, .n = i % 2 };
+        cr_assert_eq(
+            pthread_create(&th[i], NULL, i < 2 ? race_publisher : race_subscriber, &args[i]), 0);
     }
     cr_assert_eq(pthread_join(th[0], NULL), 0);
     cr_assert_eq(pthread_join(th[1], NULL), 0);
@@ -464,8 +465,8 @@ Test(channels, sub_unsub_racing_with_pub, .timeout = 60)
         total += r.subs[i].total;
     }
     cr_assert_eq(atomic_load(&r.errors), 0);
-    cr_assert_eq(total, atomic_load(&r.reached),
-                 "deliveries %ld != sum of pub counts %ld", total, atomic_load(&r.reached));
+    cr_assert_eq(total, atomic_load(&r.reached), "deliveries %ld != sum of pub counts %ld", total,
+        atomic_load(&r.reached));
     worker_channel_free(r.ch);
     for (int i = 0; i < RACE_SUBS; i++)
         worker_unref(r.subs[i].w);
@@ -523,7 +524,7 @@ Test(channels, workers_freed_while_publishing, .timeout = 60)
 
 Test(channels, bad_input, .timeout = 10)
 {
-    struct sub s = {0};
+    struct sub s = { 0 };
     make_sub(&s, 0);
     worker_channel_t *ch = worker_channel_new();
     cr_assert_not_null(ch);
@@ -541,9 +542,9 @@ Test(channels, bad_input, .timeout = 10)
     /* bubble / broadcast / copy_size without copy: EINVAL, and release is
      * not called for a refused publish. */
     atomic_store(&plain_releases, 0);
-    worker_fire_opts bub = {.bubble = true, .release = plain_release};
-    worker_fire_opts bro = {.broadcast = true, .release = plain_release};
-    worker_fire_opts sz = {.copy_size = 4, .release = plain_release};
+    worker_fire_opts bub = { .bubble = true, .release = plain_release };
+    worker_fire_opts bro = { .broadcast = true, .release = plain_release };
+    worker_fire_opts sz = { .copy_size = 4, .release = plain_release };
     cr_assert_eq(worker_channel_pub_ex(ch, "NEWS", NULL, &bub), WORKER_EINVAL);
     cr_assert_eq(worker_channel_pub_ex(ch, "NEWS", NULL, &bro), WORKER_EINVAL);
     cr_assert_eq(worker_channel_pub_ex(ch, "NEWS", NULL, &sz), WORKER_EINVAL);

@@ -13,12 +13,12 @@
 
 struct seen {
     worker_t *main;
-    worker_t *self;          /* the worker the listener is on */
+    worker_t *self; /* the worker the listener is on */
     char name[32];
     void *data;
     size_t size;
     worker_t *target;
-    worker_t *current;       /* worker_current() inside the listener */
+    worker_t *current; /* worker_current() inside the listener */
     pthread_t thread;
     unsigned char bytes[256];
     atomic_int calls;
@@ -43,7 +43,7 @@ static int record_listener(const worker_event_t *e, void *userdata)
 Test(events, fire_and_listen_basics, .timeout = 10)
 {
     static int token;
-    struct seen s = {.main = tu_main()};
+    struct seen s = { .main = tu_main() };
     worker_t *w = worker_new(NULL, NULL, NULL);
     s.self = w;
     cr_assert_not_null(worker_listen(w, "HELLO", record_listener, &s, NULL));
@@ -69,7 +69,7 @@ Test(events, fire_and_listen_basics, .timeout = 10)
 
 Test(events, listen_on_a_running_worker_from_another_thread, .timeout = 10)
 {
-    struct seen s = {.main = tu_main()};
+    struct seen s = { .main = tu_main() };
     worker_t *w = worker_spawn(NULL, NULL, NULL);
     cr_assert_not_null(worker_listen(w, "E", record_listener, &s, NULL));
     cr_assert_eq(worker_fire(w, "E", TU_PTR(5)), WORKER_OK);
@@ -103,7 +103,7 @@ static int printer_task(void *arg, void **result)
 
 Test(events, printer_example, .timeout = 10)
 {
-    struct printer_ctx p = {.main = tu_main()};
+    struct printer_ctx p = { .main = tu_main() };
     worker_t *w = worker_spawn(printer_task, &p, NULL);
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK); /* the listener is on */
     cr_assert_eq(worker_fire(w, "PRINT", "foo"), WORKER_OK);
@@ -141,7 +141,7 @@ static int gated_task(void *arg, void **result)
 
 static void check_copy(size_t size)
 {
-    struct seen s = {.main = tu_main()};
+    struct seen s = { .main = tu_main() };
     struct gated g;
     tu_gate_init(&g.gate);
     atomic_store(&release_calls, 0);
@@ -152,7 +152,7 @@ static void check_copy(size_t size)
     unsigned char src[200];
     for (size_t i = 0; i < sizeof src; i++)
         src[i] = (unsigned char)(i * 7 + 1);
-    worker_fire_opts fo = {.copy = src, .copy_size = size, .release = count_release};
+    worker_fire_opts fo = { .copy = src, .copy_size = size, .release = count_release };
     /* The task is held in a plain wait: the event stays queued while the
      * source is overwritten. */
     cr_assert_eq(worker_fire_ex(w, "COPY", TU_PTR(1), &fo), WORKER_OK);
@@ -169,8 +169,8 @@ static void check_copy(size_t size)
 
     cr_assert_eq(worker_stop(w), WORKER_OK);
     cr_assert_eq(worker_join(w), WORKER_OK);
-    cr_assert_eq(atomic_load(&release_calls), 1, "release called %d times",
-                 atomic_load(&release_calls));
+    cr_assert_eq(
+        atomic_load(&release_calls), 1, "release called %d times", atomic_load(&release_calls));
     worker_unref(w);
     tu_gate_destroy(&g.gate);
 }
@@ -193,14 +193,14 @@ Test(events, copied_large_payload_size_and_release_once, .timeout = 10)
 Test(events, release_gets_data_once_for_plain_events, .timeout = 10)
 {
     static int token;
-    struct seen s = {.main = tu_main()};
+    struct seen s = { .main = tu_main() };
     atomic_store(&release_calls, 0);
     release_last = NULL;
     worker_t *w = worker_new(NULL, NULL, NULL);
     worker_listen(w, "E", record_listener, &s, NULL);
     worker_listen(w, "E", record_listener, &s, NULL); /* two listeners, one event */
     worker_start(w);
-    worker_fire_opts fo = {.release = count_release};
+    worker_fire_opts fo = { .release = count_release };
     cr_assert_eq(worker_fire_ex(w, "E", &token, &fo), WORKER_OK);
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
@@ -215,7 +215,7 @@ Test(events, release_for_events_without_listeners, .timeout = 10)
 {
     atomic_store(&release_calls, 0);
     worker_t *w = worker_spawn(NULL, NULL, NULL);
-    worker_fire_opts fo = {.release = count_release};
+    worker_fire_opts fo = { .release = count_release };
     for (int i = 0; i < 10; i++)
         cr_assert_eq(worker_fire_ex(w, "NOBODY", TU_PTR(i + 1), &fo), WORKER_OK);
     tu_stop_join_unref(w);
@@ -227,9 +227,9 @@ Test(events, refused_fire_does_not_release, .timeout = 10)
     atomic_store(&release_calls, 0);
     worker_t *w = worker_new(NULL, NULL, NULL); /* never started */
     int x = 5;
-    worker_fire_opts fo = {.release = count_release};
+    worker_fire_opts fo = { .release = count_release };
     cr_assert_eq(worker_fire_ex(w, "E", &x, &fo), WORKER_EREJECTED);
-    worker_fire_opts fc = {.copy = &x, .copy_size = sizeof x, .release = count_release};
+    worker_fire_opts fc = { .copy = &x, .copy_size = sizeof x, .release = count_release };
     cr_assert_eq(worker_fire_ex(w, "E", NULL, &fc), WORKER_EREJECTED);
     cr_assert_eq(atomic_load(&release_calls), 0);
     worker_unref(w);
@@ -240,9 +240,9 @@ Test(events, refused_fire_does_not_release, .timeout = 10)
 /* ===================================================================== */
 
 struct got {
-    int level;          /* 0 = A, 1 = B, 2 = C */
-    worker_t *target;   /* the event's sender */
-    worker_t *current;  /* the worker the listener ran on */
+    int level; /* 0 = A, 1 = B, 2 = C */
+    worker_t *target; /* the event's sender */
+    worker_t *current; /* the worker the listener ran on */
     char name[16];
 };
 
@@ -267,10 +267,10 @@ struct level {
 static int got_listener(const worker_event_t *e, void *userdata)
 {
     struct level *l = userdata;
-    struct got g = {.level = l->level, .target = worker_event_target(e),
-                    .current = worker_current()};
+    struct got g
+        = { .level = l->level, .target = worker_event_target(e), .current = worker_current() };
     snprintf(g.name, sizeof g.name, "%s", worker_event_name(e));
-    worker_fire_opts fo = {.copy = &g, .copy_size = sizeof g};
+    worker_fire_opts fo = { .copy = &g, .copy_size = sizeof g };
     worker_fire_ex(l->main, "GOT", NULL, &fo);
     return 0;
 }
@@ -301,10 +301,10 @@ static void tree3_make(struct tree3 *t)
     worker_t *main = tu_main();
     got_n = 0;
     cr_assert_not_null(worker_listen(main, "GOT", got_recorder, NULL, NULL));
-    const char *names[] = {"EV", "UP", "DOWN"};
+    const char *names[] = { "EV", "UP", "DOWN" };
     for (int i = 0; i < 3; i++) {
-        worker_opts o = {.parent = i > 0 ? t->lv[i - 1].w : NULL};
-        t->lv[i] = (struct level){.main = main, .level = i};
+        worker_opts o = { .parent = i > 0 ? t->lv[i - 1].w : NULL };
+        t->lv[i] = (struct level) { .main = main, .level = i };
         t->lv[i].w = worker_new(NULL, NULL, &o);
         cr_assert_not_null(t->lv[i].w);
         for (int n = 0; n < 3; n++)
@@ -356,7 +356,7 @@ static bool collect_cond(const worker_event_t *e, void *userdata)
 static int tree3_collect(struct tree3 *t, const char *name, worker_t *sender)
 {
     static intptr_t next = 1000000;
-    struct collect c = {.t = t, .seq_base = next};
+    struct collect c = { .t = t, .seq_base = next };
     next += 10;
     for (int i = 0; i < 3; i++)
         cr_assert_eq(worker_fire(t->lv[i].w, "TU_SYNC", TU_PTR(c.seq_base + i)), WORKER_OK);
@@ -370,8 +370,7 @@ static int tree3_collect(struct tree3 *t, const char *name, worker_t *sender)
         mask |= 1 << g->level;
         cr_assert_str_eq(g->name, name, "level %d", g->level);
         cr_assert_eq(g->target, sender, "%s: level %d: wrong sender", name, g->level);
-        cr_assert_eq(g->current, t->lv[g->level].w, "level %d: listener ran elsewhere",
-                     g->level);
+        cr_assert_eq(g->current, t->lv[g->level].w, "level %d: listener ran elsewhere", g->level);
     }
     got_n = 0;
     return mask;
@@ -387,7 +386,7 @@ Test(events, bubble_targets_across_three_levels, .timeout = 10)
     tree3_make(&t);
     worker_t *main = tu_main();
     worker_t *A = t.lv[0].w, *B = t.lv[1].w, *C = t.lv[2].w;
-    worker_fire_opts up = {.bubble = true};
+    worker_fire_opts up = { .bubble = true };
 
     cr_assert_eq(worker_fire_ex(C, "EV", NULL, &up), WORKER_OK);
     cr_assert_eq(tree3_collect(&t, "EV", main), LA | LB | LC);
@@ -399,7 +398,7 @@ Test(events, bubble_targets_across_three_levels, .timeout = 10)
     cr_assert_eq(worker_fire(C, "EV", NULL), WORKER_OK);
     cr_assert_eq(tree3_collect(&t, "EV", main), LC);
     /* opts.target sets the sender every receiver sees. */
-    worker_fire_opts up_as_b = {.bubble = true, .target = B};
+    worker_fire_opts up_as_b = { .bubble = true, .target = B };
     cr_assert_eq(worker_fire_ex(C, "EV", NULL, &up_as_b), WORKER_OK);
     cr_assert_eq(tree3_collect(&t, "EV", B), LA | LB | LC);
     tree3_free(&t);
@@ -411,7 +410,7 @@ Test(events, broadcast_targets_across_three_levels, .timeout = 10)
     tree3_make(&t);
     worker_t *main = tu_main();
     worker_t *A = t.lv[0].w, *B = t.lv[1].w, *C = t.lv[2].w;
-    worker_fire_opts down = {.broadcast = true};
+    worker_fire_opts down = { .broadcast = true };
 
     cr_assert_eq(worker_fire_ex(A, "EV", NULL, &down), WORKER_OK);
     cr_assert_eq(tree3_collect(&t, "EV", main), LA | LB | LC);
@@ -419,7 +418,7 @@ Test(events, broadcast_targets_across_three_levels, .timeout = 10)
     cr_assert_eq(tree3_collect(&t, "EV", main), LB | LC);
     cr_assert_eq(worker_fire_ex(C, "EV", NULL, &down), WORKER_OK);
     cr_assert_eq(tree3_collect(&t, "EV", main), LC);
-    worker_fire_opts both = {.broadcast = true, .bubble = true, .target = C};
+    worker_fire_opts both = { .broadcast = true, .bubble = true, .target = C };
     cr_assert_eq(worker_fire_ex(B, "EV", NULL, &both), WORKER_OK);
     cr_assert_eq(tree3_collect(&t, "EV", C), LA | LB | LC);
     tree3_free(&t);
@@ -470,15 +469,15 @@ Test(events, shared_event_released_once_after_all_receivers, .timeout = 10)
     atomic_store(&release_calls, 0);
     release_last = NULL;
     static int token;
-    worker_fire_opts up = {.bubble = true, .release = count_release};
+    worker_fire_opts up = { .bubble = true, .release = count_release };
     cr_assert_eq(worker_fire_ex(t.lv[2].w, "EV", &token, &up), WORKER_OK);
     cr_assert_eq(tree3_collect(&t, "EV", tu_main()), LA | LB | LC);
-    worker_fire_opts down = {.broadcast = true, .release = count_release};
+    worker_fire_opts down = { .broadcast = true, .release = count_release };
     cr_assert_eq(worker_fire_ex(t.lv[0].w, "EV", &token, &down), WORKER_OK);
     cr_assert_eq(tree3_collect(&t, "EV", tu_main()), LA | LB | LC);
     int x = 3;
-    worker_fire_opts upc = {.bubble = true, .release = count_release, .copy = &x,
-                            .copy_size = sizeof x};
+    worker_fire_opts upc
+        = { .bubble = true, .release = count_release, .copy = &x, .copy_size = sizeof x };
     cr_assert_eq(worker_fire_ex(t.lv[2].w, "EV", NULL, &upc), WORKER_OK);
     cr_assert_eq(tree3_collect(&t, "EV", tu_main()), LA | LB | LC);
     tree3_free(&t);
@@ -512,21 +511,21 @@ Test(events, listener_priorities, .timeout = 10)
 {
     worker_t *w = worker_spawn(NULL, NULL, NULL);
     tu_sync_install(w);
-    struct order o = {0};
-    const int prio[5] = {1, 3, 3, 1, 2};
+    struct order o = { 0 };
+    const int prio[5] = { 1, 3, 3, 1, 2 };
     struct order_item items[5];
     for (int i = 0; i < 5; i++) {
-        items[i] = (struct order_item){&o, i};
-        worker_listen_opts lo = {.priority = prio[i]};
+        items[i] = (struct order_item) { &o, i };
+        worker_listen_opts lo = { .priority = prio[i] };
         cr_assert_not_null(worker_listen(w, "P", order_listener, &items[i], &lo));
     }
     cr_assert_eq(worker_fire(w, "P", NULL), WORKER_OK);
     cr_assert_eq(tu_sync(w), WORKER_OK);
     cr_assert_eq(o.n, 5);
-    const int expect[5] = {1, 2, 4, 0, 3};
+    const int expect[5] = { 1, 2, 4, 0, 3 };
     for (int i = 0; i < 5; i++)
-        cr_assert_eq(o.idx[i], expect[i], "position %d: listener %d, expected %d", i, o.idx[i],
-                     expect[i]);
+        cr_assert_eq(
+            o.idx[i], expect[i], "position %d: listener %d, expected %d", i, o.idx[i], expect[i]);
     tu_stop_join_unref(w);
 }
 
@@ -534,12 +533,12 @@ Test(events, negative_and_default_priorities, .timeout = 10)
 {
     worker_t *w = worker_spawn(NULL, NULL, NULL);
     tu_sync_install(w);
-    struct order o = {0};
-    const int prio[4] = {-5, 0, 7, 0};
+    struct order o = { 0 };
+    const int prio[4] = { -5, 0, 7, 0 };
     struct order_item items[4];
     for (int i = 0; i < 4; i++) {
-        items[i] = (struct order_item){&o, i};
-        worker_listen_opts lo = {.priority = prio[i]};
+        items[i] = (struct order_item) { &o, i };
+        worker_listen_opts lo = { .priority = prio[i] };
         /* NULL options for the default priority 0 */
         cr_assert_not_null(
             worker_listen(w, "P", order_listener, &items[i], prio[i] == 0 ? NULL : &lo));
@@ -547,7 +546,7 @@ Test(events, negative_and_default_priorities, .timeout = 10)
     cr_assert_eq(worker_fire(w, "P", NULL), WORKER_OK);
     cr_assert_eq(tu_sync(w), WORKER_OK);
     cr_assert_eq(o.n, 4);
-    const int expect[4] = {2, 1, 3, 0};
+    const int expect[4] = { 2, 1, 3, 0 };
     for (int i = 0; i < 4; i++)
         cr_assert_eq(o.idx[i], expect[i]);
     tu_stop_join_unref(w);
@@ -570,8 +569,8 @@ Test(events, once_permanent_transient_across_restart, .timeout = 10)
     worker_t *main = tu_main();
     worker_t *w = worker_new(on_task, main, NULL);
     tu_sync_install(w);
-    worker_listen_opts once = {.once = true};
-    worker_listen_opts trans = {.transient = true};
+    worker_listen_opts once = { .once = true };
+    worker_listen_opts trans = { .transient = true };
     worker_listener_t *lo = worker_listen(w, "E", tu_count_listener, &n_once, &once);
     worker_listener_t *lp = worker_listen(w, "E", tu_count_listener, &n_perm, NULL);
     worker_listener_t *lt = worker_listen(w, "E", tu_count_listener, &n_trans, &trans);
@@ -628,10 +627,10 @@ static int once_waiting_listener(const worker_event_t *e, void *userdata)
 
 Test(events, once_listener_that_waits_runs_once, .timeout = 10)
 {
-    struct once_wait o = {.main = tu_main()};
+    struct once_wait o = { .main = tu_main() };
     worker_t *w = worker_spawn(NULL, NULL, NULL);
     tu_sync_install(w);
-    worker_listen_opts once = {.once = true};
+    worker_listen_opts once = { .once = true };
     cr_assert_not_null(worker_listen(w, "E", once_waiting_listener, &o, &once));
     cr_assert_eq(worker_fire(w, "E", NULL), WORKER_OK);
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
@@ -668,7 +667,7 @@ Test(events, unlisten_inside_its_own_callback, .timeout = 10)
 {
     worker_t *w = worker_spawn(NULL, NULL, NULL);
     tu_sync_install(w);
-    struct self_remove s = {.w = w, .unlisten_rc = 1, .again_rc = 1};
+    struct self_remove s = { .w = w, .unlisten_rc = 1, .again_rc = 1 };
     s.self = worker_listen(w, "E", self_removing_listener, &s, NULL);
     cr_assert_not_null(s.self);
     for (int i = 0; i < 3; i++)
@@ -693,7 +692,7 @@ Test(events, unlisten_fn_inside_its_own_callback, .timeout = 10)
 {
     worker_t *w = worker_spawn(NULL, NULL, NULL);
     tu_sync_install(w);
-    struct self_remove s = {.w = w, .unlisten_rc = 1};
+    struct self_remove s = { .w = w, .unlisten_rc = 1 };
     cr_assert_not_null(worker_listen(w, "E", self_removing_fn_listener, &s, NULL));
     cr_assert_not_null(worker_listen(w, "F", self_removing_fn_listener, &s, NULL));
     for (int i = 0; i < 3; i++) {
@@ -730,8 +729,8 @@ Test(events, unlisten_a_later_listener_during_delivery, .timeout = 10)
     static atomic_int victim_calls;
     worker_t *w = worker_spawn(NULL, NULL, NULL);
     tu_sync_install(w);
-    struct remove_other r = {.w = w, .rc = 1};
-    worker_listen_opts first = {.priority = 10};
+    struct remove_other r = { .w = w, .rc = 1 };
+    worker_listen_opts first = { .priority = 10 };
     cr_assert_not_null(worker_listen(w, "E", remove_other_listener, &r, &first));
     r.victim = worker_listen(w, "E", tu_count_listener, &victim_calls, NULL);
     cr_assert_not_null(r.victim);
@@ -739,8 +738,8 @@ Test(events, unlisten_a_later_listener_during_delivery, .timeout = 10)
     cr_assert_eq(worker_fire(w, "E", NULL), WORKER_OK);
     cr_assert_eq(tu_sync(w), WORKER_OK);
     cr_assert_eq(r.rc, WORKER_OK);
-    cr_assert_eq(atomic_load(&victim_calls), 0,
-                 "a listener removed during delivery was still called");
+    cr_assert_eq(
+        atomic_load(&victim_calls), 0, "a listener removed during delivery was still called");
     tu_stop_join_unref(w);
 }
 
@@ -767,7 +766,7 @@ static int adding_listener(const worker_event_t *e, void *userdata)
     if (!a->added) {
         a->added = true;
         /* Lowest priority: it would come after this one if it saw this event. */
-        worker_listen_opts lo = {.priority = -100};
+        worker_listen_opts lo = { .priority = -100 };
         worker_listen(a->w, "E", inner_listener, a, &lo);
     }
     return 0;
@@ -777,7 +776,7 @@ Test(events, listen_inside_a_listener, .timeout = 10)
 {
     worker_t *w = worker_spawn(NULL, NULL, NULL);
     tu_sync_install(w);
-    struct adder a = {.w = w};
+    struct adder a = { .w = w };
     cr_assert_not_null(worker_listen(w, "E", adding_listener, &a, NULL));
     cr_assert_eq(worker_fire(w, "E", NULL), WORKER_OK);
     cr_assert_eq(tu_sync(w), WORKER_OK);
@@ -801,11 +800,11 @@ Test(events, target_filter, .timeout = 10)
     worker_t *x = worker_new(NULL, NULL, NULL);
     worker_t *y = worker_new(NULL, NULL, NULL);
     tu_sync_install(w);
-    worker_listen_opts only_x = {.target = x};
+    worker_listen_opts only_x = { .target = x };
     cr_assert_not_null(worker_listen(w, "E", tu_count_listener, &from_x, &only_x));
     cr_assert_not_null(worker_listen(w, "E", tu_count_listener, &any, NULL));
-    worker_fire_opts as_x = {.target = x};
-    worker_fire_opts as_y = {.target = y};
+    worker_fire_opts as_x = { .target = x };
+    worker_fire_opts as_y = { .target = y };
     cr_assert_eq(worker_fire_ex(w, "E", NULL, &as_x), WORKER_OK);
     cr_assert_eq(worker_fire_ex(w, "E", NULL, &as_y), WORKER_OK);
     cr_assert_eq(worker_fire(w, "E", NULL), WORKER_OK); /* sender: main */
@@ -850,7 +849,7 @@ struct lerr {
     worker_t *main;
     atomic_int count;
     void *data[8];
-    int ret;            /* what this listener returns */
+    int ret; /* what this listener returns */
     bool ack;
 };
 
@@ -883,7 +882,7 @@ struct fwd {
 static int forward_sync(const worker_event_t *e, void *userdata)
 {
     struct fwd *f = userdata;
-    worker_fire_opts fo = {.target = f->answer};
+    worker_fire_opts fo = { .target = f->answer };
     worker_fire_ex(f->to, "TU_SYNC", worker_event_data(e), &fo);
     return 0;
 }
@@ -891,19 +890,19 @@ static int forward_sync(const worker_event_t *e, void *userdata)
 Test(events, listener_error_bubbles, .timeout = 10)
 {
     worker_t *main = tu_main();
-    worker_opts quiet = {.quiet = true};
+    worker_opts quiet = { .quiet = true };
     worker_t *G = worker_new(NULL, NULL, &quiet);
-    worker_opts qp = {.quiet = true, .parent = G};
+    worker_opts qp = { .quiet = true, .parent = G };
     worker_t *P = worker_new(NULL, NULL, &qp);
-    worker_opts qc = {.quiet = true, .parent = P};
+    worker_opts qc = { .quiet = true, .parent = P };
     worker_t *C = worker_new(NULL, NULL, &qc);
-    struct lerr lg = {.main = main}, lp = {.main = main, .ret = 7, .ack = true},
-                lc = {.main = main};
+    struct lerr lg = { .main = main }, lp = { .main = main, .ret = 7, .ack = true },
+                lc = { .main = main };
     worker_listen(G, WORKER_EV_LISTENER_ERROR, lerr_listener, &lg, NULL);
     worker_listen(P, WORKER_EV_LISTENER_ERROR, lerr_listener, &lp, NULL);
     worker_listen(C, WORKER_EV_LISTENER_ERROR, lerr_listener, &lc, NULL);
     worker_listen(C, "E", failing_listener, TU_PTR(42), NULL);
-    struct fwd fw = {.to = G, .answer = main};
+    struct fwd fw = { .to = G, .answer = main };
     worker_listen(P, "FWD", forward_sync, &fw, NULL);
     tu_sync_install(G);
     tu_sync_install(C);
@@ -924,9 +923,9 @@ Test(events, listener_error_bubbles, .timeout = 10)
     cr_assert_eq(TU_INT(lc.data[0]), 42);
     cr_assert_eq(atomic_load(&lp.count), 1);
     cr_assert_eq(atomic_load(&lg.count), 1,
-                 "G: one LISTENER_ERROR (an error inside a LISTENER_ERROR listener is not "
-                 "fired again); got %d",
-                 atomic_load(&lg.count));
+        "G: one LISTENER_ERROR (an error inside a LISTENER_ERROR listener is not "
+        "fired again); got %d",
+        atomic_load(&lg.count));
     cr_assert_eq(TU_INT(lg.data[0]), 42);
 
     /* The failing listener stays and fails again on the next event. */
@@ -969,7 +968,7 @@ static int on_reject(const worker_event_t *e, void *userdata)
 
 static void check_reject(worker_t *dead)
 {
-    struct rejecter r = {.main = tu_main(), .dead = dead, .fire_rc = 1};
+    struct rejecter r = { .main = tu_main(), .dead = dead, .fire_rc = 1 };
     worker_t *s = worker_new(NULL, NULL, NULL);
     worker_listen(s, "DO", fire_at_dead, &r, NULL);
     worker_listen(s, WORKER_EV_EVENT_REJECT, on_reject, &r, NULL);
@@ -1001,12 +1000,12 @@ Test(events, event_reject_to_running_sender_after_end, .timeout = 10)
 Test(events, event_reject_with_explicit_sender, .timeout = 10)
 {
     /* opts.target names the sender: EVENT_REJECT goes there. */
-    struct rejecter r = {.main = tu_main()};
+    struct rejecter r = { .main = tu_main() };
     worker_t *s = worker_new(NULL, NULL, NULL);
     worker_listen(s, WORKER_EV_EVENT_REJECT, on_reject, &r, NULL);
     worker_start(s);
     worker_t *dead = worker_new(NULL, NULL, NULL);
-    worker_fire_opts fo = {.target = s};
+    worker_fire_opts fo = { .target = s };
     cr_assert_eq(worker_fire_ex(dead, "X", TU_PTR(1234), &fo), WORKER_EREJECTED);
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
     cr_assert_eq(r.reject_sender, dead);
@@ -1020,17 +1019,17 @@ Test(events, event_reject_with_explicit_sender, .timeout = 10)
  * own target. */
 Test(events, bubble_hop_refused_rejects_to_sender, .timeout = 10)
 {
-    struct rejecter r = {.main = tu_main()};
+    struct rejecter r = { .main = tu_main() };
     worker_t *a = worker_new(NULL, NULL, NULL); /* never started */
-    worker_opts under = {.parent = a};
+    worker_opts under = { .parent = a };
     worker_t *b = worker_new(NULL, NULL, &under);
-    struct seen sb = {.main = r.main};
+    struct seen sb = { .main = r.main };
     worker_listen(b, "EV", record_listener, &sb, NULL);
     worker_start(b);
     worker_t *s = worker_new(NULL, NULL, NULL);
     worker_listen(s, WORKER_EV_EVENT_REJECT, on_reject, &r, NULL);
     worker_start(s);
-    worker_fire_opts fo = {.bubble = true, .target = s};
+    worker_fire_opts fo = { .bubble = true, .target = s };
     cr_assert_eq(worker_fire_ex(b, "EV", TU_PTR(31), &fo), WORKER_OK);
     /* Two ACKs in any order: b's listener (data 1) and s's reject (1). */
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
@@ -1055,9 +1054,9 @@ Test(events, rejection_after_the_worker_ended, .timeout = 10)
     cr_assert_not(worker_is_running(w));
     cr_assert_eq(worker_fire(w, "E", NULL), WORKER_EREJECTED);
     int x = 1;
-    worker_fire_opts fo = {.copy = &x, .copy_size = sizeof x, .release = count_release};
+    worker_fire_opts fo = { .copy = &x, .copy_size = sizeof x, .release = count_release };
     cr_assert_eq(worker_fire_ex(w, "E", NULL, &fo), WORKER_EREJECTED);
-    worker_fire_opts up = {.bubble = true, .broadcast = true};
+    worker_fire_opts up = { .bubble = true, .broadcast = true };
     cr_assert_eq(worker_fire_ex(w, "E", NULL, &up), WORKER_EREJECTED);
     cr_assert_eq(worker_pause(w), WORKER_EREJECTED);
     cr_assert_eq(worker_resume(w), WORKER_EREJECTED);
@@ -1097,7 +1096,7 @@ Test(events, mailbox_limit_refuses_user_events_only, .timeout = 10)
     struct limit_ctx l;
     tu_gate_init(&l.gate);
     atomic_store(&release_calls, 0);
-    worker_opts o = {.mailbox_limit = 4};
+    worker_opts o = { .mailbox_limit = 4 };
     worker_t *w = worker_new(limit_task, &l, &o);
     worker_listen(w, "E", tu_count_listener, &calls, NULL);
     worker_listen(w, WORKER_EV_PAUSE_THREAD, tu_count_listener, &pauses, NULL);
@@ -1106,7 +1105,7 @@ Test(events, mailbox_limit_refuses_user_events_only, .timeout = 10)
     /* The task is in a plain wait: nothing is taken from the mailbox. */
     for (int i = 0; i < 4; i++)
         cr_assert_eq(worker_fire(w, "E", NULL), WORKER_OK, "event %d", i);
-    worker_fire_opts fo = {.release = count_release};
+    worker_fire_opts fo = { .release = count_release };
     cr_assert_eq(worker_fire_ex(w, "E", TU_PTR(9), &fo), WORKER_EFULL);
     cr_assert_eq(worker_fire(w, "OTHER", NULL), WORKER_EFULL);
     cr_assert_eq(worker_pause(w), WORKER_OK, "pause is never refused for a full mailbox");
@@ -1131,7 +1130,7 @@ Test(events, mailbox_limit_frees_up_when_taken, .timeout = 10)
     worker_t *main = tu_main();
     struct limit_ctx l;
     tu_gate_init(&l.gate);
-    worker_opts o = {.mailbox_limit = 2};
+    worker_opts o = { .mailbox_limit = 2 };
     worker_t *w = worker_new(limit_task, &l, &o);
     worker_listen(w, "E", tu_ack_listener, main, NULL);
     cr_assert_eq(worker_start(w), WORKER_OK);
@@ -1176,7 +1175,7 @@ static int seq_listener(const worker_event_t *e, void *userdata)
 
 Test(events, nothing_lost_when_stop_follows_many_fires, .timeout = 20)
 {
-    struct seq_check s = {0};
+    struct seq_check s = { 0 };
     worker_t *w = worker_new(NULL, NULL, NULL);
     worker_listen(w, "E", seq_listener, &s, NULL);
     cr_assert_eq(worker_start(w), WORKER_OK);
@@ -1202,7 +1201,7 @@ static int return_at_once_task(void *arg, void **result)
 
 Test(events, accepted_events_delivered_in_the_end_sequence, .timeout = 10)
 {
-    struct seq_check s = {0};
+    struct seq_check s = { 0 };
     tu_gate g;
     tu_gate_init(&g);
     worker_t *w = worker_new(return_at_once_task, &g, NULL);
@@ -1232,7 +1231,7 @@ Test(events, bad_input_fire, .timeout = 10)
     cr_assert_eq(worker_fire_ex(NULL, "E", NULL, NULL), WORKER_EINVAL);
     cr_assert_eq(worker_fire_ex(w, NULL, NULL, NULL), WORKER_EINVAL);
     cr_assert_eq(worker_fire_ex(w, "", NULL, NULL), WORKER_EINVAL);
-    worker_fire_opts size_no_copy = {.copy_size = 4};
+    worker_fire_opts size_no_copy = { .copy_size = 4 };
     cr_assert_eq(worker_fire_ex(w, "E", NULL, &size_no_copy), WORKER_EINVAL);
     /* Valid corner cases. */
     cr_assert_eq(worker_fire_ex(w, "E", NULL, NULL), WORKER_OK);
@@ -1290,24 +1289,23 @@ static int bad_shortcuts_listener(const worker_event_t *e, void *userdata)
 {
     (void)e;
     struct shortcut_bad *s = userdata;
-    intptr_t ok = worker_bubble(NULL, NULL) == WORKER_EINVAL &&
-                  worker_bubble("", NULL) == WORKER_EINVAL &&
-                  worker_broadcast(NULL, NULL) == WORKER_EINVAL &&
-                  worker_broadcast("", NULL) == WORKER_EINVAL;
+    intptr_t ok = worker_bubble(NULL, NULL) == WORKER_EINVAL
+        && worker_bubble("", NULL) == WORKER_EINVAL && worker_broadcast(NULL, NULL) == WORKER_EINVAL
+        && worker_broadcast("", NULL) == WORKER_EINVAL;
     tu_ack(s->main, ok);
     return 0;
 }
 
 Test(events, bad_input_bubble_broadcast, .timeout = 10)
 {
-    struct shortcut_bad s = {.main = tu_main()};
+    struct shortcut_bad s = { .main = tu_main() };
     worker_t *p = worker_spawn(NULL, NULL, NULL);
-    worker_opts under = {.parent = p};
+    worker_opts under = { .parent = p };
     worker_t *c = worker_new(NULL, NULL, &under);
     worker_listen(c, "DO", bad_shortcuts_listener, &s, NULL);
     worker_start(c);
     worker_t *gc;
-    worker_opts under_c = {.parent = c};
+    worker_opts under_c = { .parent = c };
     gc = worker_spawn(NULL, NULL, &under_c);
     cr_assert_eq(worker_fire(c, "DO", NULL), WORKER_OK);
     intptr_t ok = 0;

@@ -65,7 +65,7 @@ static int say_then_return(void *arg, void **result)
 
 Test(futures, async_result_fetched_long_after_end, .timeout = 10)
 {
-    struct ending e = {.main = worker_current()};
+    struct ending e = { .main = worker_current() };
     worker_future_t *f = worker_async(say_then_return, &e);
     cr_assert_not_null(f);
     worker_t *w = worker_future_worker(f);
@@ -169,7 +169,7 @@ static int shape_of_async(void *arg, void **result)
 
 Test(futures, async_is_parentless_daemon, .timeout = 10)
 {
-    struct shape s = {.parent = PTR(1)};
+    struct shape s = { .parent = PTR(1) };
     worker_t *outer = worker_spawn(shape_of_async, &s, NULL);
     cr_assert_not_null(outer);
     int err = -100;
@@ -227,7 +227,7 @@ Test(futures, get_from_worker_and_plain_thread, .timeout = 10)
     worker_future_t *f = worker_async(sum_task, PTR(10));
     cr_assert_not_null(f);
     worker_t *w = worker_spawn(get_in_worker, f, NULL);
-    struct thread_get g = {.f = f, .rc = 12345};
+    struct thread_get g = { .f = f, .rc = 12345 };
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, get_in_thread, &g), 0);
     int err = -100;
@@ -307,7 +307,7 @@ static void send_go2(void *arg)
 
 Test(futures, loop_runs_while_waiting_on_future, .timeout = 10)
 {
-    struct loop_during l = {.main_thread = pthread_self()};
+    struct loop_during l = { .main_thread = pthread_self() };
     worker_listener_t *li = worker_on("HELLO", on_hello, &l, NULL);
     cr_assert_not_null(li);
     worker_future_t *f = worker_async(two_go_task, worker_current());
@@ -434,10 +434,10 @@ Test(futures, defer_resolved_after_get_by_other_worker, .timeout = 10)
 {
     worker_defer_t *d = worker_defer_new();
     cr_assert_not_null(d);
-    struct resolver r = {.d = d, .value = PTR(314)};
+    struct resolver r = { .d = d, .value = PTR(314) };
     worker_t *w = worker_spawn(resolver_task, &r, NULL);
     cr_assert_not_null(w);
-    struct fulfill_seen seen = {0};
+    struct fulfill_seen seen = { 0 };
     worker_listener_t *li = worker_on(WORKER_EV_DEFER_FULFILL, on_fulfill, &seen, NULL);
     cr_assert_not_null(li);
     cr_assert_eq(worker_later(NULL, send_go, w, 0, NULL), WORKER_OK);
@@ -460,7 +460,7 @@ Test(futures, defer_rejected, .timeout = 10)
 {
     worker_defer_t *d = worker_defer_new();
     cr_assert_not_null(d);
-    struct resolver r = {.d = d, .err = 808};
+    struct resolver r = { .d = d, .err = 808 };
     worker_t *w = worker_spawn(resolver_task, &r, NULL);
     cr_assert_not_null(w);
     cr_assert_eq(worker_later(NULL, send_go, w, 0, NULL), WORKER_OK);
@@ -507,7 +507,7 @@ Test(futures, defer_racing_settlers_one_outcome, .timeout = 10)
 {
     for (int round = 0; round < 20; round++) {
         worker_defer_t *d = worker_defer_new();
-        struct resolver a = {.d = d, .value = PTR(1)}, b = {.d = d, .err = 2};
+        struct resolver a = { .d = d, .value = PTR(1) }, b = { .d = d, .err = 2 };
         worker_t *wa = worker_spawn(settle_now, &a, NULL);
         worker_t *wb = worker_spawn(settle_now, &b, NULL);
         void *v = NULL;
@@ -572,10 +572,10 @@ static void resolve_later(void *arg)
 Test(futures, defer_many_waiters_one_resolve, .timeout = 10)
 {
     worker_defer_t *d = worker_defer_new();
-    struct waiter wt = {.main = worker_current(), .d = d};
+    struct waiter wt = { .main = worker_current(), .d = d };
     worker_t *w1 = worker_spawn(defer_get_worker, &wt, NULL);
     worker_t *w2 = worker_spawn(defer_get_worker, &wt, NULL);
-    struct defer_thread th = {.d = d, .rc = 12345};
+    struct defer_thread th = { .d = d, .rc = 12345 };
     pthread_t pt;
     cr_assert_eq(pthread_create(&pt, NULL, defer_get_thread, &th), 0);
     cr_assert_eq(worker_wait_event("WAITING", WAIT, NULL, NULL), WORKER_OK);
@@ -639,7 +639,7 @@ static int pinger_task(void *arg, void **result)
 
 Test(futures, loop_runs_while_waiting_on_defer, .timeout = 10)
 {
-    struct defer_loop l = {.d = worker_defer_new(), .main_thread = pthread_self()};
+    struct defer_loop l = { .d = worker_defer_new(), .main_thread = pthread_self() };
     l.pinger = worker_spawn(pinger_task, worker_current(), NULL);
     cr_assert_not_null(l.pinger);
     worker_listener_t *li = worker_on("PING", on_ping, &l, NULL);
@@ -670,7 +670,7 @@ static int get_forever(void *arg, void **result)
 Test(futures, defer_get_in_stopped_worker_exits, .timeout = 10)
 {
     worker_defer_t *d = worker_defer_new();
-    struct waiter wt = {.main = worker_current(), .d = d};
+    struct waiter wt = { .main = worker_current(), .d = d };
     worker_t *w = worker_spawn(get_forever, &wt, NULL);
     cr_assert_eq(worker_wait_event("WAITING", WAIT, w, NULL), WORKER_OK);
     cr_assert_eq(worker_stop(w), WORKER_OK);

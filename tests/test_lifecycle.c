@@ -36,8 +36,8 @@ static int counter_task(void *arg, void **result)
 
 static bool tick_at_least(const worker_event_t *e, void *userdata)
 {
-    return tu_streq(worker_event_name(e), "TICK") &&
-           (intptr_t)worker_event_data(e) >= *(intptr_t *)userdata;
+    return tu_streq(worker_event_name(e), "TICK")
+        && (intptr_t)worker_event_data(e) >= *(intptr_t *)userdata;
 }
 
 /* PING's listener on the counting worker: answers PONG with the count. */
@@ -51,7 +51,7 @@ static int pong_count(const worker_event_t *e, void *userdata)
 
 Test(lifecycle, start_pause_resume_stop_join_with_counter, .timeout = 10)
 {
-    struct counter_ctx c = {.main = tu_main()};
+    struct counter_ctx c = { .main = tu_main() };
     worker_t *w = worker_new(counter_task, &c, NULL);
     cr_assert_not_null(w);
     cr_assert_not_null(worker_listen(w, WORKER_EV_PAUSE_THREAD, tu_ack_listener, c.main, NULL));
@@ -120,7 +120,7 @@ static int gated_forever_task(void *arg, void **result)
 
 Test(lifecycle, stop_returns_at_once_and_cleanup_runs_after_exit, .timeout = 10)
 {
-    struct gate_ctx g = {0};
+    struct gate_ctx g = { 0 };
     tu_gate_init(&g.gate);
     worker_t *w = worker_spawn(gated_forever_task, &g, NULL);
     cr_assert_not_null(w);
@@ -159,7 +159,7 @@ static int runs_task(void *arg, void **result)
 
 Test(lifecycle, restart_after_end, .timeout = 10)
 {
-    struct runs_ctx c = {.main = tu_main()};
+    struct runs_ctx c = { .main = tu_main() };
     worker_t *w = worker_new(runs_task, &c, NULL);
     cr_assert_not_null(w);
     for (int round = 1; round <= 3; round++) {
@@ -211,7 +211,7 @@ Test(lifecycle, wait_thread_gives_result_and_error, .timeout = 10)
     cr_assert_eq(worker_join(ok), WORKER_OK);
     worker_unref(ok);
 
-    worker_opts q = {.quiet = true};
+    worker_opts q = { .quiet = true };
     worker_t *bad = worker_spawn(failing_task, TU_PTR(17), &q);
     cr_assert_not_null(bad);
     cr_assert_eq(worker_join(bad), WORKER_OK);
@@ -333,7 +333,7 @@ Test(lifecycle, names, .timeout = 10)
 {
     char buf[64];
     strcpy(buf, "my-worker");
-    worker_opts o = {.name = buf};
+    worker_opts o = { .name = buf };
     worker_t *a = worker_new(NULL, NULL, &o);
     cr_assert_not_null(a);
     memset(buf, 'x', sizeof buf - 1); /* the name was copied */
@@ -357,8 +357,8 @@ Test(lifecycle, names, .timeout = 10)
 
 Test(lifecycle, thread_name_is_the_first_15_bytes, .timeout = 10)
 {
-    struct thread_name_ctx c = {.main = tu_main()};
-    worker_opts o = {.name = "a-very-long-worker-name"};
+    struct thread_name_ctx c = { .main = tu_main() };
+    worker_opts o = { .name = "a-very-long-worker-name" };
     worker_t *w = worker_spawn(thread_name_task, &c, &o);
     cr_assert_not_null(w);
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
@@ -375,8 +375,8 @@ Test(lifecycle, thread_name_is_the_first_15_bytes, .timeout = 10)
 Test(lifecycle, daemon_flags_and_inheritance, .timeout = 10)
 {
     worker_t *plain = worker_new(NULL, NULL, NULL);
-    worker_opts yes = {.daemon = WORKER_DAEMON_YES};
-    worker_opts no = {.daemon = WORKER_DAEMON_NO};
+    worker_opts yes = { .daemon = WORKER_DAEMON_YES };
+    worker_opts no = { .daemon = WORKER_DAEMON_NO };
     worker_t *dy = worker_new(NULL, NULL, &yes);
     worker_t *dn = worker_new(NULL, NULL, &no);
     cr_assert_not(worker_is_daemon(plain), "no parent, inherit: false");
@@ -384,31 +384,31 @@ Test(lifecycle, daemon_flags_and_inheritance, .timeout = 10)
     cr_assert_not(worker_is_daemon(dn));
 
     /* Inherit from a daemon parent, and from its parent in turn. */
-    worker_opts under_dy = {.parent = dy};
+    worker_opts under_dy = { .parent = dy };
     worker_t *c1 = worker_new(NULL, NULL, &under_dy);
     cr_assert_not_null(c1);
     cr_assert(worker_is_daemon(c1), "inherits the parent's daemon flag");
-    worker_opts under_c1 = {.parent = c1};
+    worker_opts under_c1 = { .parent = c1 };
     worker_t *c2 = worker_new(NULL, NULL, &under_c1);
     cr_assert(worker_is_daemon(c2), "inherits through two levels");
-    worker_opts under_dy_no = {.parent = dy, .daemon = WORKER_DAEMON_NO};
+    worker_opts under_dy_no = { .parent = dy, .daemon = WORKER_DAEMON_NO };
     worker_t *c3 = worker_new(NULL, NULL, &under_dy_no);
     cr_assert_not(worker_is_daemon(c3), "explicit NO wins over a daemon parent");
 
-    worker_opts under_dn = {.parent = dn};
+    worker_opts under_dn = { .parent = dn };
     worker_t *c4 = worker_new(NULL, NULL, &under_dn);
     cr_assert_not(worker_is_daemon(c4));
-    worker_opts under_dn_yes = {.parent = dn, .daemon = WORKER_DAEMON_YES};
+    worker_opts under_dn_yes = { .parent = dn, .daemon = WORKER_DAEMON_YES };
     worker_t *c5 = worker_new(NULL, NULL, &under_dn_yes);
     cr_assert(worker_is_daemon(c5));
-    worker_opts under_plain = {.parent = plain};
+    worker_opts under_plain = { .parent = plain };
     worker_t *c6 = worker_new(NULL, NULL, &under_plain);
     cr_assert_not(worker_is_daemon(c6));
 
     /* The main thread's worker is not a daemon. */
     cr_assert_not(worker_is_daemon(tu_main()));
 
-    worker_t *all[] = {c6, c5, c4, c3, c2, c1, dn, dy, plain};
+    worker_t *all[] = { c6, c5, c4, c3, c2, c1, dn, dy, plain };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         worker_unref(all[i]);
 }
@@ -417,9 +417,9 @@ Test(lifecycle, daemon_flags_and_inheritance, .timeout = 10)
  * (the flag is "the parent's answer"), also for a running child. */
 Test(lifecycle, daemon_inherit_running_child, .timeout = 10)
 {
-    worker_opts yes = {.daemon = WORKER_DAEMON_YES};
+    worker_opts yes = { .daemon = WORKER_DAEMON_YES };
     worker_t *p = worker_spawn(NULL, NULL, &yes);
-    worker_opts under = {.parent = p};
+    worker_opts under = { .parent = p };
     worker_t *c = worker_spawn(NULL, NULL, &under);
     cr_assert_not_null(c);
     cr_assert(worker_is_daemon(c));
@@ -432,9 +432,9 @@ Test(lifecycle, daemon_inherit_running_child, .timeout = 10)
 
 struct family_ctx {
     worker_t *main;
-    int child_daemon;          /* enum worker_daemon_mode for the child */
-    worker_t *child;           /* set by the parent's task (a reference) */
-    tu_gate release;           /* the daemon child's plain wait */
+    int child_daemon; /* enum worker_daemon_mode for the child */
+    worker_t *child; /* set by the parent's task (a reference) */
+    tu_gate release; /* the daemon child's plain wait */
     int child_wait_rc;
     atomic_int child_done;
 };
@@ -447,7 +447,7 @@ static int slow_cleanup_child(void *arg, void **result)
     f->child_wait_rc = worker_wait_forever();
     /* Not synchronisation: a cleanup that takes a while, so that a parent
      * that did not wait would be seen. */
-    struct timespec ts = {0, 100 * 1000 * 1000};
+    struct timespec ts = { 0, 100 * 1000 * 1000 };
     nanosleep(&ts, NULL);
     atomic_store(&f->child_done, 1);
     return f->child_wait_rc;
@@ -470,9 +470,9 @@ static int family_parent(void *arg, void **result)
 {
     (void)result;
     struct family_ctx *f = arg;
-    worker_opts o = {.daemon = f->child_daemon};
-    worker_task_fn fn =
-        f->child_daemon == WORKER_DAEMON_YES ? blocked_cleanup_child : slow_cleanup_child;
+    worker_opts o = { .daemon = f->child_daemon };
+    worker_task_fn fn
+        = f->child_daemon == WORKER_DAEMON_YES ? blocked_cleanup_child : slow_cleanup_child;
     f->child = worker_spawn(fn, f, &o); /* default parent: this worker */
     tu_ack(f->main, 1);
     return worker_wait_forever();
@@ -492,7 +492,7 @@ static void wait_family_up(void)
 
 Test(lifecycle, parent_waits_for_non_daemon_child, .timeout = 10)
 {
-    struct family_ctx f = {.main = tu_main(), .child_daemon = WORKER_DAEMON_NO};
+    struct family_ctx f = { .main = tu_main(), .child_daemon = WORKER_DAEMON_NO };
     worker_t *p = worker_spawn(family_parent, &f, NULL);
     cr_assert_not_null(p);
     wait_family_up();
@@ -514,7 +514,7 @@ Test(lifecycle, parent_waits_for_non_daemon_child, .timeout = 10)
 
 Test(lifecycle, parent_does_not_wait_for_daemon_child, .timeout = 10)
 {
-    struct family_ctx f = {.main = tu_main(), .child_daemon = WORKER_DAEMON_YES};
+    struct family_ctx f = { .main = tu_main(), .child_daemon = WORKER_DAEMON_YES };
     tu_gate_init(&f.release);
     worker_t *p = worker_spawn(family_parent, &f, NULL);
     cr_assert_not_null(p);
@@ -575,7 +575,7 @@ static int tree_parent(void *arg, void **result)
 
 Test(lifecycle, default_parent_inside_a_worker, .timeout = 10)
 {
-    struct tree_ctx t = {.main = tu_main()};
+    struct tree_ctx t = { .main = tu_main() };
     worker_t *p = worker_spawn(tree_parent, &t, NULL);
     cr_assert_not_null(p);
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
@@ -599,7 +599,7 @@ Test(lifecycle, no_default_parent_on_main, .timeout = 10)
     cr_assert_null(worker_parent(w));
     cr_assert_eq(worker_children_count(tu_main()), 0);
     cr_assert_null(worker_parent(tu_main()));
-    worker_opts np = {.no_parent = true};
+    worker_opts np = { .no_parent = true };
     worker_t *x = worker_new(NULL, NULL, &np);
     cr_assert_null(worker_parent(x));
     worker_unref(x);
@@ -609,12 +609,12 @@ Test(lifecycle, no_default_parent_on_main, .timeout = 10)
 static int no_parent_inside_task(void *arg, void **result)
 {
     (void)arg;
-    worker_opts np = {.no_parent = true};
+    worker_opts np = { .no_parent = true };
     worker_t *c = worker_new(NULL, NULL, &np);
     worker_t *d = worker_new(NULL, NULL, NULL);
-    intptr_t ok = c != NULL && worker_parent(c) == NULL && d != NULL &&
-                  worker_parent(d) == worker_current() &&
-                  worker_children_count(worker_current()) == 0; /* not started */
+    intptr_t ok = c != NULL && worker_parent(c) == NULL && d != NULL
+        && worker_parent(d) == worker_current()
+        && worker_children_count(worker_current()) == 0; /* not started */
     worker_unref(c);
     worker_unref(d);
     *result = TU_PTR(ok);
@@ -652,7 +652,7 @@ Test(lifecycle, no_default_parent_on_a_plain_pthread, .timeout = 10)
 
 Test(lifecycle, child_threads_stopped_with_parent, .timeout = 10)
 {
-    struct tree_ctx t = {.main = tu_main()};
+    struct tree_ctx t = { .main = tu_main() };
     for (int i = 0; i < 3; i++)
         t.child_wait_rc[i] = 12345;
     worker_t *p = worker_spawn(tree_parent, &t, NULL);
@@ -707,7 +707,7 @@ Test(lifecycle, children_list_shrinks_when_a_child_ends, .timeout = 10)
     cr_assert_eq(worker_start(p), WORKER_OK);
     cr_assert_eq(worker_children_count(p), 0);
 
-    worker_opts under = {.parent = p};
+    worker_opts under = { .parent = p };
     worker_t *c[3];
     for (int i = 0; i < 3; i++) {
         c[i] = worker_spawn(NULL, NULL, &under);
@@ -767,9 +767,8 @@ static int record_child_event(const worker_event_t *e, void *userdata)
 static worker_t *observed_parent(struct child_events_ctx *c)
 {
     worker_t *p = worker_new(NULL, NULL, NULL);
-    const char *names[] = {WORKER_EV_CHILD_THREAD_START, WORKER_EV_CHILD_THREAD_STOP,
-                           WORKER_EV_CHILD_THREAD_ERROR, WORKER_EV_CHILD_THREAD_DONE,
-                           WORKER_EV_CHILD_THREAD_END};
+    const char *names[] = { WORKER_EV_CHILD_THREAD_START, WORKER_EV_CHILD_THREAD_STOP,
+        WORKER_EV_CHILD_THREAD_ERROR, WORKER_EV_CHILD_THREAD_DONE, WORKER_EV_CHILD_THREAD_END };
     for (int i = 0; i < 5; i++)
         worker_listen(p, names[i], record_child_event, c, NULL);
     worker_start(p);
@@ -777,7 +776,7 @@ static worker_t *observed_parent(struct child_events_ctx *c)
 }
 
 static void check_child_events(struct child_events_ctx *c, worker_t *child, const char *mid,
-                               void *mid_data, int err, void *ret)
+    void *mid_data, int err, void *ret)
 {
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
     cr_assert_eq(c->n, 3, "got %d events", c->n);
@@ -797,9 +796,9 @@ static void check_child_events(struct child_events_ctx *c, worker_t *child, cons
 Test(lifecycle, child_thread_events_done, .timeout = 10)
 {
     static int token;
-    struct child_events_ctx c = {.main = tu_main()};
+    struct child_events_ctx c = { .main = tu_main() };
     worker_t *p = observed_parent(&c);
-    worker_opts under = {.parent = p};
+    worker_opts under = { .parent = p };
     worker_t *ch = worker_spawn(result_task, &token, &under);
     check_child_events(&c, ch, WORKER_EV_CHILD_THREAD_DONE, &token, 0, &token);
     tu_stop_join_unref(ch);
@@ -808,9 +807,9 @@ Test(lifecycle, child_thread_events_done, .timeout = 10)
 
 Test(lifecycle, child_thread_events_error, .timeout = 10)
 {
-    struct child_events_ctx c = {.main = tu_main()};
+    struct child_events_ctx c = { .main = tu_main() };
     worker_t *p = observed_parent(&c);
-    worker_opts under = {.parent = p, .quiet = true};
+    worker_opts under = { .parent = p, .quiet = true };
     worker_t *ch = worker_spawn(failing_task, TU_PTR(23), &under);
     check_child_events(&c, ch, WORKER_EV_CHILD_THREAD_ERROR, TU_PTR(23), 23, NULL);
     tu_stop_join_unref(ch);
@@ -819,9 +818,9 @@ Test(lifecycle, child_thread_events_error, .timeout = 10)
 
 Test(lifecycle, child_thread_events_stop, .timeout = 10)
 {
-    struct child_events_ctx c = {.main = tu_main()};
+    struct child_events_ctx c = { .main = tu_main() };
     worker_t *p = observed_parent(&c);
-    worker_opts under = {.parent = p};
+    worker_opts under = { .parent = p };
     worker_t *ch = worker_spawn(NULL, NULL, &under);
     cr_assert_eq(worker_stop(ch), WORKER_OK);
     check_child_events(&c, ch, WORKER_EV_CHILD_THREAD_STOP, NULL, WORKER_EXIT, NULL);
@@ -850,10 +849,10 @@ static int ack_then_block_child(void *arg, void **result)
 
 Test(lifecycle, start_rejected_while_parent_ending, .timeout = 10)
 {
-    struct ending_ctx e = {.main = tu_main()};
+    struct ending_ctx e = { .main = tu_main() };
     tu_gate_init(&e.gate);
     worker_t *p = worker_spawn(NULL, NULL, NULL);
-    worker_opts under = {.parent = p};
+    worker_opts under = { .parent = p };
     worker_t *c = worker_spawn(ack_then_block_child, &e, &under);
     worker_t *late = worker_new(NULL, NULL, &under);
     cr_assert_not_null(late);
@@ -879,7 +878,7 @@ Test(lifecycle, start_rejected_while_parent_ending, .timeout = 10)
 Test(lifecycle, child_of_a_never_started_parent_starts, .timeout = 10)
 {
     worker_t *p = worker_new(NULL, NULL, NULL);
-    worker_opts under = {.parent = p};
+    worker_opts under = { .parent = p };
     worker_t *c = worker_spawn(NULL, NULL, &under);
     cr_assert_not_null(c);
     cr_assert(worker_is_running(c));
@@ -894,7 +893,7 @@ Test(lifecycle, stop_main_root_stops_only_its_children, .timeout = 10)
     worker_t *main = tu_main();
     cr_assert(worker_is_main(main));
     cr_assert(worker_is_main(NULL));
-    worker_opts under = {.parent = main};
+    worker_opts under = { .parent = main };
     worker_t *c = worker_spawn(NULL, NULL, &under);
     cr_assert_not_null(c);
     cr_assert_eq(worker_parent(c), main);
@@ -945,7 +944,7 @@ static int overlay_task(void *arg, void **result)
 Test(lifecycle, overlay_runs_on_calling_thread, .timeout = 10)
 {
     worker_t *main = tu_main();
-    struct overlay_ctx o = {.main_thread = pthread_self()};
+    struct overlay_ctx o = { .main_thread = pthread_self() };
     worker_t *w = worker_new(overlay_task, &o, NULL);
     cr_assert_not_null(w);
     o.self = w;
@@ -979,7 +978,7 @@ static int stop_target_task(void *arg, void **result)
 static int overlay_stopped_task(void *arg, void **result)
 {
     (void)result;
-    worker_opts np = {.no_parent = true};
+    worker_opts np = { .no_parent = true };
     worker_t *h = worker_spawn(stop_target_task, arg, &np);
     int rc = worker_wait_forever();
     worker_join(h);
@@ -1006,9 +1005,8 @@ static int overlay_nested_start(void *arg, void **result)
 {
     (void)result;
     worker_t **self = arg;
-    intptr_t ok = worker_start(*self) == WORKER_ESTATE &&
-                  worker_start_overlay(*self) == WORKER_ESTATE &&
-                  worker_join(*self) == WORKER_EDEADLK;
+    intptr_t ok = worker_start(*self) == WORKER_ESTATE
+        && worker_start_overlay(*self) == WORKER_ESTATE && worker_join(*self) == WORKER_EDEADLK;
     *result = TU_PTR(ok);
     return 0;
 }
@@ -1057,14 +1055,14 @@ Test(lifecycle, bad_input_null_handles, .timeout = 10)
 
 Test(lifecycle, bad_input_options, .timeout = 10)
 {
-    worker_opts bad_daemon = {.daemon = 7};
+    worker_opts bad_daemon = { .daemon = 7 };
     cr_assert_null(worker_new(NULL, NULL, &bad_daemon));
     cr_assert_null(worker_spawn(NULL, NULL, &bad_daemon));
-    worker_opts neg_daemon = {.daemon = -1};
+    worker_opts neg_daemon = { .daemon = -1 };
     cr_assert_null(worker_new(NULL, NULL, &neg_daemon));
 
     worker_t *p = worker_new(NULL, NULL, NULL);
-    worker_opts both = {.parent = p, .no_parent = true};
+    worker_opts both = { .parent = p, .no_parent = true };
     cr_assert_null(worker_new(NULL, NULL, &both));
     cr_assert_null(worker_spawn(NULL, NULL, &both));
     cr_assert_eq(worker_children_count(p), 0);
@@ -1099,10 +1097,10 @@ static void *pthread_root_checks(void *arg)
 {
     (void)arg;
     worker_t *me = worker_current();
-    intptr_t ok = me != NULL && !worker_is_main(NULL) && !worker_is_main(me) &&
-                  worker_start(me) == WORKER_EINVAL && worker_join(me) == WORKER_EINVAL &&
-                  worker_wait_thread(me, NULL, NULL) == WORKER_EINVAL &&
-                  worker_start_overlay(me) == WORKER_EINVAL;
+    intptr_t ok = me != NULL && !worker_is_main(NULL) && !worker_is_main(me)
+        && worker_start(me) == WORKER_EINVAL && worker_join(me) == WORKER_EINVAL
+        && worker_wait_thread(me, NULL, NULL) == WORKER_EINVAL
+        && worker_start_overlay(me) == WORKER_EINVAL;
     return TU_PTR(ok);
 }
 
@@ -1128,8 +1126,8 @@ static int self_join_task(void *arg, void **result)
 {
     (void)arg;
     worker_t *me = worker_current();
-    intptr_t ok = worker_join(me) == WORKER_EDEADLK &&
-                  worker_wait_thread(me, NULL, NULL) == WORKER_EDEADLK;
+    intptr_t ok
+        = worker_join(me) == WORKER_EDEADLK && worker_wait_thread(me, NULL, NULL) == WORKER_EDEADLK;
     *result = TU_PTR(ok);
     return 0;
 }
@@ -1145,7 +1143,7 @@ Test(lifecycle, join_self_is_edeadlk, .timeout = 10)
 
 Test(lifecycle, pause_twice_then_one_resume, .timeout = 10)
 {
-    struct counter_ctx c = {.main = tu_main()};
+    struct counter_ctx c = { .main = tu_main() };
     worker_t *w = worker_new(counter_task, &c, NULL);
     worker_listen(w, WORKER_EV_PAUSE_THREAD, tu_ack_listener, c.main, NULL);
     cr_assert_eq(worker_start(w), WORKER_OK);
@@ -1156,13 +1154,13 @@ Test(lifecycle, pause_twice_then_one_resume, .timeout = 10)
     cr_assert_eq(worker_resume(w), WORKER_OK);
     intptr_t goal = frozen + 3;
     cr_assert_eq(worker_wait_until(tick_at_least, &goal, TU_WAIT, NULL), WORKER_OK,
-                 "a second pause must not need a second resume");
+        "a second pause must not need a second resume");
     tu_stop_join_unref(w);
 }
 
 Test(lifecycle, resume_without_pause_is_harmless, .timeout = 10)
 {
-    struct counter_ctx c = {.main = tu_main()};
+    struct counter_ctx c = { .main = tu_main() };
     worker_t *w = worker_spawn(counter_task, &c, NULL);
     cr_assert_eq(worker_resume(w), WORKER_OK);
     intptr_t goal = 3;
@@ -1195,12 +1193,12 @@ static int exit_task(void *arg, void **result)
  * WORKER_EXIT) prints one line on stderr unless quiet:
  * libworker-actor: worker '<name>' failed: <WORKER_E... or number> (<message>)" */
 Test(lifecycle, failed_task_reported_on_stderr_unless_quiet, .init = cr_redirect_stderr,
-     .timeout = 10)
+    .timeout = 10)
 {
-    worker_opts quiet = {.name = "hush", .quiet = true};
+    worker_opts quiet = { .name = "hush", .quiet = true };
     worker_t *q = worker_spawn(failing_task, TU_PTR(WORKER_EINVAL), &quiet);
     worker_join(q);
-    worker_opts named = {.name = "ok"};
+    worker_opts named = { .name = "ok" };
     worker_t *ok = worker_spawn(result_task, NULL, &named);
     worker_join(ok);
     worker_t *ex = worker_spawn(exit_task, NULL, &named);
@@ -1208,21 +1206,21 @@ Test(lifecycle, failed_task_reported_on_stderr_unless_quiet, .init = cr_redirect
     worker_t *st = worker_spawn(NULL, NULL, &named);
     worker_stop(st);
     worker_join(st);
-    worker_opts boom = {.name = "boom"};
+    worker_opts boom = { .name = "boom" };
     worker_t *b1 = worker_spawn(failing_task, TU_PTR(WORKER_EINVAL), &boom);
     worker_join(b1);
-    worker_opts boom2 = {.name = "boom2"};
+    worker_opts boom2 = { .name = "boom2" };
     worker_t *b2 = worker_spawn(failing_task, TU_PTR(17), &boom2);
     worker_join(b2);
 
     char expect[512];
     snprintf(expect, sizeof expect,
-             "libworker-actor: worker 'boom' failed: WORKER_EINVAL (%s)\n"
-             "libworker-actor: worker 'boom2' failed: 17 (%s)\n",
-             worker_strerror(WORKER_EINVAL), worker_strerror(17));
+        "libworker-actor: worker 'boom' failed: WORKER_EINVAL (%s)\n"
+        "libworker-actor: worker 'boom2' failed: 17 (%s)\n",
+        worker_strerror(WORKER_EINVAL), worker_strerror(17));
     const char *got = read_redirected_stderr();
     cr_assert_str_eq(got, expect, "stderr was:\n%s", got);
-    worker_t *all[] = {q, ok, ex, st, b1, b2};
+    worker_t *all[] = { q, ok, ex, st, b1, b2 };
     for (int i = 0; i < 6; i++)
         worker_unref(all[i]);
 }
@@ -1233,10 +1231,10 @@ static int fail_listener(const worker_event_t *e, void *userdata)
     return TU_INT(userdata);
 }
 
-Test(lifecycle, listener_error_reported_once_unless_quiet, .init = cr_redirect_stderr,
-     .timeout = 10)
+Test(
+    lifecycle, listener_error_reported_once_unless_quiet, .init = cr_redirect_stderr, .timeout = 10)
 {
-    worker_opts quiet = {.quiet = true};
+    worker_opts quiet = { .quiet = true };
     worker_t *q = worker_new(NULL, NULL, &quiet);
     worker_listen(q, "E", fail_listener, TU_PTR(5), NULL);
     tu_sync_install(q);
@@ -1245,7 +1243,7 @@ Test(lifecycle, listener_error_reported_once_unless_quiet, .init = cr_redirect_s
     cr_assert_eq(tu_sync(q), WORKER_OK);
     cr_assert_str_eq(read_redirected_stderr(), "", "a quiet worker printed");
 
-    worker_opts loud = {.name = "loud"};
+    worker_opts loud = { .name = "loud" };
     worker_t *l = worker_new(NULL, NULL, &loud);
     worker_listen(l, "E", fail_listener, TU_PTR(5), NULL);
     tu_sync_install(l);
@@ -1257,8 +1255,8 @@ Test(lifecycle, listener_error_reported_once_unless_quiet, .init = cr_redirect_s
     for (const char *c = got; *c; c++)
         lines += *c == '\n';
     cr_assert_eq(lines, 1, "expected one line, stderr was:\n%s", got);
-    cr_assert_not_null(strstr(got, "libworker-actor: worker 'loud'"),
-                       "the report names the worker: %s", got);
+    cr_assert_not_null(
+        strstr(got, "libworker-actor: worker 'loud'"), "the report names the worker: %s", got);
     cr_assert_not_null(strstr(got, "listener failed"), "stderr was: %s", got);
     tu_stop_join_unref(q);
     tu_stop_join_unref(l);
@@ -1299,7 +1297,7 @@ Test(lifecycle, start_gives_eagain_when_the_system_refuses_a_thread, .timeout = 
     getrlimit(RLIMIT_AS, &old);
     long vm = vm_bytes();
     cr_assert_gt(vm, 0);
-    struct rlimit lim = {.rlim_cur = (rlim_t)vm + 64L * 1024 * 1024, .rlim_max = old.rlim_max};
+    struct rlimit lim = { .rlim_cur = (rlim_t)vm + 64L * 1024 * 1024, .rlim_max = old.rlim_max };
     cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
 
     enum { MAX = 400 };

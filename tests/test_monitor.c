@@ -23,7 +23,7 @@
 #define PTR(i) ((void *)(intptr_t)(i))
 #define INT(p) ((int)(intptr_t)(p))
 
-static const worker_opts quiet = {.quiet = true};
+static const worker_opts quiet = { .quiet = true };
 
 /* Waits for GO, then returns the GO event's data as its code (0: success,
  * with result 5). */
@@ -43,8 +43,8 @@ static int go_task(void *arg, void **result)
 static worker_down_t wait_down(worker_t *w)
 {
     void *d = NULL;
-    cr_assert_eq(worker_wait_event(WORKER_EV_WORKER_DOWN, WAIT, w, &d), WORKER_OK,
-                 "no WORKER_DOWN");
+    cr_assert_eq(
+        worker_wait_event(WORKER_EV_WORKER_DOWN, WAIT, w, &d), WORKER_OK, "no WORKER_DOWN");
     cr_assert_not_null(d);
     worker_down_t down;
     memcpy(&down, d, sizeof down);
@@ -90,7 +90,7 @@ Test(monitor, monitor_ended_worker_down_at_once, .timeout = 10)
     cr_assert_eq(worker_fire(w, "GO", PTR(31)), WORKER_OK);
     cr_assert_eq(worker_join(w), WORKER_OK);
 
-    struct down_count c = {0};
+    struct down_count c = { 0 };
     worker_listener_t *li = worker_on(WORKER_EV_WORKER_DOWN, on_down, &c, NULL);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
     cr_assert_eq(worker_update(), WORKER_OK);
@@ -121,7 +121,7 @@ Test(monitor, monitor_twice_one_down, .timeout = 10)
     cr_assert_eq(down.worker, w);
     cr_assert_eq(worker_join(w), WORKER_OK);
     cr_assert_eq(worker_wait_event(WORKER_EV_WORKER_DOWN, 0.2, NULL, NULL), WORKER_ETIMEDOUT,
-                 "a second DOWN came");
+        "a second DOWN came");
     /* One demonitor undoes the monitor; after DOWN it is gone already. */
     cr_assert_eq(worker_demonitor(w), WORKER_EINVAL);
     worker_unref(w);
@@ -178,7 +178,7 @@ static int ticker(void *arg, void **result)
 Test(monitor, down_ordered_after_targets_events, .timeout = 10)
 {
     for (int round = 0; round < 10; round++) {
-        struct ticks t = {0};
+        struct ticks t = { 0 };
         worker_listener_t *l1 = worker_on("TICK", on_tick, &t, NULL);
         worker_listener_t *l2 = worker_on(WORKER_EV_WORKER_DOWN, on_tick_down, &t, NULL);
         worker_t *w = worker_spawn(ticker, worker_current(), NULL);
@@ -230,7 +230,7 @@ Test(monitor, down_fields, .timeout = 10)
     cr_assert_eq(d.err, 0);
     cr_assert_eq(INT(d.ret), 5);
 
-    worker_t *all[] = {stopped, failed, done};
+    worker_t *all[] = { stopped, failed, done };
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(worker_join(all[i]), WORKER_OK);
         worker_unref(all[i]);
@@ -285,7 +285,7 @@ static int watcher_task(void *arg, void **result)
 Test(monitor, monitor_from_worker_and_two_monitors, .timeout = 10)
 {
     worker_t *target = worker_spawn(go_task, NULL, &quiet);
-    struct watcher x = {.target = target, .main = worker_current()};
+    struct watcher x = { .target = target, .main = worker_current() };
     worker_t *a = worker_spawn(watcher_task, &x, NULL);
     worker_t *b = worker_spawn(watcher_task, &x, NULL);
     /* Either may come first (a wait handles, and so uses up, the events
@@ -295,7 +295,7 @@ Test(monitor, monitor_from_worker_and_two_monitors, .timeout = 10)
     cr_assert_eq(worker_monitor(target), WORKER_OK);
     cr_assert_eq(worker_fire(target, "GO", PTR(66)), WORKER_OK);
     cr_assert_eq(wait_down(target).err, 66);
-    worker_t *ws[] = {a, b};
+    worker_t *ws[] = { a, b };
     for (int i = 0; i < 2; i++) {
         int err = -100;
         void *r = NULL;
@@ -341,8 +341,8 @@ static int parent_task(void *arg, void **result)
 {
     (void)result;
     struct tree_log *l = arg;
-    const char *names[] = {WORKER_EV_CHILD_THREAD_START, WORKER_EV_CHILD_THREAD_DONE,
-                           WORKER_EV_CHILD_THREAD_END, WORKER_EV_WAIT_THREAD_PENDING_DONE};
+    const char *names[] = { WORKER_EV_CHILD_THREAD_START, WORKER_EV_CHILD_THREAD_DONE,
+        WORKER_EV_CHILD_THREAD_END, WORKER_EV_WAIT_THREAD_PENDING_DONE };
     for (int i = 0; i < 4; i++)
         if (!worker_on(names[i], log_event, l, NULL))
             return 1;
@@ -358,7 +358,7 @@ static int parent_task(void *arg, void **result)
 
 Test(monitor, tree_child_messages, .timeout = 10)
 {
-    struct tree_log l = {.main = worker_current()};
+    struct tree_log l = { .main = worker_current() };
     worker_t *p = worker_spawn(parent_task, &l, NULL);
     cr_assert_eq(worker_wait_event("PARENT_READY", WAIT, p, NULL), WORKER_OK);
     cr_assert_eq(worker_parent(l.child), p);

@@ -88,7 +88,7 @@ Test(timers, later_no_delay_on_other_worker, .timeout = 10)
 {
     struct wctx wc;
     worker_t *w = spawn_recorded(&wc);
-    struct call c = {.main = worker_current(), .tag = 1};
+    struct call c = { .main = worker_current(), .tag = 1 };
 
     worker_timer_t *tm = NULL;
     cr_assert_eq(worker_later(w, record_call, &c, 0, &tm), WORKER_OK);
@@ -108,7 +108,7 @@ Test(timers, later_with_delay_on_other_worker, .timeout = 10)
 {
     struct wctx wc;
     worker_t *w = spawn_recorded(&wc);
-    struct call c = {.main = worker_current(), .tag = 2};
+    struct call c = { .main = worker_current(), .tag = 2 };
 
     double t0 = now();
     cr_assert_eq(worker_later(w, record_call, &c, 0.05, NULL), WORKER_OK);
@@ -126,7 +126,7 @@ Test(timers, later_with_delay_on_other_worker, .timeout = 10)
 Test(timers, later_on_current_main_worker, .timeout = 10)
 {
     worker_t *me = worker_current();
-    struct call now0 = {.main = me, .tag = 10}, delayed = {.main = me, .tag = 11};
+    struct call now0 = { .main = me, .tag = 10 }, delayed = { .main = me, .tag = 11 };
 
     double t0 = now();
     cr_assert_eq(worker_later(NULL, record_call, &delayed, 0.05, NULL), WORKER_OK);
@@ -162,8 +162,8 @@ static int later_on_self_task(void *arg, void **result)
     s->c0.main = s->c1.main = worker_current(); /* RAN goes to the worker */
     s->c0.tag = 20;
     s->c1.tag = 21;
-    if (worker_later(NULL, record_call, &s->c0, 0, NULL) != WORKER_OK ||
-        worker_later(NULL, record_call, &s->c1, 0.05, NULL) != WORKER_OK)
+    if (worker_later(NULL, record_call, &s->c0, 0, NULL) != WORKER_OK
+        || worker_later(NULL, record_call, &s->c1, 0.05, NULL) != WORKER_OK)
         return 1;
     int rc = worker_wait_event("RAN", WAIT, NULL, NULL);
     if (rc == WORKER_OK)
@@ -173,8 +173,8 @@ static int later_on_self_task(void *arg, void **result)
 
 Test(timers, later_on_current_worker_from_task, .timeout = 10)
 {
-    struct self_ctx s = {.main = worker_current()};
-    worker_t *w = worker_spawn(later_on_self_task, &s, &(worker_opts){.quiet = true});
+    struct self_ctx s = { .main = worker_current() };
+    worker_t *w = worker_spawn(later_on_self_task, &s, &(worker_opts) { .quiet = true });
     cr_assert_not_null(w);
     int err = -100;
     cr_assert_eq(worker_wait_thread(w, &err, NULL), WORKER_OK);
@@ -193,7 +193,8 @@ Test(timers, later_runs_in_deadline_order, .timeout = 10)
     struct wctx wc;
     worker_t *w = spawn_recorded(&wc);
     worker_t *me = worker_current();
-    struct call a = {.main = me, .tag = 3}, b = {.main = me, .tag = 1}, c = {.main = me, .tag = 2};
+    struct call a = { .main = me, .tag = 3 }, b = { .main = me, .tag = 1 },
+                c = { .main = me, .tag = 2 };
     cr_assert_eq(worker_later(w, record_call, &a, 0.30, NULL), WORKER_OK);
     cr_assert_eq(worker_later(w, record_call, &b, 0.05, NULL), WORKER_OK);
     cr_assert_eq(worker_later(w, record_call, &c, 0.15, NULL), WORKER_OK);
@@ -235,7 +236,7 @@ Test(timers, execute_event_seen_by_listener, .timeout = 10)
 {
     struct wctx wc;
     worker_t *w = spawn_recorded(&wc);
-    struct exec_seen x = {.main = worker_current()};
+    struct exec_seen x = { .main = worker_current() };
     cr_assert_not_null(worker_listen(w, WORKER_EV_EXECUTE, on_execute, &x, NULL));
     cr_assert_eq(worker_later(w, exec_call, &x, 0, NULL), WORKER_OK);
     cr_assert_eq(worker_wait_event("RAN", WAIT, w, NULL), WORKER_OK);
@@ -272,7 +273,7 @@ Test(timers, timer_runs_while_mailbox_is_flooded, .timeout = 10)
 {
     struct wctx wc;
     worker_t *w = spawn_recorded(&wc);
-    struct flood f = {.main = worker_current()};
+    struct flood f = { .main = worker_current() };
     cr_assert_not_null(worker_listen(w, "SPAM", on_spam, &f, NULL));
     for (int i = 0; i < 4; i++)
         cr_assert_eq(worker_fire(w, "SPAM", NULL), WORKER_OK);
@@ -294,7 +295,7 @@ Test(timers, cancel_before_it_runs, .timeout = 10)
     struct wctx wc;
     worker_t *w = spawn_recorded(&wc);
     worker_t *me = worker_current();
-    struct call first = {.main = me, .tag = 1}, witness = {.main = me, .tag = 2};
+    struct call first = { .main = me, .tag = 1 }, witness = { .main = me, .tag = 2 };
 
     worker_timer_t *tm = NULL;
     cr_assert_eq(worker_later(w, record_call, &first, 0.1, &tm), WORKER_OK);
@@ -329,7 +330,7 @@ Test(timers, cancel_no_delay_before_loop_turns, .timeout = 10)
     struct wctx wc;
     worker_t *w = spawn_recorded(&wc);
     worker_t *me = worker_current();
-    struct call first = {.main = me, .tag = 1}, witness = {.main = me, .tag = 2};
+    struct call first = { .main = me, .tag = 1 }, witness = { .main = me, .tag = 2 };
     atomic_bool go = false;
 
     cr_assert_not_null(worker_listen(w, "HOLD", on_hold, NULL, NULL));
@@ -352,7 +353,7 @@ Test(timers, cancel_after_it_ran, .timeout = 10)
 {
     struct wctx wc;
     worker_t *w = spawn_recorded(&wc);
-    struct call c = {.main = worker_current(), .tag = 1};
+    struct call c = { .main = worker_current(), .tag = 1 };
     worker_timer_t *tm = NULL;
     cr_assert_eq(worker_later(w, record_call, &c, 0.02, &tm), WORKER_OK);
     cr_assert_eq(worker_wait_event("RAN", WAIT, w, NULL), WORKER_OK);
@@ -384,7 +385,7 @@ Test(timers, cancel_while_running_is_estate, .timeout = 10)
 {
     struct wctx wc;
     worker_t *w = spawn_recorded(&wc);
-    struct self_cancel s = {.main = worker_current(), .rc = 12345};
+    struct self_cancel s = { .main = worker_current(), .rc = 12345 };
     worker_timer_t *tm = NULL;
     cr_assert_eq(worker_later(w, cancel_myself, &s, 0.01, &tm), WORKER_OK);
     atomic_store(&s.tm, tm);
@@ -400,7 +401,7 @@ Test(timers, timers_dropped_when_worker_ends, .timeout = 10)
 {
     struct wctx wc;
     worker_t *w = spawn_recorded(&wc);
-    struct call c = {.main = worker_current(), .tag = 1};
+    struct call c = { .main = worker_current(), .tag = 1 };
     worker_timer_t *far = NULL, *soon = NULL;
     cr_assert_eq(worker_later(w, record_call, &c, 60.0, &far), WORKER_OK);
     cr_assert_eq(worker_later(w, record_call, &c, 30.0, &soon), WORKER_OK);
@@ -420,7 +421,7 @@ Test(timers, restart_does_not_revive_dropped_timers, .timeout = 10)
     struct wctx wc;
     worker_t *w = spawn_recorded(&wc);
     worker_t *me = worker_current();
-    struct call old = {.main = me, .tag = 1}, fresh = {.main = me, .tag = 2};
+    struct call old = { .main = me, .tag = 1 }, fresh = { .main = me, .tag = 2 };
     worker_timer_t *tm = NULL;
     cr_assert_eq(worker_later(w, record_call, &old, 0.2, &tm), WORKER_OK);
     cr_assert_eq(worker_stop(w), WORKER_OK);
@@ -455,8 +456,8 @@ Test(timers, later_from_plain_thread, .timeout = 10)
 {
     struct wctx wc;
     worker_t *w = spawn_recorded(&wc);
-    struct call c = {.main = worker_current(), .tag = 5};
-    struct from_thread ft = {.w = w, .c = &c, .rc = 12345};
+    struct call c = { .main = worker_current(), .tag = 5 };
+    struct from_thread ft = { .w = w, .c = &c, .rc = 12345 };
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, later_from_thread, &ft), 0);
     cr_assert_eq(pthread_join(th, NULL), 0);
@@ -518,7 +519,7 @@ Test(timers, sleeping_worker_wakes_near_deadline, .timeout = 20)
     worker_t *w = spawn_recorded(&wc);
     double best = 1e9;
     for (int i = 0; i < 3; i++) {
-        struct call c = {.main = worker_current(), .tag = i};
+        struct call c = { .main = worker_current(), .tag = i };
         double t0 = now();
         cr_assert_eq(worker_later(w, record_call, &c, 0.2, NULL), WORKER_OK);
         cr_assert_eq(worker_wait_event("RAN", WAIT, w, NULL), WORKER_OK);

@@ -95,7 +95,7 @@ Test(trace, library_trace_reads_back_exactly, .timeout = 30)
     cr_assert_eq(worker_trace_start(path), WORKER_ESTATE);
 
     int pings = 0;
-    worker_t *alpha = worker_new(NULL, NULL, &(worker_opts){.name = "alpha"});
+    worker_t *alpha = worker_new(NULL, NULL, &(worker_opts) { .name = "alpha" });
     cr_assert_not_null(worker_listen(alpha, "PING", on_ping, &pings, NULL));
     cr_assert_eq(worker_start(alpha), WORKER_OK);
     for (int i = 0; i < PINGS; i++)
@@ -155,7 +155,7 @@ Test(trace, library_trace_reads_back_exactly, .timeout = 30)
          * address (a static function of an executable). */
         const char *listener = name_of((uint32_t)sel[i]->b);
         cr_assert(strcmp(listener, "on_ping") == 0 || strncmp(listener, "listener@", 9) == 0,
-                  "listener name %s", listener);
+            "listener name %s", listener);
         cr_assert_str_eq(name_of(sel[i]->b >> 32), "PING");
     }
     cr_assert_eq(select_records(WK_TR_LISTENER_END, a, sel), PINGS);

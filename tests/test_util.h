@@ -135,15 +135,14 @@ struct tu_sync_cond_ {
 static inline bool tu_sync_cond_(const worker_event_t *e, void *userdata)
 {
     struct tu_sync_cond_ *c = userdata;
-    return strcmp(worker_event_name(e), "TU_SYNCED") == 0 &&
-           worker_event_target(e) == c->from &&
-           (intptr_t)worker_event_data(e) == c->seq;
+    return strcmp(worker_event_name(e), "TU_SYNCED") == 0 && worker_event_target(e) == c->from
+        && (intptr_t)worker_event_data(e) == c->seq;
 }
 
 static inline int tu_sync(worker_t *w)
 {
     static atomic_long seq_;
-    struct tu_sync_cond_ c = {w, (intptr_t)atomic_fetch_add(&seq_, 1) + 1};
+    struct tu_sync_cond_ c = { w, (intptr_t)atomic_fetch_add(&seq_, 1) + 1 };
     int rc = worker_fire(w, "TU_SYNC", TU_PTR(c.seq));
     if (rc != WORKER_OK)
         return rc;
@@ -158,9 +157,18 @@ typedef struct tu_gate {
     sem_t sem;
 } tu_gate;
 
-static inline void tu_gate_init(tu_gate *g) { sem_init(&g->sem, 0, 0); }
-static inline void tu_gate_open(tu_gate *g) { sem_post(&g->sem); }
-static inline void tu_gate_destroy(tu_gate *g) { sem_destroy(&g->sem); }
+static inline void tu_gate_init(tu_gate *g)
+{
+    sem_init(&g->sem, 0, 0);
+}
+static inline void tu_gate_open(tu_gate *g)
+{
+    sem_post(&g->sem);
+}
+static inline void tu_gate_destroy(tu_gate *g)
+{
+    sem_destroy(&g->sem);
+}
 
 /* Wait for the gate, at most `seconds`; 0 when opened, -1 on timeout. */
 static inline int tu_gate_pass(tu_gate *g, double seconds)

@@ -20,7 +20,7 @@ static int ponger_go(const worker_event_t *e, void *userdata)
 {
     struct ponger *p = userdata;
     worker_t *to = worker_event_target(e);
-    worker_fire_opts as_x = {.target = p->x};
+    worker_fire_opts as_x = { .target = p->x };
     worker_fire_ex(to, "PONG", TU_PTR(1), &as_x);
     worker_fire(to, "OTHER", TU_PTR(2));
     worker_fire(to, "PONG", TU_PTR(3));
@@ -39,7 +39,7 @@ static worker_t *make_ponger(struct ponger *p)
 Test(waits, wait_event_name_target_data, .timeout = 10)
 {
     tu_main();
-    struct ponger p = {.x = worker_new(NULL, NULL, NULL)};
+    struct ponger p = { .x = worker_new(NULL, NULL, NULL) };
     worker_t *w = make_ponger(&p);
     void *d = NULL;
 
@@ -74,7 +74,7 @@ Test(waits, wait_event_name_target_data, .timeout = 10)
 Test(waits, wait_event_ignores_events_handled_before, .timeout = 10)
 {
     tu_main();
-    struct ponger p = {.x = worker_new(NULL, NULL, NULL)};
+    struct ponger p = { .x = worker_new(NULL, NULL, NULL) };
     worker_t *w = make_ponger(&p);
     cr_assert_eq(worker_fire(w, "GO", NULL), WORKER_OK);
     /* DONE comes after both PONGs: they are handled by this wait. */
@@ -141,7 +141,7 @@ Test(waits, wait_event_negative_timeout_waits_for_the_event, .timeout = 10)
 struct until {
     pthread_t thread;
     bool wrong_thread;
-    int listener_saw;     /* set by a main-thread listener on N */
+    int listener_saw; /* set by a main-thread listener on N */
     int cond_saw_listener;
     int calls;
 };
@@ -177,7 +177,7 @@ static int fire_1_to_5(void *arg, void **result)
 Test(waits, wait_until_condition, .timeout = 10)
 {
     worker_t *main = tu_main();
-    struct until u = {.thread = pthread_self()};
+    struct until u = { .thread = pthread_self() };
     worker_listener_t *l = worker_listen(main, "N", n_listener, &u, NULL);
     cr_assert_not_null(l);
     worker_t *w = worker_spawn(fire_1_to_5, main, NULL);
@@ -281,7 +281,7 @@ static int forever_task(void *arg, void **result)
 
 Test(waits, wait_forever_returns_exit_on_stop, .timeout = 10)
 {
-    struct forever_ctx f = {.main = tu_main(), .rc = 12345};
+    struct forever_ctx f = { .main = tu_main(), .rc = 12345 };
     worker_t *w = worker_spawn(forever_task, &f, NULL);
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
     cr_assert_eq(worker_stop(w), WORKER_OK);
@@ -303,7 +303,7 @@ static int negative_timeout_task(void *arg, void **result)
 
 Test(waits, wait_timeout_negative_waits_until_stop, .timeout = 10)
 {
-    struct forever_ctx f = {.main = tu_main(), .rc = 12345};
+    struct forever_ctx f = { .main = tu_main(), .rc = 12345 };
     worker_t *w = worker_spawn(negative_timeout_task, &f, NULL);
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
     cr_assert(worker_is_running(w));
@@ -325,7 +325,7 @@ static int long_sleep_task(void *arg, void **result)
 
 Test(waits, sleep_returns_early_on_stop, .timeout = 10)
 {
-    struct forever_ctx f = {.main = tu_main(), .rc = 12345};
+    struct forever_ctx f = { .main = tu_main(), .rc = 12345 };
     worker_t *w = worker_spawn(long_sleep_task, &f, NULL);
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
     double t0 = tu_now();
@@ -445,7 +445,7 @@ static int nested_task(void *arg, void **result)
 
 Test(waits, nested_wait_inside_a_listener, .timeout = 10)
 {
-    struct nested n = {.main = tu_main(), .inner_rc = 1, .outer_rc = 1};
+    struct nested n = { .main = tu_main(), .inner_rc = 1, .outer_rc = 1 };
     worker_t *w = worker_spawn(nested_task, &n, NULL);
     intptr_t v = -1;
     cr_assert_eq(tu_wait_ack(&v), WORKER_OK);
@@ -490,7 +490,7 @@ static int fire_a_then_b(void *arg, void **result)
 Test(waits, nested_wait_on_main_satisfies_outer_wait, .timeout = 10)
 {
     worker_t *main = tu_main();
-    struct main_nested m = {.inner_rc = 1};
+    struct main_nested m = { .inner_rc = 1 };
     worker_listen(main, "A", main_outer_listener, &m, NULL);
     worker_t *w = worker_spawn(fire_a_then_b, main, NULL);
     void *d = NULL;
@@ -527,7 +527,7 @@ static int pause_wait_event_task(void *arg, void **result)
 
 Test(waits, events_during_pause_satisfy_the_running_wait, .timeout = 10)
 {
-    struct pausing p = {.main = tu_main(), .rc = 12345};
+    struct pausing p = { .main = tu_main(), .rc = 12345 };
     tu_gate_init(&p.gate);
     worker_t *w = worker_new(pause_wait_event_task, &p, NULL);
     worker_listen(w, WORKER_EV_PAUSE_THREAD, tu_ack_listener, p.main, NULL);
@@ -567,7 +567,7 @@ static int pause_wait_timeout_task(void *arg, void **result)
 
 Test(waits, pause_holds_a_wait_past_its_timeout, .timeout = 10)
 {
-    struct pausing p = {.main = tu_main(), .rc = 12345};
+    struct pausing p = { .main = tu_main(), .rc = 12345 };
     tu_gate_init(&p.gate);
     worker_t *w = worker_new(pause_wait_timeout_task, &p, NULL);
     worker_listen(w, WORKER_EV_PAUSE_THREAD, tu_ack_listener, p.main, NULL);
@@ -576,7 +576,7 @@ Test(waits, pause_holds_a_wait_past_its_timeout, .timeout = 10)
     tu_gate_open(&p.gate);
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
     cr_assert_eq(worker_wait_event("TASK_DONE", 0.3, w, NULL), WORKER_ETIMEDOUT,
-                 "a paused task's wait_timeout(0.05) returned");
+        "a paused task's wait_timeout(0.05) returned");
     cr_assert_eq(worker_resume(w), WORKER_OK);
     void *d = NULL;
     cr_assert_eq(worker_wait_event("TASK_DONE", TU_WAIT, w, &d), WORKER_OK);
@@ -588,7 +588,7 @@ Test(waits, pause_holds_a_wait_past_its_timeout, .timeout = 10)
 
 Test(waits, stop_while_paused_stops, .timeout = 10)
 {
-    struct pausing p = {.main = tu_main(), .rc = 12345};
+    struct pausing p = { .main = tu_main(), .rc = 12345 };
     tu_gate_init(&p.gate);
     worker_t *w = worker_new(pause_wait_event_task, &p, NULL);
     worker_listen(w, WORKER_EV_PAUSE_THREAD, tu_ack_listener, p.main, NULL);
@@ -653,8 +653,8 @@ static int wait_thread_task(void *arg, void **result)
 
 Test(waits, wait_thread_returns_exit_when_the_caller_is_stopped, .timeout = 10)
 {
-    worker_opts np = {.no_parent = true};
-    struct waiter wt = {.main = tu_main(), .rc = 12345};
+    worker_opts np = { .no_parent = true };
+    struct waiter wt = { .main = tu_main(), .rc = 12345 };
     wt.target = worker_spawn(NULL, NULL, &np);
     worker_t *w = worker_spawn(wait_thread_task, &wt, NULL);
     cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
@@ -737,7 +737,7 @@ Test(waits, native_pthreads_wait_and_fire, .timeout = 10)
     struct native n[3];
     pthread_t t[3];
     for (int i = 0; i < 3; i++) {
-        n[i] = (struct native){.echo = echo, .main = main, .wait_rc = 1};
+        n[i] = (struct native) { .echo = echo, .main = main, .wait_rc = 1 };
         cr_assert_eq(pthread_create(&t[i], NULL, native_thread, &n[i]), 0);
     }
     for (int i = 0; i < 3; i++) {
@@ -763,10 +763,10 @@ Test(waits, native_pthreads_wait_and_fire, .timeout = 10)
 
 /* Two native threads talk through their root workers. */
 struct pingpong {
-    worker_t *peer;          /* set before the gate opens */
+    worker_t *peer; /* set before the gate opens */
     worker_t *me;
-    tu_gate ready;           /* opened by the thread once `me` is set */
-    tu_gate go;              /* opened by the test once both are set */
+    tu_gate ready; /* opened by the thread once `me` is set */
+    tu_gate go; /* opened by the test once both are set */
     int rounds_ok;
     struct pingpong *other;
 };
@@ -792,7 +792,7 @@ static void *pingpong_thread(void *arg)
 
 Test(waits, native_pthreads_talk_to_each_other, .timeout = 20)
 {
-    struct pingpong a = {0}, b = {0};
+    struct pingpong a = { 0 }, b = { 0 };
     a.other = &b;
     b.other = &a;
     tu_gate_init(&a.ready);
@@ -847,13 +847,13 @@ struct payload {
 static int fire_copies(void *arg, void **result)
 {
     (void)result;
-    struct payload p = {.a = 7, .d = 2.5};
+    struct payload p = { .a = 7, .d = 2.5 };
     snprintf(p.text, sizeof p.text, "hello from the worker");
-    worker_fire_opts fo = {.copy = &p, .copy_size = sizeof p};
+    worker_fire_opts fo = { .copy = &p, .copy_size = sizeof p };
     worker_fire_ex((worker_t *)arg, "BIG", &p /* ignored: copy wins */, &fo);
     memset(&p, 0, sizeof p); /* the copy must not see this */
     int small = 1234;
-    worker_fire_opts fs = {.copy = &small, .copy_size = sizeof small};
+    worker_fire_opts fs = { .copy = &small, .copy_size = sizeof small };
     worker_fire_ex((worker_t *)arg, "SMALL", NULL, &fs);
     small = 0;
     return 0;

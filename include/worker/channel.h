@@ -32,8 +32,8 @@ WORKER_API int worker_channel_unsub(worker_channel_t *ch, worker_t *w);
  * any more, at once when none took it. bubble/broadcast are not allowed
  * here (WORKER_EINVAL). Any thread. */
 WORKER_API int worker_channel_pub(worker_channel_t *ch, const char *name, void *data);
-WORKER_API int worker_channel_pub_ex(worker_channel_t *ch, const char *name, void *data,
-                                     const worker_fire_opts *opts);
+WORKER_API int worker_channel_pub_ex(
+    worker_channel_t *ch, const char *name, void *data, const worker_fire_opts *opts);
 
 /* The number of subscribers. */
 WORKER_API size_t worker_channel_count(const worker_channel_t *ch);

@@ -47,16 +47,14 @@ WORKER_API int worker_wait_forever(void);
 /* Run the loop until an event called `name` (sent by `target`, if not NULL)
  * has been handled: WORKER_OK, WORKER_ETIMEDOUT or WORKER_EXIT. `*data` (if
  * `data` is not NULL) gets the event's data. Negative timeout: none. */
-WORKER_API int worker_wait_event(const char *name, double timeout, worker_t *target,
-                                 void **data);
+WORKER_API int worker_wait_event(const char *name, double timeout, worker_t *target, void **data);
 
 typedef bool (*worker_cond_fn)(const worker_event_t *e, void *userdata);
 
 /* Run the loop until `cond` is true for a handled event. Same returns as
  * worker_wait_event(). `cond` runs on this thread after the event's
  * listeners. */
-WORKER_API int worker_wait_until(worker_cond_fn cond, void *userdata, double timeout,
-                                 void **data);
+WORKER_API int worker_wait_until(worker_cond_fn cond, void *userdata, double timeout, void **data);
 
 /* Run the loop until `w` has ended. *err: 0 when its task succeeded,
  * WORKER_EXIT when it was stopped, else its error code; *ret: its result.
@@ -70,8 +68,8 @@ WORKER_API int worker_wait_thread(worker_t *w, int *err, void **ret);
 WORKER_API int worker_exit(void);
 
 /* worker_listen() on the current worker, always transient. */
-WORKER_API worker_listener_t *worker_on(const char *name, worker_listener_fn fn,
-                                        void *userdata, const worker_listen_opts *opts);
+WORKER_API worker_listener_t *worker_on(
+    const char *name, worker_listener_fn fn, void *userdata, const worker_listen_opts *opts);
 
 /* Fire on the current worker's parent, bubbling further up. WORKER_EREJECTED
  * when there is no running parent. */

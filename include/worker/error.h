@@ -13,16 +13,16 @@ extern "C" {
 #endif
 
 /* X(name, value, message) */
-#define WORKER_ERROR_TABLE(X)                                                   \
-    X(WORKER_OK, 0, "success")                                                 \
-    X(WORKER_EXIT, -1, "the worker has been asked to stop")                    \
-    X(WORKER_ETIMEDOUT, -2, "the wait timed out")                              \
-    X(WORKER_EINVAL, -3, "invalid argument")                                   \
-    X(WORKER_ENOMEM, -4, "out of memory")                                      \
-    X(WORKER_ESTATE, -5, "the handle is in the wrong state for this call")     \
-    X(WORKER_EREJECTED, -6, "the target worker is not running")                \
-    X(WORKER_EFULL, -7, "the target's mailbox is full")                        \
-    X(WORKER_EDEADLK, -8, "the call would wait for the calling worker itself") \
+#define WORKER_ERROR_TABLE(X)                                                                      \
+    X(WORKER_OK, 0, "success")                                                                     \
+    X(WORKER_EXIT, -1, "the worker has been asked to stop")                                        \
+    X(WORKER_ETIMEDOUT, -2, "the wait timed out")                                                  \
+    X(WORKER_EINVAL, -3, "invalid argument")                                                       \
+    X(WORKER_ENOMEM, -4, "out of memory")                                                          \
+    X(WORKER_ESTATE, -5, "the handle is in the wrong state for this call")                         \
+    X(WORKER_EREJECTED, -6, "the target worker is not running")                                    \
+    X(WORKER_EFULL, -7, "the target's mailbox is full")                                            \
+    X(WORKER_EDEADLK, -8, "the call would wait for the calling worker itself")                     \
     X(WORKER_EAGAIN, -9, "the system refused a resource")
 
 enum worker_error {

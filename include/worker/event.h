@@ -34,20 +34,20 @@ extern "C" {
  * delivered. NULL events give NULL / 0. */
 WORKER_API const char *worker_event_name(const worker_event_t *e);
 WORKER_API void *worker_event_data(const worker_event_t *e);
-WORKER_API size_t worker_event_size(const worker_event_t *e);   /* 0 unless copied in */
+WORKER_API size_t worker_event_size(const worker_event_t *e); /* 0 unless copied in */
 WORKER_API worker_t *worker_event_target(const worker_event_t *e); /* the sender, borrowed */
 
 typedef struct worker_fire_opts {
-    const void *copy;             /* non-NULL: copy copy_size bytes into the event;
-                                     data then points at the copy */
+    const void *copy; /* non-NULL: copy copy_size bytes into the event;
+                         data then points at the copy */
     size_t copy_size;
-    void (*release)(void *data);  /* called once when the event is no longer
-                                     referenced anywhere; not called when the
-                                     fire is refused */
-    bool bubble;                  /* also fire on the parent, and on up */
-    bool broadcast;               /* also fire on every child, and on down */
-    worker_t *target;             /* the sender seen by listeners; NULL: the
-                                     calling thread's worker */
+    void (*release)(void *data); /* called once when the event is no longer
+                                    referenced anywhere; not called when the
+                                    fire is refused */
+    bool bubble; /* also fire on the parent, and on up */
+    bool broadcast; /* also fire on every child, and on down */
+    worker_t *target; /* the sender seen by listeners; NULL: the
+                         calling thread's worker */
 } worker_fire_opts;
 
 /* Queue an event on `w`. Any thread, managed or not. WORKER_OK: accepted and
@@ -56,8 +56,8 @@ typedef struct worker_fire_opts {
  * WORKER_EFULL: `w`'s mailbox_limit is reached. WORKER_EINVAL: NULL worker,
  * NULL or empty name, copy_size without copy. */
 WORKER_API int worker_fire(worker_t *w, const char *name, void *data);
-WORKER_API int worker_fire_ex(worker_t *w, const char *name, void *data,
-                              const worker_fire_opts *opts);
+WORKER_API int worker_fire_ex(
+    worker_t *w, const char *name, void *data, const worker_fire_opts *opts);
 
 /* A non-zero return is a listener error: it is reported on stderr (unless the
  * worker is quiet) and LISTENER_ERROR bubbles up from that worker with the
@@ -65,9 +65,9 @@ WORKER_API int worker_fire_ex(worker_t *w, const char *name, void *data,
 typedef int (*worker_listener_fn)(const worker_event_t *e, void *userdata);
 
 typedef struct worker_listen_opts {
-    int priority;     /* higher runs first; equal priorities run in the order added */
-    bool once;        /* remove after the first call */
-    bool transient;   /* removed when the worker ends (the seed's permanent=False) */
+    int priority; /* higher runs first; equal priorities run in the order added */
+    bool once; /* remove after the first call */
+    bool transient; /* removed when the worker ends (the seed's permanent=False) */
     worker_t *target; /* only events whose sender is this worker */
 } worker_listen_opts;
 
@@ -75,9 +75,8 @@ typedef struct worker_listen_opts {
  * a listener added while an event is being delivered does not see that
  * event. Returns a handle owned by the worker (valid until it is removed),
  * or NULL on bad arguments or out of memory. */
-WORKER_API worker_listener_t *worker_listen(worker_t *w, const char *name,
-                                            worker_listener_fn fn, void *userdata,
-                                            const worker_listen_opts *opts);
+WORKER_API worker_listener_t *worker_listen(worker_t *w, const char *name, worker_listener_fn fn,
+    void *userdata, const worker_listen_opts *opts);
 
 /* Remove one listener. Any thread, also from inside that listener. Once it
  * returns, the listener is not called again. WORKER_EINVAL if `l` is not

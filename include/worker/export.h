@@ -7,11 +7,11 @@
 #define WORKER_EXPORT_H
 
 #if defined(_WIN32)
-#  define WORKER_API
+#define WORKER_API
 #elif defined(__GNUC__) && __GNUC__ >= 4
-#  define WORKER_API __attribute__((visibility("default")))
+#define WORKER_API __attribute__((visibility("default")))
 #else
-#  define WORKER_API
+#define WORKER_API
 #endif
 
 #endif

@@ -23,19 +23,19 @@ typedef int (*worker_task_fn)(void *arg, void **result);
 
 enum worker_daemon_mode {
     WORKER_DAEMON_INHERIT = 0, /* the parent's answer, or false without a parent */
-    WORKER_DAEMON_YES = 1,     /* the parent does not wait for this worker */
-    WORKER_DAEMON_NO = 2       /* the parent waits for this worker when it ends */
+    WORKER_DAEMON_YES = 1, /* the parent does not wait for this worker */
+    WORKER_DAEMON_NO = 2 /* the parent waits for this worker when it ends */
 };
 
 /* Options for worker_new()/worker_spawn(). NULL or a zero-filled struct
  * means all defaults. */
 typedef struct worker_opts {
-    const char *name;     /* shown in logs, traces and the thread name; copied */
-    worker_t *parent;     /* NULL: the current worker, if the caller is a worker
-                             the library started (else none) */
-    bool no_parent;       /* true: parent-less (the seed's parent=False) */
-    int daemon;           /* enum worker_daemon_mode */
-    bool quiet;           /* true: do not report a failed task on stderr */
+    const char *name; /* shown in logs, traces and the thread name; copied */
+    worker_t *parent; /* NULL: the current worker, if the caller is a worker
+                         the library started (else none) */
+    bool no_parent; /* true: parent-less (the seed's parent=False) */
+    int daemon; /* enum worker_daemon_mode */
+    bool quiet; /* true: do not report a failed task on stderr */
     size_t mailbox_limit; /* 0: unbounded; else fire() past it gives WORKER_EFULL */
 } worker_opts;
 

@@ -22,8 +22,8 @@ typedef void (*worker_call_fn)(void *arg);
  * see (data: arg). Any thread. `timer` (may be NULL) receives a handle the
  * caller frees with worker_timer_free(). WORKER_EINVAL: fn NULL, delay
  * negative or NaN. WORKER_EREJECTED: `w` is not running. */
-WORKER_API int worker_later(worker_t *w, worker_call_fn fn, void *arg, double delay,
-                            worker_timer_t **timer);
+WORKER_API int worker_later(
+    worker_t *w, worker_call_fn fn, void *arg, double delay, worker_timer_t **timer);
 
 /* WORKER_OK if the timer will not run (cancelled now, cancelled before, or
  * dropped because its worker ended); WORKER_ESTATE if it has run or is

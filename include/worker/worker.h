@@ -5,17 +5,17 @@
 #ifndef WORKER_WORKER_H
 #define WORKER_WORKER_H
 
-#include <worker/export.h>
-#include <worker/types.h>
-#include <worker/error.h>
-#include <worker/lifecycle.h>
-#include <worker/event.h>
-#include <worker/current.h>
-#include <worker/timer.h>
-#include <worker/future.h>
 #include <worker/channel.h>
+#include <worker/current.h>
+#include <worker/error.h>
+#include <worker/event.h>
+#include <worker/export.h>
+#include <worker/future.h>
+#include <worker/lifecycle.h>
 #include <worker/monitor.h>
+#include <worker/timer.h>
 #include <worker/trace.h>
+#include <worker/types.h>
 
 #define WORKER_VERSION_MAJOR 0
 #define WORKER_VERSION_MINOR 1
