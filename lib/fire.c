@@ -40,7 +40,7 @@ static __attribute__((noinline, cold)) void offer_capture(
 /* Tracing off costs one test of a flag: nothing else is read or written. */
 static inline void offer_begin(offer_trace *o, const worker_event_t *e, unsigned flags)
 {
-    o->on = wk_tracing() && e->kind != WK_EV_INTERNAL;
+    o->on = wk_traced(e) && e->kind != WK_EV_INTERNAL;
     if (__builtin_expect(o->on, 0))
         offer_capture(o, e, flags);
 }
@@ -109,6 +109,15 @@ int wk_deliver(
     worker_t *to, worker_event_t *e, bool bubble, bool broadcast, void *origin_data, wk_thread *t)
 {
     bool fan_out = bubble || broadcast;
+    if (!fan_out && !wk_traced(e)) { /* the common case, kept short */
+        int rc = wk_mailbox_push(&to->mb, e, t);
+        if (rc != WORKER_OK) {
+            if (rc == WORKER_EREJECTED || rc == WORKER_EFULL)
+                tell_sender_refused(to, e, origin_data, t);
+            wk_event_discard(e);
+        }
+        return rc;
+    }
     if (fan_out)
         wk_event_ref(e); /* the firing call's own reference */
     offer_trace o;

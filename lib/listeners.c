@@ -360,6 +360,17 @@ static __attribute__((noinline, cold)) uint32_t trace_listener_start(
     return receiver;
 }
 
+/* A listener run between its two trace records (kept out of the hot loop). */
+static __attribute__((noinline, cold)) int call_traced(
+    worker_listener_t *l, const worker_event_t *e, void *ctx)
+{
+    uint32_t receiver = trace_listener_start(l, e, ctx);
+    int code = l->fn(e, l->userdata);
+    wk_trace_emit(receiver, WK_TR_LISTENER_END, code ? WK_TRF_ERROR : 0, e->trace_serial,
+        wk_trace_pair(wk_trace_atom(l->trace_name), (uint32_t)code));
+    return code;
+}
+
 /* The owner takes a `once` listener out before calling it. */
 static bool claim_once(wk_listeners *ls, worker_listener_t *l)
 {
@@ -385,7 +396,7 @@ void wk_listeners_dispatch(
     if (!slot)
         return;
     s->refs++;
-    bool traced = wk_tracing(); /* read once per event, not per listener */
+    bool traced = wk_traced(e);
     for (size_t i = 0; i < slot->count; i++) {
         worker_listener_t *l = slot->items[i];
         if (atomic_load_explicit(&l->removed, memory_order_acquire))
@@ -394,11 +405,7 @@ void wk_listeners_dispatch(
             continue;
         if (l->once && !claim_once(ls, l))
             continue;
-        uint32_t receiver = __builtin_expect(traced, 0) ? trace_listener_start(l, e, ctx) : 0;
-        int code = l->fn(e, l->userdata);
-        if (__builtin_expect(traced, 0))
-            wk_trace_emit(receiver, WK_TR_LISTENER_END, code ? WK_TRF_ERROR : 0, e->trace_serial,
-                wk_trace_pair(wk_trace_atom(l->trace_name), (uint32_t)code));
+        int code = traced ? call_traced(l, e, ctx) : l->fn(e, l->userdata);
         if (code)
             on_error(ctx, e, code);
     }

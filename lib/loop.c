@@ -104,8 +104,9 @@ static void mark_frames(worker_t *w, worker_event_t *e)
 static void dispatch(worker_t *w, wk_thread *t, worker_event_t *e)
 {
     if (e->kind != WK_EV_INTERNAL) {
-        WK_TRACE((uint32_t)w->id, WK_TR_DELIVER, 0, e->trace_serial,
-            wk_trace_pair(sender_id(e), wk_trace_atom(e->atom)));
+        if (wk_traced(e))
+            wk_trace_emit((uint32_t)w->id, WK_TR_DELIVER, 0, e->trace_serial,
+                wk_trace_pair(sender_id(e), wk_trace_atom(e->atom)));
         wk_listeners_dispatch(&w->listeners, e, listener_failed, w);
         mark_frames(w, e);
         handle_builtin(w, t, e);

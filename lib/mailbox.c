@@ -119,7 +119,7 @@ int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
 #endif
         if (atomic_load_explicit(&mb->sleeping, memory_order_relaxed))
             ck_ec32_inc(&mb->ec, &ec_mode);
-        if (wk_tracing())
+        if (wk_traced(e)) /* counted for the depth records */
             atomic_fetch_add_explicit(&mb->trace_pushed, 1, memory_order_relaxed);
     }
     wk_epoch_exit(t);

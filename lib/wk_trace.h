@@ -1,8 +1,10 @@
 /* The library's trace recorder (format: wk_trace_format.h).
  *
- * Every hook is `if (wk_tracing()) ...`: one relaxed load of a flag that is
- * almost always false, so a build with tracing compiled in but off pays one
- * predictable branch per hook. */
+ * Hooks test `wk_tracing()`, one relaxed load of a flag that is almost
+ * always false. Once an event exists, the hooks about it test its
+ * `trace_serial` instead (non-zero only for events made while tracing),
+ * which is in memory the path touches anyway: with tracing off an event pays
+ * one flag load, at its creation. */
 #ifndef WK_TRACE_H
 #define WK_TRACE_H
 
@@ -23,7 +25,10 @@ static inline bool wk_tracing(void)
 {
     return false;
 }
+#define wk_traced(e) false
 #else
+/* The event was made while tracing (its serial is set). */
+#define wk_traced(e) (__builtin_expect((e)->trace_serial != 0, 0))
 static inline bool wk_tracing(void)
 {
     return __builtin_expect(atomic_load_explicit(&wk_trace_on, memory_order_relaxed), 0);
