@@ -3,6 +3,8 @@
  * Invariants:
  * - Any thread may push; only the owner thread pops, parks, opens and
  *   closes. So there is exactly one consumer per queue.
+ * - Once an event is enqueued it belongs to the queue: the pusher never
+ *   reads it again (the owner may already have handled and recycled it).
  * - Every push runs inside the pusher's epoch section from the `closed`
  *   check to the end of the enqueue. Closing stores `closed` and then waits
  *   for a grace period (wk_epoch_synchronize): afterwards every push that
@@ -110,6 +112,10 @@ int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
     else if (counted(mb, e) && !take_slot(mb))
         rc = WORKER_EFULL;
     if (rc == WORKER_OK) {
+        /* Nothing may read `e` after the enqueue: its receiver may already
+         * have handled and recycled it. */
+        if (wk_traced(e)) /* counted for the depth records */
+            atomic_fetch_add_explicit(&mb->trace_pushed, 1, memory_order_relaxed);
         wk_tsan_release(e);
         wk_tsan_ignore_begin();
         ck_fifo_mpmc_enqueue(&mb->fifo, &node->entry, e);
@@ -119,8 +125,6 @@ int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
 #endif
         if (atomic_load_explicit(&mb->sleeping, memory_order_relaxed))
             ck_ec32_inc(&mb->ec, &ec_mode);
-        if (wk_traced(e)) /* counted for the depth records */
-            atomic_fetch_add_explicit(&mb->trace_pushed, 1, memory_order_relaxed);
     }
     wk_epoch_exit(t);
     if (rc != WORKER_OK)
