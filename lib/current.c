@@ -82,10 +82,7 @@ int worker_exit(void)
     worker_t *me = t ? wk_current(t) : NULL;
     if (!me)
         return WORKER_ENOMEM;
-    if (me->is_root)
-        wk_tree_stop_children(me, t); /* a root worker only stops its children */
-    else
-        me->exiting = true;
+    wk_loop_stop(me, t);
     return WORKER_EXIT;
 }
 

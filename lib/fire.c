@@ -77,6 +77,16 @@ static void tell_sender_refused(
     wk_send_library(sender, wk_atoms.event_reject, origin_data, NULL, 0, refuser, t);
 }
 
+/* The first receiver refused `e`: nothing was accepted anywhere, so the
+ * event goes back unreleased (the caller keeps its data). */
+static int refused(worker_t *to, worker_event_t *e, int rc, void *origin_data, wk_thread *t)
+{
+    if (rc == WORKER_EREJECTED || rc == WORKER_EFULL)
+        tell_sender_refused(to, e, origin_data, t);
+    wk_event_discard(e);
+    return rc;
+}
+
 /* Offer one more receiver the shared event. */
 static void hop(worker_t *to, worker_event_t *e, void *origin_data, wk_thread *t, unsigned how)
 {
@@ -111,12 +121,7 @@ int wk_deliver(
     bool fan_out = bubble || broadcast;
     if (!fan_out && !wk_traced(e)) { /* the common case, kept short */
         int rc = wk_mailbox_push(&to->mb, e, t);
-        if (rc != WORKER_OK) {
-            if (rc == WORKER_EREJECTED || rc == WORKER_EFULL)
-                tell_sender_refused(to, e, origin_data, t);
-            wk_event_discard(e);
-        }
-        return rc;
+        return rc == WORKER_OK ? WORKER_OK : refused(to, e, rc, origin_data, t);
     }
     if (fan_out)
         wk_event_ref(e); /* the firing call's own reference */
@@ -124,12 +129,8 @@ int wk_deliver(
     offer_begin(&o, e, (bubble ? WK_TRF_BUBBLE : 0) | (broadcast ? WK_TRF_BROADCAST : 0));
     int rc = wk_mailbox_push(&to->mb, e, t);
     offer_end(&o, to, rc);
-    if (rc != WORKER_OK) {
-        if (rc == WORKER_EREJECTED || rc == WORKER_EFULL)
-            tell_sender_refused(to, e, origin_data, t);
-        wk_event_discard(e);
-        return rc;
-    }
+    if (rc != WORKER_OK)
+        return refused(to, e, rc, origin_data, t);
     if (!fan_out)
         return WORKER_OK;
     for (worker_t *p = bubble ? to->parent : NULL; p; p = p->parent)

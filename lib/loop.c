@@ -67,14 +67,19 @@ static void handle_builtin(worker_t *w, wk_thread *t, const worker_event_t *e)
         return;
     if (e->atom == wk_atoms.stop) {
         WK_TRACE((uint32_t)w->id, WK_TR_STOP, 0, sender_id(e), 0);
-        if (w->is_root)
-            wk_tree_stop_children(w, t); /* a root worker only stops its children */
-        else
-            w->exiting = true;
+        wk_loop_stop(w, t);
     } else if (e->atom == wk_atoms.pause) {
         WK_TRACE((uint32_t)w->id, WK_TR_PAUSE, 0, sender_id(e), 0);
         pause_here(w, t);
     }
+}
+
+void wk_loop_stop(worker_t *w, wk_thread *t)
+{
+    if (w->is_root)
+        wk_tree_stop_children(w, t); /* a root worker only stops its children */
+    else
+        w->exiting = true;
 }
 
 static bool frame_matches(wk_frame *f, const worker_event_t *e)
@@ -116,11 +121,6 @@ static void dispatch(worker_t *w, wk_thread *t, worker_event_t *e)
     wk_event_unref(e);
 }
 
-static void drop_last_returned(wk_thread *t)
-{
-    wk_thread_drop_last_returned(t);
-}
-
 /* The caller only gets the event's data: when this thread is its sole
  * holder, its sender need not stay alive for it. */
 static worker_event_t *keep_payload_only(worker_event_t *e)
@@ -159,7 +159,7 @@ static bool must_leave(const worker_t *w, const wk_frame *f)
 
 int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
 {
-    drop_last_returned(t);
+    wk_thread_drop_last_returned(t);
     if (f->trace_kind)
         WK_TRACE((uint32_t)w->id, WK_TR_WAIT_BEGIN, f->trace_kind, time_left(deadline_ns),
             f->trace_what);
@@ -206,7 +206,7 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
             (uint32_t)w->id, WK_TR_WAIT_END, f->trace_kind, (uint64_t)(int64_t)rc, f->trace_what);
     if (f->matched) {
         if (rc == WORKER_OK) {
-            drop_last_returned(t); /* a nested wait may have set one */
+            wk_thread_drop_last_returned(t); /* a nested wait may have set one */
             t->last_returned = keep_payload_only(f->matched);
         } else
             wk_event_unref(f->matched);

@@ -100,11 +100,11 @@ static void write_chunk(wk_trace_buf *b, int fd, uint32_t from, uint32_t to, uin
         atomic_fetch_add(&rec.dropped, to - from);
 }
 
-/* Write what `b` holds and is not written yet. Caller holds b->lock. */
-static void flush_locked(wk_trace_buf *b)
+/* Write what `b` holds and is not written yet to `fd` (-1: the trace is
+ * over, so it is dropped). Caller holds b->lock. */
+static void flush_locked(wk_trace_buf *b, int fd)
 {
     uint32_t upto = atomic_load_explicit(&b->published, memory_order_acquire);
-    int fd = atomic_load(&rec.fd);
     bool current = b->session == atomic_load(&rec.session);
     if (upto > b->flushed && fd >= 0 && current) {
         write_chunk(b, fd, b->flushed, upto, b->dropped);
@@ -119,7 +119,7 @@ static void flush_locked(wk_trace_buf *b)
 static void flush_own(wk_trace_buf *b)
 {
     pthread_mutex_lock(&b->lock);
-    flush_locked(b);
+    flush_locked(b, atomic_load(&rec.fd));
     b->flushed = 0;
     b->count = 0;
     atomic_store_explicit(&b->published, 0, memory_order_release);
@@ -277,7 +277,7 @@ void wk_trace_thread_exit(wk_thread *t)
     }
     pthread_mutex_unlock(&rec.lock);
     pthread_mutex_lock(&b->lock);
-    flush_locked(b);
+    flush_locked(b, atomic_load(&rec.fd));
     pthread_mutex_unlock(&b->lock);
     pthread_mutex_destroy(&b->lock);
     free(b);
@@ -372,13 +372,8 @@ int worker_trace_stop(void)
     atomic_store(&wk_trace_on, 0);
     for (wk_trace_buf *b = rec.bufs; b; b = b->next) {
         pthread_mutex_lock(&b->lock);
-        if (b->session == atomic_load(&rec.session)) {
-            uint32_t upto = atomic_load_explicit(&b->published, memory_order_acquire);
-            if (upto > b->flushed)
-                write_chunk(b, fd, b->flushed, upto, b->dropped);
-            b->flushed = upto;
-            b->dropped = 0;
-        }
+        if (b->session == atomic_load(&rec.session)) /* older traces' buffers: left alone */
+            flush_locked(b, fd); /* rec.fd is -1 already: this is the last write */
         pthread_mutex_unlock(&b->lock);
     }
     write_end(fd);

@@ -157,6 +157,9 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret);
 /* loop.c (owner thread only) */
 int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns);
 void wk_loop_drain(worker_t *w, wk_thread *t);
+/* What a stop does: the worker exits at its waits, or, for a root worker,
+ * its children are stopped (and the non-daemon ones awaited). */
+void wk_loop_stop(worker_t *w, wk_thread *t);
 
 /* tree.c */
 int wk_tree_link(worker_t *child); /* at start: join the parent's children */
