@@ -257,29 +257,32 @@ int worker_channel_pub_ex(
     const wk_atom *atom = wk_atom_intern(name);
     worker_t *sender = opts->target ? opts->target : (t ? wk_current(t) : NULL);
     worker_event_t *e = t && atom && sender
-        ? wk_event_new(atom, WK_EV_USER, data, opts->copy, opts->copy_size, sender)
+        ? wk_event_new(atom, WK_EV_USER, data, opts->copy, opts->copy_size, opts->release, sender)
         : NULL;
     if (!e)
         return WORKER_ENOMEM;
-    e->release = opts->release;
     int reached = 0;
     wk_epoch_enter(t);
     subs *s = atomic_load_explicit(&ch->current, memory_order_acquire);
     for (size_t i = 0; i < s->count; i++) {
         wk_event_ref(e);
+        if (wk_traced(e))
+            wk_mailbox_trace_count(&s->items[i]->mb, 1);
         int one = wk_mailbox_push(&s->items[i]->mb, e, t);
         if (one == WORKER_OK)
             reached++;
         else
             atomic_fetch_sub_explicit(&e->refs, 1, memory_order_relaxed);
-        if (wk_tracing())
+        if (wk_traced(e) && one != WORKER_OK)
+            wk_mailbox_trace_count(&s->items[i]->mb, -1);
+        if (wk_traced(e))
             wk_trace_emit((uint32_t)sender->id, one == WORKER_OK ? WK_TR_FIRE : WK_TR_REJECT,
-                one == WORKER_OK ? WK_TRF_CHANNEL : WK_TRR_NOT_RUNNING, e->trace_serial,
+                one == WORKER_OK ? WK_TRF_CHANNEL : WK_TRR_NOT_RUNNING, wk_event_serial(e),
                 wk_trace_pair((uint32_t)s->items[i]->id, wk_trace_atom(atom)));
     }
     wk_epoch_exit(t);
     WK_TRACE((uint32_t)sender->id, WK_TR_CHANNEL_PUBLISH, reached > 65535 ? 65535 : reached,
-        e->trace_serial, wk_trace_pair((uint32_t)ch->trace_id, wk_trace_atom(atom)));
+        wk_event_serial(e), wk_trace_pair((uint32_t)ch->trace_id, wk_trace_atom(atom)));
     wk_event_unref(e); /* the publisher's reference */
     return reached;
 }

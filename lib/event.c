@@ -1,4 +1,4 @@
-/* Event objects (see wk_event.h for the invariants). */
+/* Event objects (see wk_event.h for the layout and the invariants). */
 #include "wk_event.h"
 
 #include <stdlib.h>
@@ -10,49 +10,122 @@
 #include "wk_trace.h"
 #include "wk_worker.h"
 
-_Static_assert(sizeof(struct worker_event) <= WK_POOL_EVENT_SIZE, "event outgrew its pool class");
+_Static_assert(sizeof(struct worker_event) == WK_POOL_EVENT_SIZE, "an event is one cache line");
+_Static_assert(
+    sizeof(wk_traced_event) <= WK_POOL_TRACED_EVENT_SIZE, "traced event outgrew its class");
 
-worker_event_t *wk_event_new(
-    const wk_atom *atom, int kind, void *data, const void *copy, size_t copy_size, worker_t *sender)
+static void event_init(
+    worker_event_t *e, const wk_atom *atom, int kind, void *data, worker_t *sender, bool traced)
 {
-    worker_event_t *e = wk_pool_alloc(WK_POOL_EVENT);
-    if (!e)
-        return NULL;
     atomic_init(&e->refs, 1);
     e->kind = (uint8_t)kind;
-    e->payload_on_heap = 0;
-    e->size = 0;
+    e->form = WK_FORM_REF;
+    e->inline_size = 0;
+    e->traced = traced;
     e->atom = atom;
     e->data = data;
-    e->release = NULL;
-    e->internal = NULL;
-    e->internal_arg = NULL;
-    e->trace_serial = wk_tracing() ? wk_trace_serial() : 0;
-    if (copy) {
-        void *dst = e->payload;
-        if (copy_size > WK_INLINE_PAYLOAD) {
-            dst = malloc(copy_size);
-            if (!dst) {
-                wk_pool_free(WK_POOL_EVENT, e);
-                return NULL;
-            }
-            e->payload_on_heap = 1;
-        }
-        memcpy(dst, copy, copy_size);
-        e->data = dst;
-        e->size = (uint32_t)copy_size;
-    }
+    e->body.release = NULL;
     e->sender = wk_sender_ref(wk_thread_peek(), sender);
+}
+
+/* While tracing: the larger object, with a serial. */
+static __attribute__((noinline, cold)) worker_event_t *event_alloc_traced(
+    const wk_atom *atom, int kind, void *data, worker_t *sender)
+{
+    wk_traced_event *te = wk_pool_alloc(WK_POOL_TRACED_EVENT);
+    if (!te)
+        return NULL;
+    te->serial = wk_trace_serial();
+    event_init(&te->event, atom, kind, data, sender, true);
+    return &te->event;
+}
+
+/* An object with its header set and the data by reference. Tracing off
+ * costs one test of the global flag. */
+static inline __attribute__((always_inline)) worker_event_t *event_alloc(
+    const wk_atom *atom, int kind, void *data, worker_t *sender)
+{
+    if (wk_tracing())
+        return event_alloc_traced(atom, kind, data, sender);
+    worker_event_t *e = wk_pool_alloc(WK_POOL_EVENT);
+    if (e)
+        event_init(e, atom, kind, data, sender, false);
     return e;
+}
+
+static void event_free(worker_event_t *e)
+{
+    wk_pool_free(e->traced ? WK_POOL_TRACED_EVENT : WK_POOL_EVENT, e);
+}
+
+/* A copy on the heap, with its size and release. false: out of memory. */
+static bool copy_to_heap(worker_event_t *e, const void *copy, size_t size, wk_release_fn release)
+{
+    wk_heap_copy *h = malloc(sizeof(*h) + size);
+    if (!h)
+        return false;
+    h->size = size;
+    h->release = release;
+    memcpy(h->bytes, copy, size);
+    e->form = WK_FORM_HEAP;
+    e->data = h->bytes;
+    return true;
+}
+
+worker_event_t *wk_event_new(const wk_atom *atom, int kind, void *data, const void *copy,
+    size_t copy_size, wk_release_fn release, worker_t *sender)
+{
+    worker_event_t *e = event_alloc(atom, kind, data, sender);
+    if (!e || !copy) {
+        if (e)
+            e->body.release = release;
+        return e;
+    }
+    if (copy_size <= WK_INLINE_PAYLOAD && !release) {
+        memcpy(e->body.bytes, copy, copy_size);
+        e->form = WK_FORM_INLINE;
+        e->inline_size = (uint8_t)copy_size;
+        e->data = e->body.bytes;
+    } else if (!copy_to_heap(e, copy, copy_size, release)) {
+        wk_event_discard(e);
+        return NULL;
+    }
+    return e;
+}
+
+worker_event_t *wk_event_new_call(
+    const wk_atom *atom, int kind, void *data, wk_internal_fn fn, void *arg, worker_t *sender)
+{
+    worker_event_t *e = event_alloc(atom, kind, data, sender);
+    if (e) {
+        e->form = WK_FORM_CALL;
+        e->body.call.fn = fn;
+        e->body.call.arg = arg;
+    }
+    return e;
+}
+
+static wk_heap_copy *heap_copy_of(const worker_event_t *e)
+{
+    return (wk_heap_copy *)((char *)e->data - offsetof(wk_heap_copy, bytes));
 }
 
 static void recycle(worker_event_t *e)
 {
-    if (e->payload_on_heap)
-        free(e->data);
+    if (e->form == WK_FORM_HEAP)
+        free(heap_copy_of(e));
     worker_t *sender = e->sender;
-    wk_pool_free(WK_POOL_EVENT, e);
+    event_free(e);
     worker_unref(sender);
+}
+
+static void run_release(worker_event_t *e)
+{
+    wk_release_fn release = e->form == WK_FORM_REF ? e->body.release
+        : e->form == WK_FORM_HEAP                  ? heap_copy_of(e)->release
+                                                   : NULL;
+    if (release)
+        release(e->data);
 }
 
 void wk_event_unref(worker_event_t *e)
@@ -62,8 +135,7 @@ void wk_event_unref(worker_event_t *e)
     if (atomic_load_explicit(&e->refs, memory_order_acquire) != 1
         && atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (e->release)
-        e->release(e->data);
+    run_release(e);
     recycle(e);
 }
 
@@ -84,7 +156,7 @@ void *worker_event_data(const worker_event_t *e)
 
 size_t worker_event_size(const worker_event_t *e)
 {
-    return e ? e->size : 0;
+    return e ? wk_event_copied(e) : 0;
 }
 
 worker_t *worker_event_target(const worker_event_t *e)

@@ -21,7 +21,8 @@
 /* What a trace needs of an event, read before it is offered: once a
  * mailbox has it, its receiver may recycle it at any moment. */
 typedef struct offer_trace {
-    bool on;
+    bool traced; /* counted in the receiver's depth */
+    bool on; /* recorded (not for internal commands) */
     uint64_t serial;
     const wk_atom *atom;
     uint32_t sender;
@@ -29,34 +30,42 @@ typedef struct offer_trace {
 } offer_trace;
 
 static __attribute__((noinline, cold)) void offer_capture(
-    offer_trace *o, const worker_event_t *e, unsigned flags)
+    offer_trace *o, const worker_event_t *e, worker_t *to, unsigned flags)
 {
-    o->serial = e->trace_serial;
+    wk_mailbox_trace_count(&to->mb, 1);
+    o->on = e->kind != WK_EV_INTERNAL;
+    o->serial = wk_event_serial(e);
     o->atom = e->atom;
     o->sender = e->sender ? (uint32_t)e->sender->id : 0;
-    o->flags = flags | (e->kind != WK_EV_USER ? WK_TRF_LIBRARY : 0) | (e->size ? WK_TRF_COPY : 0);
+    o->flags = flags | (e->kind != WK_EV_USER ? WK_TRF_LIBRARY : 0)
+        | (wk_event_copied(e) ? WK_TRF_COPY : 0);
 }
 
 /* Tracing off costs one test of a flag: nothing else is read or written. */
-static inline void offer_begin(offer_trace *o, const worker_event_t *e, unsigned flags)
+static inline void offer_begin(
+    offer_trace *o, const worker_event_t *e, worker_t *to, unsigned flags)
 {
-    o->on = wk_traced(e) && e->kind != WK_EV_INTERNAL;
-    if (__builtin_expect(o->on, 0))
-        offer_capture(o, e, flags);
+    o->traced = wk_traced(e);
+    if (o->traced)
+        offer_capture(o, e, to, flags);
 }
 
 static __attribute__((noinline, cold)) void offer_record(
-    const offer_trace *o, const worker_t *to, int rc);
+    const offer_trace *o, worker_t *to, int rc);
 
 /* FIRE when `to` accepted it, REJECT when not. */
-static inline void offer_end(const offer_trace *o, const worker_t *to, int rc)
+static inline void offer_end(const offer_trace *o, worker_t *to, int rc)
 {
-    if (__builtin_expect(o->on, 0))
+    if (__builtin_expect(o->traced, 0))
         offer_record(o, to, rc);
 }
 
-static void offer_record(const offer_trace *o, const worker_t *to, int rc)
+static void offer_record(const offer_trace *o, worker_t *to, int rc)
 {
+    if (rc != WORKER_OK)
+        wk_mailbox_trace_count(&to->mb, -1);
+    if (!o->on)
+        return;
     uint64_t who = wk_trace_pair((uint32_t)to->id, wk_trace_atom(o->atom));
     if (rc == WORKER_OK) {
         wk_trace_emit(o->sender, WK_TR_FIRE, (uint16_t)o->flags, o->serial, who);
@@ -92,7 +101,7 @@ static void hop(worker_t *to, worker_event_t *e, void *origin_data, wk_thread *t
 {
     wk_event_ref(e);
     offer_trace o;
-    offer_begin(&o, e, how);
+    offer_begin(&o, e, to, how);
     int rc = wk_mailbox_push(&to->mb, e, t);
     offer_end(&o, to, rc);
     if (rc == WORKER_OK)
@@ -126,7 +135,7 @@ int wk_deliver(
     if (fan_out)
         wk_event_ref(e); /* the firing call's own reference */
     offer_trace o;
-    offer_begin(&o, e, (bubble ? WK_TRF_BUBBLE : 0) | (broadcast ? WK_TRF_BROADCAST : 0));
+    offer_begin(&o, e, to, (bubble ? WK_TRF_BUBBLE : 0) | (broadcast ? WK_TRF_BROADCAST : 0));
     int rc = wk_mailbox_push(&to->mb, e, t);
     offer_end(&o, to, rc);
     if (rc != WORKER_OK)
@@ -144,7 +153,7 @@ int wk_deliver(
 static int push_or_discard(worker_t *to, worker_event_t *e, wk_thread *t)
 {
     offer_trace o;
-    offer_begin(&o, e, 0);
+    offer_begin(&o, e, to, 0);
     int rc = wk_mailbox_push(&to->mb, e, t);
     offer_end(&o, to, rc);
     if (rc != WORKER_OK)
@@ -157,7 +166,7 @@ int wk_send_kind(worker_t *to, int kind, const wk_atom *atom, void *data, const 
 {
     if (!t)
         return WORKER_ENOMEM;
-    worker_event_t *e = wk_event_new(atom, kind, data, copy, copy_size, sender);
+    worker_event_t *e = wk_event_new(atom, kind, data, copy, copy_size, NULL, sender);
     return e ? push_or_discard(to, e, t) : WORKER_ENOMEM;
 }
 
@@ -171,12 +180,8 @@ int wk_send_call(worker_t *to, const wk_atom *atom, bool visible, void *data, wk
     void *fn_arg, wk_thread *t)
 {
     int kind = visible ? WK_EV_LIBRARY : WK_EV_INTERNAL;
-    worker_event_t *e = wk_event_new(atom, kind, data, NULL, 0, wk_current(t));
-    if (!e)
-        return WORKER_ENOMEM;
-    e->internal = fn;
-    e->internal_arg = fn_arg;
-    return push_or_discard(to, e, t);
+    worker_event_t *e = wk_event_new_call(atom, kind, data, fn, fn_arg, wk_current(t));
+    return e ? push_or_discard(to, e, t) : WORKER_ENOMEM;
 }
 
 static int check_fire_args(worker_t *w, const char *name, const worker_fire_opts *opts)
@@ -203,10 +208,10 @@ int worker_fire_ex(worker_t *w, const char *name, void *data, const worker_fire_
     worker_t *sender = opts->target ? opts->target : (t ? wk_current(t) : NULL);
     if (!t || !atom || !sender)
         return WORKER_ENOMEM;
-    worker_event_t *e = wk_event_new(atom, WK_EV_USER, data, opts->copy, opts->copy_size, sender);
+    worker_event_t *e
+        = wk_event_new(atom, WK_EV_USER, data, opts->copy, opts->copy_size, opts->release, sender);
     if (!e)
         return WORKER_ENOMEM;
-    e->release = opts->release;
     void *origin = opts->copy ? (void *)opts->copy : data;
     return wk_deliver(w, e, opts->bubble, opts->broadcast, origin, t);
 }

@@ -355,7 +355,7 @@ static __attribute__((noinline, cold)) uint32_t trace_listener_start(
     if (!l->trace_name)
         l->trace_name = listener_name(l);
     uint32_t receiver = (uint32_t)((worker_t *)ctx)->id;
-    wk_trace_emit(receiver, WK_TR_LISTENER_START, 0, e->trace_serial,
+    wk_trace_emit(receiver, WK_TR_LISTENER_START, 0, wk_event_serial(e),
         wk_trace_pair(wk_trace_atom(l->trace_name), wk_trace_atom(e->atom)));
     return receiver;
 }
@@ -366,7 +366,7 @@ static __attribute__((noinline, cold)) int call_traced(
 {
     uint32_t receiver = trace_listener_start(l, e, ctx);
     int code = l->fn(e, l->userdata);
-    wk_trace_emit(receiver, WK_TR_LISTENER_END, code ? WK_TRF_ERROR : 0, e->trace_serial,
+    wk_trace_emit(receiver, WK_TR_LISTENER_END, code ? WK_TRF_ERROR : 0, wk_event_serial(e),
         wk_trace_pair(wk_trace_atom(l->trace_name), (uint32_t)code));
     return code;
 }
@@ -386,8 +386,10 @@ static bool claim_once(wk_listeners *ls, worker_listener_t *l)
     return mine;
 }
 
-void wk_listeners_dispatch(
-    wk_listeners *ls, const worker_event_t *e, wk_listener_error_fn on_error, void *ctx)
+/* One body for both variants; `traced` is a constant in each, so the plain
+ * one has no trace test at all. */
+static inline __attribute__((always_inline)) void dispatch_with(wk_listeners *ls,
+    const worker_event_t *e, wk_listener_error_fn on_error, void *ctx, const bool traced)
 {
     if (atomic_load_explicit(&ls->version, memory_order_acquire) != ls->snap_version)
         snap_refresh(ls);
@@ -396,7 +398,6 @@ void wk_listeners_dispatch(
     if (!slot)
         return;
     s->refs++;
-    bool traced = wk_traced(e);
     for (size_t i = 0; i < slot->count; i++) {
         worker_listener_t *l = slot->items[i];
         if (atomic_load_explicit(&l->removed, memory_order_acquire))
@@ -410,4 +411,16 @@ void wk_listeners_dispatch(
             on_error(ctx, e, code);
     }
     snap_release(ls, s);
+}
+
+void wk_listeners_dispatch(
+    wk_listeners *ls, const worker_event_t *e, wk_listener_error_fn on_error, void *ctx)
+{
+    dispatch_with(ls, e, on_error, ctx, false);
+}
+
+void wk_listeners_dispatch_traced(
+    wk_listeners *ls, const worker_event_t *e, wk_listener_error_fn on_error, void *ctx)
+{
+    dispatch_with(ls, e, on_error, ctx, true);
 }

@@ -37,8 +37,8 @@ static void listener_failed(void *ctx, const worker_event_t *e, int code)
     if (e->atom == wk_atoms.listener_error)
         return; /* no error storms */
     wk_thread *t = wk_thread_peek();
-    worker_event_t *err
-        = wk_event_new(wk_atoms.listener_error, WK_EV_LIBRARY, (void *)(intptr_t)code, NULL, 0, w);
+    worker_event_t *err = wk_event_new(
+        wk_atoms.listener_error, WK_EV_LIBRARY, (void *)(intptr_t)code, NULL, 0, NULL, w);
     if (err)
         wk_deliver(w, err, true, false, err->data, t);
 }
@@ -61,7 +61,8 @@ static void pause_here(worker_t *w, wk_thread *t)
 }
 
 /* The library's own reaction, after the user's listeners. */
-static void handle_builtin(worker_t *w, wk_thread *t, const worker_event_t *e)
+static inline __attribute__((always_inline)) void handle_builtin(
+    worker_t *w, wk_thread *t, const worker_event_t *e)
 {
     if (w->ending)
         return;
@@ -82,7 +83,8 @@ void wk_loop_stop(worker_t *w, wk_thread *t)
         w->exiting = true;
 }
 
-static bool frame_matches(wk_frame *f, const worker_event_t *e)
+static inline __attribute__((always_inline)) bool frame_matches(
+    wk_frame *f, const worker_event_t *e)
 {
     switch (f->kind) {
     case WK_WAIT_EVENT:
@@ -95,7 +97,7 @@ static bool frame_matches(wk_frame *f, const worker_event_t *e)
     }
 }
 
-static void mark_frames(worker_t *w, worker_event_t *e)
+static inline __attribute__((always_inline)) void mark_frames(worker_t *w, worker_event_t *e)
 {
     for (wk_frame *f = w->frames; f; f = f->outer) {
         if (!f->done && frame_matches(f, e)) {
@@ -106,19 +108,42 @@ static void mark_frames(worker_t *w, worker_event_t *e)
     }
 }
 
-static void dispatch(worker_t *w, wk_thread *t, worker_event_t *e)
+static inline __attribute__((always_inline)) void deliver_to_owner(
+    worker_t *w, wk_thread *t, worker_event_t *e, const bool traced)
 {
     if (e->kind != WK_EV_INTERNAL) {
-        if (wk_traced(e))
-            wk_trace_emit((uint32_t)w->id, WK_TR_DELIVER, 0, e->trace_serial,
-                wk_trace_pair(sender_id(e), wk_trace_atom(e->atom)));
-        wk_listeners_dispatch(&w->listeners, e, listener_failed, w);
+        if (traced)
+            wk_listeners_dispatch_traced(&w->listeners, e, listener_failed, w);
+        else
+            wk_listeners_dispatch(&w->listeners, e, listener_failed, w);
         mark_frames(w, e);
         handle_builtin(w, t, e);
     }
-    if (e->internal)
-        e->internal(w, e);
+    wk_internal_fn call = wk_event_call_fn(e);
+    if (call)
+        call(w, e);
     wk_event_unref(e);
+}
+
+/* Traced events: the mailbox depth, the DELIVER record, then the traced
+ * listener path. */
+static __attribute__((noinline, cold)) void dispatch_traced(
+    worker_t *w, wk_thread *t, worker_event_t *e)
+{
+    wk_mailbox_trace_popped(&w->mb, 1);
+    if (e->kind != WK_EV_INTERNAL)
+        wk_trace_emit((uint32_t)w->id, WK_TR_DELIVER, 0, wk_event_serial(e),
+            wk_trace_pair(sender_id(e), wk_trace_atom(e->atom)));
+    deliver_to_owner(w, t, e, true);
+}
+
+/* Tracing off costs one test of the event's flag. */
+static void dispatch(worker_t *w, wk_thread *t, worker_event_t *e)
+{
+    if (wk_traced(e))
+        dispatch_traced(w, t, e);
+    else
+        deliver_to_owner(w, t, e, false);
 }
 
 /* The caller only gets the event's data: when this thread is its sole

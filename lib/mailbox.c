@@ -16,7 +16,10 @@
  * - ck_fifo_mpmc leaves the previous stub behind as garbage on each dequeue.
  *   Producers may still be reading a garbage node (its `next`), so garbage
  *   is retired through ck_epoch_call and reused only after a grace period.
- *   The owner pops inside a section too, one section per batch.
+ *   Producers never read a node's `value` (only the consumer does), so the
+ *   owner chains a batch's garbage through it and retires the chain with
+ *   one ticket: a node is a bare 32-byte entry, with no epoch entry of its
+ *   own. The owner pops inside a section too, one section per batch.
  * - The owner peeks at head->next outside any section: with a single
  *   consumer the head node is only ever retired by the owner itself.
  * - Wake-ups: the owner sets `sleeping` (seq_cst) and re-checks the queue
@@ -42,7 +45,8 @@
 #include "wk_trace.h"
 #include "wk_tsan.h"
 
-_Static_assert(sizeof(wk_qnode) <= WK_POOL_QNODE_SIZE, "queue node outgrew its pool class");
+_Static_assert(sizeof(ck_fifo_mpmc_entry_t) <= WK_POOL_QNODE_SIZE, "queue node outgrew its class");
+_Static_assert(sizeof(wk_retire_ticket) <= WK_POOL_QNODE_SIZE, "ticket outgrew its pool class");
 
 /* Checks of the queue before parking (each with a pause). Long enough for a
  * hot ping-pong to stay awake, short enough that a worker with nothing to do
@@ -52,22 +56,43 @@ _Static_assert(sizeof(wk_qnode) <= WK_POOL_QNODE_SIZE, "queue node outgrew its p
 
 static const struct ck_ec_mode ec_mode = { .ops = &wk_ec_ops, .single_producer = false };
 
-static wk_qnode *node_of(ck_fifo_mpmc_entry_t *entry)
+static void free_chain(ck_fifo_mpmc_entry_t *node)
 {
-    return (wk_qnode *)((char *)entry - offsetof(wk_qnode, entry));
+    while (node) {
+        ck_fifo_mpmc_entry_t *next = node->value;
+        wk_pool_free(WK_POOL_QNODE, node);
+        node = next;
+    }
 }
 
-static void node_recycle(ck_epoch_entry_t *retire)
+/* After a grace period: no producer can still be reading these nodes. */
+static void ticket_expired(ck_epoch_entry_t *retire)
 {
-    wk_pool_free(WK_POOL_QNODE, (char *)retire - offsetof(wk_qnode, retire));
+    wk_retire_ticket *ticket
+        = (wk_retire_ticket *)((char *)retire - offsetof(wk_retire_ticket, retire));
+    free_chain(ticket->chain);
+    wk_pool_free(WK_POOL_QNODE, ticket);
+}
+
+/* Retire the chained garbage; without memory for a ticket it waits for the
+ * next batch. */
+static void retire_garbage(wk_mailbox *mb, wk_thread *t)
+{
+    wk_retire_ticket *ticket = wk_pool_alloc(WK_POOL_QNODE);
+    if (!ticket)
+        return;
+    ticket->chain = mb->garbage;
+    mb->garbage = NULL;
+    wk_epoch_retire(t, &ticket->retire, ticket_expired);
 }
 
 int wk_mailbox_init(wk_mailbox *mb, size_t limit)
 {
-    wk_qnode *stub = wk_pool_alloc(WK_POOL_QNODE);
+    ck_fifo_mpmc_entry_t *stub = wk_pool_alloc(WK_POOL_QNODE);
     if (!stub)
         return WORKER_ENOMEM;
-    ck_fifo_mpmc_init(&mb->fifo, &stub->entry);
+    ck_fifo_mpmc_init(&mb->fifo, stub);
+    mb->garbage = NULL;
     atomic_init(&mb->closed, WK_MB_CLOSED);
     atomic_init(&mb->sleeping, 0);
     atomic_init(&mb->user_queued, 0);
@@ -81,7 +106,9 @@ void wk_mailbox_destroy(wk_mailbox *mb)
 {
     ck_fifo_mpmc_entry_t *stub;
     ck_fifo_mpmc_deinit(&mb->fifo, &stub);
-    wk_pool_free(WK_POOL_QNODE, node_of(stub));
+    wk_pool_free(WK_POOL_QNODE, stub);
+    free_chain(mb->garbage); /* closed: no producer is inside any more */
+    mb->garbage = NULL;
 }
 
 /* Reserve a slot under the limit; false when full. */
@@ -101,7 +128,7 @@ static bool counted(const wk_mailbox *mb, const worker_event_t *e)
 
 int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
 {
-    wk_qnode *node = wk_pool_alloc(WK_POOL_QNODE);
+    ck_fifo_mpmc_entry_t *node = wk_pool_alloc(WK_POOL_QNODE);
     if (!node)
         return WORKER_ENOMEM;
     int rc = WORKER_OK;
@@ -114,11 +141,9 @@ int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
     if (rc == WORKER_OK) {
         /* Nothing may read `e` after the enqueue: its receiver may already
          * have handled and recycled it. */
-        if (wk_traced(e)) /* counted for the depth records */
-            atomic_fetch_add_explicit(&mb->trace_pushed, 1, memory_order_relaxed);
         wk_tsan_release(e);
         wk_tsan_ignore_begin();
-        ck_fifo_mpmc_enqueue(&mb->fifo, &node->entry, e);
+        ck_fifo_mpmc_enqueue(&mb->fifo, node, e);
         wk_tsan_ignore_end();
 #if !defined(__x86_64__)
         ck_pr_fence_store_load();
@@ -132,10 +157,9 @@ int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
     return rc;
 }
 
-/* Record the depth when it crosses a power of two. Pushes made before the
- * trace started are not counted, so the count resynchronises when it would
- * go below zero. */
-static void trace_depth(wk_mailbox *mb, size_t popped)
+/* Pushes made before the trace started are not counted, so the count
+ * resynchronises when it would go below zero. */
+void wk_mailbox_trace_popped(wk_mailbox *mb, size_t popped)
 {
     uint64_t pushed = atomic_load_explicit(&mb->trace_pushed, memory_order_relaxed);
     mb->trace_popped += popped;
@@ -164,13 +188,14 @@ size_t wk_mailbox_pop_batch(wk_mailbox *mb, wk_thread *t, worker_event_t **out, 
             break;
         worker_event_t *e = value;
         wk_tsan_acquire(e);
-        wk_epoch_retire(t, &node_of(garbage)->retire, node_recycle);
+        garbage->value = mb->garbage;
+        mb->garbage = garbage;
         popped_counted += counted(mb, e);
         out[n++] = e;
     }
     wk_epoch_exit(t);
-    if (wk_tracing())
-        trace_depth(mb, n);
+    if (mb->garbage)
+        retire_garbage(mb, t);
     if (popped_counted)
         atomic_fetch_sub_explicit(&mb->user_queued, popped_counted, memory_order_relaxed);
     mb->since_poll += (uint32_t)n;

@@ -140,7 +140,7 @@ void wk_timers_drop_all(worker_t *w)
 
 static void arm_on_owner(worker_t *owner, worker_event_t *e)
 {
-    worker_timer_t *tm = e->internal_arg;
+    worker_timer_t *tm = wk_event_call_arg(e);
     if (owner->ending || !heap_push(&owner->timers, tm)) {
         leave_pending(tm, TIMER_DROPPED);
         timer_unref(tm);
@@ -150,7 +150,7 @@ static void arm_on_owner(worker_t *owner, worker_event_t *e)
 static void run_on_owner(worker_t *owner, worker_event_t *e)
 {
     (void)owner;
-    worker_timer_t *tm = e->internal_arg;
+    worker_timer_t *tm = wk_event_call_arg(e);
     run_timer(tm);
     timer_unref(tm);
 }

@@ -1,5 +1,16 @@
 /* Event objects: pooled, reference counted, with small payloads inline.
  *
+ * Layout: one cache line (64 bytes) per event: a 32-byte header and a
+ * 32-byte body that holds whichever of these the event's form needs:
+ * - WK_FORM_REF: `data` is the caller's pointer; the body holds `release`;
+ * - WK_FORM_INLINE: a copy of up to WK_INLINE_PAYLOAD bytes, in the body;
+ * - WK_FORM_HEAP: a larger copy (or a copy with a release function) in a
+ *   malloc'd wk_heap_copy block, which also holds its size and release;
+ * - WK_FORM_CALL: no copy; the body holds the function the owner runs after
+ *   the listeners and its argument (library commands, timers, later).
+ * Events made while tracing come from a larger pool class that adds the
+ * trace serial after the body (`traced` says so).
+ *
  * Invariants:
  * - `refs` counts the holders: each mailbox the event is queued on (until
  *   that worker has handled it), each wait that matched it, and the firing
@@ -13,13 +24,14 @@
 #define WK_EVENT_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <worker/event.h>
 
 #include "wk_atom.h"
 
-#define WK_INLINE_PAYLOAD 48
+#define WK_INLINE_PAYLOAD 32
 
 enum wk_event_kind {
     WK_EV_USER = 0, /* fired by users: counts against mailbox_limit */
@@ -29,28 +41,81 @@ enum wk_event_kind {
                        while the receiver is ending, until it closes for good */
 };
 
+enum wk_event_form { WK_FORM_REF = 0, WK_FORM_INLINE, WK_FORM_HEAP, WK_FORM_CALL };
+
 typedef void (*wk_internal_fn)(worker_t *owner, worker_event_t *e);
+typedef void (*wk_release_fn)(void *data);
+
+/* A copy that does not fit inline; `data` points at `bytes`. */
+typedef struct wk_heap_copy {
+    size_t size;
+    wk_release_fn release;
+    _Alignas(16) unsigned char bytes[];
+} wk_heap_copy;
 
 struct worker_event {
     _Atomic uint32_t refs;
-    uint8_t kind;
-    uint8_t payload_on_heap; /* copied payload larger than the inline buffer */
-    uint32_t size; /* bytes copied in; 0 when not copied */
+    uint8_t kind; /* enum wk_event_kind */
+    uint8_t form; /* enum wk_event_form */
+    uint8_t inline_size; /* WK_FORM_INLINE: bytes copied in */
+    uint8_t traced; /* a wk_traced_event: made while tracing */
     const wk_atom *atom;
-    void *data;
     worker_t *sender; /* holds a reference */
-    void (*release)(void *data);
-    wk_internal_fn internal; /* run by the owner after the listeners (if set) */
-    void *internal_arg;
-    uint64_t trace_serial; /* 0 unless tracing was on when it was made */
-    _Alignas(16) unsigned char payload[WK_INLINE_PAYLOAD];
+    void *data;
+    union {
+        _Alignas(16) unsigned char bytes[WK_INLINE_PAYLOAD]; /* WK_FORM_INLINE */
+        wk_release_fn release; /* WK_FORM_REF (may be NULL) */
+        struct {
+            wk_internal_fn fn;
+            void *arg;
+        } call; /* WK_FORM_CALL */
+    } body;
 };
 
-/* A new event with one reference; `copy` (may be NULL) is copied in and
- * then `data` points at the copy. Takes a reference on `sender` (may be
- * NULL). NULL when memory runs out. */
+typedef struct wk_traced_event {
+    struct worker_event event;
+    uint64_t serial; /* the id trace records carry */
+} wk_traced_event;
+
+/* A new event with one reference, data by reference (WK_FORM_REF) or, when
+ * `copy` is set, a copy of `copy_size` bytes that `data` then points at.
+ * `release` (may be NULL) runs once with `data` when the last holder drops
+ * it. Takes a reference on `sender` (may be NULL). NULL when memory runs
+ * out. */
 worker_event_t *wk_event_new(const wk_atom *atom, int kind, void *data, const void *copy,
-    size_t copy_size, worker_t *sender);
+    size_t copy_size, wk_release_fn release, worker_t *sender);
+
+/* A new WK_FORM_CALL event: `fn(owner, e)` runs on the receiving thread
+ * after the listeners (if the kind shows it to them). */
+worker_event_t *wk_event_new_call(
+    const wk_atom *atom, int kind, void *data, wk_internal_fn fn, void *arg, worker_t *sender);
+
+static inline wk_internal_fn wk_event_call_fn(const worker_event_t *e)
+{
+    return e->form == WK_FORM_CALL ? e->body.call.fn : NULL;
+}
+
+static inline void *wk_event_call_arg(const worker_event_t *e)
+{
+    return e->body.call.arg;
+}
+
+/* Bytes copied in (0 when the data is by reference). */
+static inline size_t wk_event_copied(const worker_event_t *e)
+{
+    if (e->form == WK_FORM_INLINE)
+        return e->inline_size;
+    if (e->form == WK_FORM_HEAP)
+        return ((const wk_heap_copy *)((const char *)e->data - offsetof(wk_heap_copy, bytes)))
+            ->size;
+    return 0;
+}
+
+/* The trace serial; 0 for events made while tracing was off. */
+static inline uint64_t wk_event_serial(const worker_event_t *e)
+{
+    return e->traced ? ((const wk_traced_event *)e)->serial : 0;
+}
 
 static inline void wk_event_ref(worker_event_t *e)
 {

@@ -52,5 +52,8 @@ void wk_listeners_remove_transient(wk_listeners *ls);
 /* Owner thread only: call the listeners of e's name, in order. */
 void wk_listeners_dispatch(
     wk_listeners *ls, const worker_event_t *e, wk_listener_error_fn on_error, void *ctx);
+/* The same, with LISTENER_START / LISTENER_END records (traced events). */
+void wk_listeners_dispatch_traced(
+    wk_listeners *ls, const worker_event_t *e, wk_listener_error_fn on_error, void *ctx);
 
 #endif

@@ -23,10 +23,13 @@ enum wk_mailbox_level {
     WK_MB_CLOSED = 2, /* nothing is admitted */
 };
 
-typedef struct wk_qnode {
-    ck_fifo_mpmc_entry_t entry;
+/* Queue nodes are bare ck_fifo_mpmc entries (32 bytes). Garbage nodes are
+ * chained through their `value` (only the single consumer reads it) and
+ * retired a batch at a time, with one ticket per batch. */
+typedef struct wk_retire_ticket {
     ck_epoch_entry_t retire;
-} wk_qnode;
+    ck_fifo_mpmc_entry_t *chain;
+} wk_retire_ticket;
 
 typedef struct wk_mailbox {
     ck_fifo_mpmc_t fifo; /* head and tail on their own cache lines */
@@ -37,9 +40,10 @@ typedef struct wk_mailbox {
     /* Written by producers of counted events and by the owner. */
     _Alignas(64) _Atomic long user_queued;
     _Alignas(64) struct ck_ec32 ec;
-    /* Pushes counted while tracing, for the depth records. */
+    /* Traced pushes (wk_mailbox_trace_count), for the depth records. */
     _Alignas(64) _Atomic uint64_t trace_pushed;
     /* Owner only. */
+    ck_fifo_mpmc_entry_t *garbage; /* dequeued stubs not yet retired */
     uint32_t since_poll;
     uint32_t trace_owner; /* the worker id depth records carry */
     uint64_t trace_popped;
@@ -74,6 +78,17 @@ void wk_mailbox_open(wk_mailbox *mb);
  * when every push accepted under the lower level is in the queue. Outside
  * epoch sections. */
 void wk_mailbox_close(wk_mailbox *mb, wk_thread *t, int level);
+
+/* Traced paths only, around a push of a traced event: +1 before it, -1 if
+ * it was refused. Feeds the depth records; untraced pushes skip it. */
+static inline void wk_mailbox_trace_count(wk_mailbox *mb, int delta)
+{
+    atomic_fetch_add_explicit(&mb->trace_pushed, (uint64_t)(int64_t)delta, memory_order_relaxed);
+}
+
+/* Owner, traced paths only: `popped` traced events were taken out; records
+ * the depth when it crosses a power of two. */
+void wk_mailbox_trace_popped(wk_mailbox *mb, size_t popped);
 
 static inline bool wk_mailbox_is_open(const wk_mailbox *mb)
 {

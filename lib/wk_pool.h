@@ -1,5 +1,6 @@
 /* Fixed-size object pools: a per-thread cache in front of a shared depot of
- * full magazines, so steady-state traffic never calls malloc. */
+ * full magazines, so steady-state traffic never calls malloc. Objects are
+ * carved from slabs, so an object costs its size and nothing more. */
 #ifndef WK_POOL_H
 #define WK_POOL_H
 
@@ -7,13 +8,16 @@
 
 #include "wk_thread.h"
 
-/* Object sizes of each class; users static-assert that their struct fits. */
-#define WK_POOL_EVENT_SIZE 128
-#define WK_POOL_QNODE_SIZE 64
+/* Object sizes of each class (multiples of 16: every object is 16-byte
+ * aligned); users static-assert that their struct fits. */
+#define WK_POOL_EVENT_SIZE 64
+#define WK_POOL_TRACED_EVENT_SIZE 80
+#define WK_POOL_QNODE_SIZE 32
 
 enum wk_pool_class {
     WK_POOL_EVENT = 0, /* struct worker_event */
-    WK_POOL_QNODE = 1, /* mailbox queue nodes (16-byte aligned) */
+    WK_POOL_TRACED_EVENT = 1, /* wk_traced_event: events made while tracing */
+    WK_POOL_QNODE = 2, /* mailbox queue nodes and retirement tickets */
 };
 
 /* An object of the class; NULL when memory runs out. Any thread. */

@@ -13,7 +13,7 @@
 
 #include "wk_atom.h"
 
-#define WK_POOL_CLASSES 2
+#define WK_POOL_CLASSES 3
 
 typedef struct wk_pool_cache {
     void *head; /* free objects linked through their first word */

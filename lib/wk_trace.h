@@ -27,8 +27,8 @@ static inline bool wk_tracing(void)
 }
 #define wk_traced(e) false
 #else
-/* The event was made while tracing (its serial is set). */
-#define wk_traced(e) (__builtin_expect((e)->trace_serial != 0, 0))
+/* The event was made while tracing (it carries a serial). */
+#define wk_traced(e) (__builtin_expect((e)->traced != 0, 0))
 static inline bool wk_tracing(void)
 {
     return __builtin_expect(atomic_load_explicit(&wk_trace_on, memory_order_relaxed), 0);

@@ -139,7 +139,9 @@ static int gated_task(void *arg, void **result)
     return worker_wait_forever();
 }
 
-static void check_copy(size_t size)
+/* A copy of `size` bytes survives the source being overwritten; release
+ * (when given) runs once, after the last holder. */
+static void check_copy(size_t size, bool with_release)
 {
     struct seen s = { .main = tu_main() };
     struct gated g;
@@ -152,7 +154,8 @@ static void check_copy(size_t size)
     unsigned char src[200];
     for (size_t i = 0; i < sizeof src; i++)
         src[i] = (unsigned char)(i * 7 + 1);
-    worker_fire_opts fo = { .copy = src, .copy_size = size, .release = count_release };
+    worker_fire_opts fo
+        = { .copy = src, .copy_size = size, .release = with_release ? count_release : NULL };
     /* The task is held in a plain wait: the event stays queued while the
      * source is overwritten. */
     cr_assert_eq(worker_fire_ex(w, "COPY", TU_PTR(1), &fo), WORKER_OK);
@@ -169,25 +172,36 @@ static void check_copy(size_t size)
 
     cr_assert_eq(worker_stop(w), WORKER_OK);
     cr_assert_eq(worker_join(w), WORKER_OK);
-    cr_assert_eq(
-        atomic_load(&release_calls), 1, "release called %d times", atomic_load(&release_calls));
+    cr_assert_eq(atomic_load(&release_calls), with_release ? 1 : 0, "release called %d times",
+        atomic_load(&release_calls));
     worker_unref(w);
     tu_gate_destroy(&g.gate);
 }
 
 Test(events, copied_small_payload_size_and_release_once, .timeout = 10)
 {
-    check_copy(16); /* inline in the event object */
+    check_copy(16, true);
 }
 
-Test(events, copied_payload_at_inline_limit, .timeout = 10)
+/* 32 bytes fit in the event object itself, 33 do not; a copy with a
+ * release function is kept apart with it. Each size is checked both ways. */
+Test(events, copied_payload_around_the_inline_limit, .timeout = 20)
 {
-    check_copy(64);
+    check_copy(32, false);
+    check_copy(32, true);
+    check_copy(33, false);
+    check_copy(33, true);
+}
+
+Test(events, copied_empty_payload, .timeout = 10)
+{
+    check_copy(0, false);
 }
 
 Test(events, copied_large_payload_size_and_release_once, .timeout = 10)
 {
-    check_copy(200); /* one allocation */
+    check_copy(200, true);
+    check_copy(200, false);
 }
 
 Test(events, release_gets_data_once_for_plain_events, .timeout = 10)
