@@ -267,14 +267,14 @@ int worker_channel_pub_ex(
     for (size_t i = 0; i < s->count; i++) {
         wk_event_ref(e);
         if (wk_traced(e))
-            wk_mailbox_trace_count(&s->items[i]->mb, 1);
+            wk_mailbox_trace_count(&s->items[i]->mb, (int64_t)wk_trace_weight());
         int one = wk_mailbox_push(&s->items[i]->mb, e, t);
         if (one == WORKER_OK)
             reached++;
         else
             atomic_fetch_sub_explicit(&e->refs, 1, memory_order_relaxed);
         if (wk_traced(e) && one != WORKER_OK)
-            wk_mailbox_trace_count(&s->items[i]->mb, -1);
+            wk_mailbox_trace_count(&s->items[i]->mb, -(int64_t)wk_trace_weight());
         if (wk_traced(e))
             wk_trace_emit((uint32_t)sender->id, one == WORKER_OK ? WK_TR_FIRE : WK_TR_REJECT,
                 one == WORKER_OK ? WK_TRF_CHANNEL : WK_TRR_NOT_RUNNING, wk_event_serial(e),

@@ -28,10 +28,13 @@ static void event_init(
     e->sender = wk_sender_ref(wk_thread_peek(), sender);
 }
 
-/* While tracing: the larger object, with a serial. */
+/* While tracing: the larger object, with a serial (for the sampled ones). */
 static __attribute__((noinline, cold)) worker_event_t *event_alloc_traced(
     const wk_atom *atom, int kind, void *data, worker_t *sender)
 {
+    wk_thread *t = wk_thread_peek();
+    if (t) /* leave the next every - 1 events of this thread untraced */
+        t->trace_skip = wk_trace_sample_every - 1;
     wk_traced_event *te = wk_pool_alloc(WK_POOL_TRACED_EVENT);
     if (!te)
         return NULL;
@@ -41,12 +44,15 @@ static __attribute__((noinline, cold)) worker_event_t *event_alloc_traced(
 }
 
 /* An object with its header set and the data by reference. Tracing off
- * costs one test of the global flag. */
+ * costs one test of the global flag; tracing with sampling, a countdown. */
 static inline __attribute__((always_inline)) worker_event_t *event_alloc(
     const wk_atom *atom, int kind, void *data, worker_t *sender)
 {
-    if (wk_tracing())
-        return event_alloc_traced(atom, kind, data, sender);
+    if (wk_tracing()) { /* sampling: one in wk_trace_sample_every, per thread */
+        wk_thread *t = wk_thread_peek();
+        if (!t || t->trace_skip-- == 0)
+            return event_alloc_traced(atom, kind, data, sender);
+    }
     worker_event_t *e = wk_pool_alloc(WK_POOL_EVENT);
     if (e)
         event_init(e, atom, kind, data, sender, false);

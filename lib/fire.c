@@ -32,7 +32,7 @@ typedef struct offer_trace {
 static __attribute__((noinline, cold)) void offer_capture(
     offer_trace *o, const worker_event_t *e, worker_t *to, unsigned flags)
 {
-    wk_mailbox_trace_count(&to->mb, 1);
+    wk_mailbox_trace_count(&to->mb, (int64_t)wk_trace_weight());
     o->on = e->kind != WK_EV_INTERNAL;
     o->serial = wk_event_serial(e);
     o->atom = e->atom;
@@ -63,7 +63,7 @@ static inline void offer_end(const offer_trace *o, worker_t *to, int rc)
 static void offer_record(const offer_trace *o, worker_t *to, int rc)
 {
     if (rc != WORKER_OK)
-        wk_mailbox_trace_count(&to->mb, -1);
+        wk_mailbox_trace_count(&to->mb, -(int64_t)wk_trace_weight());
     if (!o->on)
         return;
     uint64_t who = wk_trace_pair((uint32_t)to->id, wk_trace_atom(o->atom));

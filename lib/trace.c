@@ -40,7 +40,7 @@
 #include "wk_thread.h"
 
 #define SLOTS 4096 /* 128 KiB per thread */
-#define NAME_BITMAP (1u << 20) /* string ids below this are written once */
+#define NAME_BITMAP WK_TRACE_NAME_BITMAP
 
 typedef struct wk_trace_buf {
     pthread_mutex_t lock;
@@ -57,6 +57,8 @@ typedef struct wk_trace_buf {
 } wk_trace_buf;
 
 _Atomic int wk_trace_on;
+/* Global like the trace: fixed while a trace records (set at start). */
+_Atomic uint32_t wk_trace_sample_every = 1;
 
 static struct {
     pthread_mutex_t lock;
@@ -67,16 +69,21 @@ static struct {
     _Atomic uint64_t chunks;
     _Atomic uint64_t dropped;
     bool exit_hook_set;
-} rec = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+    uint32_t next_sample_every; /* worker_trace_sample(), for the next start */
+} rec = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .next_sample_every = 1 };
 
-/* One byte per string id: its NAME record is in this trace already. */
-static _Atomic uint8_t name_written[NAME_BITMAP];
+/* One byte per string id: its NAME record is in this trace already.
+ * Global like the trace it belongs to; read inline by wk_trace_atom. */
+_Atomic uint8_t wk_trace_name_written[NAME_BITMAP];
+#define name_written wk_trace_name_written
 
 /* ---- writing chunks ---- */
 
-static uint64_t now_ns(void)
+static inline uint64_t now_ns(void)
 {
-    return wk_now_ns();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Write slots [from, to) of `b` as one chunk. Caller holds b->lock. */
@@ -188,13 +195,38 @@ static wk_trace_buf *own_buffer(void)
     return b;
 }
 
-void wk_trace_emit(uint32_t worker, uint16_t kind, uint16_t flags, uint64_t a, uint64_t b)
+/* The calling thread's buffer when it belongs to this trace and has room
+ * for `n` more slots: the common case, with no call and no lock. */
+static inline wk_trace_buf *ready_buffer(uint32_t n)
+{
+    wk_thread *t = wk_thread_peek();
+    wk_trace_buf *b = t ? t->trace : NULL;
+    if (__builtin_expect(b != NULL, 1)
+        && __builtin_expect(
+            b->session == atomic_load_explicit(&rec.session, memory_order_relaxed), 1)
+        && __builtin_expect(b->count + n <= SLOTS, 1))
+        return b;
+    return NULL;
+}
+
+/* A first record of this thread in this trace, or a full buffer. */
+static __attribute__((noinline)) void emit_slow(
+    uint32_t worker, uint16_t kind, uint16_t flags, uint64_t a, uint64_t b)
 {
     wk_trace_buf *buf = own_buffer();
-    if (!buf)
+    if (!buf || !make_room(buf, 1))
         return;
-    if (!make_room(buf, 1))
+    put(buf, now_ns(), worker, kind, flags, a, b);
+    publish(buf);
+}
+
+void wk_trace_emit(uint32_t worker, uint16_t kind, uint16_t flags, uint64_t a, uint64_t b)
+{
+    wk_trace_buf *buf = ready_buffer(1);
+    if (!buf) {
+        emit_slow(worker, kind, flags, a, b);
         return;
+    }
     put(buf, now_ns(), worker, kind, flags, a, b);
     publish(buf);
 }
@@ -206,7 +238,9 @@ uint64_t wk_trace_session(void)
 
 uint64_t wk_trace_serial(void)
 {
-    wk_trace_buf *b = own_buffer();
+    wk_trace_buf *b = ready_buffer(0);
+    if (!b)
+        b = own_buffer();
     if (!b)
         return 0;
     return ((uint64_t)b->thread_no << 40) | ++b->next_serial;
@@ -229,7 +263,7 @@ static void name_record(wk_trace_buf *b, uint32_t id, const char *s, size_t len)
     publish(b);
 }
 
-uint32_t wk_trace_atom(const wk_atom *atom)
+uint32_t wk_trace_atom_slow(const wk_atom *atom)
 {
     if (!atom)
         return 0;
@@ -300,6 +334,7 @@ static int write_header(int fd)
         .start_ns = now_ns(),
         .start_realtime_ns = (uint64_t)real.tv_sec * 1000000000u + (uint64_t)real.tv_nsec,
         .pid = (uint32_t)getpid(),
+        .sample_every = atomic_load(&wk_trace_sample_every),
     };
     memcpy(h.magic, WK_TRACE_MAGIC, WK_TRACE_MAGIC_LEN);
     return write(fd, &h, sizeof h) == (ssize_t)sizeof h ? 0 : -1;
@@ -321,6 +356,7 @@ int worker_trace_start(const char *path)
     if (atomic_load(&rec.fd) >= 0) {
         rc = WORKER_ESTATE;
     } else {
+        atomic_store(&wk_trace_sample_every, rec.next_sample_every);
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
         if (fd < 0 || write_header(fd) != 0) {
             int saved = errno;
@@ -382,10 +418,39 @@ int worker_trace_stop(void)
     return WORKER_OK;
 }
 
+int worker_trace_sample(unsigned every)
+{
+    if (every == 0)
+        return WORKER_EINVAL;
+    pthread_mutex_lock(&rec.lock);
+    int rc = atomic_load(&rec.fd) >= 0 ? WORKER_ESTATE : WORKER_OK;
+    if (rc == WORKER_OK)
+        rec.next_sample_every = every > UINT32_MAX ? UINT32_MAX : (uint32_t)every;
+    pthread_mutex_unlock(&rec.lock);
+    return rc;
+}
+
+/* WORKER_TRACE_SAMPLE=N: a positive decimal number, else ignored (with a
+ * message). */
+static void sample_from_environment(void)
+{
+    const char *text = getenv("WORKER_TRACE_SAMPLE");
+    if (!text || !*text)
+        return;
+    char *end;
+    errno = 0;
+    unsigned long every = strtoul(text, &end, 10);
+    if (errno || *end || every == 0 || every > UINT32_MAX || worker_trace_sample((unsigned)every))
+        fprintf(stderr, "libworker-actor: WORKER_TRACE_SAMPLE='%s' ignored (want 1 or more)\n",
+            text);
+}
+
 /* WORKER_TRACE=path turns tracing on when the library is loaded. */
 __attribute__((constructor)) static void trace_from_environment(void)
 {
     const char *path = getenv("WORKER_TRACE");
+    if (path && *path)
+        sample_from_environment();
     if (path && *path && worker_trace_start(path) != WORKER_OK)
         fprintf(stderr, "libworker-actor: cannot trace to '%s': %s\n", path, strerror(errno));
 }

@@ -31,6 +31,7 @@ typedef struct wk_thread {
     uint32_t credit; /* how many of them are left to hand out */
     bool tearing_down;
     struct wk_trace_buf *trace; /* this thread's trace buffer, once it traced */
+    uint32_t trace_skip; /* events to leave untraced before the next sample */
     wk_atom_cache fired_name; /* the last event name this thread fired */
 } wk_thread;
 

@@ -1,10 +1,10 @@
 /* The library's trace recorder (format: wk_trace_format.h).
  *
  * Hooks test `wk_tracing()`, one relaxed load of a flag that is almost
- * always false. Once an event exists, the hooks about it test its
- * `trace_serial` instead (non-zero only for events made while tracing),
- * which is in memory the path touches anyway: with tracing off an event pays
- * one flag load, at its creation. */
+ * always false. Once an event exists, the hooks about it test its `traced`
+ * byte instead (set only for events made while tracing), which is in memory
+ * the path touches anyway: with tracing off an event pays one flag load at
+ * its creation and one byte test where it is delivered. */
 #ifndef WK_TRACE_H
 #define WK_TRACE_H
 
@@ -35,12 +35,36 @@ static inline bool wk_tracing(void)
 }
 #endif
 
+/* 1 in this many events is traced in the current trace (>= 1). */
+extern _Atomic uint32_t wk_trace_sample_every;
+
+struct wk_thread;
+
+/* What one traced event stands for in the mailbox depth counts. */
+static inline uint64_t wk_trace_weight(void)
+{
+    return atomic_load_explicit(&wk_trace_sample_every, memory_order_relaxed);
+}
+
 /* Append one record to the calling thread's buffer. */
 void wk_trace_emit(uint32_t worker, uint16_t kind, uint16_t flags, uint64_t a, uint64_t b);
 
+/* String ids below this have a byte in wk_trace_name_written. */
+#define WK_TRACE_NAME_BITMAP (1u << 20)
+/* Non-zero: the id's NAME record is in this trace already. */
+extern _Atomic uint8_t wk_trace_name_written[WK_TRACE_NAME_BITMAP];
+
+uint32_t wk_trace_atom_slow(const wk_atom *atom);
+
 /* The string id of an atom, writing its NAME record the first time in this
- * trace. */
-uint32_t wk_trace_atom(const wk_atom *atom);
+ * trace (the common case, a name already written, is inline). */
+static inline uint32_t wk_trace_atom(const wk_atom *atom)
+{
+    if (atom && atom->id < WK_TRACE_NAME_BITMAP
+        && atomic_load_explicit(&wk_trace_name_written[atom->id], memory_order_relaxed))
+        return atom->id;
+    return wk_trace_atom_slow(atom);
+}
 
 /* The string id of any string (interned as an atom). 0 if out of memory. */
 uint32_t wk_trace_string(const char *s);
@@ -58,7 +82,6 @@ static inline uint64_t wk_trace_pair(uint32_t low, uint32_t high)
 }
 
 /* Thread exit: write what this thread still holds. */
-struct wk_thread;
 void wk_trace_thread_exit(struct wk_thread *t);
 
 #define WK_TRACE(worker, kind, flags, a, b)                                                        \

@@ -1,4 +1,4 @@
-/* The on-disk layout of a libworker-actor trace file, version 1.
+/* The on-disk layout of a libworker-actor trace file, version 2.
  *
  * Shared by the library's writer (lib/) and the reader in
  * tools/worker-trace/. Plain C11: types, constants and one inline checksum,
@@ -29,7 +29,7 @@
 
 #define WK_TRACE_MAGIC "WKTRACE" /* the 8 bytes "WKTRACE\0" */
 #define WK_TRACE_MAGIC_LEN 8
-#define WK_TRACE_VERSION 1 /* readers refuse any other version */
+#define WK_TRACE_VERSION 2 /* readers refuse any other version */
 #define WK_TRACE_MINOR 0 /* compatible additions (new record kinds) */
 #define WK_TRACE_ENDIAN_MARK 0x01020304u
 #define WK_TRACE_CLOCK_MONOTONIC 1 /* clock_gettime(CLOCK_MONOTONIC), in ns */
@@ -45,8 +45,10 @@ typedef struct wk_trace_file_header {
     uint64_t start_ns; /* 24: that clock when tracing started */
     uint64_t start_realtime_ns; /* 32: CLOCK_REALTIME at the same moment; 0 unknown */
     uint32_t pid; /* 40: getpid() of the traced process */
-    uint32_t flags; /* 44: 0 (no flag defined in version 1) */
-    uint64_t reserved[2]; /* 48: 0 */
+    uint32_t flags; /* 44: 0 (no flag defined in version 2) */
+    uint32_t sample_every; /* 48: 1 in this many events has its flow recorded; 1 = all */
+    uint32_t reserved32; /* 52: 0 */
+    uint64_t reserved; /* 56: 0 */
 } wk_trace_file_header; /* 64 bytes */
 
 /* --- chunk header ----------------------------------------------------------- */
@@ -201,22 +203,44 @@ _Static_assert(sizeof(wk_trace_record) == 32, "record is 32 bytes");
 _Static_assert(offsetof(wk_trace_record, a) == 16, "record layout");
 _Static_assert(offsetof(wk_trace_chunk_header, dropped) == 16, "chunk header layout");
 
-/* The chunk checksum: a 64-bit multiply-xor hash over the slots taken as
- * 8-byte words (`bytes` is count * 32), folded to 32 bits. Cheap enough for
- * a flush (one multiply per 8 bytes) and catches flipped or shifted bytes. */
+/* The chunk checksum: four multiply-xor lanes, one per 8-byte word of a
+ * 32-byte slot (independent, so the loop costs one xor and one multiply per
+ * word and the lanes run in parallel), folded with the byte count at the
+ * end (a trailing partial slot's whole words go to lane 0).
+ * Catches flipped, shifted and truncated bytes; not a cryptographic hash. */
+#define WK_TRACE_HASH_PRIME 0x100000001b3u
+static inline uint64_t wk_trace_hash_fold(uint64_t x, uint64_t lane)
+{
+    x ^= lane ^ (lane >> 29);
+    return x * WK_TRACE_HASH_PRIME;
+}
+
+static inline uint64_t wk_trace_word(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
 static inline uint32_t wk_trace_checksum(const void *slots, size_t bytes)
 {
     const unsigned char *p = (const unsigned char *)slots;
-    uint64_t h = 0xcbf29ce484222325u;
-    for (size_t i = 0; i + 8 <= bytes; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, sizeof w);
-        h ^= w;
-        h *= 0x100000001b3u;
-        h ^= h >> 29;
+    uint64_t l0 = 0xcbf29ce484222325u, l1 = 0x84222325cbf29ce4u;
+    uint64_t l2 = 0x9e3779b97f4a7c15u, l3 = 0x7f4a7c159e3779b9u;
+    size_t i = 0;
+    for (; i + 32 <= bytes; i += 32) {
+        l0 = (l0 ^ wk_trace_word(p + i)) * WK_TRACE_HASH_PRIME;
+        l1 = (l1 ^ wk_trace_word(p + i + 8)) * WK_TRACE_HASH_PRIME;
+        l2 = (l2 ^ wk_trace_word(p + i + 16)) * WK_TRACE_HASH_PRIME;
+        l3 = (l3 ^ wk_trace_word(p + i + 24)) * WK_TRACE_HASH_PRIME;
     }
-    h ^= (uint64_t)bytes;
-    h *= 0x100000001b3u;
+    for (; i + 8 <= bytes; i += 8) /* never with whole slots; kept total */
+        l0 = (l0 ^ wk_trace_word(p + i)) * WK_TRACE_HASH_PRIME;
+    uint64_t h = (uint64_t)bytes;
+    h = wk_trace_hash_fold(h, l0);
+    h = wk_trace_hash_fold(h, l1);
+    h = wk_trace_hash_fold(h, l2);
+    h = wk_trace_hash_fold(h, l3);
     return (uint32_t)(h ^ (h >> 32));
 }
 

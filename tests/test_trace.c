@@ -112,6 +112,7 @@ Test(trace, library_trace_reads_back_exactly, .timeout = 30)
     unlink(path);
     cr_assert_eq(memcmp(tr.header.magic, WK_TRACE_MAGIC, WK_TRACE_MAGIC_LEN), 0);
     cr_assert_eq(tr.header.version, WK_TRACE_VERSION);
+    cr_assert_eq(tr.header.sample_every, 1, "every event by default");
     cr_assert_eq(tr.header.pid, (uint32_t)getpid());
     cr_assert_eq(tr.ends, 1, "one TRACE_END");
 
@@ -170,6 +171,65 @@ Test(trace, library_trace_reads_back_exactly, .timeout = 30)
     cr_assert_eq(select_records(WK_TR_WAIT_BEGIN, m, sel), 1);
     cr_assert_eq(sel[0]->flags, WK_TRW_JOIN);
     cr_assert_eq(sel[0]->b, a);
+}
+
+/* The PING events main fired, as seen in the trace. */
+static size_t ping_records(uint16_t kind, uint32_t w, uint64_t *serials, size_t max)
+{
+    static wk_trace_record *sel[MAX_RECORDS];
+    size_t n = select_records(kind, w, sel), found = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t name = kind == WK_TR_LISTENER_START || kind == WK_TR_DELIVER || kind == WK_TR_FIRE
+            ? (uint32_t)(sel[i]->b >> 32)
+            : 0;
+        if (strcmp(name_of(name), "PING") == 0 && found < max)
+            serials[found++] = sel[i]->a;
+    }
+    return found;
+}
+
+/* With worker_trace_sample(10), 100 events in a row from one thread have
+ * exactly 10 traced flows (fire, delivery, listener run); the worker's life
+ * is recorded in full, and the header says how the trace was sampled. */
+Test(trace, sampled_trace_records_one_event_in_n, .timeout = 30)
+{
+    char path[] = "/tmp/worker-trace-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(worker_trace_sample(0), WORKER_EINVAL);
+    cr_assert_eq(worker_trace_sample(10), WORKER_OK);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+    cr_assert_eq(worker_trace_sample(5), WORKER_ESTATE, "fixed while recording");
+
+    int pings = 0;
+    worker_t *alpha = worker_new(NULL, NULL, &(worker_opts) { .name = "alpha" });
+    cr_assert_not_null(worker_listen(alpha, "PING", on_ping, &pings, NULL));
+    cr_assert_eq(worker_start(alpha), WORKER_OK);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(worker_fire(alpha, "PING", NULL), WORKER_OK);
+    cr_assert_eq(worker_stop(alpha), WORKER_OK);
+    cr_assert_eq(worker_join(alpha), WORKER_OK);
+    cr_assert_eq(pings, 100, "sampling never changes delivery");
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    worker_unref(alpha);
+
+    read_trace(path);
+    unlink(path);
+    cr_assert_eq(tr.header.sample_every, 10);
+    uint32_t a = find_worker("alpha"), m = find_worker("main");
+    cr_assert(a && m);
+    uint64_t fired[100], delivered[100], ran[100];
+    cr_assert_eq(ping_records(WK_TR_FIRE, m, fired, 100), 10);
+    cr_assert_eq(ping_records(WK_TR_DELIVER, a, delivered, 100), 10);
+    cr_assert_eq(ping_records(WK_TR_LISTENER_START, a, ran, 100), 10);
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(delivered[i], fired[i], "the sampled events arrive whole, in order");
+        cr_assert_eq(ran[i], fired[i]);
+    }
+    static wk_trace_record *sel[MAX_RECORDS];
+    cr_assert_eq(select_records(WK_TR_WORKER_STARTED, a, sel), 1);
+    cr_assert_eq(select_records(WK_TR_WORKER_ENDED, a, sel), 1);
 }
 
 Test(trace, bad_input, .timeout = 10)

@@ -19,6 +19,16 @@ extern "C" {
  * WORKER_EAGAIN: the file could not be opened (errno tells why). */
 WORKER_API int worker_trace_start(const char *path);
 
+/* Record the message flow of only 1 event in `every` (per sending thread:
+ * its first event, then every `every`-th): fire, reject, delivery, listener
+ * runs and mailbox depth (scaled by `every`). Worker lifecycle, waits,
+ * pauses, timers, futures and defers are always recorded. For long runs of
+ * busy services where a full trace costs too much (docs/performance.md,
+ * P8). Default 1 (every event); the environment variable
+ * WORKER_TRACE_SAMPLE=N sets it for WORKER_TRACE. Applies to the next
+ * worker_trace_start(). WORKER_EINVAL: 0; WORKER_ESTATE: recording now. */
+WORKER_API int worker_trace_sample(unsigned every);
+
 /* Stop recording: every thread's buffered records are written, then the end
  * marker, and the file is closed. Any thread. WORKER_ESTATE when not
  * recording. */

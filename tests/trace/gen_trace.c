@@ -407,7 +407,7 @@ static void bad(const char *dir)
     put_file(dir, "magic", b, n);
 
     memcpy(b, good, n);
-    ((wk_trace_file_header *)(void *)b)->version = 2;
+    ((wk_trace_file_header *)(void *)b)->version = WK_TRACE_VERSION + 1;
     put_file(dir, "version", b, n);
 
     memcpy(b, good, n);

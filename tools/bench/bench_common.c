@@ -262,6 +262,22 @@ void bench_rate_figs(bench_result *r, long messages, double seconds)
     bench_fig(r, "ns_per_event", seconds * 1e9 / (double)messages);
 }
 
+void bench_rate_result(
+    bench_result *r, long received, long messages, uint64_t t0_ns, uint64_t t1_ns)
+{
+    r->count = received;
+    r->elapsed = (double)(t1_ns - t0_ns) / 1e9;
+    bench_rate_figs(r, messages, r->elapsed);
+}
+
+void bench_latency_result(
+    bench_result *r, uint64_t *ns, long done, uint64_t start_ns, uint64_t stop_ns)
+{
+    r->count = done;
+    r->elapsed = (double)(stop_ns - start_ns) / 1e9;
+    bench_latency_figs(r, ns, done);
+}
+
 /* --- gate ----------------------------------------------------------------------- */
 
 void bench_gate_init(bench_gate *g)

@@ -158,6 +158,16 @@ void bench_latency_figs(bench_result *r, uint64_t *ns, long n);
  * events_per_s and ns_per_event. */
 void bench_rate_figs(bench_result *r, long messages, double seconds);
 
+/* The end of a throughput run: r->count (the messages received), r->elapsed
+ * (from t0_ns to t1_ns, bench_now_ns) and the rate figures of `messages`. */
+void bench_rate_result(
+    bench_result *r, long received, long messages, uint64_t t0_ns, uint64_t t1_ns);
+
+/* The end of a round-trip run: r->count (`done` round trips, timed in `ns`),
+ * r->elapsed (from start_ns to stop_ns) and the latency figures. */
+void bench_latency_result(
+    bench_result *r, uint64_t *ns, long done, uint64_t start_ns, uint64_t stop_ns);
+
 /* A start line for several threads: bench_gate_wait() blocks until
  * bench_gate_open(). */
 typedef struct bench_gate {

@@ -6,9 +6,10 @@
  *
  * P1 main thread -> consumer thread; the end is the join of the consumer.
  * P2 ping-pong over two such queues, main <-> echo thread.
- * P3 4 producer threads -> 1 consumer, per-sender order checked. */
+ * P3 4 producer threads -> 1 consumer, per-sender order checked.
+ * The drivers are bench_transport.c's; this file is the queue. */
 #define _GNU_SOURCE
-#include "bench_common.h"
+#include "bench_transport.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,161 +77,60 @@ static void mq_pop(mq *q, bench_msg *out)
     free(n);
 }
 
-/* --- P1 / P3 ---------------------------------------------------------------------- */
+/* --- the transport ------------------------------------------------------------------ */
 
-typedef struct consumer {
-    mq *q;
-    long n;
-    bench_checker check;
-} consumer;
+/* One queue (P1, P3) or two, one per direction (P2). */
+typedef struct mq_link {
+    int nq;
+    mq q[2];
+} mq_link;
 
-static void *consume(void *arg)
+static void *open_link(bench_shape shape, int senders)
 {
-    consumer *c = arg;
-    bench_msg m;
-    for (long i = 0; i < c->n; i++) {
-        mq_pop(c->q, &m);
-        bench_checker_take(&c->check, &m);
-    }
-    return NULL;
+    (void)senders;
+    mq_link *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->nq = shape == BENCH_ROUND_TRIP ? 2 : 1;
+    for (int i = 0; i < l->nq; i++)
+        mq_init(&l->q[i]);
+    return l;
 }
 
-typedef struct producer {
-    pthread_t thread;
-    mq *q;
-    uint32_t id;
-    long n;
-    bench_gate *gate;
-} producer;
-
-static void produce(producer *p)
+static void attach(void *link, bench_side side, uint32_t sender, bench_end *end)
 {
-    bench_msg m;
-    for (long i = 0; i < p->n; i++) {
-        bench_msg_make(&m, p->id, (uint64_t)i);
-        mq_push(p->q, &m);
-    }
+    (void)sender;
+    mq_link *l = link;
+    bench_end_of_queues(end, side, &l->q[0], l->nq > 1 ? &l->q[1] : NULL);
 }
 
-static void *produce_thread(void *arg)
+static void send_one(const bench_end *end, const bench_msg *m)
 {
-    producer *p = arg;
-    bench_gate_wait(p->gate);
-    produce(p);
-    return NULL;
+    mq_push(end->out, m);
 }
 
-static void many_to_one(int nsenders, long per, bench_result *r)
+static void recv_one(const bench_end *end, bench_msg *m)
 {
-    long n = per * nsenders;
-    mq q;
-    mq_init(&q);
-    consumer c = { .q = &q, .n = n };
-    bench_checker_init(&c.check, (uint32_t)nsenders);
-    bench_gate gate;
-    bench_gate_init(&gate);
-    pthread_t ct;
-    pthread_create(&ct, NULL, consume, &c);
-    producer ps[BENCH_MAX_SENDERS];
-    for (int i = 0; i < nsenders; i++)
-        ps[i] = (producer) { .q = &q, .id = (uint32_t)i, .n = per, .gate = &gate };
-    uint64_t t0;
-    if (nsenders == 1) {
-        t0 = bench_now_ns();
-        produce(&ps[0]);
-    } else {
-        for (int i = 0; i < nsenders; i++)
-            pthread_create(&ps[i].thread, NULL, produce_thread, &ps[i]);
-        t0 = bench_now_ns();
-        bench_gate_open(&gate);
-    }
-    pthread_join(ct, NULL);
-    uint64_t t1 = bench_now_ns();
-    if (nsenders > 1)
-        for (int i = 0; i < nsenders; i++)
-            pthread_join(ps[i].thread, NULL);
-    bench_check_verdict(&c.check, n, r);
-    bench_gate_destroy(&gate);
-    mq_destroy(&q);
-    r->count = (long)c.check.received;
-    r->elapsed = (double)(t1 - t0) / 1e9;
-    bench_rate_figs(r, n, r->elapsed);
+    mq_pop(end->in, m);
 }
 
-static void p1(const bench_args *a, bench_result *r)
+static void close_link(void *link)
 {
-    many_to_one(1, bench_count(a), r);
-}
-
-static void p3(const bench_args *a, bench_result *r)
-{
-    int ns = bench_senders(a);
-    many_to_one(ns, bench_count(a) / ns, r);
-}
-
-/* --- P2 ---------------------------------------------------------------------------- */
-
-typedef struct pingpong {
-    mq ping, pong;
-    long n;
-    bench_checker check;
-} pingpong;
-
-static void *echo_thread(void *arg)
-{
-    pingpong *pp = arg;
-    bench_msg m;
-    for (long i = 0; i < pp->n; i++) {
-        mq_pop(&pp->ping, &m);
-        bench_checker_take(&pp->check, &m);
-        mq_push(&pp->pong, &m);
-    }
-    return NULL;
-}
-
-static void p2(const bench_args *a, bench_result *r)
-{
-    long n = bench_count(a), warm = bench_warmup(n), total = n + warm;
-    uint64_t *lat = malloc(sizeof *lat * (size_t)n);
-    pingpong *pp = calloc(1, sizeof *pp);
-    if (!lat || !pp) {
-        bench_fail(r, "out of memory");
-        return;
-    }
-    mq_init(&pp->ping);
-    mq_init(&pp->pong);
-    pp->n = total;
-    bench_checker_init(&pp->check, 1);
-    pthread_t et;
-    pthread_create(&et, NULL, echo_thread, pp);
-    long done = 0;
-    uint64_t start = bench_now_ns();
-    for (long i = 0; i < total; i++) {
-        bench_msg m, back;
-        bench_msg_make(&m, 0, (uint64_t)i);
-        uint64_t t0 = bench_now_ns();
-        mq_push(&pp->ping, &m);
-        mq_pop(&pp->pong, &back);
-        uint64_t t1 = bench_now_ns();
-        if (!bench_msg_ok(&back, 0, (uint64_t)i))
-            bench_fail(r, "round trip %ld: wrong answer", i);
-        if (i >= warm)
-            lat[done++] = t1 - t0;
-    }
-    uint64_t end = bench_now_ns();
-    pthread_join(et, NULL);
-    bench_check_verdict(&pp->check, total, r);
-    mq_destroy(&pp->ping);
-    mq_destroy(&pp->pong);
-    free(pp);
-    r->count = done;
-    r->elapsed = (double)(end - start) / 1e9;
-    bench_latency_figs(r, lat, done);
-    free(lat);
+    mq_link *l = link;
+    for (int i = 0; i < l->nq; i++)
+        mq_destroy(&l->q[i]);
+    free(l);
 }
 
 int main(int argc, char **argv)
 {
-    static const bench_scenario scenarios[] = { { "P1", p1 }, { "P2", p2 }, { "P3", p3 } };
-    return bench_main(argc, argv, "mutex", scenarios, sizeof scenarios / sizeof *scenarios);
+    static const bench_transport transport = {
+        .system = "mutex",
+        .open = open_link,
+        .attach = attach,
+        .send = send_one,
+        .recv = recv_one,
+        .close = close_link,
+    };
+    return bench_transport_main(argc, argv, &transport, NULL, 0);
 }

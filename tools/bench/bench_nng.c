@@ -4,9 +4,10 @@
  *
  * P1 pair0: main thread -> consumer thread; the end is the join of the consumer.
  * P2 pair0 ping-pong, main <-> echo thread.
- * P3 push0 x4 -> pull0 (pair takes one peer only); per-sender order checked. */
+ * P3 push0 x4 -> pull0 (pair takes one peer only); per-sender order checked.
+ * The drivers are bench_transport.c's; this file is the sockets. */
 #define _GNU_SOURCE
-#include "bench_common.h"
+#include "bench_transport.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/pair0/pair.h>
@@ -46,180 +47,89 @@ static void recv_msg(nng_socket s, bench_msg *m)
     }
 }
 
-/* --- P1 / P3 ---------------------------------------------------------------------- */
+/* --- the transport ------------------------------------------------------------------ */
 
-typedef struct consumer {
-    nng_socket sock;
-    long n;
-    bench_checker check;
-} consumer;
+typedef struct nlink {
+    nng_socket rx; /* the receiver's pair0 or pull0 */
+    int ntx;
+    nng_socket tx[BENCH_MAX_SENDERS]; /* P1, P2: the main thread's pair0; P3: a push0 each */
+} nlink;
 
-static void *consume(void *arg)
+static void *open_pair(const char *addr)
 {
-    consumer *c = arg;
-    bench_msg m;
-    for (long i = 0; i < c->n; i++) {
-        recv_msg(c->sock, &m);
-        bench_checker_take(&c->check, &m);
-    }
-    return NULL;
+    nlink *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->ntx = 1;
+    check(nng_pair0_open(&l->rx), "nng_pair0_open");
+    check(nng_pair0_open(&l->tx[0]), "nng_pair0_open");
+    buffers(l->rx);
+    buffers(l->tx[0]);
+    check(nng_listen(l->rx, addr, NULL, 0), "nng_listen");
+    check(nng_dial(l->tx[0], addr, NULL, 0), "nng_dial");
+    return l;
 }
 
-static void produce(nng_socket s, uint32_t id, long n)
+/* Sockets are opened here, in the main thread, and closed only once the
+ * receiver has everything (nng_close does not flush). */
+static void *open_push_pull(int senders)
 {
-    bench_msg m;
-    for (long i = 0; i < n; i++) {
-        bench_msg_make(&m, id, (uint64_t)i);
-        send_msg(s, &m);
+    nlink *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->ntx = senders;
+    check(nng_pull0_open(&l->rx), "nng_pull0_open");
+    buffers(l->rx);
+    check(nng_listen(l->rx, "inproc://p3", NULL, 0), "nng_listen");
+    for (int i = 0; i < senders; i++) {
+        check(nng_push0_open(&l->tx[i]), "nng_push0_open");
+        buffers(l->tx[i]);
+        check(nng_dial(l->tx[i], "inproc://p3", NULL, 0), "nng_dial");
     }
+    return l;
 }
 
-typedef struct producer {
-    pthread_t thread;
-    nng_socket sock;
-    uint32_t id;
-    long n;
-    bench_gate *gate;
-} producer;
-
-static void *produce_thread(void *arg)
+static void *open_link(bench_shape shape, int senders)
 {
-    producer *p = arg;
-    bench_gate_wait(p->gate);
-    produce(p->sock, p->id, p->n);
-    return NULL;
+    if (shape == BENCH_MANY_TO_ONE)
+        return open_push_pull(senders);
+    return open_pair(shape == BENCH_ONE_TO_ONE ? "inproc://p1" : "inproc://p2");
 }
 
-static void p1(const bench_args *a, bench_result *r)
+static void attach(void *link, bench_side side, uint32_t sender, bench_end *end)
 {
-    long n = bench_count(a);
-    nng_socket rx, tx;
-    check(nng_pair0_open(&rx), "nng_pair0_open");
-    check(nng_pair0_open(&tx), "nng_pair0_open");
-    buffers(rx);
-    buffers(tx);
-    check(nng_listen(rx, "inproc://p1", NULL, 0), "nng_listen");
-    check(nng_dial(tx, "inproc://p1", NULL, 0), "nng_dial");
-    consumer c = { .sock = rx, .n = n };
-    bench_checker_init(&c.check, 1);
-    pthread_t ct;
-    pthread_create(&ct, NULL, consume, &c);
-    uint64_t t0 = bench_now_ns();
-    produce(tx, 0, n);
-    pthread_join(ct, NULL);
-    uint64_t t1 = bench_now_ns();
-    bench_check_verdict(&c.check, n, r);
-    nng_close(tx);
-    nng_close(rx);
-    r->count = (long)c.check.received;
-    r->elapsed = (double)(t1 - t0) / 1e9;
-    bench_rate_figs(r, n, r->elapsed);
+    nlink *l = link;
+    end->in = end->out = side == BENCH_RECEIVER ? &l->rx : &l->tx[sender];
 }
 
-static void p3(const bench_args *a, bench_result *r)
+static void send_one(const bench_end *end, const bench_msg *m)
 {
-    int ns = bench_senders(a);
-    long per = bench_count(a) / ns, n = per * ns;
-    nng_socket rx;
-    check(nng_pull0_open(&rx), "nng_pull0_open");
-    buffers(rx);
-    check(nng_listen(rx, "inproc://p3", NULL, 0), "nng_listen");
-    consumer c = { .sock = rx, .n = n };
-    bench_checker_init(&c.check, (uint32_t)ns);
-    bench_gate gate;
-    bench_gate_init(&gate);
-    producer ps[BENCH_MAX_SENDERS];
-    for (int i = 0; i < ns; i++) {
-        ps[i] = (producer) { .id = (uint32_t)i, .n = per, .gate = &gate };
-        check(nng_push0_open(&ps[i].sock), "nng_push0_open");
-        buffers(ps[i].sock);
-        check(nng_dial(ps[i].sock, "inproc://p3", NULL, 0), "nng_dial");
-        pthread_create(&ps[i].thread, NULL, produce_thread, &ps[i]);
-    }
-    pthread_t ct;
-    pthread_create(&ct, NULL, consume, &c);
-    uint64_t t0 = bench_now_ns();
-    bench_gate_open(&gate);
-    pthread_join(ct, NULL);
-    uint64_t t1 = bench_now_ns();
-    for (int i = 0; i < ns; i++) {
-        pthread_join(ps[i].thread, NULL);
-        nng_close(ps[i].sock);
-    }
-    bench_check_verdict(&c.check, n, r);
-    bench_gate_destroy(&gate);
-    nng_close(rx);
-    r->count = (long)c.check.received;
-    r->elapsed = (double)(t1 - t0) / 1e9;
-    bench_rate_figs(r, n, r->elapsed);
+    send_msg(*(nng_socket *)end->out, m);
 }
 
-/* --- P2 ---------------------------------------------------------------------------- */
-
-typedef struct pingpong {
-    nng_socket sock;
-    long n;
-    bench_checker check;
-} pingpong;
-
-static void *echo_thread(void *arg)
+static void recv_one(const bench_end *end, bench_msg *m)
 {
-    pingpong *pp = arg;
-    bench_msg m;
-    for (long i = 0; i < pp->n; i++) {
-        recv_msg(pp->sock, &m);
-        bench_checker_take(&pp->check, &m);
-        send_msg(pp->sock, &m);
-    }
-    return NULL;
+    recv_msg(*(nng_socket *)end->in, m);
 }
 
-static void p2(const bench_args *a, bench_result *r)
+static void close_link(void *link)
 {
-    long n = bench_count(a), warm = bench_warmup(n), total = n + warm;
-    uint64_t *lat = malloc(sizeof *lat * (size_t)n);
-    if (!lat) {
-        bench_fail(r, "out of memory");
-        return;
-    }
-    nng_socket me, peer;
-    check(nng_pair0_open(&me), "nng_pair0_open");
-    check(nng_pair0_open(&peer), "nng_pair0_open");
-    buffers(me);
-    buffers(peer);
-    check(nng_listen(peer, "inproc://p2", NULL, 0), "nng_listen");
-    check(nng_dial(me, "inproc://p2", NULL, 0), "nng_dial");
-    pingpong pp = { .sock = peer, .n = total };
-    bench_checker_init(&pp.check, 1);
-    pthread_t et;
-    pthread_create(&et, NULL, echo_thread, &pp);
-    long done = 0;
-    uint64_t start = bench_now_ns();
-    for (long i = 0; i < total; i++) {
-        bench_msg m, back;
-        bench_msg_make(&m, 0, (uint64_t)i);
-        uint64_t t0 = bench_now_ns();
-        send_msg(me, &m);
-        recv_msg(me, &back);
-        uint64_t t1 = bench_now_ns();
-        if (!bench_msg_ok(&back, 0, (uint64_t)i))
-            bench_fail(r, "round trip %ld: wrong answer", i);
-        if (i >= warm)
-            lat[done++] = t1 - t0;
-    }
-    uint64_t end = bench_now_ns();
-    pthread_join(et, NULL);
-    bench_check_verdict(&pp.check, total, r);
-    nng_close(me);
-    nng_close(peer);
-    r->count = done;
-    r->elapsed = (double)(end - start) / 1e9;
-    bench_latency_figs(r, lat, done);
-    free(lat);
+    nlink *l = link;
+    for (int i = 0; i < l->ntx; i++)
+        nng_close(l->tx[i]);
+    nng_close(l->rx);
+    free(l);
 }
 
 int main(int argc, char **argv)
 {
-    static const bench_scenario scenarios[] = { { "P1", p1 }, { "P2", p2 }, { "P3", p3 } };
-    return bench_main(argc, argv, "nng", scenarios, sizeof scenarios / sizeof *scenarios);
+    static const bench_transport transport = {
+        .system = "nng",
+        .open = open_link,
+        .attach = attach,
+        .send = send_one,
+        .recv = recv_one,
+        .close = close_link,
+    };
+    return bench_transport_main(argc, argv, &transport, NULL, 0);
 }

@@ -12,9 +12,10 @@
  *
  * P1 main thread -> consumer thread; the end is the join of the consumer.
  * P2 ping-pong over two such queues, main <-> echo thread.
- * P3 4 producer threads -> 1 consumer, per-sender order checked. */
+ * P3 4 producer threads -> 1 consumer, per-sender order checked.
+ * The drivers are bench_transport.c's; this file is the queue. */
 #define _GNU_SOURCE
-#include "bench_common.h"
+#include "bench_transport.h"
 
 #include <ck_ec.h>
 #include <ck_epoch.h>
@@ -192,192 +193,76 @@ static void rq_pop(rq *q, ck_epoch_record_t *rec, bench_msg *out)
     }
 }
 
-/* --- P1 / P3: producers -> one consumer --------------------------------------------- */
+/* --- the transport ------------------------------------------------------------------ */
 
-typedef struct consumer {
+/* One queue (P1, P3) or two, one per direction (P2); 64-byte aligned. */
+typedef struct rq_link {
+    int nq;
     rq *q;
-    long n;
-    bench_checker check;
-} consumer;
+} rq_link;
 
-static void *consume(void *arg)
+static void *open_link(bench_shape shape, int senders)
 {
-    consumer *c = arg;
-    ck_epoch_record_t *rec = record_new();
-    bench_msg m;
-    for (long i = 0; i < c->n; i++) {
-        rq_pop(c->q, rec, &m);
-        bench_checker_take(&c->check, &m);
-    }
-    record_done(rec);
-    return NULL;
-}
-
-typedef struct producer {
-    pthread_t thread;
-    rq *q;
-    uint32_t id;
-    long n;
-    bench_gate *gate;
-    bool failed;
-} producer;
-
-static void produce(producer *p)
-{
-    ck_epoch_record_t *rec = record_new();
-    bench_msg m;
-    for (long i = 0; i < p->n; i++) {
-        bench_msg_make(&m, p->id, (uint64_t)i);
-        if (!rq_push(p->q, rec, &m)) {
-            p->failed = true;
-            break;
-        }
-    }
-    record_done(rec);
-}
-
-static void *produce_thread(void *arg)
-{
-    producer *p = arg;
-    bench_gate_wait(p->gate);
-    produce(p);
-    return NULL;
-}
-
-static void many_to_one(int nsenders, long per, bench_result *r)
-{
-    long n = per * nsenders;
-    rq *q = aligned_alloc(64, sizeof *q);
-    if (!q || !rq_init(q)) {
-        bench_fail(r, "out of memory");
+    (void)senders;
+    rq_link *l = malloc(sizeof *l);
+    int nq = shape == BENCH_ROUND_TRIP ? 2 : 1;
+    rq *q = aligned_alloc(64, (size_t)nq * sizeof *q);
+    if (!l || !q || !rq_init(&q[0]) || (nq > 1 && !rq_init(&q[1]))) {
         free(q);
-        return;
+        free(l);
+        return NULL;
     }
-    consumer c = { .q = q, .n = n };
-    bench_checker_init(&c.check, (uint32_t)nsenders);
-    bench_gate gate;
-    bench_gate_init(&gate);
-    pthread_t ct;
-    pthread_create(&ct, NULL, consume, &c);
-    producer ps[BENCH_MAX_SENDERS];
-    for (int i = 0; i < nsenders; i++)
-        ps[i] = (producer) { .q = q, .id = (uint32_t)i, .n = per, .gate = &gate };
-    uint64_t t0 = 0;
-    if (nsenders == 1) { /* P1: the main thread sends */
-        t0 = bench_now_ns();
-        produce(&ps[0]);
-    } else {
-        for (int i = 0; i < nsenders; i++)
-            pthread_create(&ps[i].thread, NULL, produce_thread, &ps[i]);
-        t0 = bench_now_ns();
-        bench_gate_open(&gate);
-    }
-    if (ps[0].failed) {
+    *l = (rq_link) { .nq = nq, .q = q };
+    return l;
+}
+
+/* Every thread has its own epoch record (end->local). */
+static void attach(void *link, bench_side side, uint32_t sender, bench_end *end)
+{
+    (void)sender;
+    rq_link *l = link;
+    bench_end_of_queues(end, side, &l->q[0], l->nq > 1 ? &l->q[1] : NULL);
+    end->local = record_new();
+}
+
+static void detach(bench_end *end)
+{
+    record_done(end->local);
+}
+
+static void send_one(const bench_end *end, const bench_msg *m)
+{
+    if (!rq_push(end->out, end->local, m)) {
         fprintf(stderr, "out of memory while sending\n");
-        exit(1); /* the consumer would wait forever */
+        exit(1); /* the receiver would wait forever */
     }
-    pthread_join(ct, NULL);
-    uint64_t t1 = bench_now_ns();
-    if (nsenders > 1)
-        for (int i = 0; i < nsenders; i++)
-            pthread_join(ps[i].thread, NULL);
-    for (int i = 0; i < nsenders; i++)
-        if (ps[i].failed)
-            bench_fail(r, "sender %d ran out of memory", i);
-    bench_check_verdict(&c.check, n, r);
-    bench_gate_destroy(&gate);
-    rq_destroy(q);
-    free(q);
-    r->count = (long)c.check.received;
-    r->elapsed = (double)(t1 - t0) / 1e9;
-    bench_rate_figs(r, n, r->elapsed);
 }
 
-static void p1(const bench_args *a, bench_result *r)
+static void recv_one(const bench_end *end, bench_msg *m)
 {
-    many_to_one(1, bench_count(a), r);
+    rq_pop(end->in, end->local, m);
 }
 
-static void p3(const bench_args *a, bench_result *r)
+static void close_link(void *link)
 {
-    int ns = bench_senders(a);
-    many_to_one(ns, bench_count(a) / ns, r);
-}
-
-/* --- P2: ping-pong --------------------------------------------------------------- */
-
-typedef struct pingpong {
-    rq *ping, *pong;
-    long n;
-    bench_checker check;
-} pingpong;
-
-static void *echo_thread(void *arg)
-{
-    pingpong *pp = arg;
-    ck_epoch_record_t *rec = record_new();
-    bench_msg m;
-    for (long i = 0; i < pp->n; i++) {
-        rq_pop(pp->ping, rec, &m);
-        bench_checker_take(&pp->check, &m);
-        if (!rq_push(pp->pong, rec, &m)) {
-            fprintf(stderr, "out of memory\n");
-            exit(1);
-        }
-    }
-    record_done(rec);
-    return NULL;
-}
-
-static void p2(const bench_args *a, bench_result *r)
-{
-    long n = bench_count(a), warm = bench_warmup(n), total = n + warm;
-    uint64_t *lat = malloc(sizeof *lat * (size_t)n);
-    rq *q = aligned_alloc(64, 2 * sizeof *q);
-    if (!lat || !q || !rq_init(&q[0]) || !rq_init(&q[1])) {
-        bench_fail(r, "out of memory");
-        return;
-    }
-    pingpong pp = { .ping = &q[0], .pong = &q[1], .n = total };
-    bench_checker_init(&pp.check, 1);
-    pthread_t et;
-    pthread_create(&et, NULL, echo_thread, &pp);
-    ck_epoch_record_t *rec = record_new();
-    long done = 0;
-    uint64_t start = bench_now_ns();
-    for (long i = 0; i < total; i++) {
-        bench_msg m, back;
-        bench_msg_make(&m, 0, (uint64_t)i);
-        uint64_t t0 = bench_now_ns();
-        if (!rq_push(pp.ping, rec, &m)) {
-            fprintf(stderr, "out of memory\n");
-            exit(1);
-        }
-        rq_pop(pp.pong, rec, &back);
-        uint64_t t1 = bench_now_ns();
-        if (!bench_msg_ok(&back, 0, (uint64_t)i)) {
-            bench_fail(r, "round trip %ld: wrong answer", i);
-            /* keep going: the echo thread expects `total` pings */
-        }
-        if (i >= warm)
-            lat[done++] = t1 - t0;
-    }
-    uint64_t end = bench_now_ns();
-    pthread_join(et, NULL);
-    record_done(rec);
-    bench_check_verdict(&pp.check, total, r);
-    rq_destroy(&q[0]);
-    rq_destroy(&q[1]);
-    free(q);
-    r->count = done;
-    r->elapsed = (double)(end - start) / 1e9;
-    bench_latency_figs(r, lat, done);
-    free(lat);
+    rq_link *l = link;
+    for (int i = 0; i < l->nq; i++)
+        rq_destroy(&l->q[i]);
+    free(l->q);
+    free(l);
 }
 
 int main(int argc, char **argv)
 {
-    static const bench_scenario scenarios[] = { { "P1", p1 }, { "P2", p2 }, { "P3", p3 } };
+    static const bench_transport transport = {
+        .system = "rawck",
+        .open = open_link,
+        .attach = attach,
+        .detach = detach,
+        .send = send_one,
+        .recv = recv_one,
+        .close = close_link,
+    };
     ck_epoch_init(&epoch);
-    return bench_main(argc, argv, "rawck", scenarios, sizeof scenarios / sizeof *scenarios);
+    return bench_transport_main(argc, argv, &transport, NULL, 0);
 }

@@ -86,9 +86,7 @@ static void p1(const bench_args *a, bench_result *r)
     uint64_t t1 = bench_now_ns();
     bench_check_verdict(&c.check, n, r);
     free(q);
-    r->count = (long)c.check.received;
-    r->elapsed = (double)(t1 - t0) / 1e9;
-    bench_rate_figs(r, n, r->elapsed);
+    bench_rate_result(r, (long)c.check.received, n, t0, t1);
 }
 
 /* --- P2: atomic ping-pong ------------------------------------------------------------ */
@@ -154,9 +152,7 @@ static void p2(const bench_args *a, bench_result *r)
     pthread_join(et, NULL);
     bench_check_verdict(&pp->check, total, r);
     free(pp);
-    r->count = done;
-    r->elapsed = (double)(end - start) / 1e9;
-    bench_latency_figs(r, lat, done);
+    bench_latency_result(r, lat, done, start, end);
     free(lat);
 }
 

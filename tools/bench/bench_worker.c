@@ -145,9 +145,7 @@ static void p1(const bench_args *a, bench_result *r)
     finish(w, r);
     if (r->ok)
         sink_verdict(&s, "worker", r);
-    r->count = (long)s.check.received;
-    r->elapsed = (double)(t1 - t0) / 1e9;
-    bench_rate_figs(r, n, r->elapsed);
+    bench_rate_result(r, (long)s.check.received, n, t0, t1);
 }
 
 /* --- P2 ------------------------------------------------------------------------ */
@@ -214,9 +212,7 @@ static void p2(const bench_args *a, bench_result *r)
     if (r->ok && (st.check.errors || st.fire_errors))
         bench_fail(r, "worker side: %llu sequence errors, %d refused PONGs",
             (unsigned long long)st.check.errors, st.fire_errors);
-    r->count = done;
-    r->elapsed = (double)(end - start) / 1e9;
-    bench_latency_figs(r, lat, done);
+    bench_latency_result(r, lat, done, start, end);
     free(lat);
 }
 
@@ -283,9 +279,7 @@ static void p3(const bench_args *a, bench_result *r)
     bench_gate_destroy(&gate);
     if (r->ok)
         sink_verdict(&s, "worker", r);
-    r->count = (long)s.check.received;
-    r->elapsed = (double)(t1 - t0) / 1e9;
-    bench_rate_figs(r, n, r->elapsed);
+    bench_rate_result(r, (long)s.check.received, n, t0, t1);
 }
 
 /* --- P4 ------------------------------------------------------------------------ */

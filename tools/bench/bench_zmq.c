@@ -8,9 +8,10 @@
  *    per-sender order is checked as everywhere else.
  * P4 PUB -> 64 SUB threads, high-water marks off (a PUB drops at the mark),
  *    50,000 publishes; subscribers are synchronised first with marker
- *    messages (the "slow joiner" problem). */
+ *    messages (the "slow joiner" problem).
+ * P1 to P3 run on bench_transport.c's drivers; P4 is this file's own. */
 #define _GNU_SOURCE
-#include "bench_common.h"
+#include "bench_transport.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -69,173 +70,81 @@ static void set_int(void *s, int opt, int v)
         die_zmq("zmq_setsockopt");
 }
 
-/* --- P1 / P3 ---------------------------------------------------------------------- */
+/* --- the transport of P1, P2, P3 ------------------------------------------------------- */
 
-typedef struct consumer {
-    void *sock;
-    long n;
-    bench_checker check;
-} consumer;
-
-static void *consume(void *arg)
-{
-    consumer *c = arg;
-    bench_msg m;
-    for (long i = 0; i < c->n; i++) {
-        recv_msg(c->sock, &m);
-        bench_checker_take(&c->check, &m);
-    }
-    return NULL;
-}
-
-typedef struct producer {
-    pthread_t thread;
+typedef struct zlink {
     void *ctx;
-    void *sock; /* P1: the main thread's PAIR */
-    uint32_t id;
-    long n;
-    bench_gate *gate;
-} producer;
+    void *tx; /* P1, P2: the main thread's PAIR; P3: NULL (senders open a PUSH each) */
+    void *rx; /* the receiver's PAIR or PULL */
+} zlink;
 
-static void produce(void *sock, uint32_t id, long n)
+static const char *address(bench_shape shape)
 {
-    bench_msg m;
-    for (long i = 0; i < n; i++) {
-        bench_msg_make(&m, id, (uint64_t)i);
-        send_msg(sock, &m);
+    return shape == BENCH_ONE_TO_ONE ? "inproc://p1"
+        : shape == BENCH_ROUND_TRIP  ? "inproc://p2"
+                                     : "inproc://p3";
+}
+
+static void *open_link(bench_shape shape, int senders)
+{
+    (void)senders;
+    zlink *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    const char *addr = address(shape);
+    l->ctx = zmq_ctx_new();
+    if (shape == BENCH_MANY_TO_ONE) {
+        l->rx = make_socket(l->ctx, ZMQ_PULL);
+        if (zmq_bind(l->rx, addr) != 0)
+            die_zmq("zmq_bind");
+        return l;
     }
-}
-
-static void *produce_thread(void *arg)
-{
-    producer *p = arg;
-    void *s = make_socket(p->ctx, ZMQ_PUSH);
-    if (zmq_connect(s, "inproc://p3") != 0)
-        die_zmq("zmq_connect");
-    bench_gate_wait(p->gate);
-    produce(s, p->id, p->n);
-    zmq_close(s);
-    return NULL;
-}
-
-static void p1(const bench_args *a, bench_result *r)
-{
-    long n = bench_count(a);
-    void *ctx = zmq_ctx_new();
-    void *rx = make_socket(ctx, ZMQ_PAIR), *tx = make_socket(ctx, ZMQ_PAIR);
-    if (zmq_bind(rx, "inproc://p1") != 0 || zmq_connect(tx, "inproc://p1") != 0)
+    l->rx = make_socket(l->ctx, ZMQ_PAIR);
+    l->tx = make_socket(l->ctx, ZMQ_PAIR);
+    if (zmq_bind(l->rx, addr) != 0 || zmq_connect(l->tx, addr) != 0)
         die_zmq("bind/connect");
-    consumer c = { .sock = rx, .n = n };
-    bench_checker_init(&c.check, 1);
-    pthread_t ct;
-    pthread_create(&ct, NULL, consume, &c); /* the thread takes over rx */
-    uint64_t t0 = bench_now_ns();
-    produce(tx, 0, n);
-    pthread_join(ct, NULL);
-    uint64_t t1 = bench_now_ns();
-    bench_check_verdict(&c.check, n, r);
-    zmq_close(tx);
-    zmq_close(rx);
-    zmq_ctx_term(ctx);
-    r->count = (long)c.check.received;
-    r->elapsed = (double)(t1 - t0) / 1e9;
-    bench_rate_figs(r, n, r->elapsed);
+    return l;
 }
 
-static void p3(const bench_args *a, bench_result *r)
+/* A P3 sender's own PUSH socket, made in its thread (end->local: closed by
+ * detach). The receiver of P1 takes over the PAIR made by the main thread. */
+static void attach(void *link, bench_side side, uint32_t sender, bench_end *end)
 {
-    int ns = bench_senders(a);
-    long per = bench_count(a) / ns, n = per * ns;
-    void *ctx = zmq_ctx_new();
-    void *rx = make_socket(ctx, ZMQ_PULL);
-    if (zmq_bind(rx, "inproc://p3") != 0)
-        die_zmq("zmq_bind");
-    consumer c = { .sock = rx, .n = n };
-    bench_checker_init(&c.check, (uint32_t)ns);
-    bench_gate gate;
-    bench_gate_init(&gate);
-    pthread_t ct;
-    pthread_create(&ct, NULL, consume, &c);
-    producer ps[BENCH_MAX_SENDERS];
-    for (int i = 0; i < ns; i++) {
-        ps[i] = (producer) { .ctx = ctx, .id = (uint32_t)i, .n = per, .gate = &gate };
-        pthread_create(&ps[i].thread, NULL, produce_thread, &ps[i]);
+    (void)sender;
+    zlink *l = link;
+    void *s = side == BENCH_RECEIVER ? l->rx : l->tx;
+    if (!s) {
+        s = end->local = make_socket(l->ctx, ZMQ_PUSH);
+        if (zmq_connect(s, address(BENCH_MANY_TO_ONE)) != 0)
+            die_zmq("zmq_connect");
     }
-    uint64_t t0 = bench_now_ns();
-    bench_gate_open(&gate);
-    pthread_join(ct, NULL);
-    uint64_t t1 = bench_now_ns();
-    for (int i = 0; i < ns; i++)
-        pthread_join(ps[i].thread, NULL);
-    bench_check_verdict(&c.check, n, r);
-    bench_gate_destroy(&gate);
-    zmq_close(rx);
-    zmq_ctx_term(ctx);
-    r->count = (long)c.check.received;
-    r->elapsed = (double)(t1 - t0) / 1e9;
-    bench_rate_figs(r, n, r->elapsed);
+    end->in = end->out = s;
 }
 
-/* --- P2 ---------------------------------------------------------------------------- */
-
-typedef struct pingpong {
-    void *sock;
-    long n;
-    bench_checker check;
-} pingpong;
-
-static void *echo_thread(void *arg)
+static void detach(bench_end *end)
 {
-    pingpong *pp = arg;
-    bench_msg m;
-    for (long i = 0; i < pp->n; i++) {
-        recv_msg(pp->sock, &m);
-        bench_checker_take(&pp->check, &m);
-        send_msg(pp->sock, &m);
-    }
-    return NULL;
+    if (end->local)
+        zmq_close(end->local);
 }
 
-static void p2(const bench_args *a, bench_result *r)
+static void send_one(const bench_end *end, const bench_msg *m)
 {
-    long n = bench_count(a), warm = bench_warmup(n), total = n + warm;
-    uint64_t *lat = malloc(sizeof *lat * (size_t)n);
-    if (!lat) {
-        bench_fail(r, "out of memory");
-        return;
-    }
-    void *ctx = zmq_ctx_new();
-    void *me = make_socket(ctx, ZMQ_PAIR), *peer = make_socket(ctx, ZMQ_PAIR);
-    if (zmq_bind(peer, "inproc://p2") != 0 || zmq_connect(me, "inproc://p2") != 0)
-        die_zmq("bind/connect");
-    pingpong pp = { .sock = peer, .n = total };
-    bench_checker_init(&pp.check, 1);
-    pthread_t et;
-    pthread_create(&et, NULL, echo_thread, &pp);
-    long done = 0;
-    uint64_t start = bench_now_ns();
-    for (long i = 0; i < total; i++) {
-        bench_msg m, back;
-        bench_msg_make(&m, 0, (uint64_t)i);
-        uint64_t t0 = bench_now_ns();
-        send_msg(me, &m);
-        recv_msg(me, &back);
-        uint64_t t1 = bench_now_ns();
-        if (!bench_msg_ok(&back, 0, (uint64_t)i))
-            bench_fail(r, "round trip %ld: wrong answer", i);
-        if (i >= warm)
-            lat[done++] = t1 - t0;
-    }
-    uint64_t end = bench_now_ns();
-    pthread_join(et, NULL);
-    bench_check_verdict(&pp.check, total, r);
-    zmq_close(me);
-    zmq_close(peer);
-    zmq_ctx_term(ctx);
-    r->count = done;
-    r->elapsed = (double)(end - start) / 1e9;
-    bench_latency_figs(r, lat, done);
-    free(lat);
+    send_msg(end->out, m);
+}
+
+static void recv_one(const bench_end *end, bench_msg *m)
+{
+    recv_msg(end->in, m);
+}
+
+static void close_link(void *link)
+{
+    zlink *l = link;
+    if (l->tx)
+        zmq_close(l->tx);
+    zmq_close(l->rx);
+    zmq_ctx_term(l->ctx);
+    free(l);
 }
 
 /* --- P4: PUB/SUB ------------------------------------------------------------------ */
@@ -327,7 +236,15 @@ static void p4(const bench_args *a, bench_result *r)
 
 int main(int argc, char **argv)
 {
-    static const bench_scenario scenarios[]
-        = { { "P1", p1 }, { "P2", p2 }, { "P3", p3 }, { "P4", p4 } };
-    return bench_main(argc, argv, "zmq", scenarios, sizeof scenarios / sizeof *scenarios);
+    static const bench_transport transport = {
+        .system = "zmq",
+        .open = open_link,
+        .attach = attach,
+        .detach = detach,
+        .send = send_one,
+        .recv = recv_one,
+        .close = close_link,
+    };
+    static const bench_scenario own[] = { { "P4", p4 } };
+    return bench_transport_main(argc, argv, &transport, own, sizeof own / sizeof *own);
 }

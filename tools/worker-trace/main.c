@@ -112,9 +112,10 @@ int main(int argc, char **argv)
             stderr, "worker-trace: %s: warning: read only part of the trace: %s\n", in, t.error);
     if (is_check) {
         printf("%s: ok: format %u.%u, pid %" PRIu32 ", %zu threads, %" PRIu64
-               " chunks, %zu records, %zu names, %" PRIu64 " dropped%s\n",
+               " chunks, %zu records, %zu names, %" PRIu64 " dropped, 1 in %" PRIu32
+               " events sampled%s\n",
             in, t.hdr.version, t.hdr.minor, t.hdr.pid, t.nthreads, t.chunks, t.nrecs, t.nstrings,
-            t.dropped, t.partial ? ", partial" : "");
+            t.dropped, wt_sample_every(&t), t.partial ? ", partial" : "");
         wt_trace_free(&t);
         return WT_EXIT_OK;
     }

@@ -66,8 +66,9 @@ int wt_perfetto(const wt_model *m, FILE *f)
     bool first = true;
     fprintf(f,
         "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"tool\":\"worker-trace\","
-        "\"format\":\"%u.%u\",\"pid\":%" PRIu32 ",\"complete\":%s},\n\"traceEvents\":[",
-        t->hdr.version, t->hdr.minor, pid, t->complete ? "true" : "false");
+        "\"format\":\"%u.%u\",\"pid\":%" PRIu32 ",\"complete\":%s,\"sampleEvery\":%" PRIu32
+        "},\n\"traceEvents\":[",
+        t->hdr.version, t->hdr.minor, pid, t->complete ? "true" : "false", wt_sample_every(t));
     head(f, &first, "M", pid, 0);
     fprintf(
         f, ",\"name\":\"process_name\",\"args\":{\"name\":\"worker-actor pid %" PRIu32 "\"}}", pid);

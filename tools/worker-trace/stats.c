@@ -98,6 +98,11 @@ int wt_stats(const wt_model *m, FILE *out, int top)
         "  dropped %" PRIu64 "  %s\n",
         t->hdr.version, t->hdr.minor, t->hdr.pid, t->nthreads, t->chunks, t->nrecs, t->dropped,
         t->complete ? "complete" : "PARTIAL");
+    if (wt_sample_every(t) > 1)
+        fprintf(out,
+            "sampled: the flow of 1 event in %" PRIu32 " was recorded; counts of events and "
+            "listener runs below are of the sampled ones\n",
+            wt_sample_every(t));
     if (t->partial)
         fprintf(out, "partial: %s\n", t->error);
     fprintf(

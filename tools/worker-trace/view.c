@@ -125,6 +125,7 @@ static void emit_data(const wt_model *m, FILE *f, const char *title)
         t->nrecs, t->nthreads, t->dropped);
     wt_json_str(f, t->partial ? t->error : "");
     fprintf(f, ",\"startRealtimeNs\":%" PRIu64, t->hdr.start_realtime_ns);
+    fprintf(f, ",\"sampleEvery\":%" PRIu32, wt_sample_every(t));
 
     /* names: every string id, as an object */
     fputs(",\"names\":{", f);

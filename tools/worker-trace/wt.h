@@ -98,6 +98,12 @@ typedef struct wt_trace {
  * t->partial and t->error instead of failing. */
 int wt_load(const char *path, bool partial, wt_trace *t, char *err, size_t errlen);
 void wt_trace_free(wt_trace *t);
+
+/* 1 in how many events had its flow recorded (1: all). */
+static inline uint32_t wt_sample_every(const wt_trace *t)
+{
+    return t->hdr.sample_every > 1 ? t->hdr.sample_every : 1;
+}
 /* The string with that id, or NULL. */
 const char *wt_name(const wt_trace *t, uint64_t id);
 
