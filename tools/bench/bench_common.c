@@ -278,6 +278,24 @@ void bench_latency_result(
     bench_latency_figs(r, ns, done);
 }
 
+void bench_fanout_result(bench_result *r, long delivered, long publishes, int subscribers,
+    uint64_t t0_ns, uint64_t t1_ns)
+{
+    r->count = delivered;
+    r->elapsed = (double)(t1_ns - t0_ns) / 1e9;
+    long deliveries = publishes * subscribers;
+    bench_fig(r, "deliveries_per_s", (double)deliveries / r->elapsed);
+    bench_fig(r, "ns_per_delivery", r->elapsed * 1e9 / (double)deliveries);
+    bench_fig(r, "subscribers", subscribers);
+}
+
+void bench_spawn_result(bench_result *r, long done, uint64_t t0_ns, uint64_t t1_ns)
+{
+    r->count = done;
+    r->elapsed = (double)(t1_ns - t0_ns) / 1e9;
+    bench_fig(r, "us_per_worker", r->elapsed * 1e6 / (double)(done ? done : 1));
+}
+
 /* --- gate ----------------------------------------------------------------------- */
 
 void bench_gate_init(bench_gate *g)

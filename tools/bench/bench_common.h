@@ -168,6 +168,15 @@ void bench_rate_result(
 void bench_latency_result(
     bench_result *r, uint64_t *ns, long done, uint64_t start_ns, uint64_t stop_ns);
 
+/* The end of a publish run (P4): r->count (the deliveries counted), r->elapsed
+ * and the figures of `publishes` to `subscribers` each. */
+void bench_fanout_result(bench_result *r, long delivered, long publishes, int subscribers,
+    uint64_t t0_ns, uint64_t t1_ns);
+
+/* The end of a spawn run (P5): r->count (`done` spawned and joined),
+ * r->elapsed and us_per_worker. */
+void bench_spawn_result(bench_result *r, long done, uint64_t t0_ns, uint64_t t1_ns);
+
 /* A start line for several threads: bench_gate_wait() blocks until
  * bench_gate_open(). */
 typedef struct bench_gate {

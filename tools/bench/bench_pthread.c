@@ -30,9 +30,7 @@ static void p5(const bench_args *a, bench_result *r)
         done++;
     }
     uint64_t t1 = bench_now_ns();
-    r->count = done;
-    r->elapsed = (double)(t1 - t0) / 1e9;
-    bench_fig(r, "us_per_worker", r->elapsed * 1e6 / (double)(done ? done : 1));
+    bench_spawn_result(r, done, t0, t1);
 }
 
 int main(int argc, char **argv)

@@ -47,7 +47,7 @@ static void *open_or_fail(const bench_transport *t, bench_shape shape, int sende
     return link;
 }
 
-/* --- the receiver of P1 and P3 ---------------------------------------------------- */
+/* --- the receiving thread ---------------------------------------------------- */
 
 /* The thread at the receiver side (P1, P3) or the echo thread (P2). */
 typedef struct receiver {

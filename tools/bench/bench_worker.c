@@ -334,12 +334,7 @@ static void p4(const bench_args *a, bench_result *r)
             sink_verdict(&sinks[i], "subscriber", r);
         delivered += (long)sinks[i].check.received;
     }
-    r->count = delivered;
-    r->elapsed = (double)(t1 - t0) / 1e9;
-    long deliveries = pubs * nsub;
-    bench_fig(r, "deliveries_per_s", (double)deliveries / r->elapsed);
-    bench_fig(r, "ns_per_delivery", r->elapsed * 1e9 / (double)deliveries);
-    bench_fig(r, "subscribers", nsub);
+    bench_fanout_result(r, delivered, pubs, nsub, t0, t1);
 out:
     if (ch)
         worker_channel_free(ch);
@@ -371,9 +366,7 @@ static void p5(const bench_args *a, bench_result *r)
         done++;
     }
     uint64_t t1 = bench_now_ns();
-    r->count = done;
-    r->elapsed = (double)(t1 - t0) / 1e9;
-    bench_fig(r, "us_per_worker", r->elapsed * 1e6 / (double)(done ? done : 1));
+    bench_spawn_result(r, done, t0, t1);
 }
 
 /* --- helpers for P6/P7: idle workers that have run their loop ------------------- */

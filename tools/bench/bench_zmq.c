@@ -226,12 +226,7 @@ static void p4(const bench_args *a, bench_result *r)
     free(subs);
     zmq_close(pub);
     zmq_ctx_term(ctx);
-    r->count = delivered;
-    r->elapsed = (double)(t1 - t0) / 1e9;
-    long deliveries = pubs * nsub;
-    bench_fig(r, "deliveries_per_s", (double)deliveries / r->elapsed);
-    bench_fig(r, "ns_per_delivery", r->elapsed * 1e9 / (double)deliveries);
-    bench_fig(r, "subscribers", nsub);
+    bench_fanout_result(r, delivered, pubs, nsub, t0, t1);
 }
 
 int main(int argc, char **argv)
