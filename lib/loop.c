@@ -27,7 +27,10 @@ static worker_event_t *next_event(worker_t *w, wk_thread *t)
         if (w->batch_len == 0)
             return NULL;
     }
-    return w->batch[w->batch_pos++];
+    worker_event_t *e = w->batch[w->batch_pos++];
+    if (w->batch_pos < w->batch_len) /* written on another core: fetch it early */
+        __builtin_prefetch(w->batch[w->batch_pos]);
+    return e;
 }
 
 static void listener_failed(void *ctx, const worker_event_t *e, int code)
