@@ -17,9 +17,12 @@
  *   Producers may still be reading a garbage node (its `next`), so garbage
  *   is retired through ck_epoch_call and reused only after a grace period.
  *   Producers never read a node's `value` (only the consumer does), so the
- *   owner chains a batch's garbage through it and retires the chain with
- *   one ticket: a node is a bare 32-byte entry, with no epoch entry of its
- *   own. The owner pops inside a section too, one section per batch.
+ *   owner chains garbage through it and retires the chain with one ticket
+ *   once it holds RETIRE_AFTER nodes: a node is a bare 32-byte entry, with
+ *   no epoch entry of its own, and a ping-pong does not pay a ticket per
+ *   message. A mailbox holds at most RETIRE_AFTER plus one batch of
+ *   unretired nodes. The owner pops inside a section too, one section per
+ *   batch.
  * - The owner peeks at head->next outside any section: with a single
  *   consumer the head node is only ever retired by the owner itself.
  * - Before parking the owner spins briefly, then yields its core once, then
@@ -56,6 +59,7 @@ _Static_assert(sizeof(wk_retire_ticket) <= WK_POOL_QNODE_SIZE, "ticket outgrew i
  * gives its core back at once: on 2 cores a long spin starves the producer. */
 #define SPIN_BEFORE_PARK 100
 #define POLL_EVERY 64
+#define RETIRE_AFTER 32
 
 static const struct ck_ec_mode ec_mode = { .ops = &wk_ec_ops, .single_producer = false };
 
@@ -86,6 +90,7 @@ static void retire_garbage(wk_mailbox *mb, wk_thread *t)
         return;
     ticket->chain = mb->garbage;
     mb->garbage = NULL;
+    mb->garbage_count = 0;
     wk_epoch_retire(t, &ticket->retire, ticket_expired);
 }
 
@@ -96,6 +101,7 @@ int wk_mailbox_init(wk_mailbox *mb, size_t limit)
         return WORKER_ENOMEM;
     ck_fifo_mpmc_init(&mb->fifo, stub);
     mb->garbage = NULL;
+    mb->garbage_count = 0;
     atomic_init(&mb->closed, WK_MB_CLOSED);
     atomic_init(&mb->sleeping, 0);
     atomic_init(&mb->user_queued, 0);
@@ -193,11 +199,12 @@ size_t wk_mailbox_pop_batch(wk_mailbox *mb, wk_thread *t, worker_event_t **out, 
         wk_tsan_acquire(e);
         garbage->value = mb->garbage;
         mb->garbage = garbage;
+        mb->garbage_count++;
         popped_counted += counted(mb, e);
         out[n++] = e;
     }
     wk_epoch_exit(t);
-    if (mb->garbage)
+    if (mb->garbage_count >= RETIRE_AFTER)
         retire_garbage(mb, t);
     if (popped_counted)
         atomic_fetch_sub_explicit(&mb->user_queued, popped_counted, memory_order_relaxed);

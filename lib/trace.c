@@ -441,8 +441,8 @@ static void sample_from_environment(void)
     errno = 0;
     unsigned long every = strtoul(text, &end, 10);
     if (errno || *end || every == 0 || every > UINT32_MAX || worker_trace_sample((unsigned)every))
-        fprintf(stderr, "libworker-actor: WORKER_TRACE_SAMPLE='%s' ignored (want 1 or more)\n",
-            text);
+        fprintf(
+            stderr, "libworker-actor: WORKER_TRACE_SAMPLE='%s' ignored (want 1 or more)\n", text);
 }
 
 /* WORKER_TRACE=path turns tracing on when the library is loaded. */

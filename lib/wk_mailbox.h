@@ -44,6 +44,7 @@ typedef struct wk_mailbox {
     _Alignas(64) _Atomic uint64_t trace_pushed;
     /* Owner only. */
     ck_fifo_mpmc_entry_t *garbage; /* dequeued stubs not yet retired */
+    uint32_t garbage_count;
     uint32_t since_poll;
     uint32_t trace_owner; /* the worker id depth records carry */
     uint64_t trace_popped;
