@@ -43,16 +43,16 @@ static __attribute__((noinline, cold)) worker_event_t *event_alloc_traced(
     return &te->event;
 }
 
-/* An object with its header set and the data by reference. Tracing off
- * costs one test of the global flag; tracing with sampling, a countdown. */
+enum trace_mode { MAY_TRACE, UNTRACED, TRACED };
+
+/* An object with its header set and the data by reference. `mode` is a
+ * constant at each call; MAY_TRACE adds the tracing test: one test of the
+ * global flag when off, a per-thread countdown when sampling. */
 static inline __attribute__((always_inline)) worker_event_t *event_alloc(
-    const wk_atom *atom, int kind, void *data, worker_t *sender)
+    const wk_atom *atom, int kind, void *data, worker_t *sender, const enum trace_mode mode)
 {
-    if (wk_tracing()) { /* sampling: one in wk_trace_sample_every, per thread */
-        wk_thread *t = wk_thread_peek();
-        if (!t || t->trace_skip-- == 0)
-            return event_alloc_traced(atom, kind, data, sender);
-    }
+    if (mode == TRACED || (mode == MAY_TRACE && wk_trace_sample_now(wk_thread_peek())))
+        return event_alloc_traced(atom, kind, data, sender);
     worker_event_t *e = wk_pool_alloc(WK_POOL_EVENT);
     if (e)
         event_init(e, atom, kind, data, sender, false);
@@ -78,10 +78,11 @@ static bool copy_to_heap(worker_event_t *e, const void *copy, size_t size, wk_re
     return true;
 }
 
-worker_event_t *wk_event_new(const wk_atom *atom, int kind, void *data, const void *copy,
-    size_t copy_size, wk_release_fn release, worker_t *sender)
+static inline __attribute__((always_inline)) worker_event_t *event_new(const wk_atom *atom,
+    int kind, void *data, const void *copy, size_t copy_size, wk_release_fn release,
+    worker_t *sender, const enum trace_mode mode)
 {
-    worker_event_t *e = event_alloc(atom, kind, data, sender);
+    worker_event_t *e = event_alloc(atom, kind, data, sender, mode);
     if (!e || !copy) {
         if (e)
             e->body.release = release;
@@ -99,10 +100,28 @@ worker_event_t *wk_event_new(const wk_atom *atom, int kind, void *data, const vo
     return e;
 }
 
+worker_event_t *wk_event_new(const wk_atom *atom, int kind, void *data, const void *copy,
+    size_t copy_size, wk_release_fn release, worker_t *sender)
+{
+    return event_new(atom, kind, data, copy, copy_size, release, sender, MAY_TRACE);
+}
+
+worker_event_t *wk_event_new_untraced(const wk_atom *atom, int kind, void *data, const void *copy,
+    size_t copy_size, wk_release_fn release, worker_t *sender)
+{
+    return event_new(atom, kind, data, copy, copy_size, release, sender, UNTRACED);
+}
+
+worker_event_t *wk_event_new_traced(const wk_atom *atom, int kind, void *data, const void *copy,
+    size_t copy_size, wk_release_fn release, worker_t *sender)
+{
+    return event_new(atom, kind, data, copy, copy_size, release, sender, TRACED);
+}
+
 worker_event_t *wk_event_new_call(
     const wk_atom *atom, int kind, void *data, wk_internal_fn fn, void *arg, worker_t *sender)
 {
-    worker_event_t *e = event_alloc(atom, kind, data, sender);
+    worker_event_t *e = event_alloc(atom, kind, data, sender, MAY_TRACE);
     if (e) {
         e->form = WK_FORM_CALL;
         e->body.call.fn = fn;

@@ -195,6 +195,19 @@ static int check_fire_args(worker_t *w, const char *name, const worker_fire_opts
     return wk_init();
 }
 
+/* A traced event (tracing is on and this one is sampled): the delivery
+ * records too. */
+static __attribute__((noinline, cold)) int fire_traced(worker_t *w, const wk_atom *atom, void *data,
+    const worker_fire_opts *opts, worker_t *sender, wk_thread *t)
+{
+    worker_event_t *e = wk_event_new_traced(
+        atom, WK_EV_USER, data, opts->copy, opts->copy_size, opts->release, sender);
+    if (!e)
+        return WORKER_ENOMEM;
+    void *origin = opts->copy ? (void *)opts->copy : data;
+    return wk_deliver(w, e, opts->bubble, opts->broadcast, origin, t);
+}
+
 int worker_fire_ex(worker_t *w, const char *name, void *data, const worker_fire_opts *opts)
 {
     static const worker_fire_opts defaults;
@@ -208,12 +221,17 @@ int worker_fire_ex(worker_t *w, const char *name, void *data, const worker_fire_
     worker_t *sender = opts->target ? opts->target : (t ? wk_current(t) : NULL);
     if (!t || !atom || !sender)
         return WORKER_ENOMEM;
-    worker_event_t *e
-        = wk_event_new(atom, WK_EV_USER, data, opts->copy, opts->copy_size, opts->release, sender);
+    if (wk_trace_sample_now(t)) /* tracing off: one test on the fire path */
+        return fire_traced(w, atom, data, opts, sender, t);
+    worker_event_t *e = wk_event_new_untraced(
+        atom, WK_EV_USER, data, opts->copy, opts->copy_size, opts->release, sender);
     if (!e)
         return WORKER_ENOMEM;
     void *origin = opts->copy ? (void *)opts->copy : data;
-    return wk_deliver(w, e, opts->bubble, opts->broadcast, origin, t);
+    if (opts->bubble || opts->broadcast)
+        return wk_deliver(w, e, opts->bubble, opts->broadcast, origin, t);
+    rc = wk_mailbox_push(&w->mb, e, t);
+    return rc == WORKER_OK ? WORKER_OK : refused(w, e, rc, origin, t);
 }
 
 int worker_fire(worker_t *w, const char *name, void *data)

@@ -92,7 +92,7 @@ static free_obj *carve_some(depot *d, size_t size, size_t *count)
 
 /* Objects for an empty cache: a full magazine if the depot has one, else
  * a few fresh ones. Sets *count. */
-static free_obj *depot_take(enum wk_pool_class cls, size_t *count)
+static __attribute__((noinline)) free_obj *depot_take(enum wk_pool_class cls, size_t *count)
 {
     depot *d = &depots[cls];
     pthread_mutex_lock(&d->lock);
@@ -107,7 +107,7 @@ static free_obj *depot_take(enum wk_pool_class cls, size_t *count)
     return mag;
 }
 
-static void depot_give(enum wk_pool_class cls, free_obj *mag)
+static __attribute__((noinline)) void depot_give(enum wk_pool_class cls, free_obj *mag)
 {
     depot *d = &depots[cls];
     pthread_mutex_lock(&d->lock);

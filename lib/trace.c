@@ -72,9 +72,12 @@ static struct {
     uint32_t next_sample_every; /* worker_trace_sample(), for the next start */
 } rec = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .next_sample_every = 1 };
 
-/* One byte per string id: its NAME record is in this trace already.
- * Global like the trace it belongs to; read inline by wk_trace_atom. */
+/* One byte per string id: equal to wk_trace_name_mark when its NAME record
+ * is in this trace already. Global like the trace it belongs to; read
+ * inline by wk_trace_atom. Each start takes the next mark (never 0), so the
+ * array is cleared only when the mark wraps, once in 255 traces. */
 _Atomic uint8_t wk_trace_name_written[NAME_BITMAP];
+_Atomic uint8_t wk_trace_name_mark;
 #define name_written wk_trace_name_written
 
 /* ---- writing chunks ---- */
@@ -267,9 +270,10 @@ uint32_t wk_trace_atom_slow(const wk_atom *atom)
 {
     if (!atom)
         return 0;
+    uint8_t mark = atomic_load_explicit(&wk_trace_name_mark, memory_order_relaxed);
     bool first = atom->id >= NAME_BITMAP
-        || (!atomic_load_explicit(&name_written[atom->id], memory_order_relaxed)
-            && !atomic_exchange(&name_written[atom->id], 1));
+        || (atomic_load_explicit(&name_written[atom->id], memory_order_relaxed) != mark
+            && atomic_exchange(&name_written[atom->id], mark) != mark);
     if (first) {
         wk_trace_buf *b = own_buffer();
         if (b)
@@ -340,6 +344,18 @@ static int write_header(int fd)
     return write(fd, &h, sizeof h) == (ssize_t)sizeof h ? 0 : -1;
 }
 
+/* Under rec.lock, before tracing is on. */
+static void next_name_mark(void)
+{
+    uint8_t mark = (uint8_t)(atomic_load(&wk_trace_name_mark) + 1);
+    if (mark == 0) {
+        for (size_t i = 0; i < NAME_BITMAP; i++)
+            atomic_store_explicit(&name_written[i], 0, memory_order_relaxed);
+        mark = 1;
+    }
+    atomic_store(&wk_trace_name_mark, mark);
+}
+
 static void stop_at_exit(void)
 {
     worker_trace_stop();
@@ -365,8 +381,7 @@ int worker_trace_start(const char *path)
             errno = saved;
             rc = WORKER_EAGAIN;
         } else {
-            for (size_t i = 0; i < NAME_BITMAP; i++)
-                atomic_store_explicit(&name_written[i], 0, memory_order_relaxed);
+            next_name_mark();
             atomic_store(&rec.chunks, 0);
             atomic_store(&rec.dropped, 0);
             atomic_fetch_add(&rec.session, 1);

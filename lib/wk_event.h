@@ -85,6 +85,14 @@ typedef struct wk_traced_event {
 worker_event_t *wk_event_new(const wk_atom *atom, int kind, void *data, const void *copy,
     size_t copy_size, wk_release_fn release, worker_t *sender);
 
+/* The same, untraced or traced whatever the trace state: for a caller that
+ * has decided already (the fire path decides once, wk_trace_sample_now, for
+ * both the event and its delivery). */
+worker_event_t *wk_event_new_untraced(const wk_atom *atom, int kind, void *data, const void *copy,
+    size_t copy_size, wk_release_fn release, worker_t *sender);
+worker_event_t *wk_event_new_traced(const wk_atom *atom, int kind, void *data, const void *copy,
+    size_t copy_size, wk_release_fn release, worker_t *sender);
+
 /* A new WK_FORM_CALL event: `fn(owner, e)` runs on the receiving thread
  * after the listeners (if the kind shows it to them). */
 worker_event_t *wk_event_new_call(

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "wk_atom.h"
+#include "wk_thread.h"
 #include "wk_trace_format.h"
 
 /* Global: tracing is process-wide (one file for every thread). */
@@ -40,6 +41,17 @@ extern _Atomic uint32_t wk_trace_sample_every;
 
 struct wk_thread;
 
+/* Should the calling thread's next event be traced? False at once when
+ * tracing is off (one flag test); while tracing, a per-thread countdown:
+ * true for one event in wk_trace_sample_every (the traced event's
+ * allocation restarts the countdown). */
+static inline bool wk_trace_sample_now(wk_thread *t)
+{
+    if (!wk_tracing())
+        return false;
+    return !t || t->trace_skip-- == 0;
+}
+
 /* What one traced event stands for in the mailbox depth counts. */
 static inline uint64_t wk_trace_weight(void)
 {
@@ -51,8 +63,10 @@ void wk_trace_emit(uint32_t worker, uint16_t kind, uint16_t flags, uint64_t a, u
 
 /* String ids below this have a byte in wk_trace_name_written. */
 #define WK_TRACE_NAME_BITMAP (1u << 20)
-/* Non-zero: the id's NAME record is in this trace already. */
+/* wk_trace_name_written[id] == wk_trace_name_mark: the id's NAME record is
+ * in this trace already (the mark changes at every start). */
 extern _Atomic uint8_t wk_trace_name_written[WK_TRACE_NAME_BITMAP];
+extern _Atomic uint8_t wk_trace_name_mark;
 
 uint32_t wk_trace_atom_slow(const wk_atom *atom);
 
@@ -61,7 +75,8 @@ uint32_t wk_trace_atom_slow(const wk_atom *atom);
 static inline uint32_t wk_trace_atom(const wk_atom *atom)
 {
     if (atom && atom->id < WK_TRACE_NAME_BITMAP
-        && atomic_load_explicit(&wk_trace_name_written[atom->id], memory_order_relaxed))
+        && atomic_load_explicit(&wk_trace_name_written[atom->id], memory_order_relaxed)
+            == atomic_load_explicit(&wk_trace_name_mark, memory_order_relaxed))
         return atom->id;
     return wk_trace_atom_slow(atom);
 }
