@@ -33,8 +33,10 @@ static __attribute__((noinline, cold)) worker_event_t *event_alloc_traced(
     const wk_atom *atom, int kind, void *data, worker_t *sender)
 {
     wk_thread *t = wk_thread_peek();
-    if (t) /* leave the next every - 1 events of this thread untraced */
-        t->trace_skip = wk_trace_sample_every - 1;
+    if (t) { /* leave the next every - 1 events of this thread untraced */
+        t->trace_skip = atomic_load_explicit(&wk_trace_sample_every, memory_order_relaxed) - 1;
+        t->trace_generation = atomic_load_explicit(&wk_trace_generation, memory_order_relaxed);
+    }
     wk_traced_event *te = wk_pool_alloc(WK_POOL_TRACED_EVENT);
     if (!te)
         return NULL;

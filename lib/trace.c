@@ -59,6 +59,7 @@ typedef struct wk_trace_buf {
 _Atomic int wk_trace_on;
 /* Global like the trace: fixed while a trace records (set at start). */
 _Atomic uint32_t wk_trace_sample_every = 1;
+_Atomic uint32_t wk_trace_generation;
 
 static struct {
     pthread_mutex_t lock;
@@ -373,6 +374,7 @@ int worker_trace_start(const char *path)
         rc = WORKER_ESTATE;
     } else {
         atomic_store(&wk_trace_sample_every, rec.next_sample_every);
+        atomic_fetch_add(&wk_trace_generation, 1);
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
         if (fd < 0 || write_header(fd) != 0) {
             int saved = errno;

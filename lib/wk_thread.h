@@ -32,6 +32,7 @@ typedef struct wk_thread {
     bool tearing_down;
     struct wk_trace_buf *trace; /* this thread's trace buffer, once it traced */
     uint32_t trace_skip; /* events to leave untraced before the next sample */
+    uint32_t trace_generation; /* the trace that trace_skip counts for */
     wk_atom_cache fired_name; /* the last event name this thread fired */
 } wk_thread;
 

@@ -38,18 +38,24 @@ static inline bool wk_tracing(void)
 
 /* 1 in this many events is traced in the current trace (>= 1). */
 extern _Atomic uint32_t wk_trace_sample_every;
+/* Changes at every worker_trace_start: restarts every thread's countdown. */
+extern _Atomic uint32_t wk_trace_generation;
 
 struct wk_thread;
 
 /* Should the calling thread's next event be traced? False at once when
  * tracing is off (one flag test); while tracing, a per-thread countdown:
- * true for one event in wk_trace_sample_every (the traced event's
- * allocation restarts the countdown). */
+ * true for a thread's first event in a trace and then for one in
+ * wk_trace_sample_every (the traced event's allocation restarts the
+ * countdown). */
 static inline bool wk_trace_sample_now(wk_thread *t)
 {
     if (!wk_tracing())
         return false;
-    return !t || t->trace_skip-- == 0;
+    if (!t
+        || t->trace_generation != atomic_load_explicit(&wk_trace_generation, memory_order_relaxed))
+        return true; /* this thread's first event in this trace */
+    return t->trace_skip-- == 0;
 }
 
 /* What one traced event stands for in the mailbox depth counts. */

@@ -232,6 +232,39 @@ Test(trace, sampled_trace_records_one_event_in_n, .timeout = 30)
     cr_assert_eq(select_records(WK_TR_WORKER_ENDED, a, sel), 1);
 }
 
+/* A new trace restarts every thread's sampling: the first event a thread
+ * fires in it is traced, whatever the previous trace left. */
+Test(trace, sampling_restarts_with_each_trace, .timeout = 30)
+{
+    char first[] = "/tmp/worker-trace-XXXXXX", second[] = "/tmp/worker-trace-XXXXXX";
+    close(mkstemp(first));
+    close(mkstemp(second));
+    int pings = 0;
+    worker_t *alpha = worker_new(NULL, NULL, &(worker_opts) { .name = "alpha" });
+    cr_assert_not_null(worker_listen(alpha, "PING", on_ping, &pings, NULL));
+    cr_assert_eq(worker_start(alpha), WORKER_OK);
+    cr_assert_eq(worker_trace_sample(10), WORKER_OK);
+
+    cr_assert_eq(worker_trace_start(first), WORKER_OK);
+    for (int i = 0; i < 3; i++) /* the first traced; 7 left to skip */
+        cr_assert_eq(worker_fire(alpha, "PING", NULL), WORKER_OK);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    cr_assert_eq(worker_trace_start(second), WORKER_OK);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(worker_fire(alpha, "PING", NULL), WORKER_OK);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    cr_assert_eq(worker_stop(alpha), WORKER_OK);
+    cr_assert_eq(worker_join(alpha), WORKER_OK);
+    worker_unref(alpha);
+    cr_assert_eq(pings, 8);
+
+    read_trace(second);
+    unlink(first);
+    unlink(second);
+    uint64_t fired[8];
+    cr_assert_eq(ping_records(WK_TR_FIRE, 0, fired, 8), 1, "the second trace's first PING");
+}
+
 Test(trace, bad_input, .timeout = 10)
 {
     cr_assert_eq(worker_trace_start(NULL), WORKER_EINVAL);

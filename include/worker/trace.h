@@ -20,7 +20,7 @@ extern "C" {
 WORKER_API int worker_trace_start(const char *path);
 
 /* Record the message flow of only 1 event in `every` (per sending thread:
- * its first event, then every `every`-th): fire, reject, delivery, listener
+ * its first event in the trace, then every `every`-th): fire, reject, delivery, listener
  * runs and mailbox depth (scaled by `every`). Worker lifecycle, waits,
  * pauses, timers, futures and defers are always recorded. For long runs of
  * busy services where a full trace costs too much (docs/performance.md,
