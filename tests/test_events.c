@@ -168,6 +168,7 @@ static void check_copy(size_t size, bool with_release)
     cr_assert_not_null(s.data);
     cr_assert_neq(s.data, (void *)src, "data points at the copy");
     cr_assert_neq(s.data, TU_PTR(1), "data points at the copy, not the data argument");
+    cr_assert_eq((uintptr_t)s.data % 16, 0, "a copy is 16-byte aligned (size %zu)", size);
     cr_assert_eq(memcmp(s.bytes, expect, size), 0, "copied bytes differ (size %zu)", size);
 
     cr_assert_eq(worker_stop(w), WORKER_OK);
