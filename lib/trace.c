@@ -19,6 +19,13 @@
  *   old descriptor holds its buffer's lock, so it is over before the close.
  * - A buffer belongs to one trace session; a buffer from an older session is
  *   emptied before its owner appends again.
+ * - Sampling: `wk_trace_sample_every` and `wk_trace_generation` change only
+ *   in worker_trace_start, before tracing is turned on; each thread keeps
+ *   its own countdown (wk_thread.trace_skip, owner only), restarted when it
+ *   sees a new generation.
+ * - Names: `wk_trace_name_written[id] == wk_trace_name_mark` once the id's
+ *   NAME record is written in this trace; the exchange that sets it makes
+ *   exactly one thread write it.
  */
 #define _GNU_SOURCE
 #include "wk_trace.h"

@@ -4,7 +4,7 @@
  * always false. Once an event exists, the hooks about it test its `traced`
  * byte instead (set only for events made while tracing), which is in memory
  * the path touches anyway: with tracing off an event pays one flag load at
- * its creation and one byte test where it is delivered. */
+ * its creation (the fire path) and one byte test where it is delivered. */
 #ifndef WK_TRACE_H
 #define WK_TRACE_H
 
