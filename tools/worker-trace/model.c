@@ -62,13 +62,35 @@ static bool makes_lane(const wt_rec *r)
     return r->worker != 0 || (r->kind != WK_TR_THREAD && r->kind != WK_TR_DROPPED);
 }
 
-static int created_cmp(const proto *a, const proto *b)
+/* A worker's place in creation order: (created, id) is unique. */
+typedef struct creation_key {
+    uint64_t created; /* UINT64_MAX when no CREATED record was seen */
+    uint32_t id;
+    size_t index; /* into the proto array */
+} creation_key;
+
+static int creation_cmp(const void *pa, const void *pb)
 {
-    uint64_t ta = a->w.seen_created ? a->w.created : UINT64_MAX;
-    uint64_t tb = b->w.seen_created ? b->w.created : UINT64_MAX;
-    if (ta != tb)
-        return ta < tb ? -1 : 1;
-    return a->w.id < b->w.id ? -1 : a->w.id > b->w.id;
+    const creation_key *a = pa, *b = pb;
+    if (a->created != b->created)
+        return a->created < b->created ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* The indexes of `ps` sorted by creation (O(n log n): a corrupt or huge
+ * trace may name millions of workers). */
+static size_t *creation_order(const proto *ps, size_t n)
+{
+    creation_key *keys = wt_xcalloc(n ? n : 1, sizeof *keys);
+    for (size_t i = 0; i < n; i++)
+        keys[i]
+            = (creation_key) { ps[i].w.seen_created ? ps[i].w.created : UINT64_MAX, ps[i].w.id, i };
+    wt_sort(keys, n, sizeof *keys, creation_cmp);
+    size_t *order = wt_xcalloc(n ? n : 1, sizeof *order);
+    for (size_t i = 0; i < n; i++)
+        order[i] = keys[i].index;
+    free(keys);
+    return order;
 }
 
 static void collect_workers(builder *bd)
@@ -125,18 +147,8 @@ static void collect_workers(builder *bd)
             p->w.name = wt_xstrdup(buf);
         }
     }
-    /* Children lists, siblings sorted by creation: insert in sorted order. */
-    size_t *order = wt_xcalloc(n, sizeof *order);
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    for (size_t i = 1; i < n; i++) { /* insertion sort by creation; n is small */
-        size_t v = order[i], j = i;
-        while (j > 0 && created_cmp(&ps[order[j - 1]], &ps[v]) > 0) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = v;
-    }
+    /* Children lists, siblings sorted by creation. */
+    size_t *order = creation_order(ps, n);
     size_t *last_child = wt_xcalloc(n, sizeof *last_child);
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k];

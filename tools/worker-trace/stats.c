@@ -49,6 +49,14 @@ typedef struct pair {
     uint64_t count;
 } pair;
 
+/* Two spaces per tree level, at most MAX_INDENT_LEVELS: a deep (or
+ * corrupt) tree must not make every line kilobytes wide. */
+#define MAX_INDENT_LEVELS 32
+static int indent_of(int depth)
+{
+    return (depth < MAX_INDENT_LEVELS ? depth : MAX_INDENT_LEVELS) * 2;
+}
+
 static int pair_cmp(const void *pa, const void *pb)
 {
     const pair *a = pa, *b = pb;
@@ -121,7 +129,7 @@ int wt_stats(const wt_model *m, FILE *out, int top)
         put_us(out, w->run_ns, w->nrun, 99);
         put_us(out, w->run_ns, w->nrun, 100);
         fprintf(out, " %7" PRIu64 " %7" PRIu64 " %9s  %*s%s\n", w->rejects, w->max_mailbox,
-            end_text(w, eb, sizeof eb), w->depth * 2, "", w->name);
+            end_text(w, eb, sizeof eb), indent_of(w->depth), "", w->name);
     }
 
     /* longest waits */
