@@ -7,6 +7,9 @@
  *   Inserts take `insert_lock`, re-check the chain, then publish the new atom
  *   at the head of its bucket with a release store, so a reader sees either
  *   the old head or a fully written atom.
+ * - wk_init: `initialised` is set (release) only once every built-in atom
+ *   exists. A set-up that ran out of memory is retried by the next call
+ *   (under `init_lock`); the atoms it made meanwhile are found again.
  */
 #include "wk_atom.h"
 
@@ -27,10 +30,9 @@ static _Atomic(wk_atom *) buckets[ATOM_BUCKETS];
 static pthread_mutex_t insert_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t next_id = 1; /* guarded by insert_lock */
 
-/* Global: written once under pthread_once, read-only afterwards. */
+/* Global: written under init_lock until `initialised`, read-only afterwards. */
 wk_builtin_atoms wk_atoms;
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static int init_result;
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint32_t hash_name(const char *s, size_t *len)
 {
@@ -78,7 +80,8 @@ const wk_atom *wk_atom_intern(const char *name)
     return found;
 }
 
-static void init_builtins(void)
+/* WORKER_OK, or WORKER_ENOMEM when a name could not be made. */
+static int init_builtins(void)
 {
     struct {
         const wk_atom **slot;
@@ -103,27 +106,27 @@ static void init_builtins(void)
     wk_epoch_domain_init();
     for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
         *table[i].slot = wk_atom_intern(table[i].name);
-        if (!*table[i].slot) {
-            init_result = WORKER_ENOMEM;
-            return;
-        }
+        if (!*table[i].slot)
+            return WORKER_ENOMEM;
     }
+    return WORKER_OK;
 }
 
 /* Set once everything is initialised: the common path is one acquire load
- * instead of a call to pthread_once. */
+ * instead of taking the lock. */
 static _Atomic int initialised;
-
-static void init_all(void)
-{
-    init_builtins();
-    atomic_store_explicit(&initialised, 1, memory_order_release);
-}
 
 int wk_init(void)
 {
     if (__builtin_expect(atomic_load_explicit(&initialised, memory_order_acquire), 1))
-        return init_result;
-    pthread_once(&init_once, init_all);
-    return init_result;
+        return WORKER_OK;
+    pthread_mutex_lock(&init_lock);
+    int rc = WORKER_OK;
+    if (!atomic_load_explicit(&initialised, memory_order_relaxed)) {
+        rc = init_builtins(); /* out of memory: the next call tries again */
+        if (rc == WORKER_OK)
+            atomic_store_explicit(&initialised, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&init_lock);
+    return rc;
 }

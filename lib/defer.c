@@ -5,6 +5,11 @@
  *   of PENDING and takes the list of waiting workers under the lock; a get
  *   either sees the settled state or adds itself to that list under the
  *   same lock, so no waiter misses DEFER_FULFILL.
+ * - DEFER_FULFILL goes to every waiter before the state moves, under the
+ *   lock. If one cannot be sent (out of memory) the defer stays PENDING
+ *   and the settle returns WORKER_ENOMEM: a waiter told early reads the
+ *   state under the lock after the settle has given up, finds it PENDING
+ *   and waits again, still in the list.
  * - A waiter holds a reference in the list until it is told or gives up.
  */
 #include <pthread.h>
@@ -45,12 +50,18 @@ static int settle(worker_defer_t *d, int state, void *value, int err)
     worker_t *me = t ? wk_current(t) : NULL;
     pthread_mutex_lock(&d->lock);
     bool ignored = d->state != DEFER_PENDING;
-    WK_TRACE(me ? (uint32_t)me->id : 0, WK_TR_DEFER_SETTLED,
-        (state == DEFER_REJECTED ? WK_TRF_REJECTED : 0) | (ignored ? WK_TRF_IGNORED : 0),
-        d->trace_id, (uint64_t)(int64_t)err);
-    if (ignored) {
+    int rc = ignored || me || !d->waiters.count ? WORKER_OK : WORKER_ENOMEM;
+    for (size_t i = 0; !ignored && rc == WORKER_OK && i < d->waiters.count; i++)
+        if (wk_send_library(d->waiters.items[i], wk_atoms.defer_fulfill, d, NULL, 0, me, t)
+            == WORKER_ENOMEM)
+            rc = WORKER_ENOMEM; /* not settled: the waiters told wait again */
+    if (rc == WORKER_OK)
+        WK_TRACE(me ? (uint32_t)me->id : 0, WK_TR_DEFER_SETTLED,
+            (state == DEFER_REJECTED ? WK_TRF_REJECTED : 0) | (ignored ? WK_TRF_IGNORED : 0),
+            d->trace_id, (uint64_t)(int64_t)err);
+    if (ignored || rc != WORKER_OK) {
         pthread_mutex_unlock(&d->lock);
-        return WORKER_OK; /* settled already: ignored */
+        return rc; /* settled already (ignored), or out of memory */
     }
     d->state = state;
     d->value = value;
@@ -58,8 +69,6 @@ static int settle(worker_defer_t *d, int state, void *value, int err)
     wk_worker_list waiters = d->waiters;
     d->waiters = (wk_worker_list) { 0 };
     pthread_mutex_unlock(&d->lock);
-    for (size_t i = 0; i < waiters.count; i++)
-        wk_send_library(waiters.items[i], wk_atoms.defer_fulfill, d, NULL, 0, me, t);
     wk_list_release(waiters.items, waiters.count);
     return WORKER_OK;
 }
@@ -100,22 +109,22 @@ int worker_defer_get(worker_defer_t *d, void **value)
     if (!me)
         return WORKER_ENOMEM;
     pthread_mutex_lock(&d->lock);
-    bool pending = d->state == DEFER_PENDING;
-    if (pending && !wk_list_add(&d->waiters, me)) {
+    if (d->state == DEFER_PENDING && !wk_list_add(&d->waiters, me)) {
         pthread_mutex_unlock(&d->lock);
         return WORKER_ENOMEM;
     }
-    pthread_mutex_unlock(&d->lock);
     int rc = WORKER_OK;
-    if (pending) {
+    /* Again after a DEFER_FULFILL from a settle that then gave up. */
+    while (rc == WORKER_OK && d->state == DEFER_PENDING) {
+        pthread_mutex_unlock(&d->lock);
         wk_frame f = { .kind = WK_WAIT_COND,
             .cond = fulfilled,
             .userdata = d,
             .trace_kind = WK_TRW_DEFER,
             .trace_what = d->trace_id };
         rc = wk_loop_wait(me, t, &f, WK_NO_DEADLINE);
+        pthread_mutex_lock(&d->lock);
     }
-    pthread_mutex_lock(&d->lock);
     if (rc != WORKER_OK)
         wk_list_remove(&d->waiters, me);
     else

@@ -8,6 +8,13 @@
  *   moved. So dispatch takes no lock and no atomic read-modify-write on the
  *   common path; a listener added during a dispatch is not in the copy being
  *   walked, so it does not see the event being delivered.
+ * - The owner needs no memory to see an added listener: every add leaves
+ *   `reserve`, a block big enough for a copy of the table as it is after
+ *   that add (later changes until the next add only remove), and the next
+ *   rebuild takes it. A rebuild without a reserve follows removals only;
+ *   if it runs out of memory, the old copy is still right (removed
+ *   listeners are skipped) and the rebuild is retried on the next event.
+ *   A snapshot is one block: its slots, then every slot's items.
  * - A snapshot's `refs` is touched by the owner thread only: one for being
  *   current plus one per dispatch walking it (dispatches nest when a
  *   listener waits).
@@ -48,7 +55,7 @@ struct worker_listener {
 struct wk_lsnap {
     int refs;
     size_t slot_count;
-    wk_lslot slots[]; /* sorted by atom id; items arrays owned by the snapshot */
+    wk_lslot slots[]; /* sorted by atom id; their items follow in the same block */
 };
 
 static void listener_unref(worker_listener_t *l)
@@ -66,11 +73,9 @@ void wk_listeners_init(wk_listeners *ls)
 
 static void snap_free(wk_lsnap *s)
 {
-    for (size_t i = 0; i < s->slot_count; i++) {
+    for (size_t i = 0; i < s->slot_count; i++)
         for (size_t j = 0; j < s->slots[i].count; j++)
             listener_unref(s->slots[i].items[j]);
-        free(s->slots[i].items);
-    }
     free(s);
 }
 
@@ -89,6 +94,7 @@ void wk_listeners_destroy(wk_listeners *ls)
         free(ls->slots[i].items);
     }
     free(ls->slots);
+    free(ls->reserve);
     if (ls->snap)
         snap_release(ls, ls->snap);
     pthread_mutex_destroy(&ls->lock);
@@ -139,9 +145,43 @@ static void slot_remove_at(wk_lslot *s, size_t i)
     s->count--;
 }
 
+static size_t slot_index(const wk_lslot *s, const worker_listener_t *l)
+{
+    size_t i = 0;
+    while (s->items[i] != l)
+        i++;
+    return i;
+}
+
 static void changed(wk_listeners *ls)
 {
     atomic_fetch_add_explicit(&ls->version, 1, memory_order_release);
+}
+
+/* The bytes a snapshot of the table needs. */
+static size_t snap_bytes(const wk_listeners *ls)
+{
+    size_t items = 0;
+    for (size_t i = 0; i < ls->slot_count; i++)
+        items += ls->slots[i].count;
+    return sizeof(wk_lsnap) + ls->slot_count * sizeof(wk_lslot)
+        + items * sizeof(worker_listener_t *);
+}
+
+/* Room for the owner's next snapshot, the table having grown. false: out
+ * of memory. */
+static bool reserve_room(wk_listeners *ls, void **old)
+{
+    size_t bytes = snap_bytes(ls);
+    if (ls->reserve && ls->reserve_bytes >= bytes)
+        return true;
+    void *room = malloc(bytes);
+    if (!room)
+        return false;
+    *old = ls->reserve;
+    ls->reserve = room;
+    ls->reserve_bytes = bytes;
+    return true;
 }
 
 worker_listener_t *wk_listeners_add(wk_listeners *ls, const wk_atom *atom, worker_listener_fn fn,
@@ -160,12 +200,18 @@ worker_listener_t *wk_listeners_add(wk_listeners *ls, const wk_atom *atom, worke
     l->transient = opts && opts->transient;
     l->target_id = target_id;
 
+    void *old_reserve = NULL;
     pthread_mutex_lock(&ls->lock);
     wk_lslot *s = slot_get(ls, atom);
     bool ok = s && slot_insert(s, l);
+    if (ok && !reserve_room(ls, &old_reserve)) {
+        slot_remove_at(s, slot_index(s, l));
+        ok = false;
+    }
     if (ok)
         changed(ls);
     pthread_mutex_unlock(&ls->lock);
+    free(old_reserve);
     if (!ok) {
         free(l);
         return NULL;
@@ -276,30 +322,24 @@ static int by_atom_id(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Copy the table. Caller holds the lock. NULL when memory runs out. */
-static wk_lsnap *snap_build(wk_listeners *ls)
+/* Copy the table into `s`, a block of snap_bytes(). Caller holds the lock. */
+static wk_lsnap *snap_build(wk_listeners *ls, wk_lsnap *s)
 {
-    wk_lsnap *s = calloc(1, sizeof *s + ls->slot_count * sizeof(wk_lslot));
-    if (!s)
-        return NULL;
     s->refs = 1;
+    s->slot_count = 0;
+    worker_listener_t **items = (worker_listener_t **)&s->slots[ls->slot_count];
     for (size_t i = 0; i < ls->slot_count; i++) {
         const wk_lslot *from = &ls->slots[i];
         if (from->count == 0)
             continue;
-        wk_lslot *to = &s->slots[s->slot_count];
-        to->items = malloc(from->count * sizeof *to->items);
-        if (!to->items) {
-            snap_free(s);
-            return NULL;
-        }
-        to->atom = from->atom;
-        to->count = to->cap = from->count;
+        wk_lslot *to = &s->slots[s->slot_count++];
+        *to = (wk_lslot) { .atom = from->atom, .count = from->count, .cap = from->count };
+        to->items = items;
+        items += from->count;
         for (size_t j = 0; j < from->count; j++) {
             to->items[j] = from->items[j];
             atomic_fetch_add_explicit(&to->items[j]->refs, 1, memory_order_relaxed);
         }
-        s->slot_count++;
     }
     qsort(s->slots, s->slot_count, sizeof *s->slots, by_atom_id);
     return s;
@@ -309,10 +349,20 @@ static void snap_refresh(wk_listeners *ls)
 {
     pthread_mutex_lock(&ls->lock);
     uint64_t version = atomic_load_explicit(&ls->version, memory_order_relaxed);
-    wk_lsnap *fresh = snap_build(ls);
+    size_t bytes = snap_bytes(ls);
+    wk_lsnap *fresh;
+    if (ls->reserve && ls->reserve_bytes >= bytes) { /* the room the last add made */
+        fresh = ls->reserve;
+        ls->reserve = NULL;
+        ls->reserve_bytes = 0;
+    } else {
+        fresh = malloc(bytes);
+    }
+    if (fresh)
+        snap_build(ls, fresh);
     pthread_mutex_unlock(&ls->lock);
     if (!fresh)
-        return; /* keep the old copy; retried on the next event */
+        return; /* removals only since the old copy: it skips them; retried on the next event */
     if (ls->snap)
         snap_release(ls, ls->snap);
     ls->snap = fresh;

@@ -209,7 +209,7 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
             rc = WORKER_OK;
             break;
         }
-        if (w->batch_pos == w->batch_len && w->timers.count)
+        if (w->batch_pos == w->batch_len && wk_timers_pending(w))
             wk_timers_run_due(w); /* between batches, so a busy loop still runs them */
         worker_event_t *e = next_event(w, t);
         if (e) {

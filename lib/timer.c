@@ -10,6 +10,11 @@
  *   never touch it: `later` sends the timer to the owner in a message, and
  *   the owner inserts it. Cancelled timers stay in the heap until their
  *   deadline (lazy removal) and are then skipped.
+ * - Filing a timer needs no memory: when the heap cannot grow, the timer
+ *   waits in the owner's `spilled` list (linked through the timers, in
+ *   arming order), which the owner moves into the heap at each run, and
+ *   runs its due timers from there while the heap still cannot take them.
+ *   So a timer `later` accepted is never dropped for want of memory.
  * - `refs`: the caller's handle (if asked for) plus one for the message /
  *   heap entry; the last unref frees the timer.
  * - Deadlines are absolute CLOCK_MONOTONIC nanoseconds, taken when `later`
@@ -35,6 +40,7 @@ struct worker_timer {
     uint64_t seq; /* owner only: ties keep arming order */
     uint64_t trace_id;
     uint32_t worker_id; /* where it runs, for traces */
+    struct worker_timer *next_spilled; /* owner only: in timers.spilled */
 };
 
 static void timer_unref(worker_timer_t *tm)
@@ -110,28 +116,80 @@ static worker_timer_t *heap_pop(wk_timers *ts)
     return top;
 }
 
+/* ---- timers the heap had no room for ---- */
+
+static void spill(wk_timers *ts, worker_timer_t *tm)
+{
+    worker_timer_t **end = &ts->spilled;
+    while (*end)
+        end = &(*end)->next_spilled;
+    tm->next_spilled = NULL;
+    *end = tm;
+}
+
+/* Into the heap, in arming order, while it can grow. */
+static void unspill(wk_timers *ts)
+{
+    while (ts->spilled) {
+        worker_timer_t *tm = ts->spilled;
+        if (!heap_push(ts, tm))
+            return;
+        ts->spilled = tm->next_spilled;
+    }
+}
+
+/* The first spilled timer due by `now` taken out of the list, or NULL.
+ * Searched from the head each time: a timer's function may wait, and the
+ * nested loop change the list. */
+static worker_timer_t *take_spilled_due(wk_timers *ts, uint64_t now)
+{
+    worker_timer_t **p = &ts->spilled;
+    while (*p && (*p)->deadline_ns > now)
+        p = &(*p)->next_spilled;
+    worker_timer_t *tm = *p;
+    if (tm)
+        *p = tm->next_spilled;
+    return tm;
+}
+
 uint64_t wk_timers_next_deadline(const worker_t *w)
 {
-    return w->timers.count ? w->timers.heap[0]->deadline_ns : WK_NO_DEADLINE;
+    uint64_t next = w->timers.count ? w->timers.heap[0]->deadline_ns : WK_NO_DEADLINE;
+    for (const worker_timer_t *tm = w->timers.spilled; tm; tm = tm->next_spilled)
+        if (tm->deadline_ns < next)
+            next = tm->deadline_ns;
+    return next;
 }
 
 void wk_timers_run_due(worker_t *w)
 {
+    unspill(&w->timers);
     uint64_t now = wk_now_ns();
     while (w->timers.count && w->timers.heap[0]->deadline_ns <= now && !w->exiting) {
         worker_timer_t *tm = heap_pop(&w->timers);
         run_timer(tm);
         timer_unref(tm);
     }
+    worker_timer_t *tm;
+    while (!w->exiting && (tm = take_spilled_due(&w->timers, now))) {
+        run_timer(tm);
+        timer_unref(tm);
+    }
+}
+
+static void drop(worker_timer_t *tm)
+{
+    leave_pending(tm, TIMER_DROPPED);
+    timer_unref(tm);
 }
 
 void wk_timers_drop_all(worker_t *w)
 {
-    while (w->timers.count) {
-        worker_timer_t *tm = heap_pop(&w->timers);
-        leave_pending(tm, TIMER_DROPPED);
-        timer_unref(tm);
-    }
+    while (w->timers.count)
+        drop(heap_pop(&w->timers));
+    worker_timer_t *tm;
+    while ((tm = take_spilled_due(&w->timers, WK_NO_DEADLINE)))
+        drop(tm);
     free(w->timers.heap);
     w->timers = (wk_timers) { 0 };
 }
@@ -141,10 +199,10 @@ void wk_timers_drop_all(worker_t *w)
 static void arm_on_owner(worker_t *owner, worker_event_t *e)
 {
     worker_timer_t *tm = wk_event_call_arg(e);
-    if (owner->ending || !heap_push(&owner->timers, tm)) {
-        leave_pending(tm, TIMER_DROPPED);
-        timer_unref(tm);
-    }
+    if (owner->ending)
+        drop(tm);
+    else if (!heap_push(&owner->timers, tm))
+        spill(&owner->timers, tm); /* out of memory: filed all the same */
 }
 
 static void run_on_owner(worker_t *owner, worker_event_t *e)

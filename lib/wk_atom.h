@@ -57,7 +57,8 @@ extern wk_builtin_atoms wk_atoms;
 
 /* One-time library initialisation (atoms, epoch domain). Cheap after the
  * first call; every public entry point that needs the library calls it.
- * Returns 0, or WORKER_ENOMEM if the built-in names could not be made. */
+ * Returns 0, or WORKER_ENOMEM if the built-in names could not be made (the
+ * next call tries again). */
 int wk_init(void);
 
 #endif

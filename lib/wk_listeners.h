@@ -20,11 +20,13 @@ typedef struct wk_lslot {
 typedef struct wk_lsnap wk_lsnap;
 
 typedef struct wk_listeners {
-    pthread_mutex_t lock; /* guards slots, slot_count, next_seq */
+    pthread_mutex_t lock; /* guards slots, slot_count, next_seq, reserve */
     wk_lslot *slots;
     size_t slot_count, slot_cap;
     uint64_t next_seq;
     _Atomic uint64_t version; /* bumped (under lock) by every change */
+    void *reserve; /* room for the owner's next snapshot (listeners.c) */
+    size_t reserve_bytes;
     /* Owner thread only. */
     wk_lsnap *snap;
     uint64_t snap_version;

@@ -76,11 +76,14 @@ typedef struct wk_watch_list {
     size_t count, cap;
 } wk_watch_list;
 
-/* Pending timers: a min-heap on (deadline, seq); owner thread only. */
+/* Pending timers: a min-heap on (deadline, seq); owner thread only.
+ * Timers the heap had no room for (out of memory) wait in `spilled`, a
+ * list through the timers themselves, until it has. */
 typedef struct wk_timers {
     struct worker_timer **heap;
     size_t count, cap;
     uint64_t next_seq;
+    struct worker_timer *spilled;
 } wk_timers;
 
 typedef struct wk_worker_list {
@@ -200,6 +203,10 @@ int wk_send_call(worker_t *to, const wk_atom *atom, bool visible, void *data, wk
     void *fn_arg, wk_thread *t);
 
 /* timer.c (owner thread only) */
+static inline bool wk_timers_pending(const worker_t *w)
+{
+    return w->timers.count || w->timers.spilled;
+}
 uint64_t wk_timers_next_deadline(const worker_t *w); /* WK_NO_DEADLINE if none */
 void wk_timers_run_due(worker_t *w);
 void wk_timers_drop_all(worker_t *w);

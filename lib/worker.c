@@ -1,7 +1,6 @@
 /* A worker's life: new, start, the task, the end sequence, refcounts.
  * Field ownership and lock order are stated in wk_worker.h. */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,8 +113,10 @@ static int prepare_start(worker_t *w)
     return rc;
 }
 
-/* The thread could not be made: back to ENDED. Events accepted meanwhile
- * cannot run on a thread that does not exist; they are released. */
+/* The system refused a thread: back to ENDED. Events accepted meanwhile
+ * cannot run on a thread that does not exist; they are released. (Memory
+ * for the thread is taken before the mailbox opens, so running out of it
+ * never gets here.) */
 static void undo_start(worker_t *w, wk_thread *t)
 {
     wk_mailbox_close(&w->mb, t, WK_MB_CLOSED);
@@ -160,31 +161,34 @@ static int start_checks(worker_t *w, wk_thread **t)
 
 int worker_start(worker_t *w)
 {
-    wk_thread *t = NULL;
-    int rc = start_checks(w, &t);
-    if (rc != WORKER_OK)
-        return rc;
+    if (!w || w->is_root)
+        return WORKER_EINVAL;
+    /* Before start_checks opens the mailbox: a failure after that would
+     * have to drop the events accepted meanwhile. */
     thread_start *start = malloc(sizeof *start);
-    wk_thread *context = wk_thread_prepare();
-    int err = start && context ? 0 : ENOMEM;
-    if (!err) {
-        *start = (thread_start) { worker_ref(w), context };
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_t thread;
-        err = pthread_create(&thread, &attr, thread_main, start);
-        pthread_attr_destroy(&attr);
-        if (err)
-            worker_unref(w); /* the run's reference */
+    wk_thread *context = start ? wk_thread_prepare() : NULL;
+    wk_thread *t = NULL;
+    int rc = context ? start_checks(w, &t) : WORKER_ENOMEM;
+    if (rc != WORKER_OK) {
+        free(start);
+        if (context)
+            wk_thread_discard(context);
+        return rc;
     }
+    *start = (thread_start) { worker_ref(w), context };
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    int err = pthread_create(&thread, &attr, thread_main, start);
+    pthread_attr_destroy(&attr);
     if (!err)
         return WORKER_OK;
+    worker_unref(w); /* the run's reference */
     free(start);
-    if (context)
-        wk_thread_discard(context);
+    wk_thread_discard(context);
     undo_start(w, t);
-    return err == ENOMEM ? WORKER_ENOMEM : WORKER_EAGAIN;
+    return WORKER_EAGAIN;
 }
 
 worker_t *worker_spawn(worker_task_fn task, void *arg, const worker_opts *opts)

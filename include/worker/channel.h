@@ -22,7 +22,8 @@ WORKER_API worker_channel_t *worker_channel_new(void);
 
 /* Subscribe / unsubscribe `w` (NULL: the current worker). Any thread, also
  * while others publish. Subscribing twice is a no-op (WORKER_OK).
- * Unsubscribing a worker that is not subscribed: WORKER_EINVAL. */
+ * Unsubscribing a worker that is not subscribed: WORKER_EINVAL. Out of
+ * memory: WORKER_ENOMEM, and the subscription is unchanged. */
 WORKER_API int worker_channel_sub(worker_channel_t *ch, worker_t *w);
 WORKER_API int worker_channel_unsub(worker_channel_t *ch, worker_t *w);
 
@@ -30,7 +31,9 @@ WORKER_API int worker_channel_unsub(worker_channel_t *ch, worker_t *w);
  * stopped subscriber is skipped and not counted), or a negative error. On
  * success `release` (pub_ex) runs once when no subscriber holds the event
  * any more, at once when none took it. bubble/broadcast are not allowed
- * here (WORKER_EINVAL). Any thread. */
+ * here (WORKER_EINVAL). Out of memory for the event: WORKER_ENOMEM, nothing
+ * is queued and `release` is not called; a subscriber whose queue entry
+ * cannot be made is skipped like a stopped one. Any thread. */
 WORKER_API int worker_channel_pub(worker_channel_t *ch, const char *name, void *data);
 WORKER_API int worker_channel_pub_ex(
     worker_channel_t *ch, const char *name, void *data, const worker_fire_opts *opts);

@@ -54,7 +54,8 @@ typedef struct worker_fire_opts {
  * will be delivered exactly once, in order per sender. WORKER_EREJECTED: `w`
  * is not running (and EVENT_REJECT goes to a running sender).
  * WORKER_EFULL: `w`'s mailbox_limit is reached. WORKER_EINVAL: NULL worker,
- * NULL or empty name, copy_size without copy. */
+ * NULL or empty name, copy_size without copy. WORKER_ENOMEM: out of memory;
+ * nothing was queued. On every error `release` is not called. */
 WORKER_API int worker_fire(worker_t *w, const char *name, void *data);
 WORKER_API int worker_fire_ex(
     worker_t *w, const char *name, void *data, const worker_fire_opts *opts);

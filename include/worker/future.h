@@ -24,8 +24,9 @@ WORKER_API worker_future_t *worker_async(worker_task_fn fn, void *arg);
  * has); returns the task's code (0, WORKER_EXIT when it was stopped, or its
  * error) and sets *result (may be NULL) to its result. WORKER_EXIT also when
  * the caller itself is stopped while waiting (the task keeps running);
- * WORKER_EINVAL for NULL; WORKER_EDEADLK when called from the task itself.
- * May be called again, from any thread. */
+ * WORKER_EINVAL for NULL; WORKER_EDEADLK when called from the task itself;
+ * WORKER_ENOMEM when memory runs out (the task goes on). May be called
+ * again, from any thread. */
 WORKER_API int worker_future_get(worker_future_t *f, void **result);
 
 /* The worker running the task (borrowed, valid until worker_future_free):
@@ -36,7 +37,8 @@ WORKER_API worker_t *worker_future_worker(worker_future_t *f);
 WORKER_API void worker_future_free(worker_future_t *f);
 
 /* worker_async() + worker_future_get() + worker_future_free(). When the
- * caller is stopped while waiting, the task is stopped too. */
+ * caller is stopped while waiting, the task is stopped too. WORKER_ENOMEM
+ * when the task could not be started. */
 WORKER_API int worker_await(worker_task_fn fn, void *arg, void **result);
 
 typedef struct worker_defer worker_defer_t;
@@ -47,13 +49,15 @@ WORKER_API worker_defer_t *worker_defer_new(void);
 /* Settle with a value / an error (non-zero). Any thread, before or after
  * get. The first settles it; later ones are ignored and return WORKER_OK.
  * WORKER_EINVAL for NULL (and for reject with err 0). Each thread waiting
- * in get receives DEFER_FULFILL (data: the defer). */
+ * in get receives DEFER_FULFILL (data: the defer). WORKER_ENOMEM when a
+ * waiter could not be told for want of memory: then nothing is settled
+ * (call again); a waiter told already just goes on waiting. */
 WORKER_API int worker_defer_resolve(worker_defer_t *d, void *value);
 WORKER_API int worker_defer_reject(worker_defer_t *d, int err);
 
 /* Run the caller's loop until settled: 0 (and *value) or the reject code.
- * WORKER_EXIT when the caller is stopped while waiting. Any thread, any
- * number of times. */
+ * WORKER_EXIT when the caller is stopped while waiting; WORKER_ENOMEM
+ * when it cannot register as a waiter. Any thread, any number of times. */
 WORKER_API int worker_defer_get(worker_defer_t *d, void **value);
 
 /* Free it. No get may be running on it. NULL is ignored. */

@@ -57,7 +57,8 @@ WORKER_API worker_t *worker_new(worker_task_fn task, void *arg, const worker_opt
 /* Start the worker's thread. Also restarts a worker that has ended; its
  * permanent listeners survive. WORKER_ESTATE if it is running or starting,
  * WORKER_EREJECTED if its parent is itself ending, WORKER_EAGAIN if the
- * system refused a thread, WORKER_EINVAL for NULL or a root worker. */
+ * system refused a thread, WORKER_EINVAL for NULL or a root worker,
+ * WORKER_ENOMEM when memory runs out (the worker is left as it was). */
 WORKER_API int worker_start(worker_t *w);
 
 /* worker_new() + worker_start() (the seed's create_worker). NULL on failure;
@@ -71,11 +72,13 @@ WORKER_API worker_t *worker_spawn(worker_task_fn task, void *arg, const worker_o
 WORKER_API int worker_start_overlay(worker_t *w);
 
 /* Queue STOP_THREAD and return at once. On a worker that is not running it
- * does nothing and returns WORKER_OK. Never refused for a full mailbox. */
+ * does nothing and returns WORKER_OK. Never refused for a full mailbox;
+ * WORKER_ENOMEM when memory runs out (nothing was sent). */
 WORKER_API int worker_stop(worker_t *w);
 
 /* Queue PAUSE_THREAD / RESUME_THREAD. WORKER_EREJECTED when the worker is not
- * running. Never refused for a full mailbox. */
+ * running. Never refused for a full mailbox; WORKER_ENOMEM when memory runs
+ * out. */
 WORKER_API int worker_pause(worker_t *w);
 WORKER_API int worker_resume(worker_t *w);
 

@@ -21,7 +21,9 @@ typedef void (*worker_call_fn)(void *arg);
  * means "when its loop next turns", as an EXECUTE event that listeners also
  * see (data: arg). Any thread. `timer` (may be NULL) receives a handle the
  * caller frees with worker_timer_free(). WORKER_EINVAL: fn NULL, delay
- * negative or NaN. WORKER_EREJECTED: `w` is not running. */
+ * negative or NaN. WORKER_EREJECTED: `w` is not running. WORKER_ENOMEM: out
+ * of memory, nothing is armed and `*timer` is not set. A timer accepted
+ * (WORKER_OK) runs even if `w` is out of memory when it files it. */
 WORKER_API int worker_later(
     worker_t *w, worker_call_fn fn, void *arg, double delay, worker_timer_t **timer);
 

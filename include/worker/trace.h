@@ -16,7 +16,9 @@ extern "C" {
 
 /* Start recording into `path` (created or truncated). Any thread.
  * WORKER_EINVAL: NULL or empty path; WORKER_ESTATE: already recording;
- * WORKER_EAGAIN: the file could not be opened (errno tells why). */
+ * WORKER_EAGAIN: the file could not be opened (errno tells why);
+ * WORKER_ENOMEM: the library's one-time set-up ran out of memory (it is
+ * retried by the next call). Records that find no memory are dropped. */
 WORKER_API int worker_trace_start(const char *path);
 
 /* Record the message flow of only 1 event in `every` (per sending thread:

@@ -1,0 +1,1011 @@
+/* Out of memory: every call returns its error (WORKER_ENOMEM, or NULL for
+ * constructors), leaves no partial state, and loses no accepted event.
+ *
+ * Fault injection: the executable is linked with the static library and
+ * `-Wl,--wrap=malloc,...` (tests/CMakeLists.txt), so every allocation the
+ * library makes goes through the __wrap_* functions below. They fail an
+ * allocation only when the calling thread has armed them (the state is
+ * _Thread_local): Criterion's own allocations (its library is not wrapped)
+ * and the workers' threads are never affected. Armed, they either fail the
+ * Nth allocation from now, or every allocation, or only count.
+ *
+ * The library pools events and queue nodes in slabs (lib/pool.c): once a
+ * slab exists most allocations do not reach malloc. Tests that want the
+ * slab path rely on Criterion running each test in a fresh process and arm
+ * the injector before the first allocation of that kind; the sweep from
+ * first use forks one process per N for the same reason. */
+#include "test_util.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define NM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NM_ASAN 1
+#endif
+#endif
+#ifdef NM_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/* ---- the injector ----------------------------------------------------- */
+
+enum nm_fn {
+    NM_MALLOC,
+    NM_CALLOC,
+    NM_REALLOC,
+    NM_ALIGNED_ALLOC,
+    NM_POSIX_MEMALIGN,
+    NM_STRDUP,
+    NM_FNS
+};
+
+static const char *const nm_fn_name[NM_FNS]
+    = { "malloc", "calloc", "realloc", "aligned_alloc", "posix_memalign", "strdup" };
+
+static _Thread_local struct {
+    bool armed;
+    bool all; /* every allocation fails */
+    long countdown; /* > 0: the countdown-th allocation from now fails */
+    long failed; /* allocations failed since arming */
+    long calls[NM_FNS]; /* allocations seen since arming */
+    enum nm_fn last_fn; /* the last one failed */
+    size_t last_size;
+} nm;
+
+static void nm_arm(bool all, long nth)
+{
+    memset(&nm, 0, sizeof nm);
+    nm.armed = true;
+    nm.all = all;
+    nm.countdown = nth;
+}
+
+static void nm_fail_nth(long n)
+{
+    nm_arm(false, n);
+}
+
+static void nm_fail_all(void)
+{
+    nm_arm(true, 0);
+}
+
+static void nm_count_only(void)
+{
+    nm_arm(false, 0);
+}
+
+/* Disarm; returns how many allocations failed. */
+static long nm_disarm(void)
+{
+    nm.armed = false;
+    return nm.failed;
+}
+
+static bool nm_fails(enum nm_fn fn, size_t size)
+{
+    if (!nm.armed)
+        return false;
+    nm.calls[fn]++;
+    if (!nm.all && !(nm.countdown > 0 && --nm.countdown == 0))
+        return false;
+    nm.failed++;
+    nm.last_fn = fn;
+    nm.last_size = size;
+    return true;
+}
+
+void *__real_malloc(size_t size);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t size);
+void *__real_aligned_alloc(size_t alignment, size_t size);
+int __real_posix_memalign(void **p, size_t alignment, size_t size);
+char *__real_strdup(const char *s);
+void *__wrap_malloc(size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t size);
+void *__wrap_aligned_alloc(size_t alignment, size_t size);
+int __wrap_posix_memalign(void **p, size_t alignment, size_t size);
+char *__wrap_strdup(const char *s);
+
+void *__wrap_malloc(size_t size)
+{
+    if (nm_fails(NM_MALLOC, size)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_malloc(size);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    if (nm_fails(NM_CALLOC, n * size)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t size)
+{
+    if (nm_fails(NM_REALLOC, size)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_realloc(p, size);
+}
+
+void *__wrap_aligned_alloc(size_t alignment, size_t size)
+{
+    if (nm_fails(NM_ALIGNED_ALLOC, size)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_aligned_alloc(alignment, size);
+}
+
+int __wrap_posix_memalign(void **p, size_t alignment, size_t size)
+{
+    if (nm_fails(NM_POSIX_MEMALIGN, size))
+        return ENOMEM;
+    return __real_posix_memalign(p, alignment, size);
+}
+
+char *__wrap_strdup(const char *s)
+{
+    if (nm_fails(NM_STRDUP, strlen(s) + 1)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_strdup(s);
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* Calls of the release functions given to fires (one test per process). */
+static atomic_int released;
+
+static void on_release(void *data)
+{
+    (void)data;
+    atomic_fetch_add(&released, 1);
+}
+
+static void fill(unsigned char *b, size_t n, unsigned char seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(seed + i);
+}
+
+/* What a listener saw of copied payloads: `size` bytes made by fill(seed). */
+typedef struct seen {
+    atomic_int count;
+    atomic_int bad;
+    size_t size;
+    unsigned char seed;
+} seen;
+
+static int check_payload(const worker_event_t *e, void *userdata)
+{
+    seen *s = userdata;
+    const unsigned char *p = worker_event_data(e);
+    bool ok = worker_event_size(e) == s->size && (s->size == 0 || p != NULL);
+    for (size_t i = 0; ok && i < s->size; i++)
+        ok = p[i] == (unsigned char)(s->seed + i);
+    if (!ok)
+        atomic_fetch_add(&s->bad, 1);
+    atomic_fetch_add(&s->count, 1);
+    return 0;
+}
+
+/* A running parent-less worker with the sync listener (and `fn` for
+ * `name` when given). */
+static worker_t *spawn_listening(const char *name, worker_listener_fn fn, void *userdata)
+{
+    worker_t *w = worker_spawn(NULL, NULL, NULL);
+    cr_assert_not_null(w);
+    cr_assert_not_null(tu_sync_install(w));
+    if (name)
+        cr_assert_not_null(worker_listen(w, name, fn, userdata, NULL));
+    return w;
+}
+
+/* A timer function: counts and fires ACK at the worker that armed it. */
+typedef struct later_ctx {
+    atomic_int ran;
+    worker_t *to;
+} later_ctx;
+
+static void later_ran(void *arg)
+{
+    later_ctx *c = arg;
+    atomic_fetch_add(&c->ran, 1);
+    tu_ack(c->to, 1);
+}
+
+/* ---- the injector itself ---------------------------------------------- */
+
+/* --wrap only redirects references inside the executable's own objects:
+ * each wrapped function must be seen from the (static) library's calls. */
+Test(nomem, every_wrapped_call_reaches_the_injector, .timeout = 30)
+{
+    atomic_int count = 0;
+    unsigned char big[100];
+    fill(big, sizeof big, 1);
+    nm_count_only(); /* a fresh process: slabs, atoms and contexts are made here */
+    worker_opts opts = { .name = "counted" };
+    worker_t *w = worker_spawn(NULL, NULL, &opts); /* posix_memalign, strdup, malloc */
+    worker_channel_t *ch = worker_channel_new(); /* calloc */
+    worker_listener_t *l = worker_listen(w, "X", tu_count_listener, &count, NULL); /* realloc */
+    worker_fire_opts fo = { .copy = big, .copy_size = sizeof big }; /* malloc; a slab */
+    int rc = worker_fire_ex(w, "X", NULL, &fo);
+    long calls[NM_FNS];
+    memcpy(calls, nm.calls, sizeof calls);
+    cr_assert_eq(nm_disarm(), 0);
+    cr_assert_not_null(w);
+    cr_assert_not_null(ch);
+    cr_assert_not_null(l);
+    cr_assert_eq(rc, WORKER_OK);
+    for (int i = 0; i < NM_FNS; i++)
+        cr_assert_gt(calls[i], 0, "no call of %s reached the injector", nm_fn_name[i]);
+    worker_channel_free(ch);
+    tu_stop_join_unref(w);
+    cr_assert_eq(atomic_load(&count), 1);
+}
+
+/* ---- first use -------------------------------------------------------- */
+
+/* The very first calls of a process fail (the library's one-time set-up
+ * cannot be made); once memory is back, everything works. */
+Test(nomem, a_failed_first_use_is_not_sticky, .timeout = 30)
+{
+    char path[] = "/tmp/test_nomem-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    later_ctx lc = { 0 };
+
+    nm_fail_all();
+    worker_t *w = worker_new(NULL, NULL, NULL);
+    worker_t *spawned = worker_spawn(NULL, NULL, NULL);
+    worker_t *current = worker_current();
+    worker_channel_t *ch = worker_channel_new();
+    int trace_rc = worker_trace_start(path);
+    int later_rc = worker_later(NULL, later_ran, &lc, 0, NULL);
+    long failed = nm_disarm();
+
+    cr_assert_gt(failed, 0);
+    cr_assert_null(w);
+    cr_assert_null(spawned);
+    cr_assert_null(current);
+    cr_assert_null(ch);
+    cr_assert_eq(trace_rc, WORKER_ENOMEM, "%s", worker_err_name(trace_rc));
+    cr_assert_eq(later_rc, WORKER_ENOMEM, "%s", worker_err_name(later_rc));
+
+    /* Memory is back: the same calls work. */
+    lc.to = tu_main();
+    cr_assert_not_null(lc.to);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+    seen s = { .size = 0 };
+    w = spawn_listening("PING", check_payload, &s);
+    cr_assert_eq(worker_fire(w, "PING", NULL), WORKER_OK);
+    cr_assert_eq(tu_sync(w), WORKER_OK);
+    cr_assert_eq(atomic_load(&s.count), 1);
+    cr_assert_eq(worker_later(NULL, later_ran, &lc, 0, NULL), WORKER_OK);
+    cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
+    cr_assert_eq(atomic_load(&lc.ran), 1);
+    ch = worker_channel_new();
+    cr_assert_not_null(ch);
+    worker_channel_free(ch);
+    tu_stop_join_unref(w);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    unlink(path);
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+Test(nomem, worker_new_fails_cleanly_at_each_allocation, .timeout = 30)
+{
+    tu_main();
+    worker_t *p = worker_spawn(NULL, NULL, NULL);
+    cr_assert_not_null(p);
+    worker_opts opts = { .name = "child", .parent = p };
+    for (long n = 1;; n++) {
+        cr_assert_lt(n, 100);
+        nm_fail_nth(n);
+        worker_t *w = worker_new(NULL, NULL, &opts);
+        long failed = nm_disarm();
+        if (!failed) {
+            cr_assert_not_null(w);
+            cr_assert_eq(worker_parent(w), p);
+            worker_unref(w);
+            break;
+        }
+        cr_assert_null(w, "allocation %ld failed and worker_new returned a worker", n);
+    }
+    /* No child was left in p's tree (p's end would wait for it). */
+    cr_assert_eq(worker_children_count(p), 0);
+    tu_stop_join_unref(p); /* with LeakSanitizer: no reference on p leaked */
+}
+
+Test(nomem, worker_spawn_fails_cleanly_at_each_allocation, .timeout = 60)
+{
+    worker_t *me = tu_main();
+    worker_t *p = spawn_listening(NULL, NULL, NULL);
+    cr_assert_not_null(p);
+    worker_opts opts = { .name = "child", .parent = p };
+    for (long n = 1;; n++) {
+        cr_assert_lt(n, 100);
+        nm_fail_nth(n);
+        worker_t *w = worker_spawn(NULL, NULL, &opts);
+        long failed = nm_disarm();
+        if (failed) {
+            cr_assert_null(w, "allocation %ld (%s) failed and worker_spawn returned a worker", n,
+                nm_fn_name[nm.last_fn]);
+            cr_assert_eq(worker_children_count(p), 0, "allocation %ld: a child was left behind", n);
+            continue;
+        }
+        cr_assert_not_null(w);
+        cr_assert_eq(worker_children_count(p), 1);
+        cr_assert_not_null(tu_sync_install(w));
+        cr_assert_eq(tu_sync(w), WORKER_OK);
+        tu_stop_join_unref(w);
+        break;
+    }
+    /* The parent still runs, and its end does not wait for a phantom child. */
+    cr_assert_eq(tu_sync(p), WORKER_OK);
+    tu_stop_join_unref(p);
+    cr_assert(worker_is_running(me));
+}
+
+/* A racer fires at a worker that is not running while the worker's start
+ * runs out of memory: every fire it was told was accepted must be
+ * delivered once the worker does start. */
+typedef struct racer {
+    worker_t *target;
+    atomic_bool stop;
+    atomic_long accepted;
+    tu_gate started;
+} racer;
+
+static void *race_fire(void *arg)
+{
+    racer *r = arg;
+    for (long i = 1; !atomic_load(&r->stop); i++) {
+        if (worker_fire(r->target, "RACE", NULL) == WORKER_OK)
+            atomic_fetch_add(&r->accepted, 1);
+        if (i == 1)
+            tu_gate_open(&r->started);
+        if (i % 64 == 0)
+            worker_update(); /* the EVENT_REJECTs for this thread's root worker */
+    }
+    return NULL;
+}
+
+Test(nomem, a_start_out_of_memory_loses_no_accepted_event, .timeout = 60)
+{
+    tu_main();
+    atomic_int delivered = 0;
+    worker_t *w = worker_new(NULL, NULL, NULL);
+    cr_assert_not_null(w);
+    cr_assert_not_null(worker_listen(w, "RACE", tu_count_listener, &delivered, NULL));
+    cr_assert_not_null(tu_sync_install(w));
+    racer r = { .target = w };
+    tu_gate_init(&r.started);
+    pthread_t thread;
+    cr_assert_eq(pthread_create(&thread, NULL, race_fire, &r), 0);
+    cr_assert_eq(tu_gate_pass(&r.started, TU_WAIT), 0);
+    for (int i = 0; i < 2000; i++) {
+        nm_fail_all();
+        int rc = worker_start(w);
+        nm_disarm();
+        cr_assert_eq(rc, WORKER_ENOMEM, "%s", worker_err_name(rc));
+        cr_assert_not(worker_is_running(w));
+    }
+    atomic_store(&r.stop, true);
+    pthread_join(thread, NULL);
+    tu_gate_destroy(&r.started);
+    cr_assert_eq(worker_start(w), WORKER_OK);
+    cr_assert_eq(tu_sync(w), WORKER_OK); /* queued behind everything the racer got in */
+    cr_assert_eq(atomic_load(&delivered), atomic_load(&r.accepted),
+        "%ld fires were accepted, %d delivered", atomic_load(&r.accepted), atomic_load(&delivered));
+    tu_stop_join_unref(w);
+}
+
+/* ---- listeners -------------------------------------------------------- */
+
+Test(nomem, worker_listen_fails_cleanly_at_each_allocation, .timeout = 30)
+{
+    tu_main();
+    atomic_int pings = 0, late = 0;
+    worker_t *w = spawn_listening("PING", tu_count_listener, &pings);
+    worker_listener_t *l = NULL;
+    for (long n = 1; !l; n++) {
+        cr_assert_lt(n, 100);
+        nm_fail_nth(n);
+        l = worker_listen(w, "LATE", tu_count_listener, &late, NULL);
+        if (nm_disarm()) {
+            cr_assert_null(l, "allocation %ld failed and worker_listen returned a listener", n);
+            cr_assert_eq(worker_unlisten_fn(w, tu_count_listener, &late), WORKER_EINVAL,
+                "allocation %ld: a failed listen left a listener", n);
+        } else {
+            cr_assert_not_null(l);
+        }
+    }
+    nm_fail_all();
+    cr_assert_null(worker_listen(w, "NEVER", tu_count_listener, &late, NULL));
+    cr_assert_gt(nm_disarm(), 0);
+    /* The worker still works: exactly the one listener that was added. */
+    cr_assert_eq(worker_fire(w, "LATE", NULL), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "NEVER", NULL), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "PING", NULL), WORKER_OK);
+    cr_assert_eq(tu_sync(w), WORKER_OK);
+    cr_assert_eq(atomic_load(&late), 1);
+    cr_assert_eq(atomic_load(&pings), 1);
+    tu_stop_join_unref(w);
+}
+
+/* The receiving thread itself is out of memory when it delivers: a
+ * listener added before the fire still sees the event, a removed one does
+ * not. */
+Test(nomem, an_owner_out_of_memory_still_calls_its_listeners, .timeout = 30)
+{
+    worker_t *me = tu_main();
+    atomic_int first = 0, second = 0, gone = 0;
+    worker_listener_t *g = worker_listen(me, "GONE", tu_count_listener, &gone, NULL);
+    cr_assert_not_null(g);
+    cr_assert_eq(worker_fire(me, "WARM", NULL), WORKER_OK);
+    cr_assert_eq(worker_update(), WORKER_OK); /* its dispatch copies GONE's listener */
+    cr_assert_not_null(worker_listen(me, "OWN", tu_count_listener, &first, NULL));
+    cr_assert_eq(worker_fire(me, "OWN", NULL), WORKER_OK);
+    cr_assert_eq(worker_unlisten(me, g), WORKER_OK);
+    cr_assert_eq(worker_fire(me, "GONE", NULL), WORKER_OK);
+    nm_fail_all();
+    int rc = worker_update();
+    nm_disarm();
+    cr_assert_eq(rc, WORKER_OK);
+    cr_assert_eq(atomic_load(&first), 1, "the listener missed an accepted event");
+    cr_assert_eq(atomic_load(&gone), 0, "a removed listener was called");
+    /* And again with a listener added while a snapshot exists. */
+    cr_assert_not_null(worker_listen(me, "OWN", tu_count_listener, &second, NULL));
+    cr_assert_eq(worker_fire(me, "OWN", NULL), WORKER_OK);
+    nm_fail_all();
+    rc = worker_update();
+    nm_disarm();
+    cr_assert_eq(rc, WORKER_OK);
+    cr_assert_eq(atomic_load(&first), 2);
+    cr_assert_eq(atomic_load(&second), 1, "the listener missed an accepted event");
+}
+
+/* ---- fire ------------------------------------------------------------- */
+
+Test(nomem, a_heap_copy_out_of_memory_is_refused_whole, .timeout = 30)
+{
+    tu_main();
+    seen big_seen = { .size = 100, .seed = 7 }, small_seen = { .size = 8, .seed = 3 };
+    worker_t *w = spawn_listening("BIG", check_payload, &big_seen);
+    cr_assert_not_null(worker_listen(w, "SMALL", check_payload, &small_seen, NULL));
+    cr_assert_eq(tu_sync(w), WORKER_OK); /* warm: the event comes from this thread's cache */
+    unsigned char big[100], small[8];
+    fill(big, sizeof big, 7);
+    fill(small, sizeof small, 3);
+    /* Larger than the inline 32 bytes, and a small copy with a release
+     * function: both take one allocation, which fails. */
+    worker_fire_opts big_opts = { .copy = big, .copy_size = sizeof big, .release = on_release };
+    worker_fire_opts small_opts
+        = { .copy = small, .copy_size = sizeof small, .release = on_release };
+    const struct {
+        const char *name;
+        worker_fire_opts *opts;
+    } cases[] = { { "BIG", &big_opts }, { "SMALL", &small_opts } };
+    for (int i = 0; i < 2; i++) {
+        nm_fail_nth(1);
+        int rc = worker_fire_ex(w, cases[i].name, NULL, cases[i].opts);
+        long failed = nm_disarm();
+        cr_assert_eq(rc, WORKER_ENOMEM, "%s: %s", cases[i].name, worker_err_name(rc));
+        cr_assert_eq(failed, 1);
+        cr_assert_eq(nm.last_fn, NM_MALLOC, "%s failed", nm_fn_name[nm.last_fn]);
+        cr_assert_geq(nm.last_size, cases[i].opts->copy_size);
+    }
+    cr_assert_eq(tu_sync(w), WORKER_OK);
+    cr_assert_eq(atomic_load(&big_seen.count), 0, "a refused fire was delivered");
+    cr_assert_eq(atomic_load(&small_seen.count), 0, "a refused fire was delivered");
+    cr_assert_eq(atomic_load(&released), 0, "release ran for a refused fire");
+    /* The same fires with memory: delivered once each, released once each. */
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(worker_fire_ex(w, cases[i].name, NULL, cases[i].opts), WORKER_OK);
+    cr_assert_eq(tu_sync(w), WORKER_OK);
+    cr_assert_eq(atomic_load(&big_seen.count), 1);
+    cr_assert_eq(atomic_load(&small_seen.count), 1);
+    cr_assert_eq(atomic_load(&big_seen.bad) + atomic_load(&small_seen.bad), 0);
+    cr_assert_eq(atomic_load(&released), 2);
+    tu_stop_join_unref(w);
+}
+
+/* A fresh process: no event exists yet, so the event pool must carve its
+ * first slab, and that allocation fails. */
+Test(nomem, an_inline_copy_fails_cleanly_on_the_first_slab, .timeout = 30)
+{
+    tu_main();
+    seen s = { .size = 8, .seed = 42 };
+    worker_t *w = spawn_listening("SMALL", check_payload, &s); /* makes no event */
+    unsigned char small[8];
+    fill(small, sizeof small, 42);
+    worker_fire_opts opts = { .copy = small, .copy_size = sizeof small };
+    nm_fail_all();
+    int rc = worker_fire_ex(w, "SMALL", NULL, &opts);
+    long failed = nm_disarm();
+    cr_assert_eq(rc, WORKER_ENOMEM, "%s", worker_err_name(rc));
+    cr_assert_eq(failed, 1);
+    cr_assert_eq(nm.last_fn, NM_ALIGNED_ALLOC, "%s failed", nm_fn_name[nm.last_fn]);
+    cr_assert_eq(worker_fire_ex(w, "SMALL", NULL, &opts), WORKER_OK);
+    cr_assert_eq(tu_sync(w), WORKER_OK);
+    cr_assert_eq(atomic_load(&s.count), 1, "delivered %d times", atomic_load(&s.count));
+    cr_assert_eq(atomic_load(&s.bad), 0);
+    tu_stop_join_unref(w);
+}
+
+/* ---- channels --------------------------------------------------------- */
+
+Test(nomem, channel_calls_fail_cleanly, .timeout = 30)
+{
+    worker_t *me = tu_main();
+    worker_channel_t *ch = NULL;
+    for (long n = 1; !ch; n++) {
+        cr_assert_lt(n, 100);
+        nm_fail_nth(n);
+        ch = worker_channel_new();
+        if (nm_disarm())
+            cr_assert_null(ch, "allocation %ld failed and worker_channel_new returned one", n);
+        else
+            cr_assert_not_null(ch);
+    }
+    seen s = { .size = 100, .seed = 9 };
+    worker_t *w = spawn_listening("NEWS", check_payload, &s);
+    for (long n = 1;; n++) {
+        cr_assert_lt(n, 100);
+        nm_fail_nth(n);
+        int rc = worker_channel_sub(ch, w);
+        if (!nm_disarm()) {
+            cr_assert_eq(rc, WORKER_OK);
+            break;
+        }
+        cr_assert_eq(rc, WORKER_ENOMEM, "allocation %ld: %s", n, worker_err_name(rc));
+        cr_assert_eq(worker_channel_count(ch), 0, "allocation %ld: half a subscription", n);
+    }
+    cr_assert_eq(worker_channel_count(ch), 1);
+    /* Subscribing the current worker, unsubscribing: refused, unchanged. */
+    nm_fail_all();
+    int sub_rc = worker_channel_sub(ch, NULL);
+    int unsub_rc = worker_channel_unsub(ch, w);
+    nm_disarm();
+    cr_assert_eq(sub_rc, WORKER_ENOMEM, "%s", worker_err_name(sub_rc));
+    cr_assert_eq(unsub_rc, WORKER_ENOMEM, "%s", worker_err_name(unsub_rc));
+    cr_assert_eq(worker_channel_count(ch), 1);
+
+    unsigned char big[100];
+    fill(big, sizeof big, 9);
+    worker_fire_opts opts = { .copy = big, .copy_size = sizeof big, .release = on_release };
+    nm_fail_all();
+    int rc = worker_channel_pub_ex(ch, "NEWS", NULL, &opts);
+    nm_disarm();
+    cr_assert_eq(rc, WORKER_ENOMEM, "%s", worker_err_name(rc));
+    cr_assert_eq(tu_sync(w), WORKER_OK);
+    cr_assert_eq(atomic_load(&s.count), 0, "a refused publish was delivered");
+    cr_assert_eq(atomic_load(&released), 0, "release ran for a refused publish");
+    cr_assert_eq(worker_channel_pub_ex(ch, "NEWS", NULL, &opts), 1);
+    cr_assert_eq(tu_sync(w), WORKER_OK);
+    cr_assert_eq(atomic_load(&s.count), 1);
+    cr_assert_eq(atomic_load(&s.bad), 0);
+    cr_assert_eq(atomic_load(&released), 1);
+
+    /* Freeing needs no memory: nothing leaks, and the worker's own end
+     * later does not touch the freed channel (both checked under ASan). */
+    nm_fail_all();
+    worker_channel_free(ch);
+    nm_disarm();
+    tu_stop_join_unref(w);
+    cr_assert(worker_is_running(me));
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+Test(nomem, worker_later_fails_cleanly, .timeout = 30)
+{
+    later_ctx c = { .to = tu_main() };
+    worker_t *w = spawn_listening(NULL, NULL, NULL);
+    worker_timer_t *const untouched = (worker_timer_t *)&c;
+    const double delays[] = { 0, 0.001 };
+    for (int i = 0; i < 2; i++) {
+        for (long n = 1;; n++) {
+            cr_assert_lt(n, 100);
+            worker_timer_t *tm = untouched;
+            nm_fail_nth(n);
+            int rc = worker_later(w, later_ran, &c, delays[i], &tm);
+            if (!nm_disarm()) {
+                cr_assert_eq(rc, WORKER_OK);
+                cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
+                worker_timer_free(tm);
+                break;
+            }
+            cr_assert_eq(rc, WORKER_ENOMEM, "delay %g, allocation %ld: %s", delays[i], n,
+                worker_err_name(rc));
+            cr_assert_eq(tm, untouched, "a failed later handed out a timer");
+        }
+    }
+    cr_assert_eq(tu_sync(w), WORKER_OK);
+    cr_assert_eq(atomic_load(&c.ran), 2, "timers ran %d times", atomic_load(&c.ran));
+    tu_stop_join_unref(w);
+}
+
+/* A fresh process: the timer's event needs the event pool's first slab. */
+Test(nomem, worker_later_fails_cleanly_on_the_first_slab, .timeout = 30)
+{
+    later_ctx c = { .to = tu_main() };
+    worker_t *w = spawn_listening(NULL, NULL, NULL);
+    nm_fail_all();
+    int rc = worker_later(w, later_ran, &c, 0, NULL);
+    nm_disarm();
+    cr_assert_eq(rc, WORKER_ENOMEM, "%s", worker_err_name(rc));
+    nm_fail_nth(2); /* the timer itself, then the event */
+    rc = worker_later(w, later_ran, &c, 0, NULL);
+    cr_assert_eq(nm_disarm(), 1);
+    cr_assert_eq(rc, WORKER_ENOMEM, "%s", worker_err_name(rc));
+    cr_assert_eq(nm.last_fn, NM_ALIGNED_ALLOC, "%s failed", nm_fn_name[nm.last_fn]);
+    cr_assert_eq(worker_later(w, later_ran, &c, 0, NULL), WORKER_OK);
+    cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
+    cr_assert_eq(tu_sync(w), WORKER_OK);
+    cr_assert_eq(atomic_load(&c.ran), 1);
+    tu_stop_join_unref(w);
+}
+
+/* worker_later returned WORKER_OK; the worker that keeps the timer runs out
+ * of memory when it files it. The timer must still run. */
+Test(nomem, an_accepted_timer_survives_its_owner_out_of_memory, .timeout = 30)
+{
+    later_ctx c = { .to = tu_main() };
+    worker_timer_t *tm = NULL;
+    cr_assert_eq(worker_later(NULL, later_ran, &c, 0.001, &tm), WORKER_OK);
+    nm_fail_all();
+    int rc = worker_update(); /* files the timer */
+    long failed = nm_disarm();
+    cr_assert_eq(rc, WORKER_OK);
+    cr_assert_gt(failed, 0);
+    cr_assert_eq(tu_wait_ack(NULL), WORKER_OK, "the accepted timer never ran");
+    cr_assert_eq(atomic_load(&c.ran), 1);
+    cr_assert_eq(worker_timer_cancel(tm), WORKER_ESTATE);
+    worker_timer_free(tm);
+    /* Later timers are filed normally again. */
+    cr_assert_eq(worker_later(NULL, later_ran, &c, 0.001, NULL), WORKER_OK);
+    cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
+    cr_assert_eq(atomic_load(&c.ran), 2);
+}
+
+/* ---- futures and defers ----------------------------------------------- */
+
+static int answer_task(void *arg, void **result)
+{
+    (void)arg;
+    *result = TU_PTR(42);
+    return 0;
+}
+
+static int wait_go_task(void *arg, void **result)
+{
+    (void)arg;
+    int rc = tu_wait("GO", NULL);
+    *result = TU_PTR(7);
+    return rc;
+}
+
+Test(nomem, futures_fail_cleanly, .timeout = 30)
+{
+    tu_main();
+    for (long n = 1;; n++) {
+        cr_assert_lt(n, 100);
+        nm_fail_nth(n);
+        worker_future_t *f = worker_async(answer_task, NULL);
+        if (nm_disarm()) {
+            cr_assert_null(f, "allocation %ld failed and worker_async returned a future", n);
+            continue;
+        }
+        cr_assert_not_null(f);
+        void *r = NULL;
+        cr_assert_eq(worker_future_get(f, &r), 0);
+        cr_assert_eq(r, TU_PTR(42));
+        worker_future_free(f);
+        break;
+    }
+    void *r = NULL;
+    nm_fail_all();
+    int rc = worker_await(answer_task, NULL, &r);
+    nm_disarm();
+    cr_assert_eq(rc, WORKER_ENOMEM, "%s", worker_err_name(rc));
+    cr_assert_eq(worker_await(answer_task, NULL, &r), 0);
+    cr_assert_eq(r, TU_PTR(42));
+
+    /* A get that cannot register itself: refused; the task goes on. */
+    worker_future_t *f = worker_async(wait_go_task, NULL);
+    cr_assert_not_null(f);
+    nm_fail_all();
+    rc = worker_future_get(f, &r);
+    nm_disarm();
+    cr_assert_eq(rc, WORKER_ENOMEM, "%s", worker_err_name(rc));
+    cr_assert(worker_is_running(worker_future_worker(f)));
+    cr_assert_eq(worker_fire(worker_future_worker(f), "GO", NULL), WORKER_OK);
+    cr_assert_eq(worker_future_get(f, &r), 0);
+    cr_assert_eq(r, TU_PTR(7));
+    worker_future_free(f);
+}
+
+Test(nomem, defer_calls_fail_cleanly, .timeout = 30)
+{
+    tu_main();
+    nm_fail_all();
+    worker_defer_t *d = worker_defer_new();
+    nm_disarm();
+    cr_assert_null(d);
+    d = worker_defer_new();
+    cr_assert_not_null(d);
+    void *v = NULL;
+    nm_fail_all();
+    int rc = worker_defer_get(d, &v);
+    nm_disarm();
+    cr_assert_eq(rc, WORKER_ENOMEM, "%s", worker_err_name(rc));
+    cr_assert_eq(worker_defer_resolve(d, TU_PTR(5)), WORKER_OK);
+    cr_assert_eq(worker_defer_get(d, &v), WORKER_OK);
+    cr_assert_eq(v, TU_PTR(5));
+    worker_defer_free(d);
+}
+
+typedef struct defer_waiter_ctx {
+    worker_defer_t *d;
+    worker_t *to;
+} defer_waiter_ctx;
+
+static void ack_fn(void *arg)
+{
+    tu_ack(arg, 1);
+}
+
+/* Waits on the defer, then fires GOT (data: the value) at `to`. The ACK
+ * comes from inside the get's loop, so the waiter is registered by then. */
+static int defer_waiter(void *arg, void **result)
+{
+    defer_waiter_ctx *c = arg;
+    worker_later(NULL, ack_fn, c->to, 0, NULL);
+    void *v = NULL;
+    int rc = worker_defer_get(c->d, &v);
+    worker_fire(c->to, "GOT", v);
+    *result = v;
+    return rc;
+}
+
+typedef struct resolver {
+    worker_defer_t *d;
+    long nth; /* 0: every allocation fails */
+    int rc;
+    long failed;
+} resolver;
+
+/* A new thread (no context, no root worker yet) settles the defer. */
+static void *resolve_thread(void *arg)
+{
+    resolver *r = arg;
+    if (r->nth)
+        nm_fail_nth(r->nth);
+    else
+        nm_fail_all();
+    r->rc = worker_defer_resolve(r->d, TU_PTR(99));
+    r->failed = nm_disarm();
+    return NULL;
+}
+
+Test(nomem, a_defer_settled_out_of_memory_wakes_its_waiter_or_stays_pending, .timeout = 30)
+{
+    defer_waiter_ctx c = { .d = worker_defer_new(), .to = tu_main() };
+    cr_assert_not_null(c.d);
+    worker_t *w = worker_spawn(defer_waiter, &c, NULL);
+    cr_assert_not_null(w);
+    cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
+    for (long n = 0;; n++) {
+        cr_assert_lt(n, 100);
+        resolver r = { .d = c.d, .nth = n };
+        pthread_t thread;
+        cr_assert_eq(pthread_create(&thread, NULL, resolve_thread, &r), 0);
+        pthread_join(thread, NULL);
+        if (r.failed && r.rc == WORKER_ENOMEM)
+            continue; /* refused: still pending, the waiter still waits */
+        cr_assert_eq(r.rc, WORKER_OK, "allocation %ld: %s", n, worker_err_name(r.rc));
+        break;
+    }
+    void *got = NULL;
+    int rc = tu_wait("GOT", &got);
+    if (rc != WORKER_OK)
+        worker_stop(w); /* so that the test ends */
+    cr_assert_eq(rc, WORKER_OK, "the waiter was never told (%s)", worker_err_name(rc));
+    cr_assert_eq(got, TU_PTR(99));
+    int err = -1;
+    cr_assert_eq(worker_wait_thread(w, &err, NULL), WORKER_OK);
+    cr_assert_eq(err, 0);
+    worker_unref(w);
+    worker_defer_free(c.d);
+}
+
+/* ---- tracing ---------------------------------------------------------- */
+
+/* Once the library is set up, starting a trace allocates nothing; events
+ * fired while out of memory and tracing are refused whole. */
+Test(nomem, tracing_out_of_memory, .timeout = 30)
+{
+    char path[] = "/tmp/test_nomem-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    tu_main();
+    seen s = { .size = 0 };
+    worker_t *w = spawn_listening("T", check_payload, &s);
+    nm_fail_all();
+    int start_rc = worker_trace_start(path);
+    int fire_rc = worker_fire(w, "T", NULL); /* traced: its first slab fails */
+    nm_disarm();
+    cr_assert_eq(start_rc, WORKER_OK, "%s", worker_err_name(start_rc));
+    cr_assert_eq(fire_rc, WORKER_ENOMEM, "%s", worker_err_name(fire_rc));
+    cr_assert_eq(worker_fire(w, "T", NULL), WORKER_OK);
+    cr_assert_eq(tu_sync(w), WORKER_OK);
+    cr_assert_eq(atomic_load(&s.count), 1);
+    tu_stop_join_unref(w);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    unlink(path);
+}
+
+/* ---- the sweep: fail the Nth allocation of a short scenario ----------- */
+
+enum sweep_outcome {
+    SWEEP_INJECTED, /* an allocation failed; every check passed */
+    SWEEP_CLEAN, /* no allocation failed (N is past the scenario) */
+    SWEEP_BAD_CODE, /* a call returned something else than OK or its error */
+    SWEEP_NOT_ALL_OK, /* nothing failed, yet a step did not succeed */
+    SWEEP_LOST, /* accepted events and deliveries differ */
+    SWEEP_RELEASE, /* release calls and accepted events with release differ */
+    SWEEP_PAYLOAD, /* a copied payload arrived damaged */
+    SWEEP_OUTCOMES
+};
+
+static const char *const sweep_outcome_name[SWEEP_OUTCOMES]
+    = { "injected", "clean", "a call returned a wrong code",
+          "a step failed without an injected failure", "accepted events were lost or duplicated",
+          "release did not run once per accepted event", "a payload arrived damaged" };
+
+static atomic_int sweep_delivered, sweep_bad;
+
+static int sweep_listener(const worker_event_t *e, void *userdata)
+{
+    (void)userdata;
+    size_t size = worker_event_size(e);
+    const unsigned char *p = worker_event_data(e);
+    bool ok = size == 8 || size == 100;
+    for (size_t i = 0; ok && i < size; i++)
+        ok = p[i] == (unsigned char)(size + i);
+    if (!ok)
+        atomic_fetch_add(&sweep_bad, 1);
+    atomic_fetch_add(&sweep_delivered, 1);
+    return 0;
+}
+
+/* Spawn a worker, listen, fire four copies (inline, and on the heap with a
+ * release), stop, join, unref, with the nth allocation failing (0: none).
+ * Every step either works or returns its error; what was accepted is
+ * delivered and released exactly once. */
+static enum sweep_outcome sweep_once(long n)
+{
+    unsigned char small[8], big[100];
+    fill(small, sizeof small, sizeof small);
+    fill(big, sizeof big, sizeof big);
+    atomic_store(&sweep_delivered, 0);
+    atomic_store(&sweep_bad, 0);
+    atomic_store(&released, 0);
+    bool bad_code = false;
+    int accepted = 0, accepted_release = 0;
+
+    nm_fail_nth(n);
+    worker_opts opts = { .name = "sweep" };
+    worker_t *w = worker_spawn(NULL, NULL, &opts);
+    worker_listener_t *l = w ? worker_listen(w, "SWEEP", sweep_listener, NULL, NULL) : NULL;
+    for (int i = 0; w && i < 4; i++) {
+        worker_fire_opts fo = i % 2
+            ? (worker_fire_opts) { .copy = big, .copy_size = sizeof big, .release = on_release }
+            : (worker_fire_opts) { .copy = small, .copy_size = sizeof small };
+        int rc = worker_fire_ex(w, "SWEEP", NULL, &fo);
+        accepted += rc == WORKER_OK;
+        accepted_release += rc == WORKER_OK && i % 2;
+        bad_code |= rc != WORKER_OK && rc != WORKER_ENOMEM;
+    }
+    int stop_rc = w ? worker_stop(w) : WORKER_OK;
+    int join_rc = w && stop_rc == WORKER_OK ? worker_join(w) : WORKER_OK;
+    long failed = nm_disarm();
+    bool listened = l != NULL;
+    bool all_ok = w && listened && accepted == 4 && stop_rc == WORKER_OK;
+
+    bad_code |= (stop_rc != WORKER_OK && stop_rc != WORKER_ENOMEM) || join_rc != WORKER_OK;
+    if (w && stop_rc != WORKER_OK) { /* memory is back: stop it for good */
+        bad_code |= worker_stop(w) != WORKER_OK;
+        worker_join(w);
+    }
+    worker_unref(w);
+    if (bad_code)
+        return SWEEP_BAD_CODE;
+    if (!failed && !all_ok)
+        return SWEEP_NOT_ALL_OK;
+    if (atomic_load(&sweep_delivered) != (listened ? accepted : 0))
+        return SWEEP_LOST;
+    if (atomic_load(&released) != accepted_release)
+        return SWEEP_RELEASE;
+    if (atomic_load(&sweep_bad))
+        return SWEEP_PAYLOAD;
+    return failed ? SWEEP_INJECTED : SWEEP_CLEAN;
+}
+
+/* The scenario as a process's first use of the library: one process per N
+ * (fork from this test's process, which never touches the library), so
+ * that each N meets the one-time set-up, the first slabs and the thread
+ * contexts. The child also runs the scenario again without failures (the
+ * library must have recovered), then checks for leaks. */
+Test(nomem, sweep_from_first_use, .timeout = 120)
+{
+    for (long n = 1;; n++) {
+        cr_assert_lt(n, 400, "the scenario still fails an allocation at N = 400");
+        fflush(NULL);
+        pid_t pid = fork();
+        cr_assert_neq(pid, -1);
+        if (pid == 0) {
+            alarm(30); /* a hang ends the child with SIGALRM */
+            enum sweep_outcome out = sweep_once(n);
+            if (out == SWEEP_INJECTED) {
+                enum sweep_outcome again = sweep_once(0);
+                if (again != SWEEP_CLEAN)
+                    out = again == SWEEP_INJECTED ? SWEEP_NOT_ALL_OK : again;
+            }
+#ifdef NM_ASAN
+            __lsan_do_leak_check(); /* a leak aborts (abort_on_error) */
+#endif
+            _exit((int)out);
+        }
+        int status = 0;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status), "N = %ld: the scenario died of signal %d%s", n,
+            WTERMSIG(status), WTERMSIG(status) == SIGALRM ? " (it hung)" : "");
+        int out = WEXITSTATUS(status);
+        cr_assert(out == SWEEP_INJECTED || out == SWEEP_CLEAN, "N = %ld: %s", n,
+            out < SWEEP_OUTCOMES ? sweep_outcome_name[out] : "?");
+        if (out == SWEEP_CLEAN) {
+            cr_assert_gt(n, 1, "the injector saw no allocation of the scenario");
+            break;
+        }
+    }
+}
+
+/* The same scenario in one process, after a first run has made the
+ * contexts and slabs: the allocations of steady use. */
+Test(nomem, sweep_in_steady_use, .timeout = 60)
+{
+    tu_main();
+    cr_assert_eq(sweep_once(0), SWEEP_CLEAN);
+    for (long n = 1;; n++) {
+        cr_assert_lt(n, 400, "the scenario still fails an allocation at N = 400");
+        enum sweep_outcome out = sweep_once(n);
+        cr_assert(
+            out == SWEEP_INJECTED || out == SWEEP_CLEAN, "N = %ld: %s", n, sweep_outcome_name[out]);
+        if (out == SWEEP_CLEAN) {
+            cr_assert_gt(n, 1, "the injector saw no allocation of the scenario");
+            break;
+        }
+    }
+    cr_assert_eq(sweep_once(0), SWEEP_CLEAN);
+}
