@@ -244,6 +244,17 @@ static int check_pub(worker_channel_t *ch, const char *name, const worker_fire_o
     return wk_init();
 }
 
+/* FIRE or REJECT for one subscriber of a traced publish. */
+static void trace_offer(
+    const worker_t *sender, worker_t *sub, const worker_event_t *e, const wk_atom *atom, int rc)
+{
+    if (rc != WORKER_OK)
+        wk_mailbox_trace_count(&sub->mb, -1);
+    wk_trace_emit((uint32_t)sender->id, rc == WORKER_OK ? WK_TR_FIRE : WK_TR_REJECT,
+        rc == WORKER_OK ? WK_TRF_CHANNEL : WK_TRR_NOT_RUNNING, wk_event_serial(e),
+        wk_trace_pair((uint32_t)sub->id, wk_trace_atom(atom)));
+}
+
 int worker_channel_pub_ex(
     worker_channel_t *ch, const char *name, void *data, const worker_fire_opts *opts)
 {
@@ -262,23 +273,21 @@ int worker_channel_pub_ex(
     if (!e)
         return WORKER_ENOMEM;
     int reached = 0;
+    bool traced = wk_traced(e);
     wk_epoch_enter(t);
     subs *s = atomic_load_explicit(&ch->current, memory_order_acquire);
     for (size_t i = 0; i < s->count; i++) {
+        worker_t *sub = s->items[i];
         wk_event_ref(e);
-        if (wk_traced(e))
-            wk_mailbox_trace_count(&s->items[i]->mb, (int64_t)wk_trace_weight());
-        int one = wk_mailbox_push(&s->items[i]->mb, e, t);
+        if (traced)
+            wk_mailbox_trace_count(&sub->mb, +1);
+        int one = wk_mailbox_push(&sub->mb, e, t);
         if (one == WORKER_OK)
             reached++;
         else
             atomic_fetch_sub_explicit(&e->refs, 1, memory_order_relaxed);
-        if (wk_traced(e) && one != WORKER_OK)
-            wk_mailbox_trace_count(&s->items[i]->mb, -(int64_t)wk_trace_weight());
-        if (wk_traced(e))
-            wk_trace_emit((uint32_t)sender->id, one == WORKER_OK ? WK_TR_FIRE : WK_TR_REJECT,
-                one == WORKER_OK ? WK_TRF_CHANNEL : WK_TRR_NOT_RUNNING, wk_event_serial(e),
-                wk_trace_pair((uint32_t)s->items[i]->id, wk_trace_atom(atom)));
+        if (traced)
+            trace_offer(sender, sub, e, atom, one);
     }
     wk_epoch_exit(t);
     WK_TRACE((uint32_t)sender->id, WK_TR_CHANNEL_PUBLISH, reached > 65535 ? 65535 : reached,

@@ -32,7 +32,7 @@ typedef struct offer_trace {
 static __attribute__((noinline, cold)) void offer_capture(
     offer_trace *o, const worker_event_t *e, worker_t *to, unsigned flags)
 {
-    wk_mailbox_trace_count(&to->mb, (int64_t)wk_trace_weight());
+    wk_mailbox_trace_count(&to->mb, +1);
     o->on = e->kind != WK_EV_INTERNAL;
     o->serial = wk_event_serial(e);
     o->atom = e->atom;
@@ -63,7 +63,7 @@ static inline void offer_end(const offer_trace *o, worker_t *to, int rc)
 static void offer_record(const offer_trace *o, worker_t *to, int rc)
 {
     if (rc != WORKER_OK)
-        wk_mailbox_trace_count(&to->mb, -(int64_t)wk_trace_weight());
+        wk_mailbox_trace_count(&to->mb, -1);
     if (!o->on)
         return;
     uint64_t who = wk_trace_pair((uint32_t)to->id, wk_trace_atom(o->atom));
@@ -124,14 +124,19 @@ static void hop_down(worker_t *w, worker_event_t *e, void *origin_data, wk_threa
     wk_list_release(kids, n);
 }
 
+/* An untraced event to one receiver: the common case, kept short. */
+static inline int deliver_plain(worker_t *to, worker_event_t *e, void *origin_data, wk_thread *t)
+{
+    int rc = wk_mailbox_push(&to->mb, e, t);
+    return rc == WORKER_OK ? WORKER_OK : refused(to, e, rc, origin_data, t);
+}
+
 int wk_deliver(
     worker_t *to, worker_event_t *e, bool bubble, bool broadcast, void *origin_data, wk_thread *t)
 {
     bool fan_out = bubble || broadcast;
-    if (!fan_out && !wk_traced(e)) { /* the common case, kept short */
-        int rc = wk_mailbox_push(&to->mb, e, t);
-        return rc == WORKER_OK ? WORKER_OK : refused(to, e, rc, origin_data, t);
-    }
+    if (!fan_out && !wk_traced(e))
+        return deliver_plain(to, e, origin_data, t);
     if (fan_out)
         wk_event_ref(e); /* the firing call's own reference */
     offer_trace o;
@@ -198,13 +203,12 @@ static int check_fire_args(worker_t *w, const char *name, const worker_fire_opts
 /* A traced event (tracing is on and this one is sampled): the delivery
  * records too. */
 static __attribute__((noinline, cold)) int fire_traced(worker_t *w, const wk_atom *atom, void *data,
-    const worker_fire_opts *opts, worker_t *sender, wk_thread *t)
+    const worker_fire_opts *opts, worker_t *sender, void *origin, wk_thread *t)
 {
     worker_event_t *e = wk_event_new_traced(
         atom, WK_EV_USER, data, opts->copy, opts->copy_size, opts->release, sender);
     if (!e)
         return WORKER_ENOMEM;
-    void *origin = opts->copy ? (void *)opts->copy : data;
     return wk_deliver(w, e, opts->bubble, opts->broadcast, origin, t);
 }
 
@@ -221,17 +225,16 @@ int worker_fire_ex(worker_t *w, const char *name, void *data, const worker_fire_
     worker_t *sender = opts->target ? opts->target : (t ? wk_current(t) : NULL);
     if (!t || !atom || !sender)
         return WORKER_ENOMEM;
+    void *origin = opts->copy ? (void *)opts->copy : data;
     if (wk_trace_sample_now(t)) /* tracing off: one test on the fire path */
-        return fire_traced(w, atom, data, opts, sender, t);
+        return fire_traced(w, atom, data, opts, sender, origin, t);
     worker_event_t *e = wk_event_new_untraced(
         atom, WK_EV_USER, data, opts->copy, opts->copy_size, opts->release, sender);
     if (!e)
         return WORKER_ENOMEM;
-    void *origin = opts->copy ? (void *)opts->copy : data;
     if (opts->bubble || opts->broadcast)
         return wk_deliver(w, e, opts->bubble, opts->broadcast, origin, t);
-    rc = wk_mailbox_push(&w->mb, e, t);
-    return rc == WORKER_OK ? WORKER_OK : refused(w, e, rc, origin, t);
+    return deliver_plain(w, e, origin, t);
 }
 
 int worker_fire(worker_t *w, const char *name, void *data)

@@ -133,7 +133,7 @@ static inline __attribute__((always_inline)) void deliver_to_owner(
 static __attribute__((noinline, cold)) void dispatch_traced(
     worker_t *w, wk_thread *t, worker_event_t *e)
 {
-    wk_mailbox_trace_popped(&w->mb, wk_trace_weight());
+    wk_mailbox_trace_popped(&w->mb);
     if (e->kind != WK_EV_INTERNAL)
         wk_trace_emit((uint32_t)w->id, WK_TR_DELIVER, 0, wk_event_serial(e),
             wk_trace_pair(sender_id(e), wk_trace_atom(e->atom)));

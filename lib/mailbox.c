@@ -168,10 +168,16 @@ int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
 
 /* Pushes made before the trace started are not counted, so the count
  * resynchronises when it would go below zero. */
-void wk_mailbox_trace_popped(wk_mailbox *mb, size_t popped)
+void wk_mailbox_trace_count(wk_mailbox *mb, int sign)
+{
+    int64_t weight = (int64_t)wk_trace_weight() * sign;
+    atomic_fetch_add_explicit(&mb->trace_pushed, (uint64_t)weight, memory_order_relaxed);
+}
+
+void wk_mailbox_trace_popped(wk_mailbox *mb)
 {
     uint64_t pushed = atomic_load_explicit(&mb->trace_pushed, memory_order_relaxed);
-    mb->trace_popped += popped;
+    mb->trace_popped += wk_trace_weight();
     if (mb->trace_popped > pushed)
         mb->trace_popped = pushed;
     uint64_t depth = pushed - mb->trace_popped;

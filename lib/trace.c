@@ -249,9 +249,7 @@ uint64_t wk_trace_session(void)
 
 uint64_t wk_trace_serial(void)
 {
-    wk_trace_buf *b = ready_buffer(0);
-    if (!b)
-        b = own_buffer();
+    wk_trace_buf *b = own_buffer();
     if (!b)
         return 0;
     return ((uint64_t)b->thread_no << 40) | ++b->next_serial;

@@ -80,17 +80,15 @@ void wk_mailbox_open(wk_mailbox *mb);
  * epoch sections. */
 void wk_mailbox_close(wk_mailbox *mb, wk_thread *t, int level);
 
-/* Traced paths only, around a push of a traced event: +weight before it,
- * -weight if it was refused (weight: what one traced event stands for when
- * sampling). Feeds the depth records; untraced pushes skip it. */
-static inline void wk_mailbox_trace_count(wk_mailbox *mb, int64_t weight)
-{
-    atomic_fetch_add_explicit(&mb->trace_pushed, (uint64_t)weight, memory_order_relaxed);
-}
+/* Traced paths only, around a push of a traced event: +1 before it, -1 if
+ * it was refused. Each traced event counts for what it stands for when
+ * sampling (wk_trace_weight). Feeds the depth records; untraced pushes skip
+ * it. */
+void wk_mailbox_trace_count(wk_mailbox *mb, int sign);
 
-/* Owner, traced paths only: traced events standing for `popped` were taken
- * out; records the depth when it crosses a power of two. */
-void wk_mailbox_trace_popped(wk_mailbox *mb, size_t popped);
+/* Owner, traced paths only: one traced event was taken out; records the
+ * depth when it crosses a power of two. */
+void wk_mailbox_trace_popped(wk_mailbox *mb);
 
 static inline bool wk_mailbox_is_open(const wk_mailbox *mb)
 {
