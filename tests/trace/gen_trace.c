@@ -1,5 +1,5 @@
 /* Writes synthetic libworker-actor traces for the worker-trace tests, using
- * only lib/wk_trace_format.h (the same layout the library writes).
+ * only lib/trace/wk_trace_format.h (the same layout the library writes).
  *
  *   gen_trace small OUT          the known 4-worker scenario (test_trace.py
  *                                holds the counts it must give)

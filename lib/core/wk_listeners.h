@@ -1,0 +1,62 @@
+/* Per-worker listener tables. */
+#ifndef WK_LISTENERS_H
+#define WK_LISTENERS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <worker/event.h>
+
+#include "wk_atom.h"
+
+typedef struct wk_lslot {
+    const wk_atom *atom;
+    size_t count, cap;
+    worker_listener_t **items; /* priority descending, then order added */
+} wk_lslot;
+
+typedef struct wk_lsnap wk_lsnap;
+
+typedef struct wk_listeners {
+    pthread_mutex_t lock; /* guards slots, slot_count, next_seq, reserve */
+    wk_lslot *slots;
+    size_t slot_count, slot_cap;
+    uint64_t next_seq;
+    _Atomic uint64_t version; /* bumped (under lock) by every change */
+    void *reserve; /* room for the owner's next snapshot (listeners.c) */
+    size_t reserve_bytes;
+    /* Owner thread only. */
+    wk_lsnap *snap;
+    uint64_t snap_version;
+} wk_listeners;
+
+typedef void (*wk_listener_error_fn)(void *ctx, const worker_event_t *e, int code);
+
+void wk_listeners_init(wk_listeners *ls);
+void wk_listeners_destroy(wk_listeners *ls);
+
+/* Any thread. NULL when memory runs out. */
+worker_listener_t *wk_listeners_add(wk_listeners *ls, const wk_atom *atom, worker_listener_fn fn,
+    void *userdata, const worker_listen_opts *opts, uint64_t target_id);
+
+/* Any thread. WORKER_OK or WORKER_EINVAL (not a current listener); `l` is
+ * compared, never dereferenced, before it is found. */
+int wk_listeners_remove(wk_listeners *ls, const worker_listener_t *l);
+
+/* Any thread. The number removed. */
+size_t wk_listeners_remove_fn(wk_listeners *ls, worker_listener_fn fn, void *userdata);
+
+/* Any thread. Removes the transient listeners. */
+void wk_listeners_remove_transient(wk_listeners *ls);
+
+/* Owner thread only: call the listeners of e's name, in order. */
+void wk_listeners_dispatch(
+    wk_listeners *ls, const worker_event_t *e, wk_listener_error_fn on_error, void *ctx);
+/* The same, with LISTENER_START / LISTENER_END records (traced events) on
+ * the lane of worker `receiver`. */
+void wk_listeners_dispatch_traced(wk_listeners *ls, const worker_event_t *e,
+    wk_listener_error_fn on_error, void *ctx, uint32_t receiver);
+
+#endif

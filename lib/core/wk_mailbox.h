@@ -1,0 +1,83 @@
+/* A worker's mailbox: many producers, one consumer (the owner thread). */
+#ifndef WK_MAILBOX_H
+#define WK_MAILBOX_H
+
+#include <time.h> /* struct timespec, which ck_ec.h uses */
+
+#include <ck_ec.h>
+#include <ck_epoch.h>
+#include <ck_fifo.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <worker/types.h>
+
+#include "wk_thread.h"
+
+/* How far a mailbox is closed. */
+enum wk_mailbox_level {
+    WK_MB_OPEN = 0, /* everything is admitted */
+    WK_MB_ENDING = 1, /* only supervision messages (WK_EV_LINK) are admitted */
+    WK_MB_CLOSED = 2, /* nothing is admitted */
+};
+
+/* Queue nodes are bare ck_fifo_mpmc entries (32 bytes). Garbage nodes are
+ * chained through their `value` (only the single consumer reads it) and
+ * retired a batch at a time, with one ticket per batch. */
+typedef struct wk_retire_ticket {
+    ck_epoch_entry_t retire;
+    ck_fifo_mpmc_entry_t *chain;
+} wk_retire_ticket;
+
+typedef struct wk_mailbox {
+    ck_fifo_mpmc_t fifo; /* head and tail on their own cache lines */
+    /* Read-mostly: producers read these on every push. */
+    _Alignas(64) _Atomic int closed; /* enum wk_mailbox_level */
+    _Atomic int sleeping; /* the owner is about to park or parked */
+    size_t limit; /* 0: unbounded */
+    /* Written by producers of counted events and by the owner. */
+    _Alignas(64) _Atomic long user_queued;
+    _Alignas(64) struct ck_ec32 ec;
+    /* Owner only. */
+    ck_fifo_mpmc_entry_t *garbage; /* dequeued stubs not yet retired */
+    uint32_t garbage_count;
+    uint32_t since_poll;
+} wk_mailbox;
+
+/* A closed, empty mailbox. WORKER_OK or WORKER_ENOMEM. */
+int wk_mailbox_init(wk_mailbox *mb, size_t limit);
+/* Owner (or last reference), once nobody can push any more. */
+void wk_mailbox_destroy(wk_mailbox *mb);
+
+/* Any thread. WORKER_OK: queued, and it will be popped exactly once.
+ * WORKER_EREJECTED (closed), WORKER_EFULL (a user event past the limit),
+ * WORKER_ENOMEM. On error nothing was queued. */
+int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t);
+
+/* Owner only: take up to `max` events in FIFO order; returns how many. */
+size_t wk_mailbox_pop_batch(wk_mailbox *mb, wk_thread *t, worker_event_t **out, size_t max);
+
+/* Owner only: true when an event may be waiting (a hint). */
+bool wk_mailbox_has_work(const wk_mailbox *mb);
+
+/* Owner only: spin briefly, then sleep until a push may have happened or
+ * the monotonic deadline (ns, WK_NO_DEADLINE for none) passes. May return
+ * early; the caller re-checks. */
+void wk_mailbox_park(wk_mailbox *mb, wk_thread *t, uint64_t deadline_ns);
+
+/* Owner: accept pushes again (start). */
+void wk_mailbox_open(wk_mailbox *mb);
+
+/* Owner: raise the level (WK_MB_ENDING or WK_MB_CLOSED), and return only
+ * when every push accepted under the lower level is in the queue. Outside
+ * epoch sections. */
+void wk_mailbox_close(wk_mailbox *mb, wk_thread *t, int level);
+
+static inline bool wk_mailbox_is_open(const wk_mailbox *mb)
+{
+    return atomic_load_explicit(&mb->closed, memory_order_acquire) == WK_MB_OPEN;
+}
+
+#endif

@@ -1,0 +1,329 @@
+/* Channels: one event object fanned out to every subscriber.
+ *
+ * Invariants:
+ * - The subscriber set is an immutable array (`subs`) replaced as a whole
+ *   by sub/unsub under `lock` (copy on write). `pub` reads it inside its
+ *   epoch section without any lock; an old array is freed only after a
+ *   grace period (wk_epoch_synchronize), so no publisher still reads it.
+ * - The channel does not hold references on its subscribers. A worker
+ *   keeps the list of channels it is on (worker.channels, under the
+ *   worker's lock) and its last unref takes itself out of each array before
+ *   its memory is reclaimed after a grace period: a publisher that read the
+ *   worker from an old array still finds valid memory (a closed mailbox).
+ * - `refs`: the user's handle plus one per worker.channels entry, so a
+ *   channel outlives a worker that is still leaving it.
+ * - Lock order: a channel's lock, then a worker's lock; worker_free takes
+ *   its list under the worker's lock and releases it before taking any
+ *   channel's lock.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "wk_array.h"
+#include "wk_current.h"
+#include "wk_epoch.h"
+#include "wk_event.h"
+#include "wk_fire.h"
+#include "wk_init.h"
+#include "wk_probe.h"
+
+typedef struct subs {
+    size_t count;
+    worker_t *items[];
+} subs;
+
+struct worker_channel {
+    uint64_t trace_id; /* unique per channel, for traces */
+    pthread_mutex_t lock;
+    _Atomic(subs *) current;
+    _Atomic uint32_t refs;
+};
+
+static void leave_all(worker_t *w);
+
+static void channel_unref(worker_channel_t *ch)
+{
+    if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    free(atomic_load_explicit(&ch->current, memory_order_relaxed));
+    pthread_mutex_destroy(&ch->lock);
+    free(ch);
+}
+
+worker_channel_t *worker_channel_new(void)
+{
+    if (wk_init() != WORKER_OK)
+        return NULL;
+    wk_worker_on_free(leave_all); /* before any worker can be on a channel */
+    worker_channel_t *ch = calloc(1, sizeof *ch);
+    subs *empty = calloc(1, sizeof *empty);
+    if (!ch || !empty) {
+        free(ch);
+        free(empty);
+        return NULL;
+    }
+    static _Atomic uint64_t next_id = 1; /* global: trace ids unique per process */
+    ch->trace_id = atomic_fetch_add(&next_id, 1);
+    pthread_mutex_init(&ch->lock, NULL);
+    atomic_init(&ch->current, empty);
+    atomic_init(&ch->refs, 1);
+    return ch;
+}
+
+/* ---- the worker's own list (caller holds w->lock) ---- */
+
+static bool worker_list_add(worker_t *w, worker_channel_t *ch)
+{
+    worker_channel_t **grown
+        = wk_array_room(w->channels, &w->channel_cap, w->channel_count, sizeof *grown, 4);
+    if (!grown)
+        return false;
+    w->channels = grown;
+    w->channels[w->channel_count++] = ch;
+    atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+    return true;
+}
+
+static bool worker_list_take(worker_t *w, worker_channel_t *ch)
+{
+    for (size_t i = 0; i < w->channel_count; i++) {
+        if (w->channels[i] == ch) {
+            w->channels[i] = w->channels[--w->channel_count];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- copy-on-write arrays (caller holds ch->lock) ---- */
+
+static long index_of(const subs *s, const worker_t *w)
+{
+    for (size_t i = 0; i < s->count; i++)
+        if (s->items[i] == w)
+            return (long)i;
+    return -1;
+}
+
+/* A copy of `s` with `add` appended or the item at `drop` left out. */
+static subs *copy_with(const subs *s, worker_t *add, long drop)
+{
+    size_t n = s->count + (add ? 1 : 0) - (drop >= 0 ? 1 : 0);
+    subs *c = malloc(sizeof *c + n * sizeof(worker_t *));
+    if (!c)
+        return NULL;
+    c->count = 0;
+    for (size_t i = 0; i < s->count; i++)
+        if ((long)i != drop)
+            c->items[c->count++] = s->items[i];
+    if (add)
+        c->items[c->count++] = add;
+    return c;
+}
+
+/* Publish `fresh` and free the array it replaces after a grace period. */
+static void replace(worker_channel_t *ch, subs *fresh, subs **old)
+{
+    *old = atomic_exchange_explicit(&ch->current, fresh, memory_order_acq_rel);
+}
+
+static void retire(subs *old)
+{
+    wk_thread *t = wk_thread_get();
+    if (t)
+        wk_epoch_synchronize(t);
+    free(old);
+}
+
+static worker_t *resolve(worker_t *w)
+{
+    if (w)
+        return w;
+    wk_thread *t = wk_thread_get();
+    return t ? wk_current(t) : NULL;
+}
+
+int worker_channel_sub(worker_channel_t *ch, worker_t *w)
+{
+    if (!ch)
+        return WORKER_EINVAL;
+    if (!(w = resolve(w)))
+        return WORKER_ENOMEM;
+    pthread_mutex_lock(&ch->lock);
+    subs *cur = atomic_load_explicit(&ch->current, memory_order_relaxed), *old = NULL;
+    int rc = WORKER_OK;
+    if (index_of(cur, w) < 0) {
+        subs *fresh = copy_with(cur, w, -1);
+        pthread_mutex_lock(&w->lock);
+        bool listed = fresh && worker_list_add(w, ch);
+        pthread_mutex_unlock(&w->lock);
+        if (listed)
+            replace(ch, fresh, &old);
+        else
+            free(fresh);
+        rc = listed ? WORKER_OK : WORKER_ENOMEM;
+    }
+    pthread_mutex_unlock(&ch->lock);
+    if (old)
+        retire(old);
+    return rc;
+}
+
+/* Take `w` out of the array. Caller holds ch->lock. */
+static int drop_subscriber(worker_channel_t *ch, worker_t *w, subs **old)
+{
+    subs *cur = atomic_load_explicit(&ch->current, memory_order_relaxed);
+    long at = index_of(cur, w);
+    if (at < 0)
+        return WORKER_EINVAL;
+    subs *fresh = copy_with(cur, NULL, at);
+    if (!fresh)
+        return WORKER_ENOMEM;
+    replace(ch, fresh, old);
+    return WORKER_OK;
+}
+
+int worker_channel_unsub(worker_channel_t *ch, worker_t *w)
+{
+    if (!ch)
+        return WORKER_EINVAL;
+    if (!(w = resolve(w)))
+        return WORKER_ENOMEM;
+    subs *old = NULL;
+    bool listed = false;
+    pthread_mutex_lock(&ch->lock);
+    int rc = drop_subscriber(ch, w, &old);
+    if (rc == WORKER_OK) {
+        pthread_mutex_lock(&w->lock);
+        listed = worker_list_take(w, ch);
+        pthread_mutex_unlock(&w->lock);
+    }
+    pthread_mutex_unlock(&ch->lock);
+    if (old)
+        retire(old);
+    if (listed)
+        channel_unref(ch);
+    return rc;
+}
+
+/* At a worker's last reference (its free hook): leave every channel, and
+ * return only when no publisher can still reach the worker through one. */
+static void leave_all(worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    worker_channel_t **mine = w->channels;
+    size_t n = w->channel_count;
+    w->channels = NULL;
+    w->channel_count = w->channel_cap = 0;
+    pthread_mutex_unlock(&w->lock);
+    subs **olds = n ? calloc(n, sizeof *olds) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        subs *old = NULL;
+        pthread_mutex_lock(&mine[i]->lock);
+        drop_subscriber(mine[i], w, &old);
+        pthread_mutex_unlock(&mine[i]->lock);
+        if (olds)
+            olds[i] = old;
+        else if (old)
+            retire(old); /* no room to batch: one grace period each */
+    }
+    if (olds) {
+        /* One grace period for all: publishers may still read the old arrays,
+         * and through them this worker, whose memory goes after this. */
+        wk_thread *t = wk_thread_get();
+        if (t)
+            wk_epoch_synchronize(t);
+        for (size_t i = 0; i < n; i++)
+            free(olds[i]);
+        free(olds);
+    }
+    for (size_t i = 0; i < n; i++)
+        channel_unref(mine[i]);
+    free(mine);
+}
+
+static int check_pub(worker_channel_t *ch, const char *name, const worker_fire_opts *opts)
+{
+    if (!ch || !name || !*name)
+        return WORKER_EINVAL;
+    if (opts && (opts->bubble || opts->broadcast || (opts->copy_size && !opts->copy)))
+        return WORKER_EINVAL;
+    return wk_init();
+}
+
+int worker_channel_pub_ex(
+    worker_channel_t *ch, const char *name, void *data, const worker_fire_opts *opts)
+{
+    static const worker_fire_opts defaults;
+    int rc = check_pub(ch, name, opts);
+    if (rc != WORKER_OK)
+        return rc;
+    if (!opts)
+        opts = &defaults;
+    wk_thread *t = wk_thread_get();
+    const wk_atom *atom = wk_atom_intern(name);
+    worker_t *sender = opts->target ? opts->target : (t ? wk_current(t) : NULL);
+    worker_event_t *e = t && atom && sender
+        ? wk_event_new(atom, WK_EV_USER, data, opts->copy, opts->copy_size, opts->release, sender)
+        : NULL;
+    if (!e)
+        return WORKER_ENOMEM;
+    int reached = 0;
+    bool traced = wk_traced(e);
+    wk_epoch_enter(t);
+    subs *s = atomic_load_explicit(&ch->current, memory_order_acquire);
+    for (size_t i = 0; i < s->count; i++) {
+        worker_t *sub = s->items[i];
+        wk_event_ref(e);
+        int one = traced ? wk_push_traced(sub, e, WK_TRF_CHANNEL, t)
+                         : wk_mailbox_push(&sub->mb, e, t);
+        if (one == WORKER_OK)
+            reached++;
+        else
+            atomic_fetch_sub_explicit(&e->refs, 1, memory_order_relaxed);
+    }
+    wk_epoch_exit(t);
+    wk_probe_channel_publish((uint32_t)sender->id, reached, wk_event_serial(e), ch->trace_id, atom);
+    wk_event_unref(e); /* the publisher's reference */
+    return reached;
+}
+
+int worker_channel_pub(worker_channel_t *ch, const char *name, void *data)
+{
+    return worker_channel_pub_ex(ch, name, data, NULL);
+}
+
+size_t worker_channel_count(const worker_channel_t *ch)
+{
+    if (!ch)
+        return 0;
+    worker_channel_t *mch = (worker_channel_t *)ch;
+    pthread_mutex_lock(&mch->lock);
+    size_t n = atomic_load_explicit(&mch->current, memory_order_relaxed)->count;
+    pthread_mutex_unlock(&mch->lock);
+    return n;
+}
+
+void worker_channel_free(worker_channel_t *ch)
+{
+    if (!ch)
+        return;
+    subs *empty = calloc(1, sizeof *empty), *old = NULL;
+    size_t unlisted = 0;
+    pthread_mutex_lock(&ch->lock);
+    subs *cur = atomic_load_explicit(&ch->current, memory_order_relaxed);
+    for (size_t i = 0; i < cur->count; i++) {
+        worker_t *w = cur->items[i];
+        pthread_mutex_lock(&w->lock);
+        unlisted += worker_list_take(w, ch);
+        pthread_mutex_unlock(&w->lock);
+    }
+    if (empty)
+        replace(ch, empty, &old);
+    pthread_mutex_unlock(&ch->lock);
+    if (old)
+        retire(old);
+    while (unlisted--)
+        channel_unref(ch);
+    channel_unref(ch);
+}

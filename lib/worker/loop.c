@@ -1,0 +1,232 @@
+/* The event loop: one turn takes an event, runs its listeners, the
+ * library's own handling, and tests every running wait.
+ *
+ * Invariants:
+ * - Everything here runs on the worker's owner thread only, and touches
+ *   only owner-only fields (frames, exiting, paused, ending, batch).
+ * - Events are handled in mailbox order; `batch` holds events already
+ *   popped but not yet handled, and every loop (nested ones too) takes from
+ *   it first, so order holds across nesting and the end-sequence drain.
+ * - Every frame on the stack sees every handled event; a frame that matches
+ *   keeps a reference to the event so its data stays valid for the caller.
+ * - No epoch section is open while a listener runs (listeners may wait).
+ */
+#include <stdint.h>
+#include <stdio.h>
+
+#include "wk_event.h"
+#include "wk_fire.h"
+#include "wk_init.h"
+#include "wk_loop.h"
+#include "wk_os.h"
+#include "wk_probe.h"
+#include "wk_report.h"
+#include "wk_timers.h"
+
+static worker_event_t *next_event(worker_t *w, wk_thread *t)
+{
+    if (w->batch_pos == w->batch_len) {
+        w->batch_pos = 0;
+        w->batch_len = wk_mailbox_pop_batch(&w->mb, t, w->batch, WK_BATCH);
+        if (w->batch_len == 0)
+            return NULL;
+    }
+    worker_event_t *e = w->batch[w->batch_pos++];
+    if (w->batch_pos < w->batch_len) /* written on another core: fetch it early */
+        __builtin_prefetch(w->batch[w->batch_pos]);
+    return e;
+}
+
+static void listener_failed(void *ctx, const worker_event_t *e, int code)
+{
+    worker_t *w = ctx;
+    wk_report(w, "listener failed", code);
+    if (e->atom == wk_atoms.listener_error)
+        return; /* no error storms */
+    wk_thread *t = wk_thread_peek();
+    worker_event_t *err = wk_event_new(
+        wk_atoms.listener_error, WK_EV_LIBRARY, (void *)(intptr_t)code, NULL, 0, NULL, w);
+    if (err)
+        wk_deliver(w, err, true, false, err->data, t);
+}
+
+static uint32_t sender_id(const worker_event_t *e)
+{
+    return e->sender ? (uint32_t)e->sender->id : 0;
+}
+
+/* The library's own reaction to a name, after the user's listeners
+ * (STOP_THREAD and PAUSE_THREAD: control.c gives them their action). */
+static inline __attribute__((always_inline)) void run_action(
+    worker_t *w, worker_event_t *e)
+{
+    wk_atom_action action = e->atom->action;
+    if (__builtin_expect(action != NULL, 0))
+        action(w, e);
+}
+
+static inline __attribute__((always_inline)) bool frame_matches(
+    wk_frame *f, const worker_event_t *e)
+{
+    switch (f->kind) {
+    case WK_WAIT_EVENT:
+        return e->atom == f->atom
+            && (!f->sender_id || (e->sender && f->sender_id == e->sender->id));
+    case WK_WAIT_COND:
+        return f->cond(e, f->userdata);
+    default:
+        return false;
+    }
+}
+
+static inline __attribute__((always_inline)) void mark_frames(worker_t *w, worker_event_t *e)
+{
+    for (wk_frame *f = w->frames; f; f = f->outer) {
+        if (!f->done && frame_matches(f, e)) {
+            f->done = true;
+            wk_event_ref(e);
+            f->matched = e;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void deliver_to_owner(
+    worker_t *w, worker_event_t *e, const bool traced)
+{
+    if (e->kind != WK_EV_INTERNAL) {
+        if (traced)
+            wk_listeners_dispatch_traced(&w->listeners, e, listener_failed, w, (uint32_t)w->id);
+        else
+            wk_listeners_dispatch(&w->listeners, e, listener_failed, w);
+        mark_frames(w, e);
+        run_action(w, e);
+    }
+    wk_internal_fn call = wk_event_call_fn(e);
+    if (call)
+        call(w, e);
+    wk_event_unref(e);
+}
+
+/* Traced events: the mailbox depth, the DELIVER record, then the traced
+ * listener path. */
+static __attribute__((noinline, cold)) void dispatch_traced(worker_t *w, worker_event_t *e)
+{
+    wk_probe_depth_popped(&w->depth, (uint32_t)w->id);
+    if (e->kind != WK_EV_INTERNAL)
+        wk_probe_deliver((uint32_t)w->id, wk_event_serial(e), sender_id(e), e->atom);
+    deliver_to_owner(w, e, true);
+}
+
+/* Tracing off costs one test of the event's flag. */
+static void dispatch(worker_t *w, worker_event_t *e)
+{
+    if (wk_traced(e))
+        dispatch_traced(w, e);
+    else
+        deliver_to_owner(w, e, false);
+}
+
+/* The caller only gets the event's data: when this thread is its sole
+ * holder, its sender need not stay alive for it. */
+static worker_event_t *keep_payload_only(worker_event_t *e)
+{
+    if (e->sender && atomic_load_explicit(&e->refs, memory_order_acquire) == 1) {
+        worker_t *sender = e->sender;
+        e->sender = NULL;
+        worker_unref(sender);
+    }
+    return e;
+}
+
+static bool deadline_passed(uint64_t deadline_ns)
+{
+    return deadline_ns != WK_NO_DEADLINE && wk_now_ns() >= deadline_ns;
+}
+
+/* For traces: the timeout still to run (UINT64_MAX: none; 0: already past). */
+static uint64_t time_left(uint64_t deadline_ns)
+{
+    if (deadline_ns == WK_NO_DEADLINE)
+        return UINT64_MAX;
+    uint64_t now = wk_now_ns();
+    return deadline_ns > now ? deadline_ns - now : 0;
+}
+
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static bool must_leave(const worker_t *w, const wk_frame *f)
+{
+    return w->exiting && !f->ignore_exit;
+}
+
+int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
+{
+    wk_drop_last_returned(t);
+    if (f->trace_kind && wk_tracing()) /* time_left reads the clock: only when tracing */
+        wk_probe_wait_begin((uint32_t)w->id, f->trace_kind, time_left(deadline_ns), f->trace_what);
+    if (must_leave(w, f)) {
+        if (f->trace_kind)
+            wk_probe_wait_end((uint32_t)w->id, f->trace_kind, WORKER_EXIT, f->trace_what);
+        return WORKER_EXIT;
+    }
+    f->outer = w->frames;
+    w->frames = f;
+    int rc;
+    for (;;) {
+        if (must_leave(w, f)) {
+            rc = WORKER_EXIT;
+            break;
+        }
+        if (f->done) {
+            rc = WORKER_OK;
+            break;
+        }
+        if (w->batch_pos == w->batch_len && wk_timers_pending(w))
+            wk_timers_run_due(w); /* between batches, so a busy loop still runs them */
+        worker_event_t *e = next_event(w, t);
+        if (e) {
+            dispatch(w, e);
+            continue;
+        }
+        if (f->done || must_leave(w, f))
+            continue; /* a timer settled it */
+        if (f->update_only) {
+            rc = WORKER_OK;
+            break;
+        }
+        if (deadline_passed(deadline_ns)) {
+            rc = f->kind == WK_WAIT_TIME ? WORKER_OK : WORKER_ETIMEDOUT;
+            break;
+        }
+        wk_mailbox_park(&w->mb, t, earliest(deadline_ns, wk_timers_next_deadline(w)));
+    }
+    w->frames = f->outer;
+    if (f->trace_kind)
+        wk_probe_wait_end((uint32_t)w->id, f->trace_kind, rc, f->trace_what);
+    if (f->matched) {
+        if (rc == WORKER_OK) {
+            wk_drop_last_returned(t); /* a nested wait may have set one */
+            t->last_returned = keep_payload_only(f->matched);
+        } else
+            wk_event_unref(f->matched);
+    }
+    return rc;
+}
+
+void wk_drop_last_returned(wk_thread *t)
+{
+    worker_event_t *e = t->last_returned;
+    t->last_returned = NULL;
+    if (e)
+        wk_event_unref(e);
+}
+
+void wk_loop_drain(worker_t *w, wk_thread *t)
+{
+    worker_event_t *e;
+    while ((e = next_event(w, t)))
+        dispatch(w, e);
+}

@@ -1,0 +1,331 @@
+/* Supervision: the parent/child tree, wait_thread and monitors, all built
+ * from one mechanism: a worker's `watchers` hear of its end by message.
+ *
+ *   watcher kind   message(s) sent when the worker ends
+ *   parent         CHILD_THREAD_STOP / _ERROR / _DONE, then CHILD_THREAD_END
+ *   waiter         WAIT_THREAD_PENDING_DONE          (worker_wait_thread)
+ *   monitor        WORKER_DOWN                       (worker_monitor)
+ *
+ * Downwards, a parent stops its children with STOP_THREAD messages and
+ * waits for the non-daemon ones by running its own loop until each one's
+ * CHILD_THREAD_END has arrived; its mailbox still admits those supervision
+ * messages while it ends (WK_MB_ENDING).
+ *
+ * Invariants:
+ * - A child is in its parent's `children` from its start until its end
+ *   sequence reports to the parent; it leaves `children` (under the
+ *   parent's lock) before it sends CHILD_THREAD_END. So a parent that takes
+ *   a snapshot of `children` will receive CHILD_THREAD_END from every child
+ *   in it, later.
+ * - A parent in WK_ENDING takes no new children (start fails with
+ *   WORKER_EREJECTED), so its snapshot is complete.
+ * - `watchers` are added under the target's lock while it is not ENDED; the
+ *   end sequence publishes ENDED and takes the list under that same lock,
+ *   so no watcher is missed or told twice. A watcher added when the target
+ *   has already ended is told at once.
+ * - Lock order: child, then parent (see wk_worker.h).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "wk_array.h"
+#include "wk_current.h"
+#include "wk_event.h"
+#include "wk_fire.h"
+#include "wk_init.h"
+#include "wk_loop.h"
+#include "wk_os.h"
+#include "wk_tree.h"
+
+/* ---- plain worker lists ---- */
+
+bool wk_list_add(wk_worker_list *l, worker_t *w)
+{
+    worker_t **grown = wk_array_room(l->items, &l->cap, l->count, sizeof *grown, 4);
+    if (!grown)
+        return false;
+    l->items = grown;
+    l->items[l->count++] = worker_ref(w);
+    return true;
+}
+
+static bool list_take(wk_worker_list *l, worker_t *w)
+{
+    for (size_t i = 0; i < l->count; i++) {
+        if (l->items[i] == w) {
+            l->items[i] = l->items[--l->count];
+            return true;
+        }
+    }
+    return false;
+}
+
+bool wk_list_remove(wk_worker_list *l, worker_t *w)
+{
+    bool found = list_take(l, w);
+    if (found)
+        worker_unref(w);
+    return found;
+}
+
+size_t wk_list_copy(wk_worker_list *l, worker_t ***out)
+{
+    *out = NULL;
+    if (l->count == 0)
+        return 0;
+    worker_t **copy = malloc(l->count * sizeof *copy);
+    if (!copy)
+        return 0;
+    for (size_t i = 0; i < l->count; i++)
+        copy[i] = worker_ref(l->items[i]);
+    *out = copy;
+    return l->count;
+}
+
+void wk_list_release(worker_t **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        worker_unref(items[i]);
+    free(items);
+}
+
+/* ---- watchers ---- */
+
+static wk_watch *watch_find(worker_t *target, worker_t *watcher, wk_watch_kind kind)
+{
+    for (size_t i = 0; i < target->watchers.count; i++) {
+        wk_watch *x = &target->watchers.items[i];
+        if (x->watcher == watcher && x->kind == kind)
+            return x;
+    }
+    return NULL;
+}
+
+int wk_watch_add(worker_t *target, worker_t *watcher, wk_watch_kind kind)
+{
+    wk_watch_list *l = &target->watchers;
+    if (watch_find(target, watcher, kind))
+        return WORKER_OK;
+    wk_watch *grown = wk_array_room(l->items, &l->cap, l->count, sizeof *grown, 4);
+    if (!grown)
+        return WORKER_ENOMEM;
+    l->items = grown;
+    l->items[l->count++] = (wk_watch) { worker_ref(watcher), kind };
+    return WORKER_OK;
+}
+
+bool wk_watch_remove(worker_t *target, worker_t *watcher, wk_watch_kind kind)
+{
+    wk_watch *x = watch_find(target, watcher, kind);
+    if (!x)
+        return false;
+    *x = target->watchers.items[--target->watchers.count];
+    worker_unref(watcher);
+    return true;
+}
+
+void wk_watch_notify(worker_t *w, worker_t *watcher, wk_watch_kind kind, wk_thread *t)
+{
+    worker_down_t down = { .worker = w, .err = w->result_err, .ret = w->result_ret };
+    switch (kind) {
+    case WK_WATCH_PARENT: {
+        int err = down.err;
+        const wk_atom *how = err == WORKER_OK ? wk_atoms.child_done
+            : err == WORKER_EXIT              ? wk_atoms.child_stop
+                                              : wk_atoms.child_error;
+        void *data = err == WORKER_OK ? down.ret
+            : err == WORKER_EXIT      ? NULL
+                                      : (void *)(intptr_t)err;
+        wk_send_kind(watcher, WK_EV_LINK, how, data, NULL, 0, w, t);
+        wk_send_kind(watcher, WK_EV_LINK, wk_atoms.child_end, NULL, &down, sizeof down, w, t);
+        break;
+    }
+    case WK_WATCH_WAITER:
+        wk_send_library(watcher, wk_atoms.wait_pending_done, NULL, NULL, 0, w, t);
+        break;
+    case WK_WATCH_MONITOR:
+        wk_send_library(watcher, wk_atoms.worker_down, NULL, &down, sizeof down, w, t);
+        break;
+    }
+}
+
+/* ---- parent and children ---- */
+
+int wk_tree_link(worker_t *child)
+{
+    worker_t *p = child->parent;
+    if (!p)
+        return WORKER_OK;
+    int rc = wk_watch_add(child, p, WK_WATCH_PARENT);
+    if (rc != WORKER_OK)
+        return rc;
+    pthread_mutex_lock(&p->lock);
+    if (wk_worker_state(p) == WK_ENDING)
+        rc = WORKER_EREJECTED;
+    else if (!wk_list_add(&p->children, child))
+        rc = WORKER_ENOMEM;
+    pthread_mutex_unlock(&p->lock);
+    if (rc != WORKER_OK)
+        wk_watch_remove(child, p, WK_WATCH_PARENT);
+    return rc;
+}
+
+void wk_tree_unlink(worker_t *child)
+{
+    worker_t *p = child->parent;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    bool found = list_take(&p->children, child);
+    pthread_mutex_unlock(&p->lock);
+    if (found)
+        worker_unref(child);
+}
+
+typedef struct awaited_children {
+    uint64_t *ids;
+    size_t count;
+} awaited_children;
+
+/* Wait condition: one more awaited child has ended; true when none is left. */
+static bool child_ended(const worker_event_t *e, void *userdata)
+{
+    awaited_children *a = userdata;
+    if (e->atom != wk_atoms.child_end || !e->sender)
+        return false;
+    for (size_t i = 0; i < a->count; i++) {
+        if (a->ids[i] == e->sender->id) {
+            a->ids[i] = a->ids[--a->count];
+            break;
+        }
+    }
+    return a->count == 0;
+}
+
+void wk_tree_stop_children(worker_t *w, wk_thread *t)
+{
+    pthread_mutex_lock(&w->lock);
+    worker_t **kids;
+    size_t n = wk_list_copy(&w->children, &kids);
+    pthread_mutex_unlock(&w->lock);
+    awaited_children awaited = { .ids = n ? malloc(n * sizeof(uint64_t)) : NULL };
+    for (size_t i = 0; i < n; i++) {
+        wk_send_library(kids[i], wk_atoms.stop, NULL, NULL, 0, w, t);
+        if (awaited.ids && !worker_is_daemon(kids[i]))
+            awaited.ids[awaited.count++] = kids[i]->id;
+    }
+    if (awaited.count) {
+        wk_frame f = {
+            .kind = WK_WAIT_COND, .cond = child_ended, .userdata = &awaited, .ignore_exit = true
+        };
+        wk_loop_wait(w, t, &f, WK_NO_DEADLINE);
+    } else if (n && !awaited.ids) {
+        for (size_t i = 0; i < n; i++) /* out of memory: fall back to joins */
+            if (!worker_is_daemon(kids[i]))
+                worker_join(kids[i]);
+    }
+    free(awaited.ids);
+    wk_list_release(kids, n);
+}
+
+/* The run's last step: `finished`, and its reference dropped under the
+ * lock, so a joiner that wakes may free the worker right after. */
+static void finish_run(worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->finished = true;
+    pthread_cond_broadcast(&w->ended);
+    bool last = atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) == 1;
+    pthread_mutex_unlock(&w->lock);
+    if (last)
+        wk_worker_free(w);
+}
+
+void wk_tree_report_end(worker_t *w, wk_thread *t)
+{
+    pthread_mutex_lock(&w->lock);
+    wk_worker_set_state(w, WK_ENDED);
+    wk_watch_list watchers = w->watchers;
+    w->watchers = (wk_watch_list) { 0 };
+    pthread_cond_broadcast(&w->ended);
+    pthread_mutex_unlock(&w->lock);
+    /* The parent first, then waiters and monitors. */
+    for (int kind = WK_WATCH_PARENT; kind <= WK_WATCH_MONITOR; kind++)
+        for (size_t i = 0; i < watchers.count; i++)
+            if ((int)watchers.items[i].kind == kind)
+                wk_watch_notify(w, watchers.items[i].watcher, (wk_watch_kind)kind, t);
+    for (size_t i = 0; i < watchers.count; i++)
+        worker_unref(watchers.items[i].watcher);
+    free(watchers.items);
+    finish_run(w);
+}
+
+/* ---- waiting for a worker's end ---- */
+
+int worker_wait_thread(worker_t *w, int *err, void **ret)
+{
+    if (!w || w->is_root)
+        return WORKER_EINVAL;
+    wk_thread *t = wk_thread_get();
+    worker_t *me = t ? wk_current(t) : NULL;
+    if (!me)
+        return WORKER_ENOMEM;
+    if (wk_on_stack(t, w))
+        return WORKER_EDEADLK;
+    pthread_mutex_lock(&w->lock);
+    wk_state s = wk_worker_state(w);
+    bool must_wait = s == WK_STARTING || s == WK_RUNNING || s == WK_ENDING;
+    int rc = must_wait ? wk_watch_add(w, me, WK_WATCH_WAITER) : WORKER_OK;
+    pthread_mutex_unlock(&w->lock);
+    if (rc != WORKER_OK)
+        return rc;
+    if (must_wait) /* as in the original: the target hears who waits for it */
+        wk_send_library(w, wk_atoms.wait_pending, NULL, NULL, 0, me, t);
+    if (must_wait) {
+        wk_frame until_done = { .kind = WK_WAIT_EVENT,
+            .atom = wk_atoms.wait_pending_done,
+            .sender_id = w->id,
+            .trace_kind = WK_TRW_THREAD,
+            .trace_what = (uint32_t)w->id };
+        rc = wk_loop_wait(me, t, &until_done, WK_NO_DEADLINE);
+    }
+    if (rc == WORKER_OK)
+        wk_wait_finished(w); /* the notice comes just before the run's very end */
+    pthread_mutex_lock(&w->lock);
+    if (rc != WORKER_OK)
+        wk_watch_remove(w, me, WK_WATCH_WAITER);
+    if (err)
+        *err = w->result_err;
+    if (ret)
+        *ret = w->result_ret;
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+int worker_monitor(worker_t *target)
+{
+    wk_thread *t = target ? wk_thread_get() : NULL;
+    worker_t *me = t ? wk_current(t) : NULL;
+    if (!target || target == me || target->is_root)
+        return target && !me ? WORKER_ENOMEM : WORKER_EINVAL;
+    pthread_mutex_lock(&target->lock);
+    wk_state s = wk_worker_state(target);
+    bool ended = s == WK_NEW || s == WK_ENDED;
+    int rc = ended ? WORKER_OK : wk_watch_add(target, me, WK_WATCH_MONITOR);
+    pthread_mutex_unlock(&target->lock);
+    if (ended)
+        wk_watch_notify(target, me, WK_WATCH_MONITOR, t);
+    return rc;
+}
+
+int worker_demonitor(worker_t *target)
+{
+    wk_thread *t = target ? wk_thread_get() : NULL;
+    worker_t *me = t ? wk_current(t) : NULL;
+    if (!target || !me)
+        return target ? WORKER_ENOMEM : WORKER_EINVAL;
+    pthread_mutex_lock(&target->lock);
+    bool found = wk_watch_remove(target, me, WK_WATCH_MONITOR);
+    pthread_mutex_unlock(&target->lock);
+    return found ? WORKER_OK : WORKER_EINVAL;
+}

@@ -1,0 +1,170 @@
+/* The worker object (worker.c: its memory, references and life). Every
+ * file of the worker layer and of the features above it sees this struct;
+ * each module's functions are declared in its own header (wk_loop.h,
+ * wk_tree.h, wk_fire.h, wk_timers.h, wk_current.h, wk_control.h,
+ * wk_init.h, wk_report.h).
+ *
+ * Who touches what:
+ * - Immutable after worker_new(): id, name, task, arg, parent, daemon_mode,
+ *   quiet, is_root, is_main, mb.limit.
+ * - `lock` guards: state (also readable atomically without it), children,
+ *   watchers, channels, result_err, result_ret, finished. `ended` is
+ *   signalled when state becomes WK_ENDED and when `finished` is set.
+ * - A run holds one reference on the worker (taken by start/overlay, or for
+ *   a root by its thread) and drops it as its very last step, under `lock`,
+ *   together with setting `finished`. So when join or wait_thread return,
+ *   the worker's thread no longer holds it: the caller's unref can be the
+ *   last one. Lock order: a child's lock may be held while taking
+ *   its parent's, never the reverse; no other two worker locks nest.
+ * - The owner thread only (the thread running the worker, between start
+ *   and the end of its end sequence): frames, exiting, paused, ending,
+ *   below, batch*, timers, the listeners' snapshot.
+ * - refs: atomic. A running worker holds one reference on itself.
+ */
+#ifndef WK_WORKER_H
+#define WK_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <worker/worker.h>
+
+#include "wk_event.h"
+#include "wk_listeners.h"
+#include "wk_mailbox.h"
+#include "wk_probe.h"
+#include "wk_thread.h"
+
+#define WK_BATCH 32
+
+typedef enum wk_state { WK_NEW, WK_STARTING, WK_RUNNING, WK_ENDING, WK_ENDED } wk_state;
+
+typedef enum wk_wait_kind {
+    WK_WAIT_TIME, /* only the deadline (or stop) ends it */
+    WK_WAIT_EVENT, /* an event with that name (and sender) */
+    WK_WAIT_COND, /* a user condition */
+} wk_wait_kind;
+
+/* One running wait; frames nest when a listener waits. */
+typedef struct wk_frame {
+    struct wk_frame *outer;
+    wk_wait_kind kind;
+    const wk_atom *atom;
+    uint64_t sender_id; /* 0: any sender */
+    worker_cond_fn cond;
+    void *userdata;
+    bool update_only; /* worker_update: never park */
+    bool ignore_exit; /* the end sequence's own waits */
+    uint16_t trace_kind; /* enum wk_trace_wait; 0: not traced (internal waits) */
+    uint64_t trace_what; /* what a traced wait waits for */
+    bool done;
+    worker_event_t *matched; /* holds a reference */
+} wk_frame;
+
+/* Who hears of a worker's end, and how (see tree.c). */
+typedef enum wk_watch_kind {
+    WK_WATCH_PARENT, /* CHILD_THREAD_STOP/ERROR/DONE, then CHILD_THREAD_END */
+    WK_WATCH_WAITER, /* WAIT_THREAD_PENDING_DONE (worker_wait_thread) */
+    WK_WATCH_MONITOR, /* WORKER_DOWN (worker_monitor) */
+} wk_watch_kind;
+
+typedef struct wk_watch {
+    worker_t *watcher; /* holds a reference */
+    wk_watch_kind kind;
+} wk_watch;
+
+typedef struct wk_watch_list {
+    wk_watch *items;
+    size_t count, cap;
+} wk_watch_list;
+
+/* Pending timers: a min-heap on (deadline, seq); owner thread only.
+ * Timers the heap had no room for (out of memory) wait in `spilled`, a
+ * list through the timers themselves, until it has. */
+typedef struct wk_timers {
+    struct worker_timer **heap;
+    size_t count, cap;
+    uint64_t next_seq;
+    struct worker_timer *spilled;
+} wk_timers;
+
+typedef struct wk_worker_list {
+    worker_t **items; /* each holds a reference */
+    size_t count, cap;
+} wk_worker_list;
+
+struct worker {
+    wk_mailbox mb; /* first: the struct is cache-line aligned */
+    /* Traced pushes and pops, for the depth records (any thread adds). */
+    _Alignas(64) wk_trace_depth depth;
+    _Atomic uint32_t refs;
+    uint64_t id;
+    char *name;
+    worker_task_fn task;
+    void *arg;
+    worker_t *parent; /* holds a reference */
+    int daemon_mode;
+    bool quiet;
+    bool is_root;
+    bool is_main;
+    bool is_future; /* runs a worker_async task: its end settles a future */
+    _Atomic uint64_t traced_in; /* the trace session that has its CREATED record */
+    wk_listeners listeners;
+
+    pthread_mutex_t lock;
+    pthread_cond_t ended;
+    _Atomic int state;
+    wk_worker_list children;
+    wk_watch_list watchers;
+    struct worker_channel **channels; /* the channels it is subscribed to */
+    size_t channel_count, channel_cap;
+    int result_err;
+    void *result_ret;
+    bool finished; /* the last run has dropped its reference (true when NEW) */
+
+    /* owner thread only */
+    wk_frame *frames;
+    bool exiting;
+    bool paused;
+    bool ending;
+    worker_t *below; /* the worker under this one on its thread's stack */
+    wk_timers timers;
+    size_t batch_pos, batch_len;
+    worker_event_t *batch[WK_BATCH];
+};
+
+static inline uint64_t wk_worker_id(const worker_t *w)
+{
+    return w->id;
+}
+
+static inline wk_state wk_worker_state(const worker_t *w)
+{
+    return (wk_state)atomic_load_explicit(&((worker_t *)w)->state, memory_order_acquire);
+}
+
+/* worker.c */
+worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit);
+void wk_worker_trace_created(worker_t *w); /* once per trace */
+void wk_worker_set_state(worker_t *w, wk_state s); /* caller holds w->lock */
+void wk_worker_free(worker_t *w); /* at the last reference */
+/* A reference on `sender` for an event. For the thread's own current
+ * worker it comes from a block taken in advance, so a hot sender does not
+ * bounce the refcount's cache line with its receivers on every event. */
+worker_t *wk_sender_ref(wk_thread *t, worker_t *sender);
+/* Give back the references taken in advance (before the worker may end). */
+void wk_sender_credit_return(wk_thread *t);
+
+/* Run the task and the end sequence on the calling thread. */
+void wk_worker_run(worker_t *w, wk_thread *t);
+
+/* The end sequence after the task (or, for root workers, the thread) ended. */
+void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret);
+
+/* Run `hook(w)` at every worker's last reference, before its memory goes
+ * (channels leave the worker there). Set once, by the layer above. */
+void wk_worker_on_free(void (*hook)(worker_t *w));
+
+#endif

@@ -1,0 +1,419 @@
+/* A worker's life: new, start, the task, the end sequence, refcounts.
+ * Field ownership and lock order are stated in wk_worker.h. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wk_current.h"
+#include "wk_epoch.h"
+#include "wk_event.h"
+#include "wk_fire.h"
+#include "wk_init.h"
+#include "wk_loop.h"
+#include "wk_os.h"
+#include "wk_probe.h"
+#include "wk_report.h"
+#include "wk_timers.h"
+#include "wk_tree.h"
+
+/* Global: ids must be unique across the process (listener target filters
+ * compare them; default names use them). */
+static _Atomic uint64_t next_worker_id = 1;
+
+worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit)
+{
+    worker_t *w;
+    if (posix_memalign((void **)&w, 64, sizeof *w) != 0)
+        return NULL;
+    memset(w, 0, sizeof *w);
+    w->id = atomic_fetch_add(&next_worker_id, 1);
+    if (name) {
+        w->name = strdup(name);
+    } else if (asprintf(&w->name, "worker-%llu", (unsigned long long)w->id) < 0) {
+        w->name = NULL;
+    }
+    if (!w->name || wk_mailbox_init(&w->mb, mailbox_limit) != WORKER_OK) {
+        free(w->name);
+        free(w);
+        return NULL;
+    }
+    atomic_init(&w->refs, 1);
+    atomic_init(&w->state, WK_NEW);
+    w->finished = true;
+    wk_listeners_init(&w->listeners);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->ended, NULL);
+    return w;
+}
+
+void wk_worker_set_state(worker_t *w, wk_state s)
+{
+    atomic_store_explicit(&w->state, s, memory_order_release);
+}
+
+static worker_t *default_parent(void)
+{
+    wk_thread *t = wk_thread_peek();
+    if (t && t->current && !t->current->is_root)
+        return t->current;
+    return NULL;
+}
+
+worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
+{
+    static const worker_opts defaults;
+    if (!opts)
+        opts = &defaults;
+    if (opts->daemon < WORKER_DAEMON_INHERIT || opts->daemon > WORKER_DAEMON_NO)
+        return NULL;
+    if (opts->parent && opts->no_parent)
+        return NULL;
+    if (wk_init() != WORKER_OK)
+        return NULL;
+    worker_t *w = wk_worker_alloc(opts->name, opts->mailbox_limit);
+    if (!w)
+        return NULL;
+    w->task = task;
+    w->arg = arg;
+    w->daemon_mode = opts->daemon;
+    w->quiet = opts->quiet;
+    if (!opts->no_parent)
+        w->parent = worker_ref(opts->parent ? opts->parent : default_parent());
+    if (wk_tracing())
+        wk_worker_trace_created(w);
+    return w;
+}
+
+void wk_worker_trace_created(worker_t *w)
+{
+    uint64_t session = wk_trace_session();
+    if (atomic_exchange(&w->traced_in, session) == session)
+        return; /* this trace has it already */
+    unsigned flags = (worker_is_daemon(w) ? WK_TRF_DAEMON : 0) | (w->is_root ? WK_TRF_ROOT : 0)
+        | (w->is_main ? WK_TRF_MAIN : 0);
+    wk_probe_worker_created(
+        (uint32_t)w->id, flags, w->parent ? (uint32_t)w->parent->id : 0, w->name);
+}
+
+/* Move a NEW or ENDED worker to STARTING with an open mailbox. */
+static int prepare_start(worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    while (wk_worker_state(w) == WK_ENDED && !w->finished)
+        pthread_cond_wait(&w->ended, &w->lock); /* the last run is telling its watchers */
+    wk_state s = wk_worker_state(w);
+    int rc = (s == WK_NEW || s == WK_ENDED) ? wk_tree_link(w) : WORKER_ESTATE;
+    if (rc == WORKER_OK) {
+        w->exiting = w->paused = w->ending = false;
+        w->frames = NULL;
+        w->result_err = 0;
+        w->result_ret = NULL;
+        w->finished = false;
+        wk_worker_set_state(w, WK_STARTING);
+        wk_mailbox_open(&w->mb);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+/* The system refused a thread: back to ENDED. Events accepted meanwhile
+ * cannot run on a thread that does not exist; they are released. (Memory
+ * for the thread is taken before the mailbox opens, so running out of it
+ * never gets here.) */
+static void undo_start(worker_t *w, wk_thread *t)
+{
+    wk_mailbox_close(&w->mb, t, WK_MB_CLOSED);
+    worker_event_t *batch[WK_BATCH];
+    size_t n;
+    while ((n = wk_mailbox_pop_batch(&w->mb, t, batch, WK_BATCH)))
+        for (size_t i = 0; i < n; i++)
+            wk_event_unref(batch[i]);
+    wk_tree_unlink(w);
+    pthread_mutex_lock(&w->lock);
+    if (w->parent)
+        wk_watch_remove(w, w->parent, WK_WATCH_PARENT);
+    wk_worker_set_state(w, WK_ENDED);
+    w->finished = true;
+    pthread_cond_broadcast(&w->ended);
+    pthread_mutex_unlock(&w->lock);
+}
+
+typedef struct thread_start {
+    worker_t *worker;
+    wk_thread *context; /* made by worker_start, adopted by the new thread */
+} thread_start;
+
+static void *thread_main(void *arg)
+{
+    thread_start start = *(thread_start *)arg;
+    free(arg);
+    wk_thread_adopt(start.context);
+    wk_set_thread_name(start.worker->name);
+    wk_worker_run(start.worker, start.context); /* drops the run's reference at its end */
+    return NULL;
+}
+
+static int start_checks(worker_t *w, wk_thread **t)
+{
+    if (!w || w->is_root)
+        return WORKER_EINVAL;
+    if (wk_init() != WORKER_OK || !(*t = wk_thread_get()))
+        return WORKER_ENOMEM;
+    return prepare_start(w);
+}
+
+int worker_start(worker_t *w)
+{
+    if (!w || w->is_root)
+        return WORKER_EINVAL;
+    /* Before start_checks opens the mailbox: a failure after that would
+     * have to drop the events accepted meanwhile. */
+    thread_start *start = malloc(sizeof *start);
+    wk_thread *context = start ? wk_thread_prepare() : NULL;
+    wk_thread *t = NULL;
+    int rc = context ? start_checks(w, &t) : WORKER_ENOMEM;
+    if (rc != WORKER_OK) {
+        free(start);
+        if (context)
+            wk_thread_discard(context);
+        return rc;
+    }
+    *start = (thread_start) { worker_ref(w), context };
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    int err = pthread_create(&thread, &attr, thread_main, start);
+    pthread_attr_destroy(&attr);
+    if (!err)
+        return WORKER_OK;
+    worker_unref(w); /* the run's reference */
+    free(start);
+    wk_thread_discard(context);
+    undo_start(w, t);
+    return WORKER_EAGAIN;
+}
+
+worker_t *worker_spawn(worker_task_fn task, void *arg, const worker_opts *opts)
+{
+    worker_t *w = worker_new(task, arg, opts);
+    if (w && worker_start(w) != WORKER_OK) {
+        worker_unref(w);
+        return NULL;
+    }
+    return w;
+}
+
+int worker_start_overlay(worker_t *w)
+{
+    wk_thread *t = NULL;
+    int rc = start_checks(w, &t);
+    if (rc != WORKER_OK)
+        return rc;
+    worker_ref(w); /* the run's reference, dropped at its end */
+    wk_worker_run(w, t);
+    return WORKER_OK;
+}
+
+static int run_task(worker_t *w, void **ret)
+{
+    if (w->task)
+        return w->task(w->arg, ret);
+    worker_wait_forever();
+    return WORKER_EXIT;
+}
+
+void wk_worker_run(worker_t *w, wk_thread *t)
+{
+    if (wk_tracing()) {
+        wk_worker_trace_created(w); /* the trace may have started after worker_new */
+        wk_probe_worker_started((uint32_t)w->id, t->current != NULL, wk_gettid());
+    }
+    w->below = t->current;
+    t->current = w;
+    pthread_mutex_lock(&w->lock);
+    wk_worker_set_state(w, WK_RUNNING);
+    pthread_mutex_unlock(&w->lock);
+    if (w->parent)
+        wk_send_library(w->parent, wk_atoms.child_start, NULL, NULL, 0, w, t);
+    void *ret = NULL;
+    int err = run_task(w, &ret);
+    wk_worker_finish(w, t, err, ret);
+}
+
+void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
+{
+    if (err != WORKER_OK && err != WORKER_EXIT && !w->quiet)
+        wk_report(w, "failed", err);
+    wk_drop_last_returned(t); /* the task is over: so is its last wait's data */
+    w->ending = true;
+    w->exiting = true;
+    w->paused = false;
+    pthread_mutex_lock(&w->lock);
+    wk_worker_set_state(w, WK_ENDING); /* from here no new child can start */
+    w->result_err = err;
+    w->result_ret = ret;
+    bool has_children = w->children.count > 0;
+    pthread_mutex_unlock(&w->lock);
+
+    /* 1. Refuse user events; deliver every one accepted before. Only
+     * children send supervision messages, so without children the mailbox
+     * closes for good at once (one grace period instead of two). */
+    wk_mailbox_close(&w->mb, t, has_children ? WK_MB_ENDING : WK_MB_CLOSED);
+    wk_timers_drop_all(w);
+    wk_loop_drain(w, t);
+    wk_listeners_remove_transient(&w->listeners);
+    /* 2. Stop the children; wait for the non-daemon ones' CHILD_THREAD_END. */
+    wk_tree_stop_children(w, t);
+    /* 3. Refuse everything; deliver the last supervision messages. */
+    if (has_children) {
+        wk_mailbox_close(&w->mb, t, WK_MB_CLOSED);
+        wk_loop_drain(w, t);
+    }
+    wk_tree_unlink(w);
+    /* Leave the thread's stack before ENDED is published: from then on a
+     * restart may make this worker run on another thread. */
+    t->current = w->below;
+    w->below = NULL;
+    wk_sender_credit_return(t);
+    wk_probe_worker_ended((uint32_t)w->id, err);
+    if (w->is_future)
+        wk_probe_future_settled((uint32_t)w->id, w->id, err);
+    /* 4. ENDED; tell the parent, then waiters and monitors. */
+    wk_tree_report_end(w, t);
+}
+
+void wk_wait_finished(worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    while (!w->finished)
+        pthread_cond_wait(&w->ended, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int worker_join(worker_t *w)
+{
+    if (!w || w->is_root)
+        return WORKER_EINVAL;
+    wk_thread *t = wk_thread_peek();
+    if (t && wk_on_stack(t, w))
+        return WORKER_EDEADLK;
+    uint32_t me = t && t->current ? (uint32_t)t->current->id : 0;
+    wk_probe_wait_begin(me, WK_TRW_JOIN, UINT64_MAX, (uint32_t)w->id);
+    wk_wait_finished(w);
+    wk_probe_wait_end(me, WK_TRW_JOIN, WORKER_OK, (uint32_t)w->id);
+    return WORKER_OK;
+}
+
+bool worker_is_running(const worker_t *w)
+{
+    return w && wk_mailbox_is_open(&w->mb);
+}
+
+bool worker_is_daemon(const worker_t *w)
+{
+    for (; w; w = w->parent) {
+        if (w->daemon_mode == WORKER_DAEMON_YES)
+            return true;
+        if (w->daemon_mode == WORKER_DAEMON_NO)
+            return false;
+    }
+    return false;
+}
+
+worker_t *worker_parent(const worker_t *w)
+{
+    return w ? w->parent : NULL;
+}
+
+size_t worker_children_count(const worker_t *w)
+{
+    if (!w)
+        return 0;
+    worker_t *mw = (worker_t *)w;
+    pthread_mutex_lock(&mw->lock);
+    size_t n = mw->children.count;
+    pthread_mutex_unlock(&mw->lock);
+    return n;
+}
+
+const char *worker_name(const worker_t *w)
+{
+    return w ? w->name : NULL;
+}
+
+#define SENDER_CREDIT_BLOCK 256
+
+void wk_sender_credit_return(wk_thread *t)
+{
+    if (t->credit)
+        atomic_fetch_sub_explicit(&t->credit_worker->refs, t->credit, memory_order_release);
+    t->credit = 0;
+    t->credit_worker = NULL;
+}
+
+worker_t *wk_sender_ref(wk_thread *t, worker_t *sender)
+{
+    if (!t || !sender || sender != t->current)
+        return worker_ref(sender);
+    if (t->credit_worker != sender || t->credit == 0) {
+        wk_sender_credit_return(t);
+        atomic_fetch_add_explicit(&sender->refs, SENDER_CREDIT_BLOCK, memory_order_relaxed);
+        t->credit_worker = sender;
+        t->credit = SENDER_CREDIT_BLOCK;
+    }
+    t->credit--;
+    return sender;
+}
+
+worker_t *worker_ref(worker_t *w)
+{
+    if (w)
+        atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
+    return w;
+}
+
+typedef void (*free_hook_fn)(worker_t *w);
+/* Global: set once by the channels, before any worker is on a channel. */
+static _Atomic(free_hook_fn) free_hook;
+
+void wk_worker_on_free(void (*hook)(worker_t *w))
+{
+    atomic_store_explicit(&free_hook, hook, memory_order_release);
+}
+
+void wk_worker_free(worker_t *w)
+{
+    /* A run that dropped its reference under the lock may still be
+     * unlocking it: wait for that before the memory goes. */
+    pthread_mutex_lock(&w->lock);
+    pthread_mutex_unlock(&w->lock);
+    /* Only channel arrays point at a worker without holding a reference;
+     * leaving them (the free hook) waits out the publishers that may still
+     * read it. */
+    free_hook_fn hook = atomic_load_explicit(&free_hook, memory_order_acquire);
+    if (hook)
+        hook(w);
+    wk_listeners_destroy(&w->listeners);
+    wk_mailbox_destroy(&w->mb);
+    free(w->children.items);
+    for (size_t i = 0; i < w->watchers.count; i++)
+        worker_unref(w->watchers.items[i].watcher);
+    free(w->watchers.items);
+    free(w->channels);
+    free(w->timers.heap);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->ended);
+    worker_t *parent = w->parent;
+    free(w->name);
+    free(w);
+    worker_unref(parent);
+}
+
+void worker_unref(worker_t *w)
+{
+    if (w && atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) == 1)
+        wk_worker_free(w);
+}
