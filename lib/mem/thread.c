@@ -23,7 +23,8 @@
 
 _Thread_local wk_thread *wk_self;
 static pthread_key_t exit_key;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool key_made; /* set once exit_key exists; a failed creation is retried */
 static wk_thread_exit_fn _Atomic exit_hooks[WK_EXIT_STAGES]; /* set once, read at exit */
 
 static void thread_exit(void *arg)
@@ -40,9 +41,18 @@ static void thread_exit(void *arg)
     free(t);
 }
 
-static void make_key(void)
+/* The key whose destructor ends a thread's context; false when the system
+ * refused it (the next context tries again). */
+static bool key_ready(void)
 {
-    pthread_key_create(&exit_key, thread_exit);
+    if (atomic_load_explicit(&key_made, memory_order_acquire))
+        return true;
+    pthread_mutex_lock(&key_lock);
+    if (!atomic_load_explicit(&key_made, memory_order_relaxed)
+        && pthread_key_create(&exit_key, thread_exit) == 0)
+        atomic_store_explicit(&key_made, true, memory_order_release);
+    pthread_mutex_unlock(&key_lock);
+    return atomic_load_explicit(&key_made, memory_order_relaxed);
 }
 
 void wk_thread_on_exit(enum wk_exit_stage stage, wk_thread_exit_fn hook)
@@ -52,7 +62,8 @@ void wk_thread_on_exit(enum wk_exit_stage stage, wk_thread_exit_fn hook)
 
 wk_thread *wk_thread_prepare(void)
 {
-    pthread_once(&key_once, make_key);
+    if (!key_ready())
+        return NULL;
     wk_thread *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
@@ -64,10 +75,16 @@ wk_thread *wk_thread_prepare(void)
     return t;
 }
 
-void wk_thread_adopt(wk_thread *t)
+bool wk_thread_adopt(wk_thread *t)
 {
     wk_self = t;
-    pthread_setspecific(exit_key, t);
+    return pthread_setspecific(exit_key, t) == 0;
+}
+
+void wk_thread_leave(wk_thread *t)
+{
+    pthread_setspecific(exit_key, NULL); /* clearing a value allocates nothing */
+    thread_exit(t);
 }
 
 void wk_thread_discard(wk_thread *t)
@@ -81,7 +98,10 @@ wk_thread *wk_thread_make(void)
     if (wk_self)
         return wk_self;
     wk_thread *t = wk_thread_prepare();
-    if (t)
-        wk_thread_adopt(t);
+    if (t && !wk_thread_adopt(t)) { /* no destructor would end it: refuse */
+        wk_self = NULL;
+        wk_thread_discard(t);
+        t = NULL;
+    }
     return t;
 }

@@ -56,8 +56,16 @@ static inline wk_thread *wk_thread_get(void)
  * the new thread cannot fail to get one: it adopts it first thing. NULL if
  * memory ran out. Free an unused one with wk_thread_discard(). */
 wk_thread *wk_thread_prepare(void);
-void wk_thread_adopt(wk_thread *t);
+/* Make `t` the calling thread's context, ended at thread exit. False when
+ * the system refused the thread-exit slot (out of memory): `t` is the
+ * thread's context all the same, but the caller must end it itself
+ * (wk_thread_leave). */
+bool wk_thread_adopt(wk_thread *t);
 void wk_thread_discard(wk_thread *t);
+/* End the calling thread's context `t` now (exit hooks, epoch record,
+ * caches), as its thread-exit destructor would: for the threads the library
+ * starts, which end theirs explicitly whether or not adopt got the slot. */
+void wk_thread_leave(wk_thread *t);
 
 /* The calling thread's context if it has one, else NULL. */
 static inline wk_thread *wk_thread_peek(void)

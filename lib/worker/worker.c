@@ -149,9 +149,11 @@ static void *thread_main(void *arg)
 {
     thread_start start = *(thread_start *)arg;
     free(arg);
-    wk_thread_adopt(start.context);
+    /* Without the exit slot the context is still ended below. */
+    (void)wk_thread_adopt(start.context);
     wk_set_thread_name(start.worker->name);
     wk_worker_run(start.worker, start.context); /* drops the run's reference at its end */
+    wk_thread_leave(start.context);
     return NULL;
 }
 
