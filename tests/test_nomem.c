@@ -9,7 +9,7 @@
  * and the workers' threads are never affected. Armed, they either fail the
  * Nth allocation from now, or every allocation, or only count.
  *
- * The library pools events and queue nodes in slabs (lib/pool.c): once a
+ * The library pools events and queue nodes in slabs (lib/mem/pool.c): once a
  * slab exists most allocations do not reach malloc. Tests that want the
  * slab path rely on Criterion running each test in a fresh process and arm
  * the injector before the first allocation of that kind; the sweep from

@@ -16,9 +16,6 @@
 #include <worker/timer.h>
 #include <worker/trace.h>
 #include <worker/types.h>
-
-#define WORKER_VERSION_MAJOR 0
-#define WORKER_VERSION_MINOR 1
-#define WORKER_VERSION_PATCH 0
+#include <worker/version.h>
 
 #endif

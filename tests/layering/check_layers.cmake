@@ -6,10 +6,10 @@
 # would get around the include path.
 #
 #   cmake -DCC=<compiler> -DROOT=<source dir> -DLAYERS="base;mem;..." -DWORK=<dir>
-#         -P check_layers.cmake
+#         -DGENERATED=<build dir>/include -P check_layers.cmake
 cmake_minimum_required(VERSION 3.25)
 
-foreach(var CC ROOT LAYERS WORK)
+foreach(var CC ROOT LAYERS WORK GENERATED)
     if(NOT DEFINED ${var})
         message(FATAL_ERROR "check_layers.cmake: -D${var}=... is missing")
     endif()
@@ -26,7 +26,7 @@ function(header_compiles header dirs out)
     get_filename_component(name "${header}" NAME)
     set(probe "${WORK}/probe.c")
     file(WRITE "${probe}" "#include \"${name}\"\nint layering_probe;\n")
-    set(flags -std=gnu11 -fsyntax-only -Wall -Werror -DWORKER_BUILDING -I${ROOT}/include)
+    set(flags -std=gnu11 -fsyntax-only -Wall -Werror -DWORKER_BUILDING -I${ROOT}/include -I${GENERATED})
     foreach(d IN LISTS dirs)
         list(APPEND flags "-I${d}")
     endforeach()
