@@ -1,6 +1,6 @@
-/* cleanup_on_exit: the seed's "Handle WorkerExit" examples.
+/* cleanup_on_exit: pyThreadWorker's "Handle WorkerExit" examples.
  *
- * The seed runs a server inside a worker: the task starts the server, then
+ * pyThreadWorker runs a server inside a worker: the task starts the server, then
  * waits forever inside try/finally, so that when stop() makes the event
  * loop raise WorkerExit the finally block terminates the server. Its
  * second version moves the start/terminate pair into a context manager.

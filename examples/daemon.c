@@ -1,6 +1,6 @@
-/* daemon: the seed's "Daemon thread" section.
+/* daemon: pyThreadWorker's "Daemon thread" section.
  *
- * The seed explains that every worker has a parent (the worker that
+ * pyThreadWorker explains that every worker has a parent (the worker that
  * created it); when a parent ends it sends STOP_THREAD to all its children
  * and waits for them to stop, except for children marked daemon=True: they
  * get STOP_THREAD too, but the parent does not wait for them.

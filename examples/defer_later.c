@@ -8,7 +8,7 @@
  * progress by posting calls to main (as a GUI thread would be updated),
  * then resolves the defer with its result. Main also keeps a heartbeat: a
  * timer on itself that re-arms itself every 0.02 s while it waits.
- * (The seed's "resolve after get, enter event loop".)
+ * (pyThreadWorker's "resolve after get, enter event loop".)
  *
  * Lifetimes: the defer is ours (worker_defer_new / worker_defer_free, once
  * no get runs on it); a timer handle is only made when asked for (NULL

@@ -1,10 +1,10 @@
-/* hello_worker: the seed's first example, from the "Event loop" section.
+/* hello_worker: pyThreadWorker's first example, from the "Event loop" section.
  *
- * The seed decorates a function with create_worker: a new thread starts,
+ * pyThreadWorker decorates a function with create_worker: a new thread starts,
  * prints "thread created" and then sits in its event loop forever
  * (wait_forever). In C the event loop is worker_wait_forever(): it handles
  * events and calls listeners until the worker is stopped, and then returns
- * WORKER_EXIT (the seed raises WorkerExit instead). The seed leaves the end
+ * WORKER_EXIT (pyThreadWorker raises WorkerExit instead). pyThreadWorker leaves the end
  * of the program implicit; here the main thread stops the worker and joins
  * it, and checks that the task really left through WORKER_EXIT.
  *

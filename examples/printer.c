@@ -1,13 +1,13 @@
-/* printer: the seed's shortcuts example ("Shortcut functions for the
+/* printer: pyThreadWorker's shortcuts example ("Shortcut functions for the
  * current thread").
  *
- * The seed's printer worker registers a listener for "PRINT" with the
+ * pyThreadWorker's printer worker registers a listener for "PRINT" with the
  * listen shortcut (on its own thread, without naming the worker) and then
  * runs its event loop with wait_forever. The main thread fires "PRINT"
  * with "foo" and then "bar", then stops and joins the printer.
  *
  * In C: worker_on() is the listen shortcut (it always makes a transient
- * listener, like the seed's shortcut with permanent=False, so a restarted
+ * listener, like pyThreadWorker's shortcut with permanent=False, so a restarted
  * worker does not get it twice), worker_fire() sends, worker_stop() +
  * worker_join() end it. Events from one sender arrive in the order they
  * were fired, so the output is always "foo" then "bar"; the events fired

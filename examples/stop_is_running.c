@@ -1,19 +1,19 @@
-/* stop_is_running: the seed's "Event system" example, first snippet.
+/* stop_is_running: pyThreadWorker's "Event system" example, first snippet.
  *
- * The seed starts a worker that waits forever, calls stop() on it and
+ * pyThreadWorker starts a worker that waits forever, calls stop() on it and
  * prints is_running(): still true, because stop only puts STOP_THREAD in
  * the worker's queue; the worker leaves when its event loop handles it.
  *
  * In C, reading worker_is_running() right after worker_stop() is a race:
  * the worker may already have handled STOP_THREAD and closed its mailbox.
- * To show the seed's point without a race, the task here is busy outside
+ * To show pyThreadWorker's point without a race, the task here is busy outside
  * its event loop (blocked on a semaphore, like a long computation) when
  * main stops it: a stop only takes effect at the worker's next wait, so
  * worker_is_running() must still be true. Main then lets the task reach
  * its wait, waits for the worker with worker_wait_thread(), and
  * worker_is_running() is false.
  *
- * Lesson (the seed's "carefully add breakpoints"): a worker reacts to
+ * Lesson (pyThreadWorker's "carefully add breakpoints"): a worker reacts to
  * stop, pause and events only inside a wait. Code between two waits runs
  * to its end.
  *

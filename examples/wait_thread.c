@@ -1,7 +1,7 @@
-/* wait_thread: the seed's "Event system" example, second snippet.
+/* wait_thread: pyThreadWorker's "Event system" example, second snippet.
  *
- * The seed starts a worker that waits forever, stops it, calls
- * wait_thread(thread) and then is_running() is false. The seed's
+ * pyThreadWorker starts a worker that waits forever, stops it, calls
+ * wait_thread(thread) and then is_running() is false. pyThreadWorker's
  * wait_thread also hands back the worker's (error, result) pair; in C
  * that is worker_wait_thread(w, &err, &ret): err is 0 when the task
  * succeeded, WORKER_EXIT when it was stopped, or the task's own error code.
@@ -68,7 +68,7 @@ int main(int argc, char **argv)
     (void)argc;
     (void)argv;
 
-    /* The seed's snippet: stop, wait_thread, is_running() is false. */
+    /* pyThreadWorker's snippet: stop, wait_thread, is_running() is false. */
     worker_t *thread = worker_spawn(forever_task, NULL, &(worker_opts) { .name = "forever" });
     worker_t *answer = worker_spawn(answer_task, NULL, &(worker_opts) { .name = "answer" });
     /* quiet: this failure is expected, do not report it on stderr. */

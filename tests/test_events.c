@@ -78,7 +78,7 @@ Test(events, listen_on_a_running_worker_from_another_thread, .timeout = 10)
     tu_stop_join_unref(w);
 }
 
-/* The seed's printer example: listen inside the task, fire from outside. */
+/* pyThreadWorker's printer example: listen inside the task, fire from outside. */
 struct printer_ctx {
     worker_t *main;
     char out[64];

@@ -604,7 +604,7 @@ Test(futures, defer_many_waiters_one_resolve, .timeout = 10)
 /* The loop runs while waiting on a defer: a `later` posted to main and a
  * listener on main both run during get. The later makes a worker fire PING
  * at main; main's PING listener resolves the defer. get can only return if
- * both ran. (The seed's "resolve after get, enter event loop".) */
+ * both ran. (pyThreadWorker's "resolve after get, enter event loop".) */
 struct defer_loop {
     worker_defer_t *d;
     worker_t *pinger;

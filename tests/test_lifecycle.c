@@ -100,7 +100,7 @@ Test(lifecycle, start_pause_resume_stop_join_with_counter, .timeout = 10)
 }
 
 /* A task held in a plain semaphore does not run its loop, so a stop is only
- * queued: stop returns at once and the worker is still running (the seed's
+ * queued: stop returns at once and the worker is still running (pyThreadWorker's
  * "thread.stop(); print(thread.is_running()) # true"). */
 struct gate_ctx {
     tu_gate gate;
@@ -114,7 +114,7 @@ static int gated_forever_task(void *arg, void **result)
     struct gate_ctx *g = arg;
     tu_gate_pass(&g->gate, 30);
     g->wait_rc = worker_wait_forever();
-    atomic_store(&g->cleaned, 1); /* the seed's "finally: server.terminate()" */
+    atomic_store(&g->cleaned, 1); /* pyThreadWorker's "finally: server.terminate()" */
     return g->wait_rc;
 }
 

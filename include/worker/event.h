@@ -1,7 +1,7 @@
 /* Events and listeners.
  *
  * An event has a name, a data pointer and the worker that sent it (its
- * "target" in the seed's words). Listeners run on the receiving worker's own
+ * "target" in pyThreadWorker's words). Listeners run on the receiving worker's own
  * thread inside its event loop, so the state they touch needs no lock. */
 #ifndef WORKER_EVENT_H
 #define WORKER_EVENT_H
@@ -68,7 +68,7 @@ typedef int (*worker_listener_fn)(const worker_event_t *e, void *userdata);
 typedef struct worker_listen_opts {
     int priority; /* higher runs first; equal priorities run in the order added */
     bool once; /* remove after the first call */
-    bool transient; /* removed when the worker ends (the seed's permanent=False) */
+    bool transient; /* removed when the worker ends (pyThreadWorker's permanent=False) */
     worker_t *target; /* only events whose sender is this worker */
 } worker_listen_opts;
 

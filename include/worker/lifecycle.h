@@ -33,7 +33,7 @@ typedef struct worker_opts {
     const char *name; /* shown in logs, traces and the thread name; copied */
     worker_t *parent; /* NULL: the current worker, if the caller is a worker
                          the library started (else none) */
-    bool no_parent; /* true: parent-less (the seed's parent=False) */
+    bool no_parent; /* true: parent-less (pyThreadWorker's parent=False) */
     int daemon; /* enum worker_daemon_mode */
     bool quiet; /* true: do not report a failed task on stderr */
     size_t mailbox_limit; /* 0: unbounded; else fire() past it gives WORKER_EFULL */
@@ -48,7 +48,7 @@ typedef struct worker_down {
     void *ret;
 } worker_down_t;
 
-/* Create a worker, not started. `task` NULL means "wait forever" (the seed's
+/* Create a worker, not started. `task` NULL means "wait forever" (pyThreadWorker's
  * default worker). The worker is linked to its parent at once. Returns NULL
  * on bad options (unknown daemon mode, parent together with no_parent) or
  * when memory runs out. The caller owns the returned reference. */
@@ -61,7 +61,7 @@ WORKER_API worker_t *worker_new(worker_task_fn task, void *arg, const worker_opt
  * WORKER_ENOMEM when memory runs out (the worker is left as it was). */
 WORKER_API int worker_start(worker_t *w);
 
-/* worker_new() + worker_start() (the seed's create_worker). NULL on failure;
+/* worker_new() + worker_start() (pyThreadWorker's create_worker). NULL on failure;
  * the caller owns the returned reference. */
 WORKER_API worker_t *worker_spawn(worker_task_fn task, void *arg, const worker_opts *opts);
 

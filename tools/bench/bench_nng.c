@@ -1,6 +1,6 @@
 /* nng inproc, the other common choice for in-process messaging. nng_send()
  * copies the 32 bytes into a message; nng_recv() copies them out. Send and
- * receive buffers of 1,024 messages (as in BENCH.md's reference runs).
+ * receive buffers of 1,024 messages (as in the reference runs, docs/performance.md).
  *
  * P1 pair0: main thread -> consumer thread; the end is the join of the consumer.
  * P2 pair0 ping-pong, main <-> echo thread.

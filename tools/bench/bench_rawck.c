@@ -1,5 +1,5 @@
 /* The raw Concurrency Kit peer: ck_fifo_mpmc + ck_epoch + ck_ec with one
- * malloc per message and no event loop (BENCH.md "raw ck" program).
+ * malloc per message and no event loop (the "raw ck" peer of docs/performance.md).
  *
  * Each message is one malloc'd node holding the queue entry, an epoch entry
  * and the 32-byte copy. The consumer reads the payload from the node that

@@ -1,4 +1,4 @@
-/* libworker-actor under the benchmark scenarios P1-P7 (BENCH.md).
+/* libworker-actor under the benchmark scenarios P1-P7 (docs/performance.md).
  *
  * P1  one sender (the main thread) fires N events, 32 bytes copied in, at
  *     one worker whose listener checks the sequence; the listener fires DONE
@@ -16,7 +16,7 @@
  * P6b RSS and heap growth per event of 1,000,000 events queued at a worker
  *     whose task is blocked (not in its loop), minus the 32-byte payload.
  *     (worker_pause() does not queue events: a paused worker's listeners keep
- *     running, API.md; a task blocked outside the loop does.)
+ *     running, docs/semantics.md; a task blocked outside the loop does.)
  * P7  CPU time (getrusage) of the process over 2 s with 100 idle workers. */
 #define _GNU_SOURCE
 #include "bench_common.h"
