@@ -8,6 +8,11 @@
  *   of its stack. The main thread's root lives as long as the process; a
  *   plain pthread's root ends in the thread-exit hook: it closes and drains
  *   its mailbox, stops its children and wakes its waiters like any worker.
+ * - `main_top` is the top of the main thread's stack (its root worker, or a
+ *   worker that worker_start_overlay runs there): only the main thread
+ *   writes it, each time its stack changes (wk_stack_changed); any thread
+ *   reads it (worker_is_main) and only compares it. The worker it names is
+ *   running on the main thread, so its run holds a reference to it.
  */
 #include <stdio.h>
 
@@ -15,6 +20,14 @@
 #include "wk_os.h"
 #include "wk_trace.h"
 #include "wk_worker.h"
+
+static _Atomic(const worker_t *) main_top;
+
+void wk_stack_changed(wk_thread *t)
+{
+    if (wk_on_main_thread())
+        atomic_store_explicit(&main_top, t->current, memory_order_release);
+}
 
 static void end_root(wk_thread *t)
 {
@@ -44,6 +57,8 @@ static worker_t *make_root(wk_thread *t)
     wk_mailbox_open(&root->mb);
     t->root = root;
     t->current = root;
+    if (is_main)
+        wk_stack_changed(t);
     wk_thread_set_exit_hook(end_root);
     if (wk_tracing())
         wk_worker_trace_created(root);
@@ -73,7 +88,7 @@ bool worker_is_main(const worker_t *w)
 {
     if (!w)
         w = worker_current();
-    return w && w->is_main;
+    return w && w == atomic_load_explicit(&main_top, memory_order_acquire);
 }
 
 int worker_exit(void)

@@ -102,7 +102,7 @@ struct worker {
     int daemon_mode;
     bool quiet;
     bool is_root;
-    bool is_main;
+    bool is_main; /* the main thread's root worker (worker_is_main: see current.c) */
     bool is_future; /* runs a worker_async task: its end settles a future */
     _Atomic uint64_t traced_in; /* the trace session that has its CREATED record */
     wk_listeners listeners;
@@ -218,6 +218,9 @@ void wk_channels_leave_all(worker_t *w);
 
 /* current.c */
 worker_t *wk_current(wk_thread *t); /* the top of t's stack; makes a root */
+/* After t's stack changed: on the main thread, publish its new top (the
+ * worker worker_is_main names). */
+void wk_stack_changed(wk_thread *t);
 bool wk_on_stack(wk_thread *t, const worker_t *w);
 
 /* error.c */

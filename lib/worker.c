@@ -229,6 +229,7 @@ void wk_worker_run(worker_t *w, wk_thread *t)
     }
     w->below = t->current;
     t->current = w;
+    wk_stack_changed(t);
     pthread_mutex_lock(&w->lock);
     wk_worker_set_state(w, WK_RUNNING);
     pthread_mutex_unlock(&w->lock);
@@ -273,6 +274,7 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
      * restart may make this worker run on another thread. */
     t->current = w->below;
     w->below = NULL;
+    wk_stack_changed(t);
     wk_sender_credit_return(t);
     if (wk_tracing()) {
         wk_trace_emit((uint32_t)w->id, WK_TR_WORKER_ENDED, 0, (uint64_t)(int64_t)err, 0);

@@ -968,6 +968,63 @@ Test(lifecycle, overlay_runs_on_calling_thread, .timeout = 10)
     worker_unref(w);
 }
 
+/* What worker_is_main says inside an overlay (on the calling thread). */
+struct overlay_main_ctx {
+    worker_t *self;
+    worker_t *root; /* the main thread's root worker, or NULL */
+    bool current;
+    bool self_is_main;
+    bool root_is_main;
+};
+
+static int overlay_main_task(void *arg, void **result)
+{
+    (void)result;
+    struct overlay_main_ctx *o = arg;
+    o->current = worker_is_main(NULL);
+    o->self_is_main = worker_is_main(o->self);
+    o->root_is_main = o->root && worker_is_main(o->root);
+    return 0;
+}
+
+static void *overlay_on_a_pthread(void *arg)
+{
+    struct overlay_main_ctx *o = arg;
+    return TU_PTR(worker_start_overlay(o->self));
+}
+
+/* As in the original, an overlay makes the main thread a proper worker:
+ * while it runs there it is the main thread's worker (and the root worker
+ * under it is not); an overlay on another thread is not. */
+Test(lifecycle, overlay_on_the_main_thread_is_main, .timeout = 10)
+{
+    worker_t *main = tu_main();
+    struct overlay_main_ctx o = { .root = main };
+    worker_t *w = worker_new(overlay_main_task, &o, NULL);
+    cr_assert_not_null(w);
+    o.self = w;
+    cr_assert_not(worker_is_main(w));
+    cr_assert_eq(worker_start_overlay(w), WORKER_OK);
+    cr_assert(o.current, "worker_is_main(NULL) inside an overlay on the main thread");
+    cr_assert(o.self_is_main);
+    cr_assert_not(o.root_is_main, "the root worker is under the overlay");
+    cr_assert_not(worker_is_main(w), "the overlay has ended");
+    cr_assert(worker_is_main(NULL));
+    cr_assert(worker_is_main(main));
+
+    /* The same worker overlaid on a plain pthread is not main. */
+    o = (struct overlay_main_ctx) { .self = w, .current = true, .self_is_main = true };
+    pthread_t thread;
+    cr_assert_eq(pthread_create(&thread, NULL, overlay_on_a_pthread, &o), 0);
+    void *rc = NULL;
+    pthread_join(thread, &rc);
+    cr_assert_eq(TU_INT(rc), WORKER_OK);
+    cr_assert_not(o.current);
+    cr_assert_not(o.self_is_main);
+    cr_assert(worker_is_main(main));
+    worker_unref(w);
+}
+
 static int stop_target_task(void *arg, void **result)
 {
     (void)result;

@@ -27,7 +27,9 @@ extern "C" {
  * use. NULL only when memory runs out. */
 WORKER_API worker_t *worker_current(void);
 
-/* True when `w` (NULL: the current worker) is the main thread's root worker. */
+/* True when `w` (NULL: the current worker) is the worker the main thread
+ * runs now: its root worker, or, while worker_start_overlay() runs a task on
+ * the main thread, that task's worker (the root under it is then not). */
 WORKER_API bool worker_is_main(const worker_t *w);
 
 /* = worker_wait_timeout(seconds). */
