@@ -122,7 +122,10 @@ int worker_broadcast(const char *name, void *data)
     pthread_mutex_lock(&me->lock);
     worker_t **kids;
     size_t n = wk_list_copy(&me->children, &kids);
+    bool copied = n == me->children.count;
     pthread_mutex_unlock(&me->lock);
+    if (!copied)
+        return WORKER_ENOMEM; /* nothing was sent */
     worker_fire_opts opts = { .broadcast = true, .target = me };
     int rc = WORKER_OK;
     for (size_t i = 0; i < n; i++) {

@@ -17,6 +17,17 @@
  *   parent's lock) before it sends CHILD_THREAD_END. So a parent that takes
  *   a snapshot of `children` will receive CHILD_THREAD_END from every child
  *   in it, later.
+ * - A stop round (wk_tree_stop_children) needs no memory: under the
+ *   parent's lock it writes the ids of its non-daemon children into
+ *   `awaited`, whose room was reserved when each child joined (a start that
+ *   cannot reserve it fails with WORKER_ENOMEM), and sends STOP_THREAD to
+ *   each child while it holds that lock (a send takes no worker lock). Each
+ *   child records the round that told it (`stop_round`, under the parent's
+ *   lock), so a STOP that could not be made is sent again, once, later.
+ *   `awaited` is then only changed under the lock by the round's wait
+ *   condition, on the parent's thread; only a root worker, whose stop does
+ *   not end it, can be stopped again meanwhile: that nested round sends
+ *   and leaves the waiting to the running one.
  * - A parent in WK_ENDING takes no new children (start fails with
  *   WORKER_EREJECTED), so its snapshot is complete.
  * - `watchers` are added under the target's lock while it is not ENDED; the
@@ -157,10 +168,20 @@ int wk_tree_link(worker_t *child)
     if (rc != WORKER_OK)
         return rc;
     pthread_mutex_lock(&p->lock);
-    if (wk_worker_state(p) == WK_ENDING)
+    if (wk_worker_state(p) == WK_ENDING) {
         rc = WORKER_EREJECTED;
-    else if (!wk_list_add(&p->children, child))
+    } else if (!wk_list_add(&p->children, child)) {
         rc = WORKER_ENOMEM;
+    } else { /* room for its id in a stop round of p */
+        uint64_t *room
+            = wk_array_room(p->awaited, &p->awaited_cap, p->children.count - 1, sizeof *room, 4);
+        if (room) {
+            p->awaited = room;
+        } else {
+            wk_list_remove(&p->children, child);
+            rc = WORKER_ENOMEM;
+        }
+    }
     pthread_mutex_unlock(&p->lock);
     if (rc != WORKER_OK)
         wk_watch_remove(child, p, WK_WATCH_PARENT);
@@ -179,50 +200,74 @@ void wk_tree_unlink(worker_t *child)
         worker_unref(child);
 }
 
-typedef struct awaited_children {
-    uint64_t *ids;
-    size_t count;
-} awaited_children;
-
-/* Wait condition: one more awaited child has ended; true when none is left. */
+/* Wait condition of a stop round: a CHILD_THREAD_END takes its sender out
+ * of the awaited ids; true when none is left. Owner thread of w. */
 static bool child_ended(const worker_event_t *e, void *userdata)
 {
-    awaited_children *a = userdata;
+    worker_t *w = userdata;
     if (e->atom != wk_atoms.child_end || !e->sender)
         return false;
-    for (size_t i = 0; i < a->count; i++) {
-        if (a->ids[i] == e->sender->id) {
-            a->ids[i] = a->ids[--a->count];
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; i < w->awaited_count; i++) {
+        if (w->awaited[i] == e->sender->id) {
+            w->awaited[i] = w->awaited[--w->awaited_count];
             break;
         }
     }
-    return a->count == 0;
+    bool none_left = w->awaited_count == 0;
+    pthread_mutex_unlock(&w->lock);
+    return none_left;
 }
+
+/* STOP_THREAD to every child not told yet in this round, sent under w's
+ * lock (a send takes no worker lock). False when one could not be made
+ * (out of memory): that child is told on the next call. */
+static bool send_stops(worker_t *w, wk_thread *t, uint64_t round)
+{
+    bool all_told = true;
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; i < w->children.count; i++) {
+        worker_t *kid = w->children.items[i];
+        if (kid->stop_round == round)
+            continue;
+        if (wk_send_library(kid, wk_atoms.stop, NULL, NULL, 0, w, t) == WORKER_ENOMEM)
+            all_told = false;
+        else
+            kid->stop_round = round;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return all_told;
+}
+
+#define STOP_RETRY_NS 10000000ull /* 10 ms */
 
 void wk_tree_stop_children(worker_t *w, wk_thread *t)
 {
+    /* A root worker stopped again while it waits for its children: that
+     * round goes on waiting; this one only stops the children (again). */
+    bool await = !w->stopping;
+    uint64_t round = ++w->stop_rounds;
     pthread_mutex_lock(&w->lock);
-    worker_t **kids;
-    size_t n = wk_list_copy(&w->children, &kids);
+    if (await) {
+        w->awaited_count = 0;
+        for (size_t i = 0; i < w->children.count; i++)
+            if (!worker_is_daemon(w->children.items[i]))
+                w->awaited[w->awaited_count++] = w->children.items[i]->id;
+    }
+    bool waiting = w->awaited_count > 0;
     pthread_mutex_unlock(&w->lock);
-    awaited_children awaited = { .ids = n ? malloc(n * sizeof(uint64_t)) : NULL };
-    for (size_t i = 0; i < n; i++) {
-        wk_send_library(kids[i], wk_atoms.stop, NULL, NULL, 0, w, t);
-        if (awaited.ids && !worker_is_daemon(kids[i]))
-            awaited.ids[awaited.count++] = kids[i]->id;
+    w->stopping |= await;
+    bool all_told = send_stops(w, t, round);
+    while (!all_told || (await && waiting)) {
+        wk_frame f
+            = { .kind = WK_WAIT_COND, .cond = child_ended, .userdata = w, .ignore_exit = true };
+        int rc = wk_loop_wait(w, t, &f, all_told ? WK_NO_DEADLINE : wk_now_ns() + STOP_RETRY_NS);
+        waiting = waiting && rc != WORKER_OK;
+        if (!all_told)
+            all_told = send_stops(w, t, round);
     }
-    if (awaited.count) {
-        wk_frame f = {
-            .kind = WK_WAIT_COND, .cond = child_ended, .userdata = &awaited, .ignore_exit = true
-        };
-        wk_loop_wait(w, t, &f, WK_NO_DEADLINE);
-    } else if (n && !awaited.ids) {
-        for (size_t i = 0; i < n; i++) /* out of memory: fall back to joins */
-            if (!worker_is_daemon(kids[i]))
-                worker_join(kids[i]);
-    }
-    free(awaited.ids);
-    wk_list_release(kids, n);
+    if (await)
+        w->stopping = false;
 }
 
 /* The run's last step: `finished`, and its reference dropped under the

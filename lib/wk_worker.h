@@ -5,7 +5,8 @@
  * - Immutable after worker_new(): id, name, task, arg, parent, daemon_mode,
  *   quiet, is_root, is_main, mb.limit.
  * - `lock` guards: state (also readable atomically without it), children,
- *   watchers, channels, result_err, result_ret, finished. `ended` is
+ *   awaited, watchers, channels, result_err, result_ret, finished; and in
+ *   each of its children, stop_round. `ended` is
  *   signalled when state becomes WK_ENDED and when `finished` is set.
  * - A run holds one reference on the worker (taken by start/overlay, or for
  *   a root by its thread) and drops it as its very last step, under `lock`,
@@ -111,6 +112,13 @@ struct worker {
     pthread_cond_t ended;
     _Atomic int state;
     wk_worker_list children;
+    /* The ids of the non-daemon children the running stop round waits for
+     * (tree.c), in room reserved as each child starts (cap >= the children
+     * count), so that a worker's end needs no memory to stop them. */
+    uint64_t *awaited;
+    size_t awaited_count, awaited_cap;
+    uint64_t stop_round; /* the last stop round of its parent that told it;
+                            under the parent's lock */
     wk_watch_list watchers;
     struct worker_channel **channels; /* the channels it is subscribed to */
     size_t channel_count, channel_cap;
@@ -123,6 +131,8 @@ struct worker {
     bool exiting;
     bool paused;
     bool ending;
+    bool stopping; /* a stop round waits for its children (tree.c) */
+    uint64_t stop_rounds; /* the stop rounds it began */
     worker_t *below; /* the worker under this one on its thread's stack */
     wk_timers timers;
     size_t batch_pos, batch_len;
@@ -168,7 +178,8 @@ void wk_loop_stop(worker_t *w, wk_thread *t);
 int wk_tree_link(worker_t *child); /* at start: join the parent's children */
 void wk_tree_unlink(worker_t *child); /* leave the parent's children */
 /* Send STOP_THREAD to every child, then run w's loop until every non-daemon
- * one has reported CHILD_THREAD_END. Owner thread of w. */
+ * one has reported CHILD_THREAD_END. Owner thread of w. Needs no memory:
+ * a STOP that cannot be made is sent again a moment later. */
 void wk_tree_stop_children(worker_t *w, wk_thread *t);
 /* State -> WK_ENDED; tell the parent, then waiters and monitors; then
  * `finished` and drop the run's reference (w may be freed on return). */

@@ -422,6 +422,7 @@ void wk_worker_free(worker_t *w)
     wk_listeners_destroy(&w->listeners);
     wk_mailbox_destroy(&w->mb);
     free(w->children.items);
+    free(w->awaited);
     for (size_t i = 0; i < w->watchers.count; i++)
         worker_unref(w->watchers.items[i].watcher);
     free(w->watchers.items);

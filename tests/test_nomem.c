@@ -551,6 +551,110 @@ Test(nomem, an_inline_copy_fails_cleanly_on_the_first_slab, .timeout = 30)
     tu_stop_join_unref(w);
 }
 
+/* ---- the tree --------------------------------------------------------- */
+
+typedef struct ending_parent {
+    long nth; /* the allocation of the end sequence that fails */
+    worker_t *child;
+    worker_t *daemon_child;
+    tu_gate daemon_stopped;
+} ending_parent;
+
+static int open_gate_on_stop(const worker_event_t *e, void *userdata)
+{
+    (void)e;
+    tu_gate_open(userdata);
+    return 0;
+}
+
+/* Runs as an overlay on the test's thread, so that the injector (armed per
+ * thread) reaches the end sequence that follows: one non-daemon and one
+ * daemon child, then the nth allocation from here fails. */
+static int parent_ends_out_of_memory(void *arg, void **result)
+{
+    (void)result;
+    ending_parent *c = arg;
+    c->child = worker_spawn(tu_task_forever, NULL, NULL);
+    worker_opts daemon = { .daemon = WORKER_DAEMON_YES };
+    c->daemon_child = worker_new(tu_task_forever, NULL, &daemon);
+    if (!c->child || !c->daemon_child)
+        return 1;
+    if (!worker_listen(
+            c->daemon_child, WORKER_EV_STOP_THREAD, open_gate_on_stop, &c->daemon_stopped, NULL)
+        || worker_start(c->daemon_child) != WORKER_OK)
+        return 2;
+    nm_fail_nth(c->nth);
+    return 0;
+}
+
+/* Whichever allocation of a parent's end sequence fails, the parent still
+ * stops every child and joins the non-daemon one. */
+Test(nomem, a_parent_out_of_memory_in_its_end_still_stops_its_children, .timeout = 60)
+{
+    worker_t *me = tu_main();
+    for (long n = 1;; n++) {
+        cr_assert_lt(n, 100);
+        ending_parent c = { .nth = n };
+        tu_gate_init(&c.daemon_stopped);
+        worker_t *p = worker_new(parent_ends_out_of_memory, &c, NULL);
+        cr_assert_not_null(p);
+        cr_assert_eq(worker_start_overlay(p), WORKER_OK);
+        long failed = nm_disarm();
+        int err = -100;
+        cr_assert_eq(worker_wait_thread(p, &err, NULL), WORKER_OK);
+        cr_assert_eq(err, 0);
+        cr_assert_not(worker_is_running(c.child),
+            "allocation %ld (%s) failed: the non-daemon child outlived its parent's end", n,
+            nm_fn_name[nm.last_fn]);
+        cr_assert_eq(tu_gate_pass(&c.daemon_stopped, TU_WAIT), 0,
+            "allocation %ld failed: the daemon child was never stopped", n);
+        cr_assert_eq(worker_join(c.daemon_child), WORKER_OK);
+        cr_assert_eq(worker_children_count(p), 0);
+        worker_unref(c.child);
+        worker_unref(c.daemon_child);
+        worker_unref(p);
+        tu_gate_destroy(&c.daemon_stopped);
+        cr_assert_eq(worker_current(), me);
+        if (!failed)
+            break;
+    }
+}
+
+/* worker_broadcast out of memory: WORKER_OK means the child got it. */
+Test(nomem, a_broadcast_out_of_memory_says_so, .timeout = 30)
+{
+    worker_t *me = tu_main();
+    atomic_int got = 0;
+    worker_opts under_main = { .parent = me };
+    worker_t *c = worker_new(NULL, NULL, &under_main);
+    cr_assert_not_null(c);
+    cr_assert_not_null(tu_sync_install(c));
+    cr_assert_not_null(worker_listen(c, "NEWS", tu_count_listener, &got, NULL));
+    cr_assert_eq(worker_start(c), WORKER_OK);
+    cr_assert_eq(tu_sync(c), WORKER_OK); /* warm: this thread's event cache */
+    int expected = 0;
+    nm_fail_all();
+    int rc = worker_broadcast("NEWS", NULL);
+    nm_disarm();
+    cr_assert_eq(rc, WORKER_ENOMEM, "%s", worker_err_name(rc));
+    for (long n = 1;; n++) {
+        cr_assert_lt(n, 100);
+        nm_fail_nth(n);
+        rc = worker_broadcast("NEWS", NULL);
+        long failed = nm_disarm();
+        cr_assert(rc == WORKER_OK || (failed && rc == WORKER_ENOMEM), "allocation %ld: %s", n,
+            worker_err_name(rc));
+        expected += rc == WORKER_OK;
+        cr_assert_eq(tu_sync(c), WORKER_OK);
+        cr_assert_eq(atomic_load(&got), expected,
+            "allocation %ld: broadcast returned %s, the child got %d of %d", n, worker_err_name(rc),
+            atomic_load(&got), expected);
+        if (!failed)
+            break;
+    }
+    tu_stop_join_unref(c);
+}
+
 /* ---- channels --------------------------------------------------------- */
 
 Test(nomem, channel_calls_fail_cleanly, .timeout = 30)

@@ -78,7 +78,8 @@ WORKER_API worker_listener_t *worker_on(
 WORKER_API int worker_bubble(const char *name, void *data);
 
 /* Fire on every child of the current worker, broadcasting further down.
- * WORKER_OK also when there are no children. */
+ * WORKER_OK also when there are no children; WORKER_ENOMEM when memory ran
+ * out (for the list of the children: nothing was sent). */
 WORKER_API int worker_broadcast(const char *name, void *data);
 
 #ifdef __cplusplus
