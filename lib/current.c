@@ -97,7 +97,12 @@ int worker_exit(void)
     worker_t *me = t ? wk_current(t) : NULL;
     if (!me)
         return WORKER_ENOMEM;
-    wk_loop_stop(me, t);
+    if (me->is_root) { /* sticky too; its children are told, not awaited */
+        me->exiting = true;
+        wk_tree_tell_children_stop(me, t);
+    } else {
+        wk_loop_stop(me, t);
+    }
     return WORKER_EXIT;
 }
 

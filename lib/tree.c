@@ -239,6 +239,11 @@ static bool send_stops(worker_t *w, wk_thread *t, uint64_t round)
     return all_told;
 }
 
+void wk_tree_tell_children_stop(worker_t *w, wk_thread *t)
+{
+    send_stops(w, t, ++w->stop_rounds);
+}
+
 #define STOP_RETRY_NS 10000000ull /* 10 ms */
 
 void wk_tree_stop_children(worker_t *w, wk_thread *t)

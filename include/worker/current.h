@@ -66,7 +66,9 @@ WORKER_API int worker_wait_until(worker_cond_fn cond, void *userdata, double tim
 WORKER_API int worker_wait_thread(worker_t *w, int *err, void **ret);
 
 /* Mark the current worker as exiting; returns WORKER_EXIT, and so does every
- * later wait on it. */
+ * later wait on it. Never blocks. On a root worker as well: its children are
+ * sent STOP_THREAD (not waited for: worker_join them), and it stays exiting
+ * until it ends (the main thread's: for the rest of the process). */
 WORKER_API int worker_exit(void);
 
 /* worker_listen() on the current worker, always transient. */
