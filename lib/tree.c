@@ -148,8 +148,8 @@ void wk_watch_notify(worker_t *w, worker_t *watcher, wk_watch_kind kind, wk_thre
         wk_send_kind(watcher, WK_EV_LINK, wk_atoms.child_end, NULL, &down, sizeof down, w, t);
         break;
     }
-    case WK_WATCH_WAITER:
-        wk_send_library(watcher, wk_atoms.wait_pending_done, NULL, NULL, 0, w, t);
+    case WK_WATCH_WAITER: /* the end of this run, for a waiter that reads it after a restart */
+        wk_send_library(watcher, wk_atoms.wait_pending_done, NULL, &down, sizeof down, w, t);
         break;
     case WK_WATCH_MONITOR:
         wk_send_library(watcher, wk_atoms.worker_down, NULL, &down, sizeof down, w, t);
@@ -323,28 +323,37 @@ int worker_wait_thread(worker_t *w, int *err, void **ret)
     wk_state s = wk_worker_state(w);
     bool must_wait = s == WK_STARTING || s == WK_RUNNING || s == WK_ENDING;
     int rc = must_wait ? wk_watch_add(w, me, WK_WATCH_WAITER) : WORKER_OK;
+    uint64_t run = w->runs; /* the run this call waits for */
     pthread_mutex_unlock(&w->lock);
     if (rc != WORKER_OK)
         return rc;
     if (must_wait) /* as in the original: the target hears who waits for it */
         wk_send_library(w, wk_atoms.wait_pending, NULL, NULL, 0, me, t);
-    if (must_wait) {
-        wk_frame until_done = { .kind = WK_WAIT_EVENT,
-            .atom = wk_atoms.wait_pending_done,
-            .sender_id = w->id,
-            .trace_kind = WK_TRW_THREAD,
-            .trace_what = (uint32_t)w->id };
+    wk_frame until_done = { .kind = WK_WAIT_EVENT,
+        .atom = wk_atoms.wait_pending_done,
+        .sender_id = w->id,
+        .trace_kind = WK_TRW_THREAD,
+        .trace_what = (uint32_t)w->id };
+    if (must_wait)
         rc = wk_loop_wait(me, t, &until_done, WK_NO_DEADLINE);
-    }
-    if (rc == WORKER_OK)
-        wk_wait_finished(w); /* the notice comes just before the run's very end */
+    /* The notice tells how that run ended; the worker may have been
+     * started again since, so its result fields may be the next run's. */
+    const worker_event_t *notice = rc == WORKER_OK ? until_done.matched : NULL;
+    if (notice
+        && (notice->kind != WK_EV_LIBRARY || wk_event_copied(notice) != sizeof(worker_down_t)))
+        notice = NULL; /* not the library's notice */
     pthread_mutex_lock(&w->lock);
+    /* The notice comes just before that run's very end: wait for it (a
+     * restart waits for it too, so a later run means it is over). */
+    while (rc == WORKER_OK && w->runs == run && !w->finished)
+        pthread_cond_wait(&w->ended, &w->lock);
     if (rc != WORKER_OK)
         wk_watch_remove(w, me, WK_WATCH_WAITER);
+    const worker_down_t *down = notice ? notice->data : NULL;
     if (err)
-        *err = w->result_err;
+        *err = down ? down->err : w->result_err;
     if (ret)
-        *ret = w->result_ret;
+        *ret = down ? down->ret : w->result_ret;
     pthread_mutex_unlock(&w->lock);
     return rc;
 }

@@ -5,8 +5,8 @@
  * - Immutable after worker_new(): id, name, task, arg, parent, daemon_mode,
  *   quiet, is_root, is_main, mb.limit.
  * - `lock` guards: state (also readable atomically without it), children,
- *   awaited, watchers, channels, result_err, result_ret, finished; and in
- *   each of its children, stop_round. `ended` is
+ *   awaited, watchers, channels, result_err, result_ret, finished, runs;
+ *   and in each of its children, stop_round. `ended` is
  *   signalled when state becomes WK_ENDED and when `finished` is set.
  * - A run holds one reference on the worker (taken by start/overlay, or for
  *   a root by its thread) and drops it as its very last step, under `lock`,
@@ -125,6 +125,8 @@ struct worker {
     int result_err;
     void *result_ret;
     bool finished; /* the last run has dropped its reference (true when NEW) */
+    uint64_t runs; /* how many runs were started (prepare_start waits for
+                      the last one to finish before it counts the next) */
 
     /* owner thread only */
     wk_frame *frames;

@@ -106,6 +106,7 @@ static int prepare_start(worker_t *w)
         w->result_err = 0;
         w->result_ret = NULL;
         w->finished = false;
+        w->runs++;
         wk_worker_set_state(w, WK_STARTING);
         wk_mailbox_open(&w->mb);
     }

@@ -62,7 +62,9 @@ WORKER_API int worker_wait_until(worker_cond_fn cond, void *userdata, double tim
  * WORKER_EXIT when it was stopped, else its error code; *ret: its result.
  * WORKER_OK, WORKER_EXIT (the caller was stopped while waiting),
  * WORKER_EDEADLK (w is the caller), WORKER_EINVAL (NULL or a root worker).
- * Returns at once when `w` is not running. */
+ * Returns at once when `w` is not running. It waits for the run going on
+ * when it is called, and reports that run's end even if `w` has been
+ * started again since. */
 WORKER_API int worker_wait_thread(worker_t *w, int *err, void **ret);
 
 /* Mark the current worker as exiting; returns WORKER_EXIT, and so does every
