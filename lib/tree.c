@@ -34,6 +34,11 @@
  *   end sequence publishes ENDED and takes the list under that same lock,
  *   so no watcher is missed or told twice. A watcher added when the target
  *   has already ended is told at once.
+ * - WORKER_DOWN goes once to a worker per end of the target: under the
+ *   lock that publishes ENDED, the ids of the monitors are kept in `told`
+ *   (room reserved when each monitor was added), and a monitor of an
+ *   ended (or never started) target is told at once only if its id is not
+ *   there yet (then it is added). A restart empties `told`.
  * - Lock order: child, then parent (see wk_worker.h).
  */
 #include <stdint.h>
@@ -109,6 +114,23 @@ static wk_watch *watch_find(worker_t *target, worker_t *watcher, wk_watch_kind k
     return NULL;
 }
 
+/* Room for one more id in target->told (caller holds target->lock). */
+static bool told_room(worker_t *target, size_t count)
+{
+    uint64_t *room = wk_array_room(target->told, &target->told_cap, count, sizeof *room, 4);
+    if (room)
+        target->told = room;
+    return room != NULL;
+}
+
+static bool told_has(const worker_t *target, const worker_t *watcher)
+{
+    for (size_t i = 0; i < target->told_count; i++)
+        if (target->told[i] == watcher->id)
+            return true;
+    return false;
+}
+
 int wk_watch_add(worker_t *target, worker_t *watcher, wk_watch_kind kind)
 {
     wk_watch_list *l = &target->watchers;
@@ -118,6 +140,9 @@ int wk_watch_add(worker_t *target, worker_t *watcher, wk_watch_kind kind)
     if (!grown)
         return WORKER_ENOMEM;
     l->items = grown;
+    /* A monitor is recorded in `told` at the end: room for every watcher. */
+    if (kind == WK_WATCH_MONITOR && !told_room(target, l->count))
+        return WORKER_ENOMEM;
     l->items[l->count++] = (wk_watch) { worker_ref(watcher), kind };
     return WORKER_OK;
 }
@@ -294,6 +319,9 @@ void wk_tree_report_end(worker_t *w, wk_thread *t)
     wk_worker_set_state(w, WK_ENDED);
     wk_watch_list watchers = w->watchers;
     w->watchers = (wk_watch_list) { 0 };
+    for (size_t i = 0; i < watchers.count; i++) /* room reserved by wk_watch_add */
+        if (watchers.items[i].kind == WK_WATCH_MONITOR && w->told_count < w->told_cap)
+            w->told[w->told_count++] = watchers.items[i].watcher->id;
     pthread_cond_broadcast(&w->ended);
     pthread_mutex_unlock(&w->lock);
     /* The parent first, then waiters and monitors. */
@@ -368,8 +396,17 @@ int worker_monitor(worker_t *target)
     wk_state s = wk_worker_state(target);
     bool ended = s == WK_NEW || s == WK_ENDED;
     int rc = ended ? WORKER_OK : wk_watch_add(target, me, WK_WATCH_MONITOR);
+    /* Told of this end already (by this call before, or by a monitor): no
+     * second DOWN. */
+    bool tell = ended && !told_has(target, me);
+    if (tell && !told_room(target, target->told_count)) {
+        tell = false;
+        rc = WORKER_ENOMEM;
+    }
+    if (tell)
+        target->told[target->told_count++] = me->id;
     pthread_mutex_unlock(&target->lock);
-    if (ended)
+    if (tell)
         wk_watch_notify(target, me, WK_WATCH_MONITOR, t);
     return rc;
 }

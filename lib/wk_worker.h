@@ -5,7 +5,7 @@
  * - Immutable after worker_new(): id, name, task, arg, parent, daemon_mode,
  *   quiet, is_root, is_main, mb.limit.
  * - `lock` guards: state (also readable atomically without it), children,
- *   awaited, watchers, channels, result_err, result_ret, finished, runs;
+ *   awaited, watchers, told, channels, result_err, result_ret, finished, runs;
  *   and in each of its children, stop_round. `ended` is
  *   signalled when state becomes WK_ENDED and when `finished` is set.
  * - A run holds one reference on the worker (taken by start/overlay, or for
@@ -120,6 +120,10 @@ struct worker {
     uint64_t stop_round; /* the last stop round of its parent that told it;
                             under the parent's lock */
     wk_watch_list watchers;
+    /* The ids of the workers WORKER_DOWN told of its last end (tree.c), in
+     * room reserved as each monitor is added; emptied by a restart. */
+    uint64_t *told;
+    size_t told_count, told_cap;
     struct worker_channel **channels; /* the channels it is subscribed to */
     size_t channel_count, channel_cap;
     int result_err;

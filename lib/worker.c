@@ -107,6 +107,7 @@ static int prepare_start(worker_t *w)
         w->result_ret = NULL;
         w->finished = false;
         w->runs++;
+        w->told_count = 0; /* a new end to tell of */
         wk_worker_set_state(w, WK_STARTING);
         wk_mailbox_open(&w->mb);
     }
@@ -427,6 +428,7 @@ void wk_worker_free(worker_t *w)
     for (size_t i = 0; i < w->watchers.count; i++)
         worker_unref(w->watchers.items[i].watcher);
     free(w->watchers.items);
+    free(w->told);
     free(w->channels);
     free(w->timers.heap);
     pthread_mutex_destroy(&w->lock);

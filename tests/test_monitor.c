@@ -127,6 +127,59 @@ Test(monitor, monitor_twice_one_down, .timeout = 10)
     worker_unref(w);
 }
 
+/* Once per monitoring worker and end of the target, however often and
+ * whenever worker_monitor is called: on an ended target, on a never
+ * started one, and on a running one monitored again after its end. */
+Test(monitor, monitor_twice_an_ended_worker_one_down, .timeout = 10)
+{
+    struct down_count c = { 0 };
+    worker_listener_t *li = worker_on(WORKER_EV_WORKER_DOWN, on_down, &c, NULL);
+    cr_assert_not_null(li);
+
+    worker_t *w = worker_spawn(go_task, NULL, &quiet);
+    cr_assert_eq(worker_fire(w, "GO", PTR(31)), WORKER_OK);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(worker_monitor(w), WORKER_OK);
+    cr_assert_eq(worker_monitor(w), WORKER_OK);
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(c.n, 1, "monitoring an ended worker twice sent %d DOWN", c.n);
+    cr_assert_eq(c.down.err, 31);
+    cr_assert_eq(worker_monitor(w), WORKER_OK, "after its DOWN was handled");
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(c.n, 1, "a DOWN already told was sent again");
+
+    worker_t *idle = worker_new(NULL, NULL, NULL);
+    cr_assert_eq(worker_monitor(idle), WORKER_OK);
+    cr_assert_eq(worker_monitor(idle), WORKER_OK);
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(c.n, 2, "never started: %d DOWN", c.n - 1);
+
+    /* Running, monitored twice: one DOWN when it ends, none more when it
+     * is monitored again after that end. */
+    cr_assert_eq(worker_start(w), WORKER_OK);
+    cr_assert_eq(worker_monitor(w), WORKER_OK);
+    cr_assert_eq(worker_monitor(w), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "GO", PTR(32)), WORKER_OK);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(worker_monitor(w), WORKER_OK);
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(c.n, 3, "a running worker monitored twice: %d DOWN", c.n - 2);
+    cr_assert_eq(c.down.err, 32);
+
+    /* A restart is a new end to hear of. */
+    cr_assert_eq(worker_start(w), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "GO", PTR(33)), WORKER_OK);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(worker_monitor(w), WORKER_OK);
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(c.n, 4);
+    cr_assert_eq(c.down.err, 33);
+
+    cr_assert_eq(worker_unlisten(worker_current(), li), WORKER_OK);
+    worker_unref(idle);
+    worker_unref(w);
+}
+
 Test(monitor, demonitor_no_down, .timeout = 10)
 {
     worker_t *w = worker_spawn(go_task, NULL, NULL);
