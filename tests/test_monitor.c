@@ -432,6 +432,47 @@ Test(monitor, tree_child_messages, .timeout = 10)
     worker_unref(p);
 }
 
+/* As in the original, worker_wait_thread tells the target who waits for
+ * it: WAIT_THREAD_PENDING, sender the waiting worker, data NULL. Here the
+ * target's listener then ends it, which ends the wait. */
+struct pending_log {
+    int n;
+    worker_t *sender;
+    void *data;
+};
+
+static int on_pending(const worker_event_t *e, void *userdata)
+{
+    struct pending_log *l = userdata;
+    l->n++;
+    l->sender = worker_event_target(e);
+    l->data = worker_event_data(e);
+    worker_exit();
+    return 0;
+}
+
+Test(monitor, wait_thread_sends_wait_thread_pending, .timeout = 10)
+{
+    struct pending_log l = { 0 };
+    worker_t *w = worker_new(NULL, NULL, NULL); /* waits forever */
+    cr_assert_not_null(w);
+    cr_assert_not_null(worker_listen(w, WORKER_EV_WAIT_THREAD_PENDING, on_pending, &l, NULL));
+    cr_assert_eq(worker_start(w), WORKER_OK);
+    int err = -100;
+    cr_assert_eq(worker_wait_thread(w, &err, NULL), WORKER_OK);
+    cr_assert_eq(err, WORKER_EXIT);
+    cr_assert_eq(l.n, 1, "WAIT_THREAD_PENDING came %d times", l.n);
+    cr_assert_eq(l.sender, worker_current(), "its sender is the waiting worker");
+    cr_assert_null(l.data);
+    /* Not sent to a worker that is not running (the wait returns at once). */
+    cr_assert_eq(worker_wait_thread(w, &err, NULL), WORKER_OK);
+    cr_assert_eq(worker_start(w), WORKER_OK);
+    cr_assert_eq(worker_stop(w), WORKER_OK);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(l.n, 1);
+    worker_unref(w);
+}
+
 /* ===================================================================== */
 /* bad input                                                              */
 /* ===================================================================== */
