@@ -115,27 +115,7 @@ static int prepare_start(worker_t *w)
     return rc;
 }
 
-/* The system refused a thread: back to ENDED. Events accepted meanwhile
- * cannot run on a thread that does not exist; they are released. (Memory
- * for the thread is taken before the mailbox opens, so running out of it
- * never gets here.) */
-static void undo_start(worker_t *w, wk_thread *t)
-{
-    wk_mailbox_close(&w->mb, t, WK_MB_CLOSED);
-    worker_event_t *batch[WK_BATCH];
-    size_t n;
-    while ((n = wk_mailbox_pop_batch(&w->mb, t, batch, WK_BATCH)))
-        for (size_t i = 0; i < n; i++)
-            wk_event_unref(batch[i]);
-    wk_tree_unlink(w);
-    pthread_mutex_lock(&w->lock);
-    if (w->parent)
-        wk_watch_remove(w, w->parent, WK_WATCH_PARENT);
-    wk_worker_set_state(w, WK_ENDED);
-    w->finished = true;
-    pthread_cond_broadcast(&w->ended);
-    pthread_mutex_unlock(&w->lock);
-}
+static void run_refused(worker_t *w, wk_thread *t);
 
 typedef struct thread_start {
     worker_t *worker;
@@ -186,10 +166,9 @@ int worker_start(worker_t *w)
     pthread_attr_destroy(&attr);
     if (!err)
         return WORKER_OK;
-    worker_unref(w); /* the run's reference */
     free(start);
     wk_thread_discard(context);
-    undo_start(w, t);
+    run_refused(w, t); /* drops the run's reference at its end */
     return WORKER_EAGAIN;
 }
 
@@ -222,7 +201,8 @@ static int run_task(worker_t *w, void **ret)
     return WORKER_EXIT;
 }
 
-void wk_worker_run(worker_t *w, wk_thread *t)
+/* A run begins on t: w on top of t's stack, RUNNING, its parent told. */
+static void enter_run(worker_t *w, wk_thread *t)
 {
     if (wk_tracing()) {
         wk_worker_trace_created(w); /* the trace may have started after worker_new */
@@ -237,9 +217,31 @@ void wk_worker_run(worker_t *w, wk_thread *t)
     pthread_mutex_unlock(&w->lock);
     if (w->parent)
         wk_send_library(w->parent, wk_atoms.child_start, NULL, NULL, 0, w, t);
+}
+
+void wk_worker_run(worker_t *w, wk_thread *t)
+{
+    enter_run(w, t);
     void *ret = NULL;
     int err = run_task(w, &ret);
     wk_worker_finish(w, t, err, ret);
+}
+
+/* The system refused a thread after the mailbox had opened. The run still
+ * happens, on the starting thread (as an overlay would), as a task that
+ * failed at once with WORKER_EAGAIN: its end sequence delivers the events
+ * accepted meanwhile and tells the parent, waiters and monitors, like any
+ * end. A start is not a wait: the data of the caller's last wait stays
+ * valid. (Memory for the thread is taken before the mailbox opens, so
+ * running out of it never gets here.) */
+static void run_refused(worker_t *w, wk_thread *t)
+{
+    worker_event_t *kept = t->last_returned;
+    t->last_returned = NULL;
+    enter_run(w, t);
+    wk_worker_finish(w, t, WORKER_EAGAIN, NULL);
+    wk_thread_drop_last_returned(t);
+    t->last_returned = kept;
 }
 
 void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
