@@ -245,6 +245,73 @@ Test(lifecycle, wait_thread_after_stop, .timeout = 10)
     worker_unref(w);
 }
 
+/* Run 1 waits for GO and fails with 11 (result 111); run 2 waits up to 2 s
+ * (or until stopped) and fails with 33 (result 333). */
+struct two_runs {
+    atomic_int runs;
+    worker_t *w;
+};
+
+static int two_runs_task(void *arg, void **result)
+{
+    struct two_runs *r = arg;
+    if (atomic_fetch_add(&r->runs, 1) == 0) {
+        int rc = worker_wait_event("GO", TU_WAIT, NULL, NULL);
+        *result = TU_PTR(111);
+        return rc == WORKER_OK ? 11 : rc;
+    }
+    int rc = worker_wait_event("NEVER", 2.0, NULL, NULL);
+    *result = TU_PTR(333);
+    return rc == WORKER_EXIT ? rc : 33;
+}
+
+static void fire_go(void *arg)
+{
+    worker_fire(arg, "GO", NULL);
+}
+
+/* On the waiter's thread, while it handles the end notice of run 1. */
+static int restart_on_notice(const worker_event_t *e, void *userdata)
+{
+    struct two_runs *r = userdata;
+    if (worker_event_target(e) == r->w)
+        worker_start(r->w);
+    return 0;
+}
+
+/* worker_wait_thread returns the end of the run it waited for, at once,
+ * even when the worker has been started again meanwhile. */
+Test(lifecycle, wait_thread_returns_the_run_it_waited_for, .timeout = 20)
+{
+    worker_t *main = tu_main();
+    struct two_runs r = { 0 };
+    worker_t *w = worker_new(two_runs_task, &r, &(worker_opts) { .quiet = true });
+    cr_assert_not_null(w);
+    r.w = w;
+    worker_listen_opts once = { .once = true };
+    cr_assert_not_null(
+        worker_listen(main, WORKER_EV_WAIT_THREAD_PENDING_DONE, restart_on_notice, &r, &once));
+    cr_assert_eq(worker_start(w), WORKER_OK);
+    /* GO goes out from inside the wait (the waiter is registered by then). */
+    cr_assert_eq(worker_later(NULL, fire_go, w, 0, NULL), WORKER_OK);
+    int err = -100;
+    void *ret = NULL;
+    double t0 = tu_now();
+    cr_assert_eq(worker_wait_thread(w, &err, &ret), WORKER_OK);
+    double took = tu_now() - t0;
+    cr_assert(worker_is_running(w), "the listener started it again");
+    cr_assert_eq(err, 11, "got %d, not the first run's 11", err);
+    cr_assert_eq(TU_INT(ret), 111);
+    cr_assert_lt(took, 1.0, "waited %.1f s: for the second run", took);
+    /* The second run, stopped: its own end. */
+    cr_assert_eq(worker_stop(w), WORKER_OK);
+    cr_assert_eq(worker_wait_thread(w, &err, &ret), WORKER_OK);
+    cr_assert_eq(err, WORKER_EXIT);
+    cr_assert_eq(TU_INT(ret), 333);
+    cr_assert_eq(atomic_load(&r.runs), 2);
+    worker_unref(w);
+}
+
 Test(lifecycle, join_and_wait_thread_on_a_never_started_worker, .timeout = 10)
 {
     worker_t *w = worker_new(NULL, NULL, NULL);
@@ -965,6 +1032,63 @@ Test(lifecycle, overlay_runs_on_calling_thread, .timeout = 10)
     cr_assert_eq(worker_join(w), WORKER_OK);
     cr_assert_eq(worker_current(), main, "back to the main root worker");
     cr_assert(worker_is_main(NULL));
+    worker_unref(w);
+}
+
+/* What worker_is_main says inside an overlay (on the calling thread). */
+struct overlay_main_ctx {
+    worker_t *self;
+    worker_t *root; /* the main thread's root worker, or NULL */
+    bool current;
+    bool self_is_main;
+    bool root_is_main;
+};
+
+static int overlay_main_task(void *arg, void **result)
+{
+    (void)result;
+    struct overlay_main_ctx *o = arg;
+    o->current = worker_is_main(NULL);
+    o->self_is_main = worker_is_main(o->self);
+    o->root_is_main = o->root && worker_is_main(o->root);
+    return 0;
+}
+
+static void *overlay_on_a_pthread(void *arg)
+{
+    struct overlay_main_ctx *o = arg;
+    return TU_PTR(worker_start_overlay(o->self));
+}
+
+/* As in the original, an overlay makes the main thread a proper worker:
+ * while it runs there it is the main thread's worker (and the root worker
+ * under it is not); an overlay on another thread is not. */
+Test(lifecycle, overlay_on_the_main_thread_is_main, .timeout = 10)
+{
+    worker_t *main = tu_main();
+    struct overlay_main_ctx o = { .root = main };
+    worker_t *w = worker_new(overlay_main_task, &o, NULL);
+    cr_assert_not_null(w);
+    o.self = w;
+    cr_assert_not(worker_is_main(w));
+    cr_assert_eq(worker_start_overlay(w), WORKER_OK);
+    cr_assert(o.current, "worker_is_main(NULL) inside an overlay on the main thread");
+    cr_assert(o.self_is_main);
+    cr_assert_not(o.root_is_main, "the root worker is under the overlay");
+    cr_assert_not(worker_is_main(w), "the overlay has ended");
+    cr_assert(worker_is_main(NULL));
+    cr_assert(worker_is_main(main));
+
+    /* The same worker overlaid on a plain pthread is not main. */
+    o = (struct overlay_main_ctx) { .self = w, .current = true, .self_is_main = true };
+    pthread_t thread;
+    cr_assert_eq(pthread_create(&thread, NULL, overlay_on_a_pthread, &o), 0);
+    void *rc = NULL;
+    pthread_join(thread, &rc);
+    cr_assert_eq(TU_INT(rc), WORKER_OK);
+    cr_assert_not(o.current);
+    cr_assert_not(o.self_is_main);
+    cr_assert(worker_is_main(main));
     worker_unref(w);
 }
 

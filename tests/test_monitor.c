@@ -127,6 +127,59 @@ Test(monitor, monitor_twice_one_down, .timeout = 10)
     worker_unref(w);
 }
 
+/* Once per monitoring worker and end of the target, however often and
+ * whenever worker_monitor is called: on an ended target, on a never
+ * started one, and on a running one monitored again after its end. */
+Test(monitor, monitor_twice_an_ended_worker_one_down, .timeout = 10)
+{
+    struct down_count c = { 0 };
+    worker_listener_t *li = worker_on(WORKER_EV_WORKER_DOWN, on_down, &c, NULL);
+    cr_assert_not_null(li);
+
+    worker_t *w = worker_spawn(go_task, NULL, &quiet);
+    cr_assert_eq(worker_fire(w, "GO", PTR(31)), WORKER_OK);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(worker_monitor(w), WORKER_OK);
+    cr_assert_eq(worker_monitor(w), WORKER_OK);
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(c.n, 1, "monitoring an ended worker twice sent %d DOWN", c.n);
+    cr_assert_eq(c.down.err, 31);
+    cr_assert_eq(worker_monitor(w), WORKER_OK, "after its DOWN was handled");
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(c.n, 1, "a DOWN already told was sent again");
+
+    worker_t *idle = worker_new(NULL, NULL, NULL);
+    cr_assert_eq(worker_monitor(idle), WORKER_OK);
+    cr_assert_eq(worker_monitor(idle), WORKER_OK);
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(c.n, 2, "never started: %d DOWN", c.n - 1);
+
+    /* Running, monitored twice: one DOWN when it ends, none more when it
+     * is monitored again after that end. */
+    cr_assert_eq(worker_start(w), WORKER_OK);
+    cr_assert_eq(worker_monitor(w), WORKER_OK);
+    cr_assert_eq(worker_monitor(w), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "GO", PTR(32)), WORKER_OK);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(worker_monitor(w), WORKER_OK);
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(c.n, 3, "a running worker monitored twice: %d DOWN", c.n - 2);
+    cr_assert_eq(c.down.err, 32);
+
+    /* A restart is a new end to hear of. */
+    cr_assert_eq(worker_start(w), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "GO", PTR(33)), WORKER_OK);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(worker_monitor(w), WORKER_OK);
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(c.n, 4);
+    cr_assert_eq(c.down.err, 33);
+
+    cr_assert_eq(worker_unlisten(worker_current(), li), WORKER_OK);
+    worker_unref(idle);
+    worker_unref(w);
+}
+
 Test(monitor, demonitor_no_down, .timeout = 10)
 {
     worker_t *w = worker_spawn(go_task, NULL, NULL);
@@ -377,6 +430,47 @@ Test(monitor, tree_child_messages, .timeout = 10)
     cr_assert_str_eq(l.names[3], "WAIT_THREAD_PENDING_DONE");
     worker_unref(l.child);
     worker_unref(p);
+}
+
+/* As in the original, worker_wait_thread tells the target who waits for
+ * it: WAIT_THREAD_PENDING, sender the waiting worker, data NULL. Here the
+ * target's listener then ends it, which ends the wait. */
+struct pending_log {
+    int n;
+    worker_t *sender;
+    void *data;
+};
+
+static int on_pending(const worker_event_t *e, void *userdata)
+{
+    struct pending_log *l = userdata;
+    l->n++;
+    l->sender = worker_event_target(e);
+    l->data = worker_event_data(e);
+    worker_exit();
+    return 0;
+}
+
+Test(monitor, wait_thread_sends_wait_thread_pending, .timeout = 10)
+{
+    struct pending_log l = { 0 };
+    worker_t *w = worker_new(NULL, NULL, NULL); /* waits forever */
+    cr_assert_not_null(w);
+    cr_assert_not_null(worker_listen(w, WORKER_EV_WAIT_THREAD_PENDING, on_pending, &l, NULL));
+    cr_assert_eq(worker_start(w), WORKER_OK);
+    int err = -100;
+    cr_assert_eq(worker_wait_thread(w, &err, NULL), WORKER_OK);
+    cr_assert_eq(err, WORKER_EXIT);
+    cr_assert_eq(l.n, 1, "WAIT_THREAD_PENDING came %d times", l.n);
+    cr_assert_eq(l.sender, worker_current(), "its sender is the waiting worker");
+    cr_assert_null(l.data);
+    /* Not sent to a worker that is not running (the wait returns at once). */
+    cr_assert_eq(worker_wait_thread(w, &err, NULL), WORKER_OK);
+    cr_assert_eq(worker_start(w), WORKER_OK);
+    cr_assert_eq(worker_stop(w), WORKER_OK);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(l.n, 1);
+    worker_unref(w);
 }
 
 /* ===================================================================== */

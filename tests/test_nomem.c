@@ -1,13 +1,19 @@
 /* Out of memory: every call returns its error (WORKER_ENOMEM, or NULL for
  * constructors), leaves no partial state, and loses no accepted event.
+ * Also the other resource the library asks the system for: a thread
+ * (pthread_create refused: WORKER_EAGAIN).
  *
  * Fault injection: the executable is linked with the static library and
- * `-Wl,--wrap=malloc,...` (tests/CMakeLists.txt), so every allocation the
- * library makes goes through the __wrap_* functions below. They fail an
- * allocation only when the calling thread has armed them (the state is
- * _Thread_local): Criterion's own allocations (its library is not wrapped)
- * and the workers' threads are never affected. Armed, they either fail the
- * Nth allocation from now, or every allocation, or only count.
+ * `-Wl,--wrap=malloc,...,--wrap=pthread_create` (tests/CMakeLists.txt), so
+ * every allocation and thread creation the library makes goes through the
+ * __wrap_* functions below. Each one asks nm_fails() whether to fail. They
+ * fail a call only when the calling thread has armed them (the plan is
+ * _Thread_local): Criterion's own calls (its library is not wrapped) and
+ * the workers' threads are never affected. An armed plan names the
+ * functions it may fail (`which`: the allocations unless said otherwise),
+ * and either fails the Nth of their calls from now, or every one, or only
+ * counts; it may run a function of the test just before its first failure
+ * (`before_failing`, disarmed meanwhile), to act at that exact point.
  *
  * The library pools events and queue nodes in slabs (lib/mem/pool.c): once a
  * slab exists most allocations do not reach malloc. Tests that want the
@@ -42,43 +48,67 @@ enum nm_fn {
     NM_ALIGNED_ALLOC,
     NM_POSIX_MEMALIGN,
     NM_STRDUP,
+    NM_PTHREAD_CREATE,
     NM_FNS
 };
 
-static const char *const nm_fn_name[NM_FNS]
-    = { "malloc", "calloc", "realloc", "aligned_alloc", "posix_memalign", "strdup" };
+static const char *const nm_fn_name[NM_FNS] = { "malloc", "calloc", "realloc", "aligned_alloc",
+    "posix_memalign", "strdup", "pthread_create" };
+
+#define NM_BIT(fn) (1u << (fn))
+#define NM_ALLOCATIONS                                                                             \
+    (NM_BIT(NM_MALLOC) | NM_BIT(NM_CALLOC) | NM_BIT(NM_REALLOC) | NM_BIT(NM_ALIGNED_ALLOC)         \
+        | NM_BIT(NM_POSIX_MEMALIGN) | NM_BIT(NM_STRDUP))
+#define NM_THREADS NM_BIT(NM_PTHREAD_CREATE)
 
 static _Thread_local struct {
     bool armed;
-    bool all; /* every allocation fails */
-    long countdown; /* > 0: the countdown-th allocation from now fails */
-    long failed; /* allocations failed since arming */
-    long calls[NM_FNS]; /* allocations seen since arming */
+    unsigned which; /* NM_BIT()s of the functions that may fail */
+    bool all; /* every call of those fails */
+    long countdown; /* > 0: the countdown-th call of those from now fails */
+    long failed; /* calls failed since arming */
+    long calls[NM_FNS]; /* calls seen since arming (of every function) */
     enum nm_fn last_fn; /* the last one failed */
     size_t last_size;
+    void (*before_failing)(void *arg); /* once, just before the first failure */
+    void *before_failing_arg;
 } nm;
 
-static void nm_arm(bool all, long nth)
+static void nm_arm(unsigned which, bool all, long nth)
 {
     memset(&nm, 0, sizeof nm);
     nm.armed = true;
+    nm.which = which;
     nm.all = all;
     nm.countdown = nth;
 }
 
 static void nm_fail_nth(long n)
 {
-    nm_arm(false, n);
+    nm_arm(NM_ALLOCATIONS, false, n);
 }
 
 static void nm_fail_all(void)
 {
-    nm_arm(true, 0);
+    nm_arm(NM_ALLOCATIONS, true, 0);
 }
 
 static void nm_count_only(void)
 {
-    nm_arm(false, 0);
+    nm_arm(NM_ALLOCATIONS, false, 0);
+}
+
+/* The nth call from now of one of the functions in `which` fails. */
+static void nm_fail_nth_of(unsigned which, long n)
+{
+    nm_arm(which, false, n);
+}
+
+/* After arming: run fn(arg) once, unarmed, just before the first failure. */
+static void nm_before_failing(void (*fn)(void *arg), void *arg)
+{
+    nm.before_failing = fn;
+    nm.before_failing_arg = arg;
 }
 
 /* Disarm; returns how many allocations failed. */
@@ -93,8 +123,17 @@ static bool nm_fails(enum nm_fn fn, size_t size)
     if (!nm.armed)
         return false;
     nm.calls[fn]++;
+    if (!(nm.which & NM_BIT(fn)))
+        return false;
     if (!nm.all && !(nm.countdown > 0 && --nm.countdown == 0))
         return false;
+    if (nm.before_failing) {
+        void (*before)(void *) = nm.before_failing;
+        nm.before_failing = NULL;
+        nm.armed = false;
+        before(nm.before_failing_arg);
+        nm.armed = true;
+    }
     nm.failed++;
     nm.last_fn = fn;
     nm.last_size = size;
@@ -107,12 +146,16 @@ void *__real_realloc(void *p, size_t size);
 void *__real_aligned_alloc(size_t alignment, size_t size);
 int __real_posix_memalign(void **p, size_t alignment, size_t size);
 char *__real_strdup(const char *s);
+int __real_pthread_create(
+    pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 void *__wrap_malloc(size_t size);
 void *__wrap_calloc(size_t n, size_t size);
 void *__wrap_realloc(void *p, size_t size);
 void *__wrap_aligned_alloc(size_t alignment, size_t size);
 int __wrap_posix_memalign(void **p, size_t alignment, size_t size);
 char *__wrap_strdup(const char *s);
+int __wrap_pthread_create(
+    pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 
 void *__wrap_malloc(size_t size)
 {
@@ -164,6 +207,15 @@ char *__wrap_strdup(const char *s)
         return NULL;
     }
     return __real_strdup(s);
+}
+
+/* Refused as the system refuses a thread when it has none to give. */
+int __wrap_pthread_create(
+    pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    if (nm_fails(NM_PTHREAD_CREATE, 0))
+        return EAGAIN;
+    return __real_pthread_create(thread, attr, fn, arg);
 }
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -232,7 +284,8 @@ static void later_ran(void *arg)
 /* ---- the injector itself ---------------------------------------------- */
 
 /* --wrap only redirects references inside the executable's own objects:
- * each wrapped function must be seen from the (static) library's calls. */
+ * each wrapped function must be seen from the (static) library's calls.
+ * (worker_spawn's thread: pthread_create.) */
 Test(nomem, every_wrapped_call_reaches_the_injector, .timeout = 30)
 {
     atomic_int count = 0;
@@ -421,6 +474,127 @@ Test(nomem, a_start_out_of_memory_loses_no_accepted_event, .timeout = 60)
     tu_stop_join_unref(w);
 }
 
+/* ---- no thread -------------------------------------------------------- */
+
+/* What happens while a start whose pthread_create the system refuses has
+ * the worker's mailbox open: an event is fired at it, the main thread
+ * monitors it, and another worker waits for it in worker_wait_thread. */
+typedef struct refused_start {
+    worker_t *w;
+    worker_t *waiter;
+    tu_gate waiting; /* opened once the waiter is registered */
+    atomic_int delivered;
+    atomic_bool on_main_thread; /* where the listener ran */
+    pthread_t main_thread;
+    int fire_rc;
+    int monitor_rc;
+    int during;
+} refused_start;
+
+static void open_gate(void *arg)
+{
+    tu_gate_open(arg);
+}
+
+/* The waiter's listener: wait for the worker, then tell the sender (the
+ * main thread) how the wait ended, as WAITED (data: err, or the wait's
+ * own code). */
+static int wait_for_it(const worker_event_t *e, void *userdata)
+{
+    refused_start *r = userdata;
+    worker_later(NULL, open_gate, &r->waiting, 0, NULL); /* runs inside the wait */
+    int err = -100;
+    int rc = worker_wait_thread(r->w, &err, NULL);
+    worker_fire(worker_event_target(e), "WAITED", TU_PTR(rc == WORKER_OK ? err : rc));
+    return 0;
+}
+
+static int count_where(const worker_event_t *e, void *userdata)
+{
+    (void)e;
+    refused_start *r = userdata;
+    atomic_store(&r->on_main_thread, pthread_equal(pthread_self(), r->main_thread));
+    atomic_fetch_add(&r->delivered, 1);
+    return 0;
+}
+
+/* Runs inside worker_start, on the main thread, right before
+ * pthread_create fails. */
+static void while_starting(void *arg)
+{
+    refused_start *r = arg;
+    r->during++;
+    r->fire_rc = worker_fire(r->w, "EV", NULL);
+    r->monitor_rc = worker_monitor(r->w);
+    worker_fire(r->waiter, "WAIT_FOR_IT", NULL);
+    tu_gate_pass(&r->waiting, TU_WAIT);
+}
+
+/* A start the system refuses a thread returns WORKER_EAGAIN, and the worker
+ * is as if it had run and failed with WORKER_EAGAIN at once: the event
+ * accepted meanwhile is delivered, the waiter returns, the monitor gets
+ * its DOWN. Then the worker starts normally. */
+Test(nomem, a_start_without_a_thread_ends_like_a_failed_run, .timeout = 30)
+{
+    refused_start r = { .main_thread = pthread_self() };
+    worker_t *me = tu_main();
+    tu_gate_init(&r.waiting);
+    worker_opts quiet = { .quiet = true };
+    r.w = worker_new(NULL, NULL, &quiet);
+    cr_assert_not_null(r.w);
+    cr_assert_not_null(worker_listen(r.w, "EV", count_where, &r, NULL));
+    cr_assert_not_null(tu_sync_install(r.w));
+    r.waiter = worker_new(NULL, NULL, NULL);
+    cr_assert_not_null(r.waiter);
+    cr_assert_not_null(worker_listen(r.waiter, "WAIT_FOR_IT", wait_for_it, &r, NULL));
+    cr_assert_eq(worker_start(r.waiter), WORKER_OK);
+
+    /* The data of this thread's last wait stays valid across the start
+     * (it is not a wait). */
+    const char note[] = "still valid";
+    worker_fire_opts copy = { .copy = note, .copy_size = sizeof note };
+    cr_assert_eq(worker_fire_ex(me, "NOTE", NULL, &copy), WORKER_OK);
+    void *kept = NULL;
+    cr_assert_eq(tu_wait("NOTE", &kept), WORKER_OK);
+
+    nm_fail_nth_of(NM_THREADS, 1);
+    nm_before_failing(while_starting, &r);
+    int rc = worker_start(r.w);
+    long failed = nm_disarm();
+    cr_assert_str_eq(kept, note);
+    cr_assert_eq(failed, 1);
+    cr_assert_eq(r.during, 1);
+    cr_assert_eq(rc, WORKER_EAGAIN, "%s", worker_err_name(rc));
+    cr_assert_not(worker_is_running(r.w));
+    cr_assert_eq(r.fire_rc, WORKER_OK);
+    cr_assert_eq(r.monitor_rc, WORKER_OK);
+    cr_assert_eq(atomic_load(&r.delivered), 1, "an accepted event was not delivered");
+    cr_assert(atomic_load(&r.on_main_thread), "the failed run is on the starting thread");
+    /* DOWN was queued on this thread during worker_start, before the
+     * waiter could answer: handle it first. */
+    void *d = NULL;
+    cr_assert_eq(
+        worker_wait_event(WORKER_EV_WORKER_DOWN, TU_WAIT, r.w, &d), WORKER_OK, "no WORKER_DOWN");
+    cr_assert_eq(((worker_down_t *)d)->err, WORKER_EAGAIN);
+    cr_assert_eq(worker_wait_event("WAITED", TU_WAIT, r.waiter, &d), WORKER_OK,
+        "the waiter registered during the failed start never returned");
+    cr_assert_eq(TU_INT(d), WORKER_EAGAIN, "%s", worker_err_name(TU_INT(d)));
+    int err = -100;
+    cr_assert_eq(worker_wait_thread(r.w, &err, NULL), WORKER_OK);
+    cr_assert_eq(err, WORKER_EAGAIN);
+    cr_assert_eq(worker_current(), me);
+
+    /* With a thread, it starts as usual. */
+    cr_assert_eq(worker_start(r.w), WORKER_OK);
+    cr_assert_eq(worker_fire(r.w, "EV", NULL), WORKER_OK);
+    cr_assert_eq(tu_sync(r.w), WORKER_OK);
+    cr_assert_eq(atomic_load(&r.delivered), 2);
+    cr_assert_not(atomic_load(&r.on_main_thread));
+    tu_stop_join_unref(r.w);
+    tu_stop_join_unref(r.waiter);
+    tu_gate_destroy(&r.waiting);
+}
+
 /* ---- listeners -------------------------------------------------------- */
 
 Test(nomem, worker_listen_fails_cleanly_at_each_allocation, .timeout = 30)
@@ -552,6 +726,110 @@ Test(nomem, an_inline_copy_fails_cleanly_on_the_first_slab, .timeout = 30)
     cr_assert_eq(atomic_load(&s.count), 1, "delivered %d times", atomic_load(&s.count));
     cr_assert_eq(atomic_load(&s.bad), 0);
     tu_stop_join_unref(w);
+}
+
+/* ---- the tree --------------------------------------------------------- */
+
+typedef struct ending_parent {
+    long nth; /* the allocation of the end sequence that fails */
+    worker_t *child;
+    worker_t *daemon_child;
+    tu_gate daemon_stopped;
+} ending_parent;
+
+static int open_gate_on_stop(const worker_event_t *e, void *userdata)
+{
+    (void)e;
+    tu_gate_open(userdata);
+    return 0;
+}
+
+/* Runs as an overlay on the test's thread, so that the injector (armed per
+ * thread) reaches the end sequence that follows: one non-daemon and one
+ * daemon child, then the nth allocation from here fails. */
+static int parent_ends_out_of_memory(void *arg, void **result)
+{
+    (void)result;
+    ending_parent *c = arg;
+    c->child = worker_spawn(tu_task_forever, NULL, NULL);
+    worker_opts daemon = { .daemon = WORKER_DAEMON_YES };
+    c->daemon_child = worker_new(tu_task_forever, NULL, &daemon);
+    if (!c->child || !c->daemon_child)
+        return 1;
+    if (!worker_listen(
+            c->daemon_child, WORKER_EV_STOP_THREAD, open_gate_on_stop, &c->daemon_stopped, NULL)
+        || worker_start(c->daemon_child) != WORKER_OK)
+        return 2;
+    nm_fail_nth(c->nth);
+    return 0;
+}
+
+/* Whichever allocation of a parent's end sequence fails, the parent still
+ * stops every child and joins the non-daemon one. */
+Test(nomem, a_parent_out_of_memory_in_its_end_still_stops_its_children, .timeout = 60)
+{
+    worker_t *me = tu_main();
+    for (long n = 1;; n++) {
+        cr_assert_lt(n, 100);
+        ending_parent c = { .nth = n };
+        tu_gate_init(&c.daemon_stopped);
+        worker_t *p = worker_new(parent_ends_out_of_memory, &c, NULL);
+        cr_assert_not_null(p);
+        cr_assert_eq(worker_start_overlay(p), WORKER_OK);
+        long failed = nm_disarm();
+        int err = -100;
+        cr_assert_eq(worker_wait_thread(p, &err, NULL), WORKER_OK);
+        cr_assert_eq(err, 0);
+        cr_assert_not(worker_is_running(c.child),
+            "allocation %ld (%s) failed: the non-daemon child outlived its parent's end", n,
+            nm_fn_name[nm.last_fn]);
+        cr_assert_eq(tu_gate_pass(&c.daemon_stopped, TU_WAIT), 0,
+            "allocation %ld failed: the daemon child was never stopped", n);
+        cr_assert_eq(worker_join(c.daemon_child), WORKER_OK);
+        cr_assert_eq(worker_children_count(p), 0);
+        worker_unref(c.child);
+        worker_unref(c.daemon_child);
+        worker_unref(p);
+        tu_gate_destroy(&c.daemon_stopped);
+        cr_assert_eq(worker_current(), me);
+        if (!failed)
+            break;
+    }
+}
+
+/* worker_broadcast out of memory: WORKER_OK means the child got it. */
+Test(nomem, a_broadcast_out_of_memory_says_so, .timeout = 30)
+{
+    worker_t *me = tu_main();
+    atomic_int got = 0;
+    worker_opts under_main = { .parent = me };
+    worker_t *c = worker_new(NULL, NULL, &under_main);
+    cr_assert_not_null(c);
+    cr_assert_not_null(tu_sync_install(c));
+    cr_assert_not_null(worker_listen(c, "NEWS", tu_count_listener, &got, NULL));
+    cr_assert_eq(worker_start(c), WORKER_OK);
+    cr_assert_eq(tu_sync(c), WORKER_OK); /* warm: this thread's event cache */
+    int expected = 0;
+    nm_fail_all();
+    int rc = worker_broadcast("NEWS", NULL);
+    nm_disarm();
+    cr_assert_eq(rc, WORKER_ENOMEM, "%s", worker_err_name(rc));
+    for (long n = 1;; n++) {
+        cr_assert_lt(n, 100);
+        nm_fail_nth(n);
+        rc = worker_broadcast("NEWS", NULL);
+        long failed = nm_disarm();
+        cr_assert(rc == WORKER_OK || (failed && rc == WORKER_ENOMEM), "allocation %ld: %s", n,
+            worker_err_name(rc));
+        expected += rc == WORKER_OK;
+        cr_assert_eq(tu_sync(c), WORKER_OK);
+        cr_assert_eq(atomic_load(&got), expected,
+            "allocation %ld: broadcast returned %s, the child got %d of %d", n, worker_err_name(rc),
+            atomic_load(&got), expected);
+        if (!failed)
+            break;
+    }
+    tu_stop_join_unref(c);
 }
 
 /* ---- channels --------------------------------------------------------- */

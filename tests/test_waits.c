@@ -376,6 +376,84 @@ Test(waits, worker_exit_is_sticky, .timeout = 20)
     worker_unref(w);
 }
 
+/* A child of the main thread's root worker that does not run its loop until
+ * the gate opens. */
+struct gated_child {
+    tu_gate gate;
+    int rc;
+};
+
+static int gated_child_task(void *arg, void **result)
+{
+    (void)result;
+    struct gated_child *g = arg;
+    tu_gate_pass(&g->gate, TU_WAIT);
+    g->rc = worker_wait_forever();
+    return g->rc;
+}
+
+static void *root_exit_thread(void *arg)
+{
+    struct sticky *s = arg;
+    s->rc[0] = worker_exit();
+    s->rc[1] = worker_sleep(5);
+    s->rc[2] = worker_wait_event("E", 5, NULL, NULL);
+    s->rc[3] = worker_update();
+    s->rc[4] = worker_wait_forever();
+    s->rc[5] = worker_wait_timeout(0);
+    s->rc[6] = worker_exit();
+    s->rc[7] = WORKER_EXIT;
+    return NULL;
+}
+
+/* On a root worker too, worker_exit() is sticky: every later wait returns
+ * WORKER_EXIT at once. It stops the root's children but does not wait for
+ * them (a plain worker_join does). */
+Test(waits, worker_exit_on_a_root_worker_is_sticky_and_does_not_block, .timeout = 30)
+{
+    worker_t *main = tu_main();
+    struct gated_child g = { .rc = 1 };
+    tu_gate_init(&g.gate);
+    worker_opts under_main = { .parent = main };
+    worker_t *c = worker_spawn(gated_child_task, &g, &under_main);
+    cr_assert_not_null(c);
+    struct sticky s;
+    memset(&s, 0, sizeof s);
+    double t0 = tu_now();
+    s.rc[0] = worker_exit();
+    double exit_took = tu_now() - t0;
+    s.rc[1] = worker_sleep(1);
+    s.rc[2] = worker_wait_event("E", 1, NULL, NULL);
+    s.rc[3] = worker_update();
+    s.rc[4] = worker_wait_timeout(1);
+    s.elapsed = tu_now() - t0;
+    cr_assert_lt(exit_took, 1.0, "worker_exit waited %.1f s for the children", exit_took);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(s.rc[i], WORKER_EXIT, "call %d returned %s", i, worker_err_name(s.rc[i]));
+    cr_assert_lt(s.elapsed, 1.0, "the waits must return at once");
+    cr_assert_eq(worker_wait_forever(), WORKER_EXIT);
+    cr_assert_eq(worker_exit(), WORKER_EXIT);
+    cr_assert(worker_is_running(main), "the main thread's root worker lives on");
+    /* The child was stopped: it sees WORKER_EXIT once it runs its loop. */
+    tu_gate_open(&g.gate);
+    cr_assert_eq(worker_join(c), WORKER_OK);
+    cr_assert_eq(g.rc, WORKER_EXIT);
+    worker_unref(c);
+    tu_gate_destroy(&g.gate);
+
+    /* The same on a plain pthread's root worker, which then ends with its
+     * thread as usual. */
+    memset(&s, 0, sizeof s);
+    pthread_t thread;
+    t0 = tu_now();
+    cr_assert_eq(pthread_create(&thread, NULL, root_exit_thread, &s), 0);
+    pthread_join(thread, NULL);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(
+            s.rc[i], WORKER_EXIT, "pthread: call %d returned %s", i, worker_err_name(s.rc[i]));
+    cr_assert_lt(tu_now() - t0, 4.0);
+}
+
 static int stop_then_wait_task(void *arg, void **result)
 {
     (void)result;

@@ -27,7 +27,9 @@ extern "C" {
  * use. NULL only when memory runs out. */
 WORKER_API worker_t *worker_current(void);
 
-/* True when `w` (NULL: the current worker) is the main thread's root worker. */
+/* True when `w` (NULL: the current worker) is the worker the main thread
+ * runs now: its root worker, or, while worker_start_overlay() runs a task on
+ * the main thread, that task's worker (the root under it is then not). */
 WORKER_API bool worker_is_main(const worker_t *w);
 
 /* = worker_wait_timeout(seconds). */
@@ -60,11 +62,15 @@ WORKER_API int worker_wait_until(worker_cond_fn cond, void *userdata, double tim
  * WORKER_EXIT when it was stopped, else its error code; *ret: its result.
  * WORKER_OK, WORKER_EXIT (the caller was stopped while waiting),
  * WORKER_EDEADLK (w is the caller), WORKER_EINVAL (NULL or a root worker).
- * Returns at once when `w` is not running. */
+ * Returns at once when `w` is not running. It waits for the run going on
+ * when it is called, and reports that run's end even if `w` has been
+ * started again since. */
 WORKER_API int worker_wait_thread(worker_t *w, int *err, void **ret);
 
 /* Mark the current worker as exiting; returns WORKER_EXIT, and so does every
- * later wait on it. */
+ * later wait on it. Never blocks. On a root worker as well: its children are
+ * sent STOP_THREAD (not waited for: worker_join them), and it stays exiting
+ * until it ends (the main thread's: for the rest of the process). */
 WORKER_API int worker_exit(void);
 
 /* worker_listen() on the current worker, always transient. */
@@ -76,7 +82,8 @@ WORKER_API worker_listener_t *worker_on(
 WORKER_API int worker_bubble(const char *name, void *data);
 
 /* Fire on every child of the current worker, broadcasting further down.
- * WORKER_OK also when there are no children. */
+ * WORKER_OK also when there are no children; WORKER_ENOMEM when memory ran
+ * out (for the list of the children: nothing was sent). */
 WORKER_API int worker_broadcast(const char *name, void *data);
 
 #ifdef __cplusplus

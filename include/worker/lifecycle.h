@@ -56,9 +56,13 @@ WORKER_API worker_t *worker_new(worker_task_fn task, void *arg, const worker_opt
 
 /* Start the worker's thread. Also restarts a worker that has ended; its
  * permanent listeners survive. WORKER_ESTATE if it is running or starting,
- * WORKER_EREJECTED if its parent is itself ending, WORKER_EAGAIN if the
- * system refused a thread, WORKER_EINVAL for NULL or a root worker,
- * WORKER_ENOMEM when memory runs out (the worker is left as it was). */
+ * WORKER_EREJECTED if its parent is itself ending, WORKER_EINVAL for NULL or
+ * a root worker, WORKER_ENOMEM when memory runs out (the worker is left as
+ * it was). WORKER_EAGAIN if the system refused a thread: the worker has then
+ * run and ended, on the calling thread before this returns, as a task that
+ * failed at once with WORKER_EAGAIN (the events accepted meanwhile are
+ * delivered to its listeners, its parent, waiters and monitors hear of
+ * that end). */
 WORKER_API int worker_start(worker_t *w);
 
 /* worker_new() + worker_start() (pyThreadWorker's create_worker). NULL on failure;

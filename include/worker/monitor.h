@@ -17,8 +17,11 @@ extern "C" {
 
 /* The current worker gets WORKER_DOWN (sender: target) when `target` ends;
  * at once if it is not running. Once per monitor however often this is
- * called, and after every event the target fired at the monitoring worker.
- * WORKER_EINVAL for NULL or the current worker itself. */
+ * called: one DOWN per end of the target for each monitoring worker, also
+ * when it is called again after that end (a restart is a new end to monitor).
+ * DOWN comes after every event the target fired at the monitoring worker.
+ * WORKER_EINVAL for NULL or the current worker itself; WORKER_ENOMEM when
+ * memory runs out (nothing registered or sent). */
 WORKER_API int worker_monitor(worker_t *target);
 
 /* Cancel a monitor: no WORKER_DOWN is sent for it any more (one already

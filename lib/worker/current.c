@@ -8,6 +8,11 @@
  *   of its stack. The main thread's root lives as long as the process; a
  *   plain pthread's root ends in the thread-exit hook: it closes and drains
  *   its mailbox, stops its children and wakes its waiters like any worker.
+ * - `main_top` is the top of the main thread's stack (its root worker, or a
+ *   worker that worker_start_overlay runs there): only the main thread
+ *   writes it, each time its stack changes (wk_stack_changed); any thread
+ *   reads it (worker_is_main) and only compares it. The worker it names is
+ *   running on the main thread, so its run holds a reference to it.
  */
 #include <stdio.h>
 
@@ -19,6 +24,14 @@
 #include "wk_os.h"
 #include "wk_trace.h"
 #include "wk_tree.h"
+
+static _Atomic(const worker_t *) main_top;
+
+void wk_stack_changed(wk_thread *t)
+{
+    if (wk_on_main_thread())
+        atomic_store_explicit(&main_top, t->current, memory_order_release);
+}
 
 /* The thread's root worker ends like any worker: it closes and drains its
  * mailbox, stops its children and wakes its waiters. */
@@ -50,6 +63,8 @@ static worker_t *make_root(wk_thread *t)
     wk_mailbox_open(&root->mb);
     t->root = root;
     t->current = root;
+    if (is_main)
+        wk_stack_changed(t);
     if (wk_tracing())
         wk_worker_trace_created(root);
     return root;
@@ -84,7 +99,7 @@ bool worker_is_main(const worker_t *w)
 {
     if (!w)
         w = worker_current();
-    return w && w->is_main;
+    return w && w == atomic_load_explicit(&main_top, memory_order_acquire);
 }
 
 int worker_exit(void)
@@ -93,7 +108,12 @@ int worker_exit(void)
     worker_t *me = t ? wk_current(t) : NULL;
     if (!me)
         return WORKER_ENOMEM;
-    wk_control_stop(me, t);
+    if (me->is_root) { /* sticky too; its children are told, not awaited */
+        me->exiting = true;
+        wk_tree_tell_children_stop(me, t);
+    } else {
+        wk_control_stop(me, t);
+    }
     return WORKER_EXIT;
 }
 
@@ -118,7 +138,10 @@ int worker_broadcast(const char *name, void *data)
     pthread_mutex_lock(&me->lock);
     worker_t **kids;
     size_t n = wk_list_copy(&me->children, &kids);
+    bool copied = n == me->children.count;
     pthread_mutex_unlock(&me->lock);
+    if (!copied)
+        return WORKER_ENOMEM; /* nothing was sent */
     worker_fire_opts opts = { .broadcast = true, .target = me };
     int rc = WORKER_OK;
     for (size_t i = 0; i < n; i++) {

@@ -17,12 +17,28 @@
  *   parent's lock) before it sends CHILD_THREAD_END. So a parent that takes
  *   a snapshot of `children` will receive CHILD_THREAD_END from every child
  *   in it, later.
+ * - A stop round (wk_tree_stop_children) needs no memory: under the
+ *   parent's lock it writes the ids of its non-daemon children into
+ *   `awaited`, whose room was reserved when each child joined (a start that
+ *   cannot reserve it fails with WORKER_ENOMEM), and sends STOP_THREAD to
+ *   each child while it holds that lock (a send takes no worker lock). Each
+ *   child records the round that told it (`stop_round`, under the parent's
+ *   lock), so a STOP that could not be made is sent again, once, later.
+ *   `awaited` is then only changed under the lock by the round's wait
+ *   condition, on the parent's thread; only a root worker, whose stop does
+ *   not end it, can be stopped again meanwhile: that nested round sends
+ *   and leaves the waiting to the running one.
  * - A parent in WK_ENDING takes no new children (start fails with
  *   WORKER_EREJECTED), so its snapshot is complete.
  * - `watchers` are added under the target's lock while it is not ENDED; the
  *   end sequence publishes ENDED and takes the list under that same lock,
  *   so no watcher is missed or told twice. A watcher added when the target
  *   has already ended is told at once.
+ * - WORKER_DOWN goes once to a worker per end of the target: under the
+ *   lock that publishes ENDED, the ids of the monitors are kept in `told`
+ *   (room reserved when each monitor was added), and a monitor of an
+ *   ended (or never started) target is told at once only if its id is not
+ *   there yet (then it is added). A restart empties `told`.
  * - Lock order: child, then parent (see wk_worker.h).
  */
 #include <stdint.h>
@@ -101,6 +117,23 @@ static wk_watch *watch_find(worker_t *target, worker_t *watcher, wk_watch_kind k
     return NULL;
 }
 
+/* Room for one more id in target->told (caller holds target->lock). */
+static bool told_room(worker_t *target, size_t count)
+{
+    uint64_t *room = wk_array_room(target->told, &target->told_cap, count, sizeof *room, 4);
+    if (room)
+        target->told = room;
+    return room != NULL;
+}
+
+static bool told_has(const worker_t *target, const worker_t *watcher)
+{
+    for (size_t i = 0; i < target->told_count; i++)
+        if (target->told[i] == watcher->id)
+            return true;
+    return false;
+}
+
 int wk_watch_add(worker_t *target, worker_t *watcher, wk_watch_kind kind)
 {
     wk_watch_list *l = &target->watchers;
@@ -110,6 +143,9 @@ int wk_watch_add(worker_t *target, worker_t *watcher, wk_watch_kind kind)
     if (!grown)
         return WORKER_ENOMEM;
     l->items = grown;
+    /* A monitor is recorded in `told` at the end: room for every watcher. */
+    if (kind == WK_WATCH_MONITOR && !told_room(target, l->count))
+        return WORKER_ENOMEM;
     l->items[l->count++] = (wk_watch) { worker_ref(watcher), kind };
     return WORKER_OK;
 }
@@ -140,8 +176,8 @@ void wk_watch_notify(worker_t *w, worker_t *watcher, wk_watch_kind kind, wk_thre
         wk_send_kind(watcher, WK_EV_LINK, wk_atoms.child_end, NULL, &down, sizeof down, w, t);
         break;
     }
-    case WK_WATCH_WAITER:
-        wk_send_library(watcher, wk_atoms.wait_pending_done, NULL, NULL, 0, w, t);
+    case WK_WATCH_WAITER: /* the end of this run, for a waiter that reads it after a restart */
+        wk_send_library(watcher, wk_atoms.wait_pending_done, NULL, &down, sizeof down, w, t);
         break;
     case WK_WATCH_MONITOR:
         wk_send_library(watcher, wk_atoms.worker_down, NULL, &down, sizeof down, w, t);
@@ -160,10 +196,20 @@ int wk_tree_link(worker_t *child)
     if (rc != WORKER_OK)
         return rc;
     pthread_mutex_lock(&p->lock);
-    if (wk_worker_state(p) == WK_ENDING)
+    if (wk_worker_state(p) == WK_ENDING) {
         rc = WORKER_EREJECTED;
-    else if (!wk_list_add(&p->children, child))
+    } else if (!wk_list_add(&p->children, child)) {
         rc = WORKER_ENOMEM;
+    } else { /* room for its id in a stop round of p */
+        uint64_t *room
+            = wk_array_room(p->awaited, &p->awaited_cap, p->children.count - 1, sizeof *room, 4);
+        if (room) {
+            p->awaited = room;
+        } else {
+            wk_list_remove(&p->children, child);
+            rc = WORKER_ENOMEM;
+        }
+    }
     pthread_mutex_unlock(&p->lock);
     if (rc != WORKER_OK)
         wk_watch_remove(child, p, WK_WATCH_PARENT);
@@ -182,50 +228,79 @@ void wk_tree_unlink(worker_t *child)
         worker_unref(child);
 }
 
-typedef struct awaited_children {
-    uint64_t *ids;
-    size_t count;
-} awaited_children;
-
-/* Wait condition: one more awaited child has ended; true when none is left. */
+/* Wait condition of a stop round: a CHILD_THREAD_END takes its sender out
+ * of the awaited ids; true when none is left. Owner thread of w. */
 static bool child_ended(const worker_event_t *e, void *userdata)
 {
-    awaited_children *a = userdata;
+    worker_t *w = userdata;
     if (e->atom != wk_atoms.child_end || !e->sender)
         return false;
-    for (size_t i = 0; i < a->count; i++) {
-        if (a->ids[i] == e->sender->id) {
-            a->ids[i] = a->ids[--a->count];
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; i < w->awaited_count; i++) {
+        if (w->awaited[i] == e->sender->id) {
+            w->awaited[i] = w->awaited[--w->awaited_count];
             break;
         }
     }
-    return a->count == 0;
+    bool none_left = w->awaited_count == 0;
+    pthread_mutex_unlock(&w->lock);
+    return none_left;
 }
+
+/* STOP_THREAD to every child not told yet in this round, sent under w's
+ * lock (a send takes no worker lock). False when one could not be made
+ * (out of memory): that child is told on the next call. */
+static bool send_stops(worker_t *w, wk_thread *t, uint64_t round)
+{
+    bool all_told = true;
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; i < w->children.count; i++) {
+        worker_t *kid = w->children.items[i];
+        if (kid->stop_round == round)
+            continue;
+        if (wk_send_library(kid, wk_atoms.stop, NULL, NULL, 0, w, t) == WORKER_ENOMEM)
+            all_told = false;
+        else
+            kid->stop_round = round;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return all_told;
+}
+
+void wk_tree_tell_children_stop(worker_t *w, wk_thread *t)
+{
+    send_stops(w, t, ++w->stop_rounds);
+}
+
+#define STOP_RETRY_NS 10000000ull /* 10 ms */
 
 void wk_tree_stop_children(worker_t *w, wk_thread *t)
 {
+    /* A root worker stopped again while it waits for its children: that
+     * round goes on waiting; this one only stops the children (again). */
+    bool await = !w->stopping;
+    uint64_t round = ++w->stop_rounds;
     pthread_mutex_lock(&w->lock);
-    worker_t **kids;
-    size_t n = wk_list_copy(&w->children, &kids);
+    if (await) {
+        w->awaited_count = 0;
+        for (size_t i = 0; i < w->children.count; i++)
+            if (!worker_is_daemon(w->children.items[i]))
+                w->awaited[w->awaited_count++] = w->children.items[i]->id;
+    }
+    bool waiting = w->awaited_count > 0;
     pthread_mutex_unlock(&w->lock);
-    awaited_children awaited = { .ids = n ? malloc(n * sizeof(uint64_t)) : NULL };
-    for (size_t i = 0; i < n; i++) {
-        wk_send_library(kids[i], wk_atoms.stop, NULL, NULL, 0, w, t);
-        if (awaited.ids && !worker_is_daemon(kids[i]))
-            awaited.ids[awaited.count++] = kids[i]->id;
+    w->stopping |= await;
+    bool all_told = send_stops(w, t, round);
+    while (!all_told || (await && waiting)) {
+        wk_frame f
+            = { .kind = WK_WAIT_COND, .cond = child_ended, .userdata = w, .ignore_exit = true };
+        int rc = wk_loop_wait(w, t, &f, all_told ? WK_NO_DEADLINE : wk_now_ns() + STOP_RETRY_NS);
+        waiting = waiting && rc != WORKER_OK;
+        if (!all_told)
+            all_told = send_stops(w, t, round);
     }
-    if (awaited.count) {
-        wk_frame f = {
-            .kind = WK_WAIT_COND, .cond = child_ended, .userdata = &awaited, .ignore_exit = true
-        };
-        wk_loop_wait(w, t, &f, WK_NO_DEADLINE);
-    } else if (n && !awaited.ids) {
-        for (size_t i = 0; i < n; i++) /* out of memory: fall back to joins */
-            if (!worker_is_daemon(kids[i]))
-                worker_join(kids[i]);
-    }
-    free(awaited.ids);
-    wk_list_release(kids, n);
+    if (await)
+        w->stopping = false;
 }
 
 /* The run's last step: `finished`, and its reference dropped under the
@@ -247,6 +322,9 @@ void wk_tree_report_end(worker_t *w, wk_thread *t)
     wk_worker_set_state(w, WK_ENDED);
     wk_watch_list watchers = w->watchers;
     w->watchers = (wk_watch_list) { 0 };
+    for (size_t i = 0; i < watchers.count; i++) /* room reserved by wk_watch_add */
+        if (watchers.items[i].kind == WK_WATCH_MONITOR && w->told_count < w->told_cap)
+            w->told[w->told_count++] = watchers.items[i].watcher->id;
     pthread_cond_broadcast(&w->ended);
     pthread_mutex_unlock(&w->lock);
     /* The parent first, then waiters and monitors. */
@@ -276,28 +354,37 @@ int worker_wait_thread(worker_t *w, int *err, void **ret)
     wk_state s = wk_worker_state(w);
     bool must_wait = s == WK_STARTING || s == WK_RUNNING || s == WK_ENDING;
     int rc = must_wait ? wk_watch_add(w, me, WK_WATCH_WAITER) : WORKER_OK;
+    uint64_t run = w->runs; /* the run this call waits for */
     pthread_mutex_unlock(&w->lock);
     if (rc != WORKER_OK)
         return rc;
     if (must_wait) /* as in the original: the target hears who waits for it */
         wk_send_library(w, wk_atoms.wait_pending, NULL, NULL, 0, me, t);
-    if (must_wait) {
-        wk_frame until_done = { .kind = WK_WAIT_EVENT,
-            .atom = wk_atoms.wait_pending_done,
-            .sender_id = w->id,
-            .trace_kind = WK_TRW_THREAD,
-            .trace_what = (uint32_t)w->id };
+    wk_frame until_done = { .kind = WK_WAIT_EVENT,
+        .atom = wk_atoms.wait_pending_done,
+        .sender_id = w->id,
+        .trace_kind = WK_TRW_THREAD,
+        .trace_what = (uint32_t)w->id };
+    if (must_wait)
         rc = wk_loop_wait(me, t, &until_done, WK_NO_DEADLINE);
-    }
-    if (rc == WORKER_OK)
-        wk_wait_finished(w); /* the notice comes just before the run's very end */
+    /* The notice tells how that run ended; the worker may have been
+     * started again since, so its result fields may be the next run's. */
+    const worker_event_t *notice = rc == WORKER_OK ? until_done.matched : NULL;
+    if (notice
+        && (notice->kind != WK_EV_LIBRARY || wk_event_copied(notice) != sizeof(worker_down_t)))
+        notice = NULL; /* not the library's notice */
     pthread_mutex_lock(&w->lock);
+    /* The notice comes just before that run's very end: wait for it (a
+     * restart waits for it too, so a later run means it is over). */
+    while (rc == WORKER_OK && w->runs == run && !w->finished)
+        pthread_cond_wait(&w->ended, &w->lock);
     if (rc != WORKER_OK)
         wk_watch_remove(w, me, WK_WATCH_WAITER);
+    const worker_down_t *down = notice ? notice->data : NULL;
     if (err)
-        *err = w->result_err;
+        *err = down ? down->err : w->result_err;
     if (ret)
-        *ret = w->result_ret;
+        *ret = down ? down->ret : w->result_ret;
     pthread_mutex_unlock(&w->lock);
     return rc;
 }
@@ -312,8 +399,17 @@ int worker_monitor(worker_t *target)
     wk_state s = wk_worker_state(target);
     bool ended = s == WK_NEW || s == WK_ENDED;
     int rc = ended ? WORKER_OK : wk_watch_add(target, me, WK_WATCH_MONITOR);
+    /* Told of this end already (by this call before, or by a monitor): no
+     * second DOWN. */
+    bool tell = ended && !told_has(target, me);
+    if (tell && !told_room(target, target->told_count)) {
+        tell = false;
+        rc = WORKER_ENOMEM;
+    }
+    if (tell)
+        target->told[target->told_count++] = me->id;
     pthread_mutex_unlock(&target->lock);
-    if (ended)
+    if (tell)
         wk_watch_notify(target, me, WK_WATCH_MONITOR, t);
     return rc;
 }

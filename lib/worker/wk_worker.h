@@ -8,7 +8,8 @@
  * - Immutable after worker_new(): id, name, task, arg, parent, daemon_mode,
  *   quiet, is_root, is_main, mb.limit.
  * - `lock` guards: state (also readable atomically without it), children,
- *   watchers, channels, result_err, result_ret, finished. `ended` is
+ *   awaited, watchers, told, channels, result_err, result_ret, finished, runs;
+ *   and in each of its children, stop_round. `ended` is
  *   signalled when state becomes WK_ENDED and when `finished` is set.
  * - A run holds one reference on the worker (taken by start/overlay, or for
  *   a root by its thread) and drops it as its very last step, under `lock`,
@@ -108,7 +109,7 @@ struct worker {
     int daemon_mode;
     bool quiet;
     bool is_root;
-    bool is_main;
+    bool is_main; /* the main thread's root worker (worker_is_main: see current.c) */
     bool is_future; /* runs a worker_async task: its end settles a future */
     _Atomic uint64_t traced_in; /* the trace session that has its CREATED record */
     wk_listeners listeners;
@@ -117,18 +118,33 @@ struct worker {
     pthread_cond_t ended;
     _Atomic int state;
     wk_worker_list children;
+    /* The ids of the non-daemon children the running stop round waits for
+     * (tree.c), in room reserved as each child starts (cap >= the children
+     * count), so that a worker's end needs no memory to stop them. */
+    uint64_t *awaited;
+    size_t awaited_count, awaited_cap;
+    uint64_t stop_round; /* the last stop round of its parent that told it;
+                            under the parent's lock */
     wk_watch_list watchers;
+    /* The ids of the workers WORKER_DOWN told of its last end (tree.c), in
+     * room reserved as each monitor is added; emptied by a restart. */
+    uint64_t *told;
+    size_t told_count, told_cap;
     struct worker_channel **channels; /* the channels it is subscribed to */
     size_t channel_count, channel_cap;
     int result_err;
     void *result_ret;
     bool finished; /* the last run has dropped its reference (true when NEW) */
+    uint64_t runs; /* how many runs were started (prepare_start waits for
+                      the last one to finish before it counts the next) */
 
     /* owner thread only */
     wk_frame *frames;
     bool exiting;
     bool paused;
     bool ending;
+    bool stopping; /* a stop round waits for its children (tree.c) */
+    uint64_t stop_rounds; /* the stop rounds it began */
     worker_t *below; /* the worker under this one on its thread's stack */
     wk_timers timers;
     size_t batch_pos, batch_len;

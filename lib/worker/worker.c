@@ -111,6 +111,8 @@ static int prepare_start(worker_t *w)
         w->result_err = 0;
         w->result_ret = NULL;
         w->finished = false;
+        w->runs++;
+        w->told_count = 0; /* a new end to tell of */
         wk_worker_set_state(w, WK_STARTING);
         wk_mailbox_open(&w->mb);
     }
@@ -118,27 +120,7 @@ static int prepare_start(worker_t *w)
     return rc;
 }
 
-/* The system refused a thread: back to ENDED. Events accepted meanwhile
- * cannot run on a thread that does not exist; they are released. (Memory
- * for the thread is taken before the mailbox opens, so running out of it
- * never gets here.) */
-static void undo_start(worker_t *w, wk_thread *t)
-{
-    wk_mailbox_close(&w->mb, t, WK_MB_CLOSED);
-    worker_event_t *batch[WK_BATCH];
-    size_t n;
-    while ((n = wk_mailbox_pop_batch(&w->mb, t, batch, WK_BATCH)))
-        for (size_t i = 0; i < n; i++)
-            wk_event_unref(batch[i]);
-    wk_tree_unlink(w);
-    pthread_mutex_lock(&w->lock);
-    if (w->parent)
-        wk_watch_remove(w, w->parent, WK_WATCH_PARENT);
-    wk_worker_set_state(w, WK_ENDED);
-    w->finished = true;
-    pthread_cond_broadcast(&w->ended);
-    pthread_mutex_unlock(&w->lock);
-}
+static void run_refused(worker_t *w, wk_thread *t);
 
 typedef struct thread_start {
     worker_t *worker;
@@ -191,10 +173,9 @@ int worker_start(worker_t *w)
     pthread_attr_destroy(&attr);
     if (!err)
         return WORKER_OK;
-    worker_unref(w); /* the run's reference */
     free(start);
     wk_thread_discard(context);
-    undo_start(w, t);
+    run_refused(w, t); /* drops the run's reference at its end */
     return WORKER_EAGAIN;
 }
 
@@ -227,7 +208,8 @@ static int run_task(worker_t *w, void **ret)
     return WORKER_EXIT;
 }
 
-void wk_worker_run(worker_t *w, wk_thread *t)
+/* A run begins on t: w on top of t's stack, RUNNING, its parent told. */
+static void enter_run(worker_t *w, wk_thread *t)
 {
     if (wk_tracing()) {
         wk_worker_trace_created(w); /* the trace may have started after worker_new */
@@ -235,14 +217,37 @@ void wk_worker_run(worker_t *w, wk_thread *t)
     }
     w->below = t->current;
     t->current = w;
+    wk_stack_changed(t);
     pthread_mutex_lock(&w->lock);
     wk_worker_set_state(w, WK_RUNNING);
     pthread_mutex_unlock(&w->lock);
     if (w->parent)
         wk_send_library(w->parent, wk_atoms.child_start, NULL, NULL, 0, w, t);
+}
+
+void wk_worker_run(worker_t *w, wk_thread *t)
+{
+    enter_run(w, t);
     void *ret = NULL;
     int err = run_task(w, &ret);
     wk_worker_finish(w, t, err, ret);
+}
+
+/* The system refused a thread after the mailbox had opened. The run still
+ * happens, on the starting thread (as an overlay would), as a task that
+ * failed at once with WORKER_EAGAIN: its end sequence delivers the events
+ * accepted meanwhile and tells the parent, waiters and monitors, like any
+ * end. A start is not a wait: the data of the caller's last wait stays
+ * valid. (Memory for the thread is taken before the mailbox opens, so
+ * running out of it never gets here.) */
+static void run_refused(worker_t *w, wk_thread *t)
+{
+    worker_event_t *kept = t->last_returned;
+    t->last_returned = NULL;
+    enter_run(w, t);
+    wk_worker_finish(w, t, WORKER_EAGAIN, NULL);
+    wk_drop_last_returned(t);
+    t->last_returned = kept;
 }
 
 void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
@@ -279,6 +284,7 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
      * restart may make this worker run on another thread. */
     t->current = w->below;
     w->below = NULL;
+    wk_stack_changed(t);
     wk_sender_credit_return(t);
     wk_probe_worker_ended((uint32_t)w->id, err);
     if (w->is_future)
@@ -401,9 +407,11 @@ void wk_worker_free(worker_t *w)
     wk_listeners_destroy(&w->listeners);
     wk_mailbox_destroy(&w->mb);
     free(w->children.items);
+    free(w->awaited);
     for (size_t i = 0; i < w->watchers.count; i++)
         worker_unref(w->watchers.items[i].watcher);
     free(w->watchers.items);
+    free(w->told);
     free(w->channels);
     free(w->timers.heap);
     pthread_mutex_destroy(&w->lock);
