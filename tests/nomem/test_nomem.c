@@ -4,7 +4,7 @@
  * (pthread_create refused: WORKER_EAGAIN).
  *
  * Fault injection: the executable is linked with the static library and
- * `-Wl,--wrap=malloc,...,--wrap=pthread_create` (tests/CMakeLists.txt), so
+ * `-Wl,--wrap=malloc,...,--wrap=pthread_create` (tests/nomem/CMakeLists.txt), so
  * every allocation and thread creation the library makes goes through the
  * __wrap_* functions below. Each one asks nm_fails() whether to fail. They
  * fail a call only when the calling thread has armed them (the plan is

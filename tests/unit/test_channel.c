@@ -1,13 +1,13 @@
 /* Channels: sub / unsub / pub / pub_ex / count / free.
- * (channel.h, API.md "Channels", docs/semantics.md "Channels",
+ * (channel.h, docs/semantics.md "Channels",
  * docs/features.md "Channels".)
  *
  * Synchronisation: subscribers acknowledge to the test's main thread by
  * firing events at its root worker; the main thread waits for them with
- * worker_wait_event() (WAIT seconds at most). Worker-side counters are read
+ * worker_wait_event() (TU_WAIT seconds at most). Worker-side counters are read
  * by the main thread only after such an event or a join. */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
+#include "test_util.h"
 #endif
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,9 +17,6 @@
 #include <criterion/criterion.h>
 #include <worker/worker.h>
 
-#define WAIT 5.0
-#define PTR(i) ((void *)(intptr_t)(i))
-#define INT(p) ((int)(intptr_t)(p))
 
 static void stop_join_unref(worker_t *w)
 {
@@ -53,14 +50,14 @@ static int on_news(const worker_event_t *e, void *userdata)
         memcpy(s->text, s->last_data, s->last_size);
     if (s->handled)
         atomic_fetch_add(s->handled, 1);
-    return worker_fire(s->main, "ACK", PTR(s->index));
+    return worker_fire(s->main, "ACK", TU_PTR(s->index));
 }
 
 static int on_flush(const worker_event_t *e, void *userdata)
 {
     (void)e;
     struct sub *s = userdata;
-    return worker_fire(s->main, "FLUSHED", PTR(s->index));
+    return worker_fire(s->main, "FLUSHED", TU_PTR(s->index));
 }
 
 static void make_sub(struct sub *s, int index)
@@ -79,11 +76,11 @@ static void wait_n(const char *name, int n, int *seen, int max)
 {
     for (int i = 0; i < n; i++) {
         void *d = NULL;
-        cr_assert_eq(worker_wait_event(name, WAIT, NULL, &d), WORKER_OK, "%s %d of %d did not come",
+        cr_assert_eq(worker_wait_event(name, TU_WAIT, NULL, &d), WORKER_OK, "%s %d of %d did not come",
             name, i + 1, n);
-        cr_assert(INT(d) >= 0 && INT(d) < max);
+        cr_assert(TU_INT(d) >= 0 && TU_INT(d) < max);
         if (seen)
-            seen[INT(d)]++;
+            seen[TU_INT(d)]++;
     }
 }
 
@@ -102,7 +99,7 @@ Test(channels, ten_subscribers_each_receive_once, .timeout = 10)
     }
     cr_assert_eq(worker_channel_count(ch), N);
 
-    cr_assert_eq(worker_channel_pub(ch, "NEWS", PTR(123)), N);
+    cr_assert_eq(worker_channel_pub(ch, "NEWS", TU_PTR(123)), N);
     int seen[N] = { 0 };
     wait_n("ACK", N, seen, N);
     /* Every subscriber handles the FLUSH after the NEWS (same sender), so
@@ -113,7 +110,7 @@ Test(channels, ten_subscribers_each_receive_once, .timeout = 10)
     for (int i = 0; i < N; i++) {
         cr_assert_eq(seen[i], 1, "subscriber %d acked %d times", i, seen[i]);
         cr_assert_eq(subs[i].news, 1);
-        cr_assert_eq(INT(subs[i].last_data), 123);
+        cr_assert_eq(TU_INT(subs[i].last_data), 123);
         cr_assert_eq(subs[i].last_sender, worker_current(), "the sender is the publisher");
     }
     worker_channel_free(ch);
@@ -173,7 +170,7 @@ Test(channels, release_once_after_fan_out, .timeout = 10)
             = { .copy = payload, .copy_size = sizeof payload, .release = release_cb };
         cr_assert_eq(worker_channel_pub_ex(ch, "NEWS", NULL, &o), N);
         memset(payload, 'x', sizeof payload - 1); /* the event holds its own copy */
-        cr_assert_eq(worker_wait_event("RELEASED", WAIT, NULL, NULL), WORKER_OK);
+        cr_assert_eq(worker_wait_event("RELEASED", TU_WAIT, NULL, NULL), WORKER_OK);
         /* Each ACK was fired before its subscriber let go of the event, so
          * before RELEASED: all N were handled by now. */
         cr_assert_eq(acks, N * round);
@@ -205,7 +202,7 @@ Test(channels, pub_without_subscribers_releases_at_once, .timeout = 10)
 {
     worker_channel_t *ch = worker_channel_new();
     worker_fire_opts o = { .release = plain_release };
-    cr_assert_eq(worker_channel_pub_ex(ch, "NEWS", PTR(1), &o), 0);
+    cr_assert_eq(worker_channel_pub_ex(ch, "NEWS", TU_PTR(1), &o), 0);
     cr_assert_eq(atomic_load(&plain_releases), 1);
     cr_assert_eq(worker_channel_pub(ch, "NEWS", NULL), 0);
     worker_channel_free(ch);
@@ -295,7 +292,7 @@ Test(channels, sub_twice_and_unsub, .timeout = 10)
     cr_assert_eq(worker_channel_unsub(ch, s.w), WORKER_EINVAL);
     cr_assert_eq(worker_channel_pub(ch, "NEWS", NULL), 0);
     cr_assert_eq(worker_fire(s.w, "FLUSH", NULL), WORKER_OK);
-    cr_assert_eq(worker_wait_event("FLUSHED", WAIT, s.w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("FLUSHED", TU_WAIT, s.w, NULL), WORKER_OK);
     cr_assert_eq(s.news, 1);
     worker_channel_free(ch);
     stop_join_unref(s.w);
@@ -307,10 +304,10 @@ Test(channels, sub_current_worker, .timeout = 10)
     worker_channel_t *ch = worker_channel_new();
     cr_assert_eq(worker_channel_sub(ch, NULL), WORKER_OK);
     cr_assert_eq(worker_channel_count(ch), 1);
-    cr_assert_eq(worker_channel_pub(ch, "NEWS", PTR(5)), 1);
+    cr_assert_eq(worker_channel_pub(ch, "NEWS", TU_PTR(5)), 1);
     void *d = NULL;
-    cr_assert_eq(worker_wait_event("NEWS", WAIT, NULL, &d), WORKER_OK);
-    cr_assert_eq(INT(d), 5);
+    cr_assert_eq(worker_wait_event("NEWS", TU_WAIT, NULL, &d), WORKER_OK);
+    cr_assert_eq(TU_INT(d), 5);
     cr_assert_eq(worker_channel_unsub(ch, NULL), WORKER_OK);
     cr_assert_eq(worker_channel_count(ch), 0);
     worker_channel_free(ch);
@@ -326,7 +323,7 @@ Test(channels, pub_ex_target_is_sender, .timeout = 10)
     cr_assert_eq(worker_channel_sub(ch, s.w), WORKER_OK);
     worker_fire_opts o = { .target = other };
     cr_assert_eq(worker_channel_pub_ex(ch, "NEWS", NULL, &o), 1);
-    cr_assert_eq(worker_wait_event("ACK", WAIT, s.w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("ACK", TU_WAIT, s.w, NULL), WORKER_OK);
     cr_assert_eq(s.last_sender, other);
     worker_channel_free(ch);
     stop_join_unref(s.w);
@@ -346,7 +343,7 @@ Test(channels, free_channel_with_subscribers, .timeout = 10)
     cr_assert_eq(worker_channel_sub(c2, a.w), WORKER_OK);
     worker_channel_free(c1);
     cr_assert_eq(worker_channel_pub(c2, "NEWS", NULL), 1);
-    cr_assert_eq(worker_wait_event("ACK", WAIT, a.w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("ACK", TU_WAIT, a.w, NULL), WORKER_OK);
     /* The ACK kept for this thread's last wait holds its sender (a.w)
      * until the next wait or update starts: let it go first. */
     cr_assert_eq(worker_update(), WORKER_OK);
@@ -373,7 +370,7 @@ struct race_sub {
 static int race_on_pub(const worker_event_t *e, void *userdata)
 {
     struct race_sub *s = userdata;
-    int id = INT(worker_event_data(e));
+    int id = TU_INT(worker_event_data(e));
     if (id < 0 || id >= RACE_IDS || ++s->count[id] > 1)
         s->doubles++;
     s->total++;
@@ -404,7 +401,7 @@ static void *race_publisher(void *arg)
 {
     struct race_arg *a = arg;
     for (int i = 0; i < RACE_PUBS_PER_THREAD; i++) {
-        int rc = worker_channel_pub(a->r->ch, "PUB", PTR(a->n * RACE_PUBS_PER_THREAD + i));
+        int rc = worker_channel_pub(a->r->ch, "PUB", TU_PTR(a->n * RACE_PUBS_PER_THREAD + i));
         if (rc < 0)
             atomic_fetch_add(&a->r->errors, 1);
         else
@@ -483,7 +480,7 @@ static void *publish_until_done(void *arg)
     worker_channel_t *ch = arg;
     while (!atomic_load(&churn_done))
         if (worker_channel_pub(ch, "NEWS", NULL) < 0)
-            return PTR(1);
+            return TU_PTR(1);
     return NULL;
 }
 
@@ -507,7 +504,7 @@ Test(channels, workers_freed_while_publishing, .timeout = 60)
     }
     atomic_store(&churn_done, true);
     for (int i = 0; i < 2; i++) {
-        void *failed = PTR(1);
+        void *failed = TU_PTR(1);
         cr_assert_eq(pthread_join(th[i], &failed), 0);
         cr_assert_null(failed);
     }
@@ -552,7 +549,7 @@ Test(channels, bad_input, .timeout = 10)
 
     /* Nothing was delivered by the refused calls. */
     cr_assert_eq(worker_fire(s.w, "FLUSH", NULL), WORKER_OK);
-    cr_assert_eq(worker_wait_event("FLUSHED", WAIT, s.w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("FLUSHED", TU_WAIT, s.w, NULL), WORKER_OK);
     cr_assert_eq(s.news, 0);
     cr_assert_eq(worker_channel_count(ch), 1);
     worker_channel_free(ch);

@@ -1,7 +1,6 @@
 /* Waits: wait_event, wait_until, wait_timeout, sleep, wait_forever, update,
  * nested waits, pause, exit, native threads, self-deadlock.
- * (current.h, API.md "The current thread's shortcuts" and "Pause, resume,
- * stop", docs/semantics.md "Waits".) */
+ * (current.h, docs/semantics.md "Waits".) */
 #include "test_util.h"
 
 #include <criterion/criterion.h>

@@ -1,6 +1,6 @@
 /* Workers' life: start, pause, resume, stop, join, restart, references,
  * names, daemon rules, the parent/child tree, overlay, bad input.
- * (lifecycle.h, API.md "Workers", docs/semantics.md "Workers" and "Parent
+ * (lifecycle.h, docs/semantics.md "Workers" and "Parent
  * and children".) */
 #include "test_util.h"
 

@@ -1,7 +1,7 @@
 /* Events and listeners: fire/listen, payloads and release, bubble and
  * broadcast, priorities, once/permanent/transient, listener changes during
  * delivery, filters, LISTENER_ERROR, EVENT_REJECT, mailbox_limit, nothing
- * lost, bad input. (event.h, API.md "Events and listeners",
+ * lost, bad input. (event.h,
  * docs/semantics.md "Events" and "Listeners".) */
 #include "test_util.h"
 

@@ -1,13 +1,13 @@
 /* Futures: worker_async / worker_future_get / worker_await, and Defer.
- * (future.h, API.md "Futures: Async, await, Defer", docs/semantics.md
+ * (future.h, docs/semantics.md
  * "Futures and Defer", docs/features.md "Futures".)
  *
  * Synchronisation: tasks and workers tell the test's main thread what
  * happened by firing events at the main thread's root worker, which waits
- * for them with worker_wait_event() (WAIT seconds at most). Assertions run
+ * for them with worker_wait_event() (TU_WAIT seconds at most). Assertions run
  * only on the main thread. */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
+#include "test_util.h"
 #endif
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,9 +16,6 @@
 #include <criterion/criterion.h>
 #include <worker/worker.h>
 
-#define WAIT 5.0
-#define PTR(i) ((void *)(intptr_t)(i))
-#define INT(p) ((int)(intptr_t)(p))
 
 /* ===================================================================== */
 /* async                                                                  */
@@ -30,21 +27,21 @@ static int sum_task(void *arg, void **result)
     intptr_t n = (intptr_t)arg, s = 0;
     for (intptr_t i = 1; i <= n; i++)
         s += i;
-    *result = PTR(s);
+    *result = TU_PTR(s);
     return 0;
 }
 
 Test(futures, async_result, .timeout = 10)
 {
-    worker_future_t *f = worker_async(sum_task, PTR(1000));
+    worker_future_t *f = worker_async(sum_task, TU_PTR(1000));
     cr_assert_not_null(f);
     void *r = NULL;
     cr_assert_eq(worker_future_get(f, &r), 0);
-    cr_assert_eq(INT(r), 500500);
+    cr_assert_eq(TU_INT(r), 500500);
     /* Again: same answer; NULL result pointer allowed. */
     r = NULL;
     cr_assert_eq(worker_future_get(f, &r), 0);
-    cr_assert_eq(INT(r), 500500);
+    cr_assert_eq(TU_INT(r), 500500);
     cr_assert_eq(worker_future_get(f, NULL), 0);
     worker_future_free(f);
 }
@@ -59,7 +56,7 @@ static int say_then_return(void *arg, void **result)
 {
     struct ending *e = arg;
     worker_fire(e->main, "TASK_ENDING", NULL);
-    *result = PTR(77);
+    *result = TU_PTR(77);
     return 0;
 }
 
@@ -70,31 +67,31 @@ Test(futures, async_result_fetched_long_after_end, .timeout = 10)
     cr_assert_not_null(f);
     worker_t *w = worker_future_worker(f);
     cr_assert_not_null(w);
-    cr_assert_eq(worker_wait_event("TASK_ENDING", WAIT, w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("TASK_ENDING", TU_WAIT, w, NULL), WORKER_OK);
     cr_assert_eq(worker_join(w), WORKER_OK);
     cr_assert_not(worker_is_running(w));
     void *r = NULL;
     cr_assert_eq(worker_future_get(f, &r), 0);
-    cr_assert_eq(INT(r), 77);
+    cr_assert_eq(TU_INT(r), 77);
     worker_future_free(f);
 }
 
 static int failing_task(void *arg, void **result)
 {
     (void)result;
-    return INT(arg);
+    return TU_INT(arg);
 }
 
 Test(futures, async_failure_code, .timeout = 10)
 {
-    worker_future_t *f = worker_async(failing_task, PTR(4242));
+    worker_future_t *f = worker_async(failing_task, TU_PTR(4242));
     cr_assert_not_null(f);
     cr_assert_eq(worker_future_get(f, NULL), 4242);
     cr_assert_eq(worker_future_get(f, NULL), 4242);
     worker_future_free(f);
 
     /* A library code as the task's failure comes back as is. */
-    f = worker_async(failing_task, PTR(WORKER_EREJECTED));
+    f = worker_async(failing_task, TU_PTR(WORKER_EREJECTED));
     cr_assert_eq(worker_future_get(f, NULL), WORKER_EREJECTED);
     worker_future_free(f);
 }
@@ -114,7 +111,7 @@ Test(futures, future_worker_can_be_stopped, .timeout = 10)
     worker_future_t *f = worker_async(forever_task, worker_current());
     cr_assert_not_null(f);
     worker_t *w = worker_future_worker(f);
-    cr_assert_eq(worker_wait_event("TASK_STARTED", WAIT, w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("TASK_STARTED", TU_WAIT, w, NULL), WORKER_OK);
     cr_assert(worker_is_running(w));
     cr_assert_eq(worker_stop(w), WORKER_OK);
     cr_assert_eq(worker_future_get(f, NULL), WORKER_EXIT);
@@ -127,7 +124,7 @@ static int ping_task(void *arg, void **result)
 {
     (void)arg;
     void *d = NULL;
-    int rc = worker_wait_event("PING", WAIT, NULL, &d);
+    int rc = worker_wait_event("PING", TU_WAIT, NULL, &d);
     *result = d;
     return rc;
 }
@@ -136,10 +133,10 @@ Test(futures, future_worker_can_be_fired_at, .timeout = 10)
 {
     worker_future_t *f = worker_async(ping_task, NULL);
     cr_assert_not_null(f);
-    cr_assert_eq(worker_fire(worker_future_worker(f), "PING", PTR(99)), WORKER_OK);
+    cr_assert_eq(worker_fire(worker_future_worker(f), "PING", TU_PTR(99)), WORKER_OK);
     void *r = NULL;
     cr_assert_eq(worker_future_get(f, &r), 0);
-    cr_assert_eq(INT(r), 99);
+    cr_assert_eq(TU_INT(r), 99);
     worker_future_free(f);
 }
 
@@ -169,7 +166,7 @@ static int shape_of_async(void *arg, void **result)
 
 Test(futures, async_is_parentless_daemon, .timeout = 10)
 {
-    struct shape s = { .parent = PTR(1) };
+    struct shape s = { .parent = TU_PTR(1) };
     worker_t *outer = worker_spawn(shape_of_async, &s, NULL);
     cr_assert_not_null(outer);
     int err = -100;
@@ -186,9 +183,9 @@ static int self_get_task(void *arg, void **result)
 {
     (void)arg;
     void *f = NULL;
-    if (worker_wait_event("FUTURE", WAIT, NULL, &f) != WORKER_OK)
+    if (worker_wait_event("FUTURE", TU_WAIT, NULL, &f) != WORKER_OK)
         return 1;
-    *result = PTR(worker_future_get(f, NULL));
+    *result = TU_PTR(worker_future_get(f, NULL));
     return 0;
 }
 
@@ -199,7 +196,7 @@ Test(futures, get_from_own_task_is_edeadlk, .timeout = 10)
     cr_assert_eq(worker_fire(worker_future_worker(f), "FUTURE", f), WORKER_OK);
     void *r = NULL;
     cr_assert_eq(worker_future_get(f, &r), 0);
-    cr_assert_eq(INT(r), WORKER_EDEADLK);
+    cr_assert_eq(TU_INT(r), WORKER_EDEADLK);
     worker_future_free(f);
 }
 
@@ -224,7 +221,7 @@ static void *get_in_thread(void *arg)
 
 Test(futures, get_from_worker_and_plain_thread, .timeout = 10)
 {
-    worker_future_t *f = worker_async(sum_task, PTR(10));
+    worker_future_t *f = worker_async(sum_task, TU_PTR(10));
     cr_assert_not_null(f);
     worker_t *w = worker_spawn(get_in_worker, f, NULL);
     struct thread_get g = { .f = f, .rc = 12345 };
@@ -234,10 +231,10 @@ Test(futures, get_from_worker_and_plain_thread, .timeout = 10)
     void *r = NULL;
     cr_assert_eq(worker_wait_thread(w, &err, &r), WORKER_OK);
     cr_assert_eq(err, 0);
-    cr_assert_eq(INT(r), 55);
+    cr_assert_eq(TU_INT(r), 55);
     cr_assert_eq(pthread_join(th, NULL), 0);
     cr_assert_eq(g.rc, 0);
-    cr_assert_eq(INT(g.r), 55);
+    cr_assert_eq(TU_INT(g.r), 55);
     worker_unref(w);
     worker_future_free(f);
 }
@@ -247,8 +244,8 @@ static int go_then_done(void *arg, void **result)
 {
     (void)result;
     worker_t *main = arg;
-    int rc = worker_wait_event("GO", WAIT, NULL, NULL);
-    worker_fire(main, "DONE", PTR(rc));
+    int rc = worker_wait_event("GO", TU_WAIT, NULL, NULL);
+    worker_fire(main, "DONE", TU_PTR(rc));
     return 0;
 }
 
@@ -260,9 +257,9 @@ Test(futures, free_while_running_lets_task_finish, .timeout = 10)
     worker_future_free(f);
     cr_assert(worker_is_running(w));
     cr_assert_eq(worker_fire(w, "GO", NULL), WORKER_OK);
-    void *d = PTR(-100);
-    cr_assert_eq(worker_wait_event("DONE", WAIT, w, &d), WORKER_OK);
-    cr_assert_eq(INT(d), WORKER_OK);
+    void *d = TU_PTR(-100);
+    cr_assert_eq(worker_wait_event("DONE", TU_WAIT, w, &d), WORKER_OK);
+    cr_assert_eq(TU_INT(d), WORKER_OK);
     cr_assert_eq(worker_join(w), WORKER_OK);
     worker_unref(w);
 }
@@ -283,10 +280,10 @@ static int two_go_task(void *arg, void **result)
 {
     worker_t *main = arg;
     worker_fire(main, "HELLO", NULL);
-    int rc = worker_wait_event("GO1", WAIT, NULL, NULL);
+    int rc = worker_wait_event("GO1", TU_WAIT, NULL, NULL);
     if (rc == WORKER_OK)
-        rc = worker_wait_event("GO2", WAIT, NULL, NULL);
-    *result = PTR(5);
+        rc = worker_wait_event("GO2", TU_WAIT, NULL, NULL);
+    *result = TU_PTR(5);
     return rc;
 }
 
@@ -317,7 +314,7 @@ Test(futures, loop_runs_while_waiting_on_future, .timeout = 10)
     cr_assert_not(atomic_load(&l.later_ran));
     void *r = NULL;
     cr_assert_eq(worker_future_get(f, &r), 0);
-    cr_assert_eq(INT(r), 5);
+    cr_assert_eq(TU_INT(r), 5);
     cr_assert_eq(l.hellos, 1);
     cr_assert(atomic_load(&l.later_ran));
     cr_assert(l.later_on_main);
@@ -332,9 +329,9 @@ Test(futures, loop_runs_while_waiting_on_future, .timeout = 10)
 Test(futures, await_result_and_code, .timeout = 10)
 {
     void *r = NULL;
-    cr_assert_eq(worker_await(sum_task, PTR(100), &r), 0);
-    cr_assert_eq(INT(r), 5050);
-    cr_assert_eq(worker_await(failing_task, PTR(17), NULL), 17);
+    cr_assert_eq(worker_await(sum_task, TU_PTR(100), &r), 0);
+    cr_assert_eq(TU_INT(r), 5050);
+    cr_assert_eq(worker_await(failing_task, TU_PTR(17), NULL), 17);
 }
 
 /* A worker stopped while it awaits: await returns WORKER_EXIT and the task
@@ -345,13 +342,13 @@ static int forever_then_tell(void *arg, void **result)
     worker_t *main = arg;
     worker_fire(main, "TASK_STARTED", NULL);
     int rc = worker_wait_forever();
-    worker_fire(main, "TASK_STOPPED", PTR(rc));
+    worker_fire(main, "TASK_STOPPED", TU_PTR(rc));
     return rc;
 }
 
 static int awaiting_worker(void *arg, void **result)
 {
-    *result = PTR(worker_await(forever_then_tell, arg, NULL));
+    *result = TU_PTR(worker_await(forever_then_tell, arg, NULL));
     return 0;
 }
 
@@ -359,16 +356,16 @@ Test(futures, await_stopped_caller_stops_task, .timeout = 10)
 {
     worker_t *w = worker_spawn(awaiting_worker, worker_current(), NULL);
     cr_assert_not_null(w);
-    cr_assert_eq(worker_wait_event("TASK_STARTED", WAIT, NULL, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("TASK_STARTED", TU_WAIT, NULL, NULL), WORKER_OK);
     cr_assert_eq(worker_stop(w), WORKER_OK);
-    void *d = PTR(-100);
-    cr_assert_eq(worker_wait_event("TASK_STOPPED", WAIT, NULL, &d), WORKER_OK);
-    cr_assert_eq(INT(d), WORKER_EXIT);
+    void *d = TU_PTR(-100);
+    cr_assert_eq(worker_wait_event("TASK_STOPPED", TU_WAIT, NULL, &d), WORKER_OK);
+    cr_assert_eq(TU_INT(d), WORKER_EXIT);
     int err = -100;
     void *r = NULL;
     cr_assert_eq(worker_wait_thread(w, &err, &r), WORKER_OK);
     cr_assert_eq(err, 0);
-    cr_assert_eq(INT(r), WORKER_EXIT, "await returned %d", INT(r));
+    cr_assert_eq(TU_INT(r), WORKER_EXIT, "await returned %d", TU_INT(r));
     worker_unref(w);
 }
 
@@ -380,13 +377,13 @@ Test(futures, defer_resolved_before_get, .timeout = 10)
 {
     worker_defer_t *d = worker_defer_new();
     cr_assert_not_null(d);
-    cr_assert_eq(worker_defer_resolve(d, PTR(42)), WORKER_OK);
+    cr_assert_eq(worker_defer_resolve(d, TU_PTR(42)), WORKER_OK);
     void *v = NULL;
     cr_assert_eq(worker_defer_get(d, &v), 0);
-    cr_assert_eq(INT(v), 42);
+    cr_assert_eq(TU_INT(v), 42);
     v = NULL;
     cr_assert_eq(worker_defer_get(d, &v), 0, "get can be called again");
-    cr_assert_eq(INT(v), 42);
+    cr_assert_eq(TU_INT(v), 42);
     cr_assert_eq(worker_defer_get(d, NULL), 0);
     worker_defer_free(d);
 }
@@ -404,7 +401,7 @@ static int resolver_task(void *arg, void **result)
 {
     (void)result;
     struct resolver *r = arg;
-    int rc = worker_wait_event("GO", WAIT, NULL, NULL);
+    int rc = worker_wait_event("GO", TU_WAIT, NULL, NULL);
     if (rc != WORKER_OK)
         return rc;
     return r->err ? worker_defer_reject(r->d, r->err) : worker_defer_resolve(r->d, r->value);
@@ -434,7 +431,7 @@ Test(futures, defer_resolved_after_get_by_other_worker, .timeout = 10)
 {
     worker_defer_t *d = worker_defer_new();
     cr_assert_not_null(d);
-    struct resolver r = { .d = d, .value = PTR(314) };
+    struct resolver r = { .d = d, .value = TU_PTR(314) };
     worker_t *w = worker_spawn(resolver_task, &r, NULL);
     cr_assert_not_null(w);
     struct fulfill_seen seen = { 0 };
@@ -444,7 +441,7 @@ Test(futures, defer_resolved_after_get_by_other_worker, .timeout = 10)
 
     void *v = NULL;
     cr_assert_eq(worker_defer_get(d, &v), 0);
-    cr_assert_eq(INT(v), 314);
+    cr_assert_eq(TU_INT(v), 314);
     cr_assert_eq(seen.count, 1);
     cr_assert_eq(seen.data, d);
     cr_assert_eq(seen.sender, w);
@@ -480,17 +477,17 @@ Test(futures, defer_rejected, .timeout = 10)
 Test(futures, defer_settled_twice_first_wins, .timeout = 10)
 {
     worker_defer_t *d = worker_defer_new();
-    cr_assert_eq(worker_defer_resolve(d, PTR(1)), WORKER_OK);
-    cr_assert_eq(worker_defer_resolve(d, PTR(2)), WORKER_OK, "ignored, not an error");
+    cr_assert_eq(worker_defer_resolve(d, TU_PTR(1)), WORKER_OK);
+    cr_assert_eq(worker_defer_resolve(d, TU_PTR(2)), WORKER_OK, "ignored, not an error");
     cr_assert_eq(worker_defer_reject(d, 5), WORKER_OK, "ignored, not an error");
     void *v = NULL;
     cr_assert_eq(worker_defer_get(d, &v), 0);
-    cr_assert_eq(INT(v), 1);
+    cr_assert_eq(TU_INT(v), 1);
     worker_defer_free(d);
 
     d = worker_defer_new();
     cr_assert_eq(worker_defer_reject(d, 9), WORKER_OK);
-    cr_assert_eq(worker_defer_resolve(d, PTR(2)), WORKER_OK);
+    cr_assert_eq(worker_defer_resolve(d, TU_PTR(2)), WORKER_OK);
     cr_assert_eq(worker_defer_get(d, &v), 9);
     worker_defer_free(d);
 }
@@ -507,12 +504,12 @@ Test(futures, defer_racing_settlers_one_outcome, .timeout = 10)
 {
     for (int round = 0; round < 20; round++) {
         worker_defer_t *d = worker_defer_new();
-        struct resolver a = { .d = d, .value = PTR(1) }, b = { .d = d, .err = 2 };
+        struct resolver a = { .d = d, .value = TU_PTR(1) }, b = { .d = d, .err = 2 };
         worker_t *wa = worker_spawn(settle_now, &a, NULL);
         worker_t *wb = worker_spawn(settle_now, &b, NULL);
         void *v = NULL;
         int rc = worker_defer_get(d, &v);
-        cr_assert(rc == 2 || (rc == 0 && INT(v) == 1), "rc %d v %d", rc, INT(v));
+        cr_assert(rc == 2 || (rc == 0 && TU_INT(v) == 1), "rc %d v %d", rc, TU_INT(v));
         cr_assert_eq(worker_join(wa), WORKER_OK);
         cr_assert_eq(worker_join(wb), WORKER_OK);
         void *v2 = NULL;
@@ -530,10 +527,10 @@ Test(futures, defer_reject_zero_is_einval, .timeout = 10)
     worker_defer_t *d = worker_defer_new();
     cr_assert_eq(worker_defer_reject(d, 0), WORKER_EINVAL);
     /* ... and it did not settle it. */
-    cr_assert_eq(worker_defer_resolve(d, PTR(3)), WORKER_OK);
+    cr_assert_eq(worker_defer_resolve(d, TU_PTR(3)), WORKER_OK);
     void *v = NULL;
     cr_assert_eq(worker_defer_get(d, &v), 0);
-    cr_assert_eq(INT(v), 3);
+    cr_assert_eq(TU_INT(v), 3);
     worker_defer_free(d);
 }
 
@@ -566,7 +563,7 @@ static void *defer_get_thread(void *arg)
 
 static void resolve_later(void *arg)
 {
-    worker_defer_resolve(arg, PTR(21));
+    worker_defer_resolve(arg, TU_PTR(21));
 }
 
 Test(futures, defer_many_waiters_one_resolve, .timeout = 10)
@@ -578,24 +575,24 @@ Test(futures, defer_many_waiters_one_resolve, .timeout = 10)
     struct defer_thread th = { .d = d, .rc = 12345 };
     pthread_t pt;
     cr_assert_eq(pthread_create(&pt, NULL, defer_get_thread, &th), 0);
-    cr_assert_eq(worker_wait_event("WAITING", WAIT, NULL, NULL), WORKER_OK);
-    cr_assert_eq(worker_wait_event("WAITING", WAIT, NULL, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("WAITING", TU_WAIT, NULL, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("WAITING", TU_WAIT, NULL, NULL), WORKER_OK);
     /* main resolves it from a later that runs inside its own get */
     cr_assert_eq(worker_later(NULL, resolve_later, d, 0.02, NULL), WORKER_OK);
     void *v = NULL;
     cr_assert_eq(worker_defer_get(d, &v), 0);
-    cr_assert_eq(INT(v), 21);
+    cr_assert_eq(TU_INT(v), 21);
     int err = -100;
     void *r = NULL;
     cr_assert_eq(worker_wait_thread(w1, &err, &r), WORKER_OK);
     cr_assert_eq(err, 0);
-    cr_assert_eq(INT(r), 21);
+    cr_assert_eq(TU_INT(r), 21);
     cr_assert_eq(worker_wait_thread(w2, &err, &r), WORKER_OK);
     cr_assert_eq(err, 0);
-    cr_assert_eq(INT(r), 21);
+    cr_assert_eq(TU_INT(r), 21);
     cr_assert_eq(pthread_join(pt, NULL), 0);
     cr_assert_eq(th.rc, 0);
-    cr_assert_eq(INT(th.v), 21);
+    cr_assert_eq(TU_INT(th.v), 21);
     worker_unref(w1);
     worker_unref(w2);
     worker_defer_free(d);
@@ -626,14 +623,14 @@ static int on_ping(const worker_event_t *e, void *userdata)
     struct defer_loop *l = userdata;
     l->pings++;
     l->listener_on_main = pthread_equal(pthread_self(), l->main_thread);
-    return worker_defer_resolve(l->d, PTR(8));
+    return worker_defer_resolve(l->d, TU_PTR(8));
 }
 
 static int pinger_task(void *arg, void **result)
 {
     (void)result;
     worker_t *main = arg;
-    int rc = worker_wait_event("GO", WAIT, NULL, NULL);
+    int rc = worker_wait_event("GO", TU_WAIT, NULL, NULL);
     return rc ? rc : worker_fire(main, "PING", NULL);
 }
 
@@ -646,7 +643,7 @@ Test(futures, loop_runs_while_waiting_on_defer, .timeout = 10)
     cr_assert_eq(worker_later(NULL, ask_for_ping, &l, 0.05, NULL), WORKER_OK);
     void *v = NULL;
     cr_assert_eq(worker_defer_get(l.d, &v), 0);
-    cr_assert_eq(INT(v), 8);
+    cr_assert_eq(TU_INT(v), 8);
     cr_assert(l.later_on_main);
     cr_assert(l.listener_on_main);
     cr_assert_eq(l.pings, 1);
@@ -663,7 +660,7 @@ static int get_forever(void *arg, void **result)
     struct waiter *w = arg;
     worker_fire(w->main, "WAITING", NULL);
     int rc = worker_defer_get(w->d, NULL);
-    *result = PTR(rc);
+    *result = TU_PTR(rc);
     return 0;
 }
 
@@ -672,13 +669,13 @@ Test(futures, defer_get_in_stopped_worker_exits, .timeout = 10)
     worker_defer_t *d = worker_defer_new();
     struct waiter wt = { .main = worker_current(), .d = d };
     worker_t *w = worker_spawn(get_forever, &wt, NULL);
-    cr_assert_eq(worker_wait_event("WAITING", WAIT, w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("WAITING", TU_WAIT, w, NULL), WORKER_OK);
     cr_assert_eq(worker_stop(w), WORKER_OK);
     int err = -100;
     void *r = NULL;
     cr_assert_eq(worker_wait_thread(w, &err, &r), WORKER_OK);
     cr_assert_eq(err, 0);
-    cr_assert_eq(INT(r), WORKER_EXIT);
+    cr_assert_eq(TU_INT(r), WORKER_EXIT);
     worker_unref(w);
     /* Settling after the waiter left is fine. */
     cr_assert_eq(worker_defer_resolve(d, NULL), WORKER_OK);
@@ -693,9 +690,9 @@ Test(futures, bad_input, .timeout = 10)
 {
     cr_assert_null(worker_async(NULL, NULL));
     cr_assert_eq(worker_future_get(NULL, NULL), WORKER_EINVAL);
-    void *r = PTR(7);
+    void *r = TU_PTR(7);
     cr_assert_eq(worker_future_get(NULL, &r), WORKER_EINVAL);
-    cr_assert_eq(INT(r), 7);
+    cr_assert_eq(TU_INT(r), 7);
     cr_assert_null(worker_future_worker(NULL));
     worker_future_free(NULL);
     cr_assert_eq(worker_await(NULL, NULL, NULL), WORKER_EINVAL);
@@ -705,6 +702,6 @@ Test(futures, bad_input, .timeout = 10)
     cr_assert_eq(worker_defer_reject(NULL, 0), WORKER_EINVAL);
     cr_assert_eq(worker_defer_get(NULL, NULL), WORKER_EINVAL);
     cr_assert_eq(worker_defer_get(NULL, &r), WORKER_EINVAL);
-    cr_assert_eq(INT(r), 7);
+    cr_assert_eq(TU_INT(r), 7);
     worker_defer_free(NULL);
 }

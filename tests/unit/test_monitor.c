@@ -1,16 +1,16 @@
 /* Monitors (WORKER_DOWN) and the supervision messages of the tree.
- * (monitor.h, API.md "Supervision as link/monitor messages",
+ * (monitor.h,
  * docs/semantics.md "Monitors" and "Parent and children",
  * docs/features.md "Monitors" and "Supervision as messages".)
  *
  * Synchronisation: the main thread's root worker is the monitoring worker;
  * it waits for WORKER_DOWN and for events fired by workers with
- * worker_wait_event() (WAIT seconds at most). "No DOWN" is proven by
+ * worker_wait_event() (TU_WAIT seconds at most). "No DOWN" is proven by
  * joining the target first (its end sequence, which sends every DOWN, is
  * then over) and then waiting a little for an event that would already be
  * queued. */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
+#include "test_util.h"
 #endif
 #include <stdatomic.h>
 #include <stdint.h>
@@ -19,9 +19,6 @@
 #include <criterion/criterion.h>
 #include <worker/worker.h>
 
-#define WAIT 5.0
-#define PTR(i) ((void *)(intptr_t)(i))
-#define INT(p) ((int)(intptr_t)(p))
 
 static const worker_opts quiet = { .quiet = true };
 
@@ -31,11 +28,11 @@ static int go_task(void *arg, void **result)
 {
     (void)arg;
     void *d = NULL;
-    int rc = worker_wait_event("GO", WAIT, NULL, &d);
+    int rc = worker_wait_event("GO", TU_WAIT, NULL, &d);
     if (rc != WORKER_OK)
         return rc;
-    *result = PTR(5);
-    return INT(d);
+    *result = TU_PTR(5);
+    return TU_INT(d);
 }
 
 /* Wait for WORKER_DOWN from `w`; copy its worker_down_t out (the data is
@@ -44,7 +41,7 @@ static worker_down_t wait_down(worker_t *w)
 {
     void *d = NULL;
     cr_assert_eq(
-        worker_wait_event(WORKER_EV_WORKER_DOWN, WAIT, w, &d), WORKER_OK, "no WORKER_DOWN");
+        worker_wait_event(WORKER_EV_WORKER_DOWN, TU_WAIT, w, &d), WORKER_OK, "no WORKER_DOWN");
     cr_assert_not_null(d);
     worker_down_t down;
     memcpy(&down, d, sizeof down);
@@ -58,11 +55,11 @@ Test(monitor, monitor_running_worker, .timeout = 10)
     worker_t *w = worker_spawn(go_task, NULL, NULL);
     cr_assert_not_null(w);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
-    cr_assert_eq(worker_fire(w, "GO", PTR(0)), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "GO", TU_PTR(0)), WORKER_OK);
     worker_down_t down = wait_down(w);
     cr_assert_eq(down.worker, w);
     cr_assert_eq(down.err, 0);
-    cr_assert_eq(INT(down.ret), 5);
+    cr_assert_eq(TU_INT(down.ret), 5);
     cr_assert_eq(worker_join(w), WORKER_OK);
     worker_unref(w);
 }
@@ -87,7 +84,7 @@ static int on_down(const worker_event_t *e, void *userdata)
 Test(monitor, monitor_ended_worker_down_at_once, .timeout = 10)
 {
     worker_t *w = worker_spawn(go_task, NULL, &quiet);
-    cr_assert_eq(worker_fire(w, "GO", PTR(31)), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "GO", TU_PTR(31)), WORKER_OK);
     cr_assert_eq(worker_join(w), WORKER_OK);
 
     struct down_count c = { 0 };
@@ -116,7 +113,7 @@ Test(monitor, monitor_twice_one_down, .timeout = 10)
     worker_t *w = worker_spawn(go_task, NULL, NULL);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
-    cr_assert_eq(worker_fire(w, "GO", PTR(0)), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "GO", TU_PTR(0)), WORKER_OK);
     worker_down_t down = wait_down(w);
     cr_assert_eq(down.worker, w);
     cr_assert_eq(worker_join(w), WORKER_OK);
@@ -137,7 +134,7 @@ Test(monitor, monitor_twice_an_ended_worker_one_down, .timeout = 10)
     cr_assert_not_null(li);
 
     worker_t *w = worker_spawn(go_task, NULL, &quiet);
-    cr_assert_eq(worker_fire(w, "GO", PTR(31)), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "GO", TU_PTR(31)), WORKER_OK);
     cr_assert_eq(worker_join(w), WORKER_OK);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
@@ -159,7 +156,7 @@ Test(monitor, monitor_twice_an_ended_worker_one_down, .timeout = 10)
     cr_assert_eq(worker_start(w), WORKER_OK);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
-    cr_assert_eq(worker_fire(w, "GO", PTR(32)), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "GO", TU_PTR(32)), WORKER_OK);
     cr_assert_eq(worker_join(w), WORKER_OK);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
     cr_assert_eq(worker_update(), WORKER_OK);
@@ -168,7 +165,7 @@ Test(monitor, monitor_twice_an_ended_worker_one_down, .timeout = 10)
 
     /* A restart is a new end to hear of. */
     cr_assert_eq(worker_start(w), WORKER_OK);
-    cr_assert_eq(worker_fire(w, "GO", PTR(33)), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "GO", TU_PTR(33)), WORKER_OK);
     cr_assert_eq(worker_join(w), WORKER_OK);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
     cr_assert_eq(worker_update(), WORKER_OK);
@@ -186,7 +183,7 @@ Test(monitor, demonitor_no_down, .timeout = 10)
     cr_assert_eq(worker_monitor(w), WORKER_OK);
     cr_assert_eq(worker_demonitor(w), WORKER_OK);
     cr_assert_eq(worker_demonitor(w), WORKER_EINVAL, "not monitored any more");
-    cr_assert_eq(worker_fire(w, "GO", PTR(0)), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "GO", TU_PTR(0)), WORKER_OK);
     cr_assert_eq(worker_join(w), WORKER_OK);
     cr_assert_eq(worker_wait_event(WORKER_EV_WORKER_DOWN, 0.2, NULL, NULL), WORKER_ETIMEDOUT);
     worker_unref(w);
@@ -204,7 +201,7 @@ struct ticks {
 static int on_tick(const worker_event_t *e, void *userdata)
 {
     struct ticks *t = userdata;
-    if (INT(worker_event_data(e)) == t->seen) /* in order */
+    if (TU_INT(worker_event_data(e)) == t->seen) /* in order */
         t->seen++;
     return 0;
 }
@@ -222,9 +219,9 @@ static int ticker(void *arg, void **result)
 {
     (void)result;
     worker_t *main = arg;
-    int rc = worker_wait_event("GO", WAIT, NULL, NULL);
+    int rc = worker_wait_event("GO", TU_WAIT, NULL, NULL);
     for (int i = 0; rc == WORKER_OK && i < 100; i++)
-        rc = worker_fire(main, "TICK", PTR(i));
+        rc = worker_fire(main, "TICK", TU_PTR(i));
     return rc;
 }
 
@@ -272,16 +269,16 @@ Test(monitor, down_fields, .timeout = 10)
     cr_assert_eq(d.err, WORKER_EXIT);
     cr_assert_null(d.ret);
 
-    cr_assert_eq(worker_fire(failed, "GO", PTR(-4711)), WORKER_OK);
+    cr_assert_eq(worker_fire(failed, "GO", TU_PTR(-4711)), WORKER_OK);
     d = wait_down(failed);
     cr_assert_eq(d.worker, failed);
     cr_assert_eq(d.err, -4711);
 
-    cr_assert_eq(worker_fire(done, "GO", PTR(0)), WORKER_OK);
+    cr_assert_eq(worker_fire(done, "GO", TU_PTR(0)), WORKER_OK);
     d = wait_down(done);
     cr_assert_eq(d.worker, done);
     cr_assert_eq(d.err, 0);
-    cr_assert_eq(INT(d.ret), 5);
+    cr_assert_eq(TU_INT(d.ret), 5);
 
     worker_t *all[] = { stopped, failed, done };
     for (int i = 0; i < 3; i++) {
@@ -327,11 +324,11 @@ static int watcher_task(void *arg, void **result)
         return rc;
     worker_fire(x->main, "WATCHING", NULL);
     void *d = NULL;
-    rc = worker_wait_event(WORKER_EV_WORKER_DOWN, WAIT, x->target, &d);
+    rc = worker_wait_event(WORKER_EV_WORKER_DOWN, TU_WAIT, x->target, &d);
     if (rc != WORKER_OK)
         return rc;
     const worker_down_t *down = d;
-    *result = PTR(down->worker == x->target ? down->err : 999);
+    *result = TU_PTR(down->worker == x->target ? down->err : 999);
     return 0;
 }
 
@@ -343,10 +340,10 @@ Test(monitor, monitor_from_worker_and_two_monitors, .timeout = 10)
     worker_t *b = worker_spawn(watcher_task, &x, NULL);
     /* Either may come first (a wait handles, and so uses up, the events
      * it does not match): wait for two WATCHING from anyone. */
-    cr_assert_eq(worker_wait_event("WATCHING", WAIT, NULL, NULL), WORKER_OK);
-    cr_assert_eq(worker_wait_event("WATCHING", WAIT, NULL, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("WATCHING", TU_WAIT, NULL, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("WATCHING", TU_WAIT, NULL, NULL), WORKER_OK);
     cr_assert_eq(worker_monitor(target), WORKER_OK);
-    cr_assert_eq(worker_fire(target, "GO", PTR(66)), WORKER_OK);
+    cr_assert_eq(worker_fire(target, "GO", TU_PTR(66)), WORKER_OK);
     cr_assert_eq(wait_down(target).err, 66);
     worker_t *ws[] = { a, b };
     for (int i = 0; i < 2; i++) {
@@ -354,7 +351,7 @@ Test(monitor, monitor_from_worker_and_two_monitors, .timeout = 10)
         void *r = NULL;
         cr_assert_eq(worker_wait_thread(ws[i], &err, &r), WORKER_OK);
         cr_assert_eq(err, 0);
-        cr_assert_eq(INT(r), 66);
+        cr_assert_eq(TU_INT(r), 66);
         worker_unref(ws[i]);
     }
     cr_assert_eq(worker_join(target), WORKER_OK);
@@ -413,20 +410,20 @@ Test(monitor, tree_child_messages, .timeout = 10)
 {
     struct tree_log l = { .main = worker_current() };
     worker_t *p = worker_spawn(parent_task, &l, NULL);
-    cr_assert_eq(worker_wait_event("PARENT_READY", WAIT, p, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("PARENT_READY", TU_WAIT, p, NULL), WORKER_OK);
     cr_assert_eq(worker_parent(l.child), p);
-    cr_assert_eq(worker_fire(l.child, "GO", PTR(0)), WORKER_OK);
+    cr_assert_eq(worker_fire(l.child, "GO", TU_PTR(0)), WORKER_OK);
     int err = -100;
     cr_assert_eq(worker_wait_thread(p, &err, NULL), WORKER_OK);
     cr_assert_eq(err, 0);
     cr_assert_eq(l.n, 4, "got %d messages", l.n);
     cr_assert_str_eq(l.names[0], "CHILD_THREAD_START");
     cr_assert_str_eq(l.names[1], "CHILD_THREAD_DONE");
-    cr_assert_eq(INT(l.data[1]), 5, "DONE carries the result");
+    cr_assert_eq(TU_INT(l.data[1]), 5, "DONE carries the result");
     cr_assert_str_eq(l.names[2], "CHILD_THREAD_END");
     cr_assert_eq(l.end.worker, l.child);
     cr_assert_eq(l.end.err, 0);
-    cr_assert_eq(INT(l.end.ret), 5);
+    cr_assert_eq(TU_INT(l.end.ret), 5);
     cr_assert_str_eq(l.names[3], "WAIT_THREAD_PENDING_DONE");
     worker_unref(l.child);
     worker_unref(p);
@@ -479,7 +476,7 @@ Test(monitor, wait_thread_sends_wait_thread_pending, .timeout = 10)
 
 static int monitor_main(void *arg, void **result)
 {
-    *result = PTR(worker_monitor(arg)); /* a root worker: EINVAL */
+    *result = TU_PTR(worker_monitor(arg)); /* a root worker: EINVAL */
     return 0;
 }
 
@@ -495,7 +492,7 @@ Test(monitor, bad_input, .timeout = 10)
     int err = -100;
     void *r = NULL;
     cr_assert_eq(worker_wait_thread(m, &err, &r), WORKER_OK);
-    cr_assert_eq(INT(r), WORKER_EINVAL, "monitoring a root worker");
+    cr_assert_eq(TU_INT(r), WORKER_EINVAL, "monitoring a root worker");
     worker_unref(m);
 
     cr_assert_eq(worker_stop(w), WORKER_OK);

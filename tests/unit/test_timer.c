@@ -1,13 +1,13 @@
 /* Timers: worker_later() and worker_timer_cancel().
- * (timer.h, API.md "Scheduling work on a worker", docs/semantics.md
+ * (timer.h, docs/semantics.md
  * "Timers", docs/features.md "Timers and later".)
  *
  * Synchronisation: a callback or worker tells the test's main thread what
  * happened by firing an event at the main thread's root worker; the main
- * thread waits for it with worker_wait_event() (bounded by WAIT seconds).
+ * thread waits for it with worker_wait_event() (bounded by TU_WAIT seconds).
  * Assertions run only on the main thread, after such an event or a join. */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
+#include "test_util.h"
 #endif
 #include <math.h>
 #include <pthread.h>
@@ -19,9 +19,6 @@
 #include <criterion/criterion.h>
 #include <worker/worker.h>
 
-#define WAIT 5.0
-#define PTR(i) ((void *)(intptr_t)(i))
-#define INT(p) ((int)(intptr_t)(p))
 
 static double now(void)
 {
@@ -50,7 +47,7 @@ static worker_t *spawn_recorded(struct wctx *c)
     c->main = worker_current();
     worker_t *w = worker_spawn(record_task, c, NULL);
     cr_assert_not_null(w);
-    cr_assert_eq(worker_wait_event("READY", WAIT, w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("READY", TU_WAIT, w, NULL), WORKER_OK);
     return w;
 }
 
@@ -77,7 +74,7 @@ static void record_call(void *arg)
     c->thread = pthread_self();
     c->at = now();
     atomic_fetch_add(&c->runs, 1);
-    worker_fire(c->main, "RAN", PTR(c->tag));
+    worker_fire(c->main, "RAN", TU_PTR(c->tag));
 }
 
 /* ===================================================================== */
@@ -94,8 +91,8 @@ Test(timers, later_no_delay_on_other_worker, .timeout = 10)
     cr_assert_eq(worker_later(w, record_call, &c, 0, &tm), WORKER_OK);
     cr_assert_not_null(tm);
     void *d = NULL;
-    cr_assert_eq(worker_wait_event("RAN", WAIT, w, &d), WORKER_OK);
-    cr_assert_eq(INT(d), 1);
+    cr_assert_eq(worker_wait_event("RAN", TU_WAIT, w, &d), WORKER_OK);
+    cr_assert_eq(TU_INT(d), 1);
     cr_assert_eq(atomic_load(&c.runs), 1);
     cr_assert(pthread_equal(c.thread, wc.thread), "ran on the target's thread");
     cr_assert(!pthread_equal(c.thread, pthread_self()));
@@ -112,7 +109,7 @@ Test(timers, later_with_delay_on_other_worker, .timeout = 10)
 
     double t0 = now();
     cr_assert_eq(worker_later(w, record_call, &c, 0.05, NULL), WORKER_OK);
-    cr_assert_eq(worker_wait_event("RAN", WAIT, w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("RAN", TU_WAIT, w, NULL), WORKER_OK);
     double took = c.at - t0;
     cr_assert_geq(took, 0.04, "a 0.05 s timer ran after %f s", took);
     cr_assert_lt(took, 5.0);
@@ -136,10 +133,10 @@ Test(timers, later_on_current_main_worker, .timeout = 10)
     cr_assert_eq(atomic_load(&delayed.runs), 0);
 
     void *d = NULL;
-    cr_assert_eq(worker_wait_event("RAN", WAIT, NULL, &d), WORKER_OK);
-    cr_assert_eq(INT(d), 10, "the delay-0 call runs first");
-    cr_assert_eq(worker_wait_event("RAN", WAIT, NULL, &d), WORKER_OK);
-    cr_assert_eq(INT(d), 11);
+    cr_assert_eq(worker_wait_event("RAN", TU_WAIT, NULL, &d), WORKER_OK);
+    cr_assert_eq(TU_INT(d), 10, "the delay-0 call runs first");
+    cr_assert_eq(worker_wait_event("RAN", TU_WAIT, NULL, &d), WORKER_OK);
+    cr_assert_eq(TU_INT(d), 11);
     cr_assert(pthread_equal(now0.thread, pthread_self()));
     cr_assert(pthread_equal(delayed.thread, pthread_self()));
     cr_assert_geq(delayed.at - t0, 0.04);
@@ -165,9 +162,9 @@ static int later_on_self_task(void *arg, void **result)
     if (worker_later(NULL, record_call, &s->c0, 0, NULL) != WORKER_OK
         || worker_later(NULL, record_call, &s->c1, 0.05, NULL) != WORKER_OK)
         return 1;
-    int rc = worker_wait_event("RAN", WAIT, NULL, NULL);
+    int rc = worker_wait_event("RAN", TU_WAIT, NULL, NULL);
     if (rc == WORKER_OK)
-        rc = worker_wait_event("RAN", WAIT, NULL, NULL);
+        rc = worker_wait_event("RAN", TU_WAIT, NULL, NULL);
     return rc == WORKER_OK ? 0 : 2;
 }
 
@@ -200,8 +197,8 @@ Test(timers, later_runs_in_deadline_order, .timeout = 10)
     cr_assert_eq(worker_later(w, record_call, &c, 0.15, NULL), WORKER_OK);
     for (int want = 1; want <= 3; want++) {
         void *d = NULL;
-        cr_assert_eq(worker_wait_event("RAN", WAIT, w, &d), WORKER_OK);
-        cr_assert_eq(INT(d), want);
+        cr_assert_eq(worker_wait_event("RAN", TU_WAIT, w, &d), WORKER_OK);
+        cr_assert_eq(TU_INT(d), want);
     }
     cr_assert_lt(b.at, c.at);
     cr_assert_lt(c.at, a.at);
@@ -239,7 +236,7 @@ Test(timers, execute_event_seen_by_listener, .timeout = 10)
     struct exec_seen x = { .main = worker_current() };
     cr_assert_not_null(worker_listen(w, WORKER_EV_EXECUTE, on_execute, &x, NULL));
     cr_assert_eq(worker_later(w, exec_call, &x, 0, NULL), WORKER_OK);
-    cr_assert_eq(worker_wait_event("RAN", WAIT, w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("RAN", TU_WAIT, w, NULL), WORKER_OK);
     cr_assert_eq(x.data, &x, "EXECUTE's data is the callback's arg");
     cr_assert_eq(x.listener_at, 1);
     cr_assert_eq(x.call_at, 2);
@@ -278,7 +275,7 @@ Test(timers, timer_runs_while_mailbox_is_flooded, .timeout = 10)
     for (int i = 0; i < 4; i++)
         cr_assert_eq(worker_fire(w, "SPAM", NULL), WORKER_OK);
     cr_assert_eq(worker_later(w, end_flood, &f, 0.05, NULL), WORKER_OK);
-    cr_assert_eq(worker_wait_event("RAN", WAIT, w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("RAN", TU_WAIT, w, NULL), WORKER_OK);
     cr_assert(atomic_load(&f.done));
     stop_join_unref(w);
 }
@@ -304,8 +301,8 @@ Test(timers, cancel_before_it_runs, .timeout = 10)
     cr_assert_eq(worker_later(w, record_call, &witness, 0.3, NULL), WORKER_OK);
 
     void *d = NULL;
-    cr_assert_eq(worker_wait_event("RAN", WAIT, w, &d), WORKER_OK);
-    cr_assert_eq(INT(d), 2, "only the witness ran");
+    cr_assert_eq(worker_wait_event("RAN", TU_WAIT, w, &d), WORKER_OK);
+    cr_assert_eq(TU_INT(d), 2, "only the witness ran");
     cr_assert_eq(atomic_load(&first.runs), 0);
     cr_assert_eq(worker_timer_cancel(tm), WORKER_OK);
     worker_timer_free(tm);
@@ -342,8 +339,8 @@ Test(timers, cancel_no_delay_before_loop_turns, .timeout = 10)
     atomic_store(&go, true);
 
     void *d = NULL;
-    cr_assert_eq(worker_wait_event("RAN", WAIT, w, &d), WORKER_OK);
-    cr_assert_eq(INT(d), 2);
+    cr_assert_eq(worker_wait_event("RAN", TU_WAIT, w, &d), WORKER_OK);
+    cr_assert_eq(TU_INT(d), 2);
     cr_assert_eq(atomic_load(&first.runs), 0);
     worker_timer_free(tm);
     stop_join_unref(w);
@@ -356,7 +353,7 @@ Test(timers, cancel_after_it_ran, .timeout = 10)
     struct call c = { .main = worker_current(), .tag = 1 };
     worker_timer_t *tm = NULL;
     cr_assert_eq(worker_later(w, record_call, &c, 0.02, &tm), WORKER_OK);
-    cr_assert_eq(worker_wait_event("RAN", WAIT, w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("RAN", TU_WAIT, w, NULL), WORKER_OK);
     cr_assert_eq(worker_timer_cancel(tm), WORKER_ESTATE);
     cr_assert_eq(worker_timer_cancel(tm), WORKER_ESTATE);
     cr_assert_eq(atomic_load(&c.runs), 1);
@@ -389,7 +386,7 @@ Test(timers, cancel_while_running_is_estate, .timeout = 10)
     worker_timer_t *tm = NULL;
     cr_assert_eq(worker_later(w, cancel_myself, &s, 0.01, &tm), WORKER_OK);
     atomic_store(&s.tm, tm);
-    cr_assert_eq(worker_wait_event("RAN", WAIT, w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("RAN", TU_WAIT, w, NULL), WORKER_OK);
     cr_assert_eq(s.rc, WORKER_ESTATE);
     worker_timer_free(tm);
     stop_join_unref(w);
@@ -427,11 +424,11 @@ Test(timers, restart_does_not_revive_dropped_timers, .timeout = 10)
     cr_assert_eq(worker_stop(w), WORKER_OK);
     cr_assert_eq(worker_join(w), WORKER_OK);
     cr_assert_eq(worker_start(w), WORKER_OK);
-    cr_assert_eq(worker_wait_event("READY", WAIT, w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("READY", TU_WAIT, w, NULL), WORKER_OK);
     cr_assert_eq(worker_later(w, record_call, &fresh, 0.4, NULL), WORKER_OK);
     void *d = NULL;
-    cr_assert_eq(worker_wait_event("RAN", WAIT, w, &d), WORKER_OK);
-    cr_assert_eq(INT(d), 2);
+    cr_assert_eq(worker_wait_event("RAN", TU_WAIT, w, &d), WORKER_OK);
+    cr_assert_eq(TU_INT(d), 2);
     cr_assert_eq(atomic_load(&old.runs), 0);
     cr_assert_eq(worker_timer_cancel(tm), WORKER_OK);
     worker_timer_free(tm);
@@ -462,7 +459,7 @@ Test(timers, later_from_plain_thread, .timeout = 10)
     cr_assert_eq(pthread_create(&th, NULL, later_from_thread, &ft), 0);
     cr_assert_eq(pthread_join(th, NULL), 0);
     cr_assert_eq(ft.rc, WORKER_OK);
-    cr_assert_eq(worker_wait_event("RAN", WAIT, w, NULL), WORKER_OK);
+    cr_assert_eq(worker_wait_event("RAN", TU_WAIT, w, NULL), WORKER_OK);
     cr_assert(pthread_equal(c.thread, wc.thread));
     stop_join_unref(w);
 }
@@ -482,12 +479,12 @@ Test(timers, bad_input, .timeout = 10)
     atomic_int n = 0;
     struct wctx wc;
     worker_t *w = spawn_recorded(&wc);
-    worker_timer_t *tm = (worker_timer_t *)PTR(1);
+    worker_timer_t *tm = (worker_timer_t *)TU_PTR(1);
 
     cr_assert_eq(worker_later(w, NULL, NULL, 0, NULL), WORKER_EINVAL);
     cr_assert_eq(worker_later(w, never_called, &n, -0.5, &tm), WORKER_EINVAL);
     cr_assert_eq(worker_later(w, never_called, &n, NAN, &tm), WORKER_EINVAL);
-    cr_assert_eq(tm, (worker_timer_t *)PTR(1), "no handle on failure");
+    cr_assert_eq(tm, (worker_timer_t *)TU_PTR(1), "no handle on failure");
     cr_assert_eq(worker_timer_cancel(NULL), WORKER_EINVAL);
     worker_timer_free(NULL);
 
@@ -522,7 +519,7 @@ Test(timers, sleeping_worker_wakes_near_deadline, .timeout = 20)
         struct call c = { .main = worker_current(), .tag = i };
         double t0 = now();
         cr_assert_eq(worker_later(w, record_call, &c, 0.2, NULL), WORKER_OK);
-        cr_assert_eq(worker_wait_event("RAN", WAIT, w, NULL), WORKER_OK);
+        cr_assert_eq(worker_wait_event("RAN", TU_WAIT, w, NULL), WORKER_OK);
         double took = c.at - t0;
         cr_assert_geq(took, 0.19);
         if (took < best)
