@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Tests of worker-trace on synthetic traces (see tests/trace/CMakeLists.txt).
 
-usage: test_trace.py {stats|perfetto|bad|fuzz|big|view} --tool WORKER_TRACE
-                     --gen GEN_TRACE --work DIR
+usage: test_trace.py {stats|perfetto|bad|fuzz|big|view|cli} --tool WORKER_TRACE
+                     --gen GEN_TRACE --work DIR [--project-version VERSION]
 
 Exit status 0 when every check passed, 1 on a failure, 77 when skipped
 (view without chromium). The expected values below mirror the scenario in
@@ -30,8 +30,8 @@ def check(cond, what):
         FAILS.append(what)
 
 
-def run(cmd, timeout=300):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+def run(cmd, timeout=300, cwd=None):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, cwd=cwd)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
@@ -172,6 +172,34 @@ def test_perfetto(args):
     check(len(waits) == 4, "4 waits as X slices")
     b = [e for e in ev if e["ph"] == "b" and e.get("cat") == "pause"]
     check(len(b) == 1 and b[0]["tid"] == 2, "one pause (boss) as an async span")
+
+
+def test_cli(args):
+    tool = os.path.abspath(args.tool)  # some runs are in the work folder
+    rc, out, err = run([tool, "--version"])
+    want = "worker-trace %s\n" % args.project_version
+    check(rc == 0 and out == want and not err, "--version prints %r, exit 0 (got %d, %r %r)"
+          % (want, rc, out, err))
+    rc, out, _ = run([tool, "stats", "--version", "x", "y", "z"])
+    check(rc == 0 and out == want, "--version anywhere on the line")
+    rc, out, _ = run([tool, "--help"])
+    check(rc == 0 and "--version" in out and "\n  --  " in out, "--help lists --version and --")
+    # "--" ends the options: a trace whose name starts with '-'
+    shutil.copy(small(args), os.path.join(args.work, "-x.wktrace"))
+    rc, out, err = run([tool, "check", "--", "-x.wktrace"], cwd=args.work)
+    check(rc == 0 and out.startswith("-x.wktrace: ok:"), "check -- -x.wktrace: exit %d %s%s"
+          % (rc, out.strip(), err.strip()))
+    rc, out, err = run([tool, "check", "-x.wktrace"], cwd=args.work)
+    check(rc == 1 and "unknown option -x.wktrace" in err, "without --, -x.wktrace is an option")
+    rc, out, _ = run([tool, "stats", "--top", "2", "--", "-x.wktrace"], cwd=args.work)
+    check(rc == 0 and "(top 2 of 7)" in out, "options before -- still count")
+    rc, out, err = run([tool, "check", "--", "--partial"], cwd=args.work)
+    check(rc == 2 and "--partial: cannot open" in err, "after --, --partial is a file name: %s" % err.strip())
+    rc, out, err = run([tool, "view", "-o", "x.html", "--", "-x.wktrace"], cwd=args.work)
+    page = open(os.path.join(args.work, "x.html"), encoding="utf-8").read() if rc == 0 else ""
+    check(rc == 0 and '"title":"-x.wktrace"' in page, "view -- -x.wktrace titles the page -x.wktrace")
+    rc, out, err = run([tool, "check", "--", "-x.wktrace", "--"], cwd=args.work)
+    check(rc == 1 and "too many arguments" in err, "a second -- is an argument")
 
 
 BAD = {  # file -> a word the message must hold
@@ -379,10 +407,11 @@ def test_big(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["stats", "perfetto", "bad", "fuzz", "big", "view"])
+    ap.add_argument("what", choices=["stats", "perfetto", "bad", "fuzz", "big", "view", "cli"])
     ap.add_argument("--tool", required=True)
     ap.add_argument("--gen", required=True)
     ap.add_argument("--work", required=True)
+    ap.add_argument("--project-version", default="", help="what --version must print (cli)")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     print("%s: %s" % (args.what, args.tool))

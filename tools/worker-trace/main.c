@@ -4,6 +4,7 @@
  *   worker-trace perfetto TRACE -o trace.json  Chrome Trace Event JSON
  *   worker-trace stats TRACE                   text summary per worker
  *   worker-trace check TRACE                   validate only
+ *   worker-trace --version                     the program's version
  *
  * Exit status: 0 ok, 1 bad command line or output error, 2 bad trace file
  * (unreadable, truncated, corrupted, wrong version). */
@@ -14,6 +15,10 @@
 #include <string.h>
 
 #include "wt.h"
+
+#ifndef WT_VERSION /* the project's version, defined by the build */
+#define WT_VERSION "unknown"
+#endif
 
 static void usage(FILE *f)
 {
@@ -36,6 +41,8 @@ static void usage(FILE *f)
           "  --title TEXT  page title for view (default: the trace's file name)\n"
           "  --partial     read a cut or damaged trace up to its first bad chunk\n"
           "  -h, --help    this text\n"
+          "  --version     the program's version\n"
+          "  --            the arguments after it are not options (a file named '-x')\n"
           "\n"
           "exit status: 0 ok, 1 bad command line or output error, 2 bad trace file\n",
         f);
@@ -55,6 +62,7 @@ typedef struct options {
     const char *command_name, *in, *out, *title;
     command cmd; /* from command_name */
     bool partial;
+    bool operands_only; /* after "--" */
     long top;
 } options;
 
@@ -80,6 +88,12 @@ static bool parse_option(int argc, char **argv, int *i, options *o, int *status)
         usage(stdout);
         *status = WT_EXIT_OK;
         return false;
+    } else if (strcmp(a, "--version") == 0) {
+        printf("worker-trace %s\n", WT_VERSION);
+        *status = WT_EXIT_OK;
+        return false;
+    } else if (strcmp(a, "--") == 0) {
+        o->operands_only = true;
     } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
         if (++*i >= argc)
             return usage_error("-o needs a file name");
@@ -107,7 +121,7 @@ static bool parse_options(int argc, char **argv, options *o, int *status)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (a[0] == '-' && a[1] != 0) {
+        if (!o->operands_only && a[0] == '-' && a[1] != 0) {
             if (!parse_option(argc, argv, &i, o, status))
                 return false;
         } else if (!o->command_name) {
