@@ -120,6 +120,31 @@ def test_stats(args):
     check(got == PAIRS, "top pairs: %s" % got)
     rc, out2, _ = run([args.tool, "stats", path, "--top", "2"])
     check(rc == 0 and "(top 2 of 7)" in out2, "--top 2 limits the pairs")
+    check_table_titles(args, path)
+
+
+def table_titles(out):
+    return [l for l in out.splitlines() if l.startswith(("longest waits", "top sender"))]
+
+
+def check_table_titles(args, path):
+    """A table's title never claims more rows than there are."""
+    rc, out, _ = run([args.tool, "stats", path])
+    got = table_titles(out)
+    check(got == ["longest waits (all 4)", "top sender -> receiver pairs (all 7)"],
+          "fewer rows than --top 10: the titles say all: %s" % got)
+    rc, out, _ = run([args.tool, "stats", path, "--top", "4"])
+    got = table_titles(out)
+    check(got == ["longest waits (all 4)", "top sender -> receiver pairs (top 4 of 7)"],
+          "--top 4: all 4 waits, top 4 of 7 pairs: %s" % got)
+    rc, out, _ = run([args.tool, "stats", path, "--top", "3"])
+    got = table_titles(out)
+    check(got[:1] == ["longest waits (top 3 of 4)"], "--top 3: top 3 of 4 waits: %s" % got)
+    big = os.path.join(args.work, "no-waits.wktrace")
+    rc, _, err = run([args.gen, "big", big, "2000"])
+    rc, out, _ = run([args.tool, "stats", big])
+    got = table_titles(out)
+    check(rc == 0 and got[:1] == ["longest waits (none)"], "a trace without waits: %s" % got)
 
 
 def test_perfetto(args):

@@ -148,6 +148,18 @@ static void wait_result(const wt_span *s, char *buf, size_t len)
         snprintf(buf, len, "%" PRId64, s->result);
 }
 
+/* A table's title and how many rows it shows: "(top 10 of 12)", "(all 8)"
+ * or "(none)", never more than there are. */
+static void put_table_title(FILE *out, const char *title, int top, size_t count)
+{
+    if (count == 0)
+        fprintf(out, "\n%s (none)\n", title);
+    else if (count <= (size_t)top)
+        fprintf(out, "\n%s (all %zu)\n", title, count);
+    else
+        fprintf(out, "\n%s (top %d of %zu)\n", title, top, count);
+}
+
 static void put_longest_waits(const wt_model *m, FILE *out, int top)
 {
     const wt_span **ws = wt_xcalloc(m->nwaits, sizeof *ws);
@@ -155,7 +167,7 @@ static void put_longest_waits(const wt_model *m, FILE *out, int top)
         ws[i] = &m->waits[i];
     wt_sort(ws, m->nwaits, sizeof *ws, wait_cmp);
     size_t nw = m->nwaits < (size_t)top ? m->nwaits : (size_t)top;
-    fprintf(out, "\nlongest waits (top %d of %zu)\n", top, m->nwaits);
+    put_table_title(out, "longest waits", top, m->nwaits);
     fprintf(out, "%12s %12s %8s %10s  %-20s %s\n", "duration_ms", "begin_ms", "kind", "result",
         "what", "worker");
     for (size_t i = 0; i < nw; i++) {
@@ -201,7 +213,7 @@ static void put_top_pairs(const wt_model *m, FILE *out, int top)
 {
     size_t np;
     pair *ps = count_pairs(m, &np);
-    fprintf(out, "\ntop sender -> receiver pairs (top %d of %zu)\n", top, np);
+    put_table_title(out, "top sender -> receiver pairs", top, np);
     fprintf(out, "%9s  %s\n", "events", "sender -> receiver");
     for (size_t i = 0; i < np && i < (size_t)top; i++) {
         const wt_worker *a = &m->workers[ps[i].from], *b = &m->workers[ps[i].to];
