@@ -341,6 +341,11 @@ def browser(html, extra, timeout=240, hash=""):
         shutil.rmtree(prof, ignore_errors=True)
 
 
+def title_of(dom):
+    m = re.search(r"<title>([^<]*)</title>", dom)
+    return m.group(1) if m else "(no title in the DOM)"
+
+
 def status_of(dom):
     m = re.search(r'<pre id="status">([^<]*)</pre>', dom)
     return m.group(1) if m else "(no status in the DOM)"
@@ -364,6 +369,8 @@ def test_view(args):
     check(" lanes=4 " in st + " " and "workers=4" in st, "it draws one lane per worker (4)")
     check("slices=%d" % RUNS in st, "it draws every listener run (%d)" % RUNS)
     check("arrows=%d" % MESSAGES in st, "it draws every message arrow (%d)" % MESSAGES)
+    check(title_of(dom) == "worker-trace: small.wktrace",
+          "the tab's title names the trace, the status stays in the page: %r" % title_of(dom))
     shot = os.path.join(args.work, "trace-view.png")
     if os.path.exists(shot):
         os.remove(shot)
@@ -375,6 +382,8 @@ def test_view(args):
     st = status_of(dom)
     print("  after a click: " + st)
     check("selected=slice:1 " in st and "detail=job" in st, "a click on a slice selects it and shows its event")
+    check(title_of(dom) == "worker-trace: small.wktrace", "after a click, the title is still the trace's: %r"
+          % title_of(dom))
     check("queued for" in dom and "boss" in dom and "deliveries" in dom, "the details name the event's sender and deliveries")
     shot = os.path.join(args.work, "trace-view-click.png")
     browser(html, ["--screenshot=" + shot, "--window-size=1400,900"], hash="#click=1")
