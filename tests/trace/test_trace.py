@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Tests of worker-trace on synthetic traces (see tests/trace/CMakeLists.txt).
 
-usage: test_trace.py {stats|perfetto|bad|fuzz|big|view} --tool WORKER_TRACE
-                     --gen GEN_TRACE --work DIR
+usage: test_trace.py {stats|perfetto|bad|fuzz|big|view|cli} --tool WORKER_TRACE
+                     --gen GEN_TRACE --work DIR [--project-version VERSION]
 
 Exit status 0 when every check passed, 1 on a failure, 77 when skipped
 (view without chromium). The expected values below mirror the scenario in
@@ -30,8 +30,8 @@ def check(cond, what):
         FAILS.append(what)
 
 
-def run(cmd, timeout=300):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+def run(cmd, timeout=300, cwd=None):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, cwd=cwd)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
@@ -120,6 +120,31 @@ def test_stats(args):
     check(got == PAIRS, "top pairs: %s" % got)
     rc, out2, _ = run([args.tool, "stats", path, "--top", "2"])
     check(rc == 0 and "(top 2 of 7)" in out2, "--top 2 limits the pairs")
+    check_table_titles(args, path)
+
+
+def table_titles(out):
+    return [l for l in out.splitlines() if l.startswith(("longest waits", "top sender"))]
+
+
+def check_table_titles(args, path):
+    """A table's title never claims more rows than there are."""
+    rc, out, _ = run([args.tool, "stats", path])
+    got = table_titles(out)
+    check(got == ["longest waits (all 4)", "top sender -> receiver pairs (all 7)"],
+          "fewer rows than --top 10: the titles say all: %s" % got)
+    rc, out, _ = run([args.tool, "stats", path, "--top", "4"])
+    got = table_titles(out)
+    check(got == ["longest waits (all 4)", "top sender -> receiver pairs (top 4 of 7)"],
+          "--top 4: all 4 waits, top 4 of 7 pairs: %s" % got)
+    rc, out, _ = run([args.tool, "stats", path, "--top", "3"])
+    got = table_titles(out)
+    check(got[:1] == ["longest waits (top 3 of 4)"], "--top 3: top 3 of 4 waits: %s" % got)
+    big = os.path.join(args.work, "no-waits.wktrace")
+    rc, _, err = run([args.gen, "big", big, "2000"])
+    rc, out, _ = run([args.tool, "stats", big])
+    got = table_titles(out)
+    check(rc == 0 and got[:1] == ["longest waits (none)"], "a trace without waits: %s" % got)
 
 
 def test_perfetto(args):
@@ -172,6 +197,34 @@ def test_perfetto(args):
     check(len(waits) == 4, "4 waits as X slices")
     b = [e for e in ev if e["ph"] == "b" and e.get("cat") == "pause"]
     check(len(b) == 1 and b[0]["tid"] == 2, "one pause (boss) as an async span")
+
+
+def test_cli(args):
+    tool = os.path.abspath(args.tool)  # some runs are in the work folder
+    rc, out, err = run([tool, "--version"])
+    want = "worker-trace %s\n" % args.project_version
+    check(rc == 0 and out == want and not err, "--version prints %r, exit 0 (got %d, %r %r)"
+          % (want, rc, out, err))
+    rc, out, _ = run([tool, "stats", "--version", "x", "y", "z"])
+    check(rc == 0 and out == want, "--version anywhere on the line")
+    rc, out, _ = run([tool, "--help"])
+    check(rc == 0 and "--version" in out and "\n  --  " in out, "--help lists --version and --")
+    # "--" ends the options: a trace whose name starts with '-'
+    shutil.copy(small(args), os.path.join(args.work, "-x.wktrace"))
+    rc, out, err = run([tool, "check", "--", "-x.wktrace"], cwd=args.work)
+    check(rc == 0 and out.startswith("-x.wktrace: ok:"), "check -- -x.wktrace: exit %d %s%s"
+          % (rc, out.strip(), err.strip()))
+    rc, out, err = run([tool, "check", "-x.wktrace"], cwd=args.work)
+    check(rc == 1 and "unknown option -x.wktrace" in err, "without --, -x.wktrace is an option")
+    rc, out, _ = run([tool, "stats", "--top", "2", "--", "-x.wktrace"], cwd=args.work)
+    check(rc == 0 and "(top 2 of 7)" in out, "options before -- still count")
+    rc, out, err = run([tool, "check", "--", "--partial"], cwd=args.work)
+    check(rc == 2 and "--partial: cannot open" in err, "after --, --partial is a file name: %s" % err.strip())
+    rc, out, err = run([tool, "view", "-o", "x.html", "--", "-x.wktrace"], cwd=args.work)
+    page = open(os.path.join(args.work, "x.html"), encoding="utf-8").read() if rc == 0 else ""
+    check(rc == 0 and '"title":"-x.wktrace"' in page, "view -- -x.wktrace titles the page -x.wktrace")
+    rc, out, err = run([tool, "check", "--", "-x.wktrace", "--"], cwd=args.work)
+    check(rc == 1 and "too many arguments" in err, "a second -- is an argument")
 
 
 BAD = {  # file -> a word the message must hold
@@ -288,6 +341,11 @@ def browser(html, extra, timeout=240, hash=""):
         shutil.rmtree(prof, ignore_errors=True)
 
 
+def title_of(dom):
+    m = re.search(r"<title>([^<]*)</title>", dom)
+    return m.group(1) if m else "(no title in the DOM)"
+
+
 def status_of(dom):
     m = re.search(r'<pre id="status">([^<]*)</pre>', dom)
     return m.group(1) if m else "(no status in the DOM)"
@@ -311,6 +369,8 @@ def test_view(args):
     check(" lanes=4 " in st + " " and "workers=4" in st, "it draws one lane per worker (4)")
     check("slices=%d" % RUNS in st, "it draws every listener run (%d)" % RUNS)
     check("arrows=%d" % MESSAGES in st, "it draws every message arrow (%d)" % MESSAGES)
+    check(title_of(dom) == "worker-trace: small.wktrace",
+          "the tab's title names the trace, the status stays in the page: %r" % title_of(dom))
     shot = os.path.join(args.work, "trace-view.png")
     if os.path.exists(shot):
         os.remove(shot)
@@ -322,6 +382,8 @@ def test_view(args):
     st = status_of(dom)
     print("  after a click: " + st)
     check("selected=slice:1 " in st and "detail=job" in st, "a click on a slice selects it and shows its event")
+    check(title_of(dom) == "worker-trace: small.wktrace", "after a click, the title is still the trace's: %r"
+          % title_of(dom))
     check("queued for" in dom and "boss" in dom and "deliveries" in dom, "the details name the event's sender and deliveries")
     shot = os.path.join(args.work, "trace-view-click.png")
     browser(html, ["--screenshot=" + shot, "--window-size=1400,900"], hash="#click=1")
@@ -379,10 +441,11 @@ def test_big(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["stats", "perfetto", "bad", "fuzz", "big", "view"])
+    ap.add_argument("what", choices=["stats", "perfetto", "bad", "fuzz", "big", "view", "cli"])
     ap.add_argument("--tool", required=True)
     ap.add_argument("--gen", required=True)
     ap.add_argument("--work", required=True)
+    ap.add_argument("--project-version", default="", help="what --version must print (cli)")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     print("%s: %s" % (args.what, args.tool))

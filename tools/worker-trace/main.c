@@ -4,6 +4,7 @@
  *   worker-trace perfetto TRACE -o trace.json  Chrome Trace Event JSON
  *   worker-trace stats TRACE                   text summary per worker
  *   worker-trace check TRACE                   validate only
+ *   worker-trace --version                     the program's version
  *
  * Exit status: 0 ok, 1 bad command line or output error, 2 bad trace file
  * (unreadable, truncated, corrupted, wrong version). */
@@ -14,6 +15,10 @@
 #include <string.h>
 
 #include "wt.h"
+
+#ifndef WT_VERSION /* the project's version, defined by the build */
+#define WT_VERSION "unknown"
+#endif
 
 static void usage(FILE *f)
 {
@@ -36,122 +41,195 @@ static void usage(FILE *f)
           "  --title TEXT  page title for view (default: the trace's file name)\n"
           "  --partial     read a cut or damaged trace up to its first bad chunk\n"
           "  -h, --help    this text\n"
+          "  --version     the program's version\n"
+          "  --            the arguments after it are not options (a file named '-x')\n"
           "\n"
           "exit status: 0 ok, 1 bad command line or output error, 2 bad trace file\n",
         f);
 }
 
-static int bad_usage(const char *msg)
+/* Reports a bad command line; returns false (do not go on). */
+static bool usage_error(const char *msg)
 {
     fprintf(stderr, "worker-trace: %s\n", msg);
     usage(stderr);
-    return WT_EXIT_USAGE;
+    return false;
 }
 
-int main(int argc, char **argv)
+typedef enum command { CMD_VIEW, CMD_PERFETTO, CMD_STATS, CMD_CHECK } command;
+
+typedef struct options {
+    const char *command_name, *in, *out, *title;
+    command cmd; /* from command_name */
+    bool partial;
+    bool operands_only; /* after "--" */
+    long top;
+} options;
+
+/* The value of --top: a number from 1 to 1000000. */
+static bool parse_top(const char *text, long *top)
 {
-    const char *cmd = NULL, *in = NULL, *out = NULL, *title = NULL;
-    bool partial = false;
-    long top = 10;
+    char *end;
+    errno = 0;
+    long n = strtol(text, &end, 10);
+    if (errno || *end || n < 1 || n > 1000000)
+        return false;
+    *top = n;
+    return true;
+}
+
+/* The option at argv[*i] and its value, if it takes one (*i moves past
+ * it). Returns true to go on; false to exit with *status. */
+static bool parse_option(int argc, char **argv, int *i, options *o, int *status)
+{
+    const char *a = argv[*i];
+    *status = WT_EXIT_USAGE;
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+        usage(stdout);
+        *status = WT_EXIT_OK;
+        return false;
+    } else if (strcmp(a, "--version") == 0) {
+        printf("worker-trace %s\n", WT_VERSION);
+        *status = WT_EXIT_OK;
+        return false;
+    } else if (strcmp(a, "--") == 0) {
+        o->operands_only = true;
+    } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+        if (++*i >= argc)
+            return usage_error("-o needs a file name");
+        o->out = argv[*i];
+    } else if (strcmp(a, "--top") == 0) {
+        if (++*i >= argc)
+            return usage_error("--top needs a number");
+        if (!parse_top(argv[*i], &o->top))
+            return usage_error("--top needs a number from 1 to 1000000");
+    } else if (strcmp(a, "--title") == 0) {
+        if (++*i >= argc)
+            return usage_error("--title needs a text");
+        o->title = argv[*i];
+    } else if (strcmp(a, "--partial") == 0) {
+        o->partial = true;
+    } else {
+        fprintf(stderr, "worker-trace: unknown option %s\n", a);
+        return false;
+    }
+    return true;
+}
+
+/* Returns true to go on; false to exit with *status. */
+static bool parse_options(int argc, char **argv, options *o, int *status)
+{
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return WT_EXIT_OK;
-        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-            if (++i >= argc)
-                return bad_usage("-o needs a file name");
-            out = argv[i];
-        } else if (strcmp(a, "--top") == 0) {
-            char *end;
-            if (++i >= argc)
-                return bad_usage("--top needs a number");
-            errno = 0;
-            top = strtol(argv[i], &end, 10);
-            if (errno || *end || top < 1 || top > 1000000)
-                return bad_usage("--top needs a number from 1 to 1000000");
-        } else if (strcmp(a, "--title") == 0) {
-            if (++i >= argc)
-                return bad_usage("--title needs a text");
-            title = argv[i];
-        } else if (strcmp(a, "--partial") == 0) {
-            partial = true;
-        } else if (a[0] == '-' && a[1] != 0) {
-            fprintf(stderr, "worker-trace: unknown option %s\n", a);
-            return WT_EXIT_USAGE;
-        } else if (!cmd) {
-            cmd = a;
-        } else if (!in) {
-            in = a;
+        if (!o->operands_only && a[0] == '-' && a[1] != 0) {
+            if (!parse_option(argc, argv, &i, o, status))
+                return false;
+        } else if (!o->command_name) {
+            o->command_name = a;
+        } else if (!o->in) {
+            o->in = a;
         } else {
-            return bad_usage("too many arguments");
+            *status = WT_EXIT_USAGE;
+            return usage_error("too many arguments");
         }
     }
-    if (!cmd)
-        return bad_usage("no command");
-    bool is_view = strcmp(cmd, "view") == 0, is_perfetto = strcmp(cmd, "perfetto") == 0;
-    bool is_stats = strcmp(cmd, "stats") == 0, is_check = strcmp(cmd, "check") == 0;
-    if (!is_view && !is_perfetto && !is_stats && !is_check) {
-        fprintf(stderr, "worker-trace: unknown command '%s'\n", cmd);
+    return true;
+}
+
+/* The command and what it needs. Returns true to go on; false to exit
+ * with *status. */
+static bool check_command(options *o, int *status)
+{
+    *status = WT_EXIT_USAGE;
+    if (!o->command_name)
+        return usage_error("no command");
+    static const char *const names[] = { "view", "perfetto", "stats", "check" };
+    size_t k = 0;
+    while (k < sizeof names / sizeof names[0] && strcmp(o->command_name, names[k]) != 0)
+        k++;
+    if (k == sizeof names / sizeof names[0]) {
+        fprintf(stderr, "worker-trace: unknown command '%s'\n", o->command_name);
         usage(stderr);
-        return WT_EXIT_USAGE;
+        return false;
     }
-    if (!in)
-        return bad_usage("no trace file");
-    if ((is_view || is_perfetto) && !out)
-        return bad_usage("view and perfetto need -o FILE");
+    o->cmd = (command)k;
+    if (!o->in)
+        return usage_error("no trace file");
+    if ((o->cmd == CMD_VIEW || o->cmd == CMD_PERFETTO) && !o->out)
+        return usage_error("view and perfetto need -o FILE");
+    return true;
+}
 
-    wt_trace t;
-    char err[512];
-    if (wt_load(in, partial, &t, err, sizeof err) < 0) {
-        fprintf(stderr, "worker-trace: %s: %s\n", in, err);
-        return WT_EXIT_INPUT;
-    }
-    if (t.partial)
-        fprintf(
-            stderr, "worker-trace: %s: warning: read only part of the trace: %s\n", in, t.error);
-    if (is_check) {
-        printf("%s: ok: format %u.%u, pid %" PRIu32 ", %zu threads, %" PRIu64
-               " chunks, %zu records, %zu names, %" PRIu64 " dropped, 1 in %" PRIu32
-               " events sampled%s\n",
-            in, t.hdr.version, t.hdr.minor, t.hdr.pid, t.nthreads, t.chunks, t.nrecs, t.nstrings,
-            t.dropped, wt_sample_every(&t), t.partial ? ", partial" : "");
-        wt_trace_free(&t);
-        return WT_EXIT_OK;
-    }
+static void print_check(const wt_trace *t, const char *in)
+{
+    printf("%s: ok: format %u.%u, pid %" PRIu32 ", %zu threads, %" PRIu64
+           " chunks, %zu records, %zu names, %" PRIu64 " dropped, 1 in %" PRIu32
+           " events sampled%s\n",
+        in, t->hdr.version, t->hdr.minor, t->hdr.pid, t->nthreads, t->chunks, t->nrecs, t->nstrings,
+        t->dropped, wt_sample_every(t), t->partial ? ", partial" : "");
+}
 
+static int render(const wt_model *m, FILE *f, const options *o)
+{
+    if (o->cmd == CMD_VIEW) {
+        const char *base = strrchr(o->in, '/');
+        return wt_view(m, f, o->title ? o->title : base ? base + 1 : o->in);
+    }
+    if (o->cmd == CMD_PERFETTO)
+        return wt_perfetto(m, f);
+    return wt_stats(m, f, (int)o->top);
+}
+
+/* view, perfetto or stats into -o FILE or standard output. */
+static int write_output(const wt_trace *t, const options *o)
+{
     wt_model m;
-    wt_model_build(&t, &m);
+    wt_model_build(t, &m);
     FILE *f = stdout;
-    bool to_file = out && strcmp(out, "-") != 0;
+    bool to_file = o->out && strcmp(o->out, "-") != 0;
     if (to_file) {
-        f = fopen(out, "w");
+        f = fopen(o->out, "w");
         if (!f) {
-            fprintf(stderr, "worker-trace: cannot write %s: %s\n", out, strerror(errno));
+            fprintf(stderr, "worker-trace: cannot write %s: %s\n", o->out, strerror(errno));
             wt_model_free(&m);
-            wt_trace_free(&t);
             return WT_EXIT_USAGE;
         }
     }
-    int rc;
-    if (is_view) {
-        const char *base = strrchr(in, '/');
-        rc = wt_view(&m, f, title ? title : base ? base + 1 : in);
-    } else if (is_perfetto) {
-        rc = wt_perfetto(&m, f);
-    } else {
-        rc = wt_stats(&m, f, (int)top);
-    }
+    int rc = render(&m, f, o);
     if (fflush(f) != 0)
         rc = -1;
     if (to_file && fclose(f) != 0)
         rc = -1;
     if (rc < 0)
-        fprintf(stderr, "worker-trace: writing %s failed\n", to_file ? out : "standard output");
-    else if (to_file && !is_stats)
+        fprintf(stderr, "worker-trace: writing %s failed\n", to_file ? o->out : "standard output");
+    else if (to_file && o->cmd != CMD_STATS)
         fprintf(stderr, "worker-trace: wrote %s (%zu workers, %zu listener runs, %zu messages)\n",
-            out, m.nworkers, m.nslices, m.nmsgs);
+            o->out, m.nworkers, m.nslices, m.nmsgs);
     wt_model_free(&m);
-    wt_trace_free(&t);
     return rc < 0 ? WT_EXIT_USAGE : WT_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    options o = { .top = 10 };
+    int status;
+    if (!parse_options(argc, argv, &o, &status) || !check_command(&o, &status))
+        return status;
+    wt_trace t;
+    char err[512];
+    if (wt_load(o.in, o.partial, &t, err, sizeof err) < 0) {
+        fprintf(stderr, "worker-trace: %s: %s\n", o.in, err);
+        return WT_EXIT_INPUT;
+    }
+    if (t.partial)
+        fprintf(
+            stderr, "worker-trace: %s: warning: read only part of the trace: %s\n", o.in, t.error);
+    if (o.cmd == CMD_CHECK) {
+        print_check(&t, o.in);
+        status = WT_EXIT_OK;
+    } else {
+        status = write_output(&t, &o);
+    }
+    wt_trace_free(&t);
+    return status;
 }

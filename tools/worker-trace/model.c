@@ -44,12 +44,19 @@ typedef struct proto {
     bool visited;
 } proto;
 
-static size_t proto_get(wt_map *ids, proto **ps, size_t *n, size_t *cap, uint32_t id)
+/* The workers seen, before they are put in tree order. */
+typedef struct proto_set {
+    wt_map ids; /* (worker id, 0) -> index into ps */
+    proto *ps;
+    size_t n, cap;
+} proto_set;
+
+static size_t proto_get(proto_set *set, uint32_t id)
 {
     bool inserted;
-    uint64_t *v = wt_map_put(ids, id, 0, *n, &inserted);
+    uint64_t *v = wt_map_put(&set->ids, id, 0, set->n, &inserted);
     if (inserted) {
-        proto *p = WT_PUSH(*ps, *n, *cap);
+        proto *p = WT_PUSH(set->ps, set->n, set->cap);
         memset(p, 0, sizeof *p);
         p->w.id = id;
         p->w.parent_idx = -1;
@@ -93,51 +100,64 @@ static size_t *creation_order(const proto *ps, size_t n)
     return order;
 }
 
-static void collect_workers(builder *bd)
+/* The first CREATED record of a worker gives its creation time, parent,
+ * flags and, unless a name is known already, its name. */
+static void note_created(proto *p, const wt_trace *t, const wt_rec *r, uint64_t t0)
 {
-    const wt_trace *t = bd->t;
-    wt_model *m = bd->m;
-    wt_map ids;
-    wt_map_init(&ids);
-    proto *ps = NULL;
-    size_t n = 0, cap = 0;
+    if (p->w.seen_created)
+        return;
+    p->w.seen_created = true;
+    p->w.created = r->ts - t0;
+    p->w.parent = r->a <= UINT32_MAX ? (uint32_t)r->a : 0;
+    p->w.cflags = r->flags;
+    const char *s = wt_name(t, r->b);
+    if (s && !p->w.name)
+        p->w.name = wt_xstrdup(s);
+}
+
+/* A WORKER_NAME record replaces the name. */
+static void note_name(proto *p, const wt_trace *t, const wt_rec *r)
+{
+    const char *s = wt_name(t, r->a);
+    if (s) {
+        free((char *)p->w.name);
+        p->w.name = wt_xstrdup(s);
+    }
+}
+
+/* Every worker a record is about, and the other end of a fire or delivery. */
+static void protos_from_records(proto_set *set, const wt_trace *t, uint64_t t0)
+{
     for (size_t i = 0; i < t->nrecs; i++) {
         const wt_rec *r = &t->recs[i];
         if (makes_lane(r))
-            proto_get(&ids, &ps, &n, &cap, r->worker);
-        if (r->kind == WK_TR_FIRE || r->kind == WK_TR_REJECT)
-            proto_get(&ids, &ps, &n, &cap, (uint32_t)r->b);
-        if (r->kind == WK_TR_DELIVER)
-            proto_get(&ids, &ps, &n, &cap, (uint32_t)r->b);
+            proto_get(set, r->worker);
+        if (r->kind == WK_TR_FIRE || r->kind == WK_TR_REJECT || r->kind == WK_TR_DELIVER)
+            proto_get(set, (uint32_t)r->b);
         if (r->kind == WK_TR_WORKER_CREATED) {
-            size_t k = proto_get(&ids, &ps, &n, &cap, r->worker);
-            proto *p = &ps[k];
-            if (!p->w.seen_created) {
-                p->w.seen_created = true;
-                p->w.created = r->ts - m->t0;
-                p->w.parent = r->a <= UINT32_MAX ? (uint32_t)r->a : 0;
-                p->w.cflags = r->flags;
-                const char *s = wt_name(t, r->b);
-                if (s && !p->w.name)
-                    p->w.name = wt_xstrdup(s);
-            }
+            size_t k = proto_get(set, r->worker); /* before set->ps: it may move */
+            note_created(&set->ps[k], t, r, t0);
         } else if (r->kind == WK_TR_WORKER_NAME) {
-            size_t k = proto_get(&ids, &ps, &n, &cap, r->worker);
-            const char *s = wt_name(t, r->a);
-            if (s) {
-                free((char *)ps[k].w.name);
-                ps[k].w.name = wt_xstrdup(s);
-            }
+            size_t k = proto_get(set, r->worker);
+            note_name(&set->ps[k], t, r);
         }
     }
-    /* Parents (a parent seen only as an id gets a lane too). */
-    size_t nbase = n;
+}
+
+/* A parent seen only as an id gets a lane too. */
+static void add_unseen_parents(proto_set *set)
+{
+    size_t nbase = set->n;
     for (size_t i = 0; i < nbase; i++) {
-        if (ps[i].w.parent && ps[i].w.parent != ps[i].w.id)
-            proto_get(&ids, &ps, &n, &cap, ps[i].w.parent);
+        if (set->ps[i].w.parent && set->ps[i].w.parent != set->ps[i].w.id)
+            proto_get(set, set->ps[i].w.parent);
     }
-    for (size_t i = 0; i < n; i++) {
-        proto *p = &ps[i];
+}
+
+static void name_unnamed(proto_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        proto *p = &set->ps[i];
         if (!p->w.name) {
             char buf[48];
             if (p->w.id == 0)
@@ -147,63 +167,92 @@ static void collect_workers(builder *bd)
             p->w.name = wt_xstrdup(buf);
         }
     }
-    /* Children lists, siblings sorted by creation. */
-    size_t *order = creation_order(ps, n);
-    size_t *last_child = wt_xcalloc(n, sizeof *last_child);
-    for (size_t k = 0; k < n; k++) {
+}
+
+/* The index of p's parent in the set, or NULL when it has none (a worker
+ * that names itself as parent has none). */
+static const uint64_t *parent_of(const proto_set *set, const proto *p)
+{
+    if (!p->w.parent || p->w.parent == p->w.id)
+        return NULL;
+    return wt_map_get(&set->ids, p->w.parent, 0);
+}
+
+/* Children lists, siblings in creation order. */
+static void link_children(proto_set *set, const size_t *order)
+{
+    size_t *last_child = wt_xcalloc(set->n, sizeof *last_child);
+    for (size_t k = 0; k < set->n; k++) {
         size_t i = order[k];
-        proto *p = &ps[i];
-        if (!p->w.parent || p->w.parent == p->w.id)
-            continue;
-        uint64_t *pi = wt_map_get(&ids, p->w.parent, 0);
+        const uint64_t *pi = parent_of(set, &set->ps[i]);
         if (!pi)
             continue;
         if (last_child[*pi])
-            ps[last_child[*pi] - 1].next_sibling = i + 1;
+            set->ps[last_child[*pi] - 1].next_sibling = i + 1;
         else
-            ps[*pi].first_child = i + 1;
+            set->ps[*pi].first_child = i + 1;
         last_child[*pi] = i + 1;
     }
-    /* Depth-first from the roots; whatever is left (a cycle in a corrupt
-     * trace) becomes a root too. */
-    m->workers = wt_xcalloc(n, sizeof *m->workers);
-    size_t *stack = wt_xcalloc(n + 1, sizeof *stack);
-    int *depth = wt_xcalloc(n + 1, sizeof *depth);
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t k = 0; k < n; k++) {
-            size_t root = order[k];
-            if (ps[root].visited)
-                continue;
-            if (pass == 0 && ps[root].w.parent && ps[root].w.parent != ps[root].w.id
-                && wt_map_get(&ids, ps[root].w.parent, 0))
-                continue;
-            size_t sp = 0;
-            stack[sp] = root;
-            depth[sp++] = 0;
-            while (sp) {
-                sp--;
-                size_t i = stack[sp];
-                int d = depth[sp];
-                if (ps[i].visited)
-                    continue;
-                ps[i].visited = true;
-                ps[i].w.depth = d;
-                ps[i].w.lane = (int)m->nworkers;
-                m->workers[m->nworkers++] = ps[i].w;
-                /* push children in reverse so the first is visited first */
-                size_t nc = 0;
-                for (size_t c = ps[i].first_child; c; c = ps[c - 1].next_sibling)
-                    nc++;
-                sp += nc;
-                size_t at = sp;
-                for (size_t c = ps[i].first_child; c; c = ps[c - 1].next_sibling) {
-                    at--;
-                    stack[at] = c - 1;
-                    depth[at] = d + 1;
-                }
-            }
+    free(last_child);
+}
+
+/* Appends the subtree of `root` to m->workers, depth first, children in
+ * order. stack and depth hold set->n + 1 entries. */
+static void visit_subtree(proto_set *set, size_t root, size_t *stack, int *depth, wt_model *m)
+{
+    proto *ps = set->ps;
+    size_t sp = 0;
+    stack[sp] = root;
+    depth[sp++] = 0;
+    while (sp) {
+        sp--;
+        size_t i = stack[sp];
+        int d = depth[sp];
+        if (ps[i].visited)
+            continue;
+        ps[i].visited = true;
+        ps[i].w.depth = d;
+        ps[i].w.lane = (int)m->nworkers;
+        m->workers[m->nworkers++] = ps[i].w;
+        /* push children in reverse so the first is visited first */
+        size_t nc = 0;
+        for (size_t c = ps[i].first_child; c; c = ps[c - 1].next_sibling)
+            nc++;
+        sp += nc;
+        size_t at = sp;
+        for (size_t c = ps[i].first_child; c; c = ps[c - 1].next_sibling) {
+            at--;
+            stack[at] = c - 1;
+            depth[at] = d + 1;
         }
     }
+}
+
+/* Depth-first from the roots; whatever is left (a cycle in a corrupt
+ * trace) becomes a root too. */
+static void place_in_tree_order(proto_set *set, const size_t *order, wt_model *m)
+{
+    m->workers = wt_xcalloc(set->n, sizeof *m->workers);
+    size_t *stack = wt_xcalloc(set->n + 1, sizeof *stack);
+    int *depth = wt_xcalloc(set->n + 1, sizeof *depth);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 0; k < set->n; k++) {
+            size_t root = order[k];
+            if (set->ps[root].visited)
+                continue;
+            if (pass == 0 && parent_of(set, &set->ps[root]))
+                continue;
+            visit_subtree(set, root, stack, depth, m);
+        }
+    }
+    free(stack);
+    free(depth);
+}
+
+/* Worker id -> lane, and each worker's parent lane. */
+static void index_lanes(builder *bd)
+{
+    wt_model *m = bd->m;
     for (size_t i = 0; i < m->nworkers; i++) {
         wt_worker *w = &m->workers[i];
         wt_map_put(&bd->ids, w->id, 0, i, NULL);
@@ -213,12 +262,22 @@ static void collect_workers(builder *bd)
         uint64_t *pi = w->parent ? wt_map_get(&bd->ids, w->parent, 0) : NULL;
         w->parent_idx = pi && *pi != i ? (int)*pi : -1;
     }
-    free(stack);
-    free(depth);
+}
+
+static void collect_workers(builder *bd)
+{
+    proto_set set = { .ps = NULL, .n = 0, .cap = 0 };
+    wt_map_init(&set.ids);
+    protos_from_records(&set, bd->t, bd->m->t0);
+    add_unseen_parents(&set);
+    name_unnamed(&set);
+    size_t *order = creation_order(set.ps, set.n);
+    link_children(&set, order);
+    place_in_tree_order(&set, order, bd->m);
+    index_lanes(bd);
     free(order);
-    free(last_child);
-    free(ps);
-    wt_map_free(&ids);
+    free(set.ps);
+    wt_map_free(&set.ids);
 }
 
 /* --- the pass over the records -------------------------------------------------- */
@@ -261,169 +320,243 @@ static size_t new_msg(builder *bd, uint64_t serial, uint32_t receiver_id, uint64
     return gi;
 }
 
+/* A record and where it goes: its time, its worker's lane and state. */
+typedef struct record_at {
+    builder *bd;
+    const wt_rec *r;
+    uint64_t t; /* ns from the trace's start */
+    uint32_t lane;
+    wt_worker *w;
+    lane_state *ls;
+} record_at;
+
+static void on_worker_started(const record_at *at)
+{
+    wt_worker *w = at->w;
+    if (!w->seen_started) {
+        w->seen_started = true;
+        w->started = at->t;
+    }
+    w->os_tid = at->r->a;
+}
+
+static void on_worker_ended(const record_at *at)
+{
+    at->w->seen_ended = true;
+    at->w->ended = at->t;
+    at->w->err = (int64_t)at->r->a;
+    add_mark(at->bd, at->r, at->lane);
+}
+
+static void on_fire(const record_at *at)
+{
+    const wt_rec *r = at->r;
+    uint32_t rid = (uint32_t)r->b;
+    uint32_t to = lane_of(at->bd, rid);
+    if (!(r->flags & (WK_TRF_HOP_UP | WK_TRF_HOP_DOWN)))
+        at->w->sent++;
+    at->bd->m->workers[to].recv++;
+    new_msg(at->bd, r->a, rid, at->t, at->lane, to, (uint32_t)(r->b >> 32), r->flags);
+}
+
+/* Matches the FIRE of the same serial to this receiver; a DELIVER without
+ * one gets a message of its own. */
+static void on_deliver(const record_at *at)
+{
+    const wt_rec *r = at->r;
+    wt_model *m = at->bd->m;
+    at->w->handled++;
+    uint64_t *gi = wt_map_get(&at->bd->msgs, r->a, (uint64_t)r->worker + 1);
+    if (gi && !(m->msgs[*gi - 1].flags & WT_MSG_DELIVERED)) {
+        wt_msg *g = &m->msgs[*gi - 1];
+        g->t_deliver = at->t;
+        g->flags |= WT_MSG_DELIVERED;
+    } else {
+        uint32_t from = lane_of(at->bd, (uint32_t)r->b);
+        new_msg(at->bd, r->a, r->worker, at->t, from, at->lane, (uint32_t)(r->b >> 32),
+            WT_MSG_NO_FIRE | WT_MSG_DELIVERED);
+    }
+}
+
+static void on_listener_start(const record_at *at)
+{
+    const wt_rec *r = at->r;
+    wt_model *m = at->bd->m;
+    lane_state *ls = at->ls;
+    wt_slice *s = WT_PUSH(m->slices, m->nslices, m->capslices);
+    memset(s, 0, sizeof *s);
+    s->t0 = s->t1 = at->t;
+    s->serial = r->a;
+    s->lane = at->lane;
+    s->listener_name = (uint32_t)r->b;
+    s->event_name = (uint32_t)(r->b >> 32);
+    s->depth = (uint16_t)(ls->nl < 0xffff ? ls->nl : 0xffff);
+    s->flags = WT_SLICE_OPEN;
+    uint64_t *gi = wt_map_get(&at->bd->msgs, r->a, (uint64_t)r->worker + 1);
+    s->msg = gi ? (int64_t)*gi - 1 : -1;
+    if (s->depth > m->max_slice_depth)
+        m->max_slice_depth = s->depth;
+    *WT_PUSH(ls->lstack, ls->nl, ls->capl) = m->nslices - 1;
+}
+
+/* Closes the innermost open run of the same serial and listener, and the
+ * runs nested in it whose END was lost. */
+static void on_listener_end(const record_at *at)
+{
+    const wt_rec *r = at->r;
+    wt_model *m = at->bd->m;
+    wt_worker *w = at->w;
+    lane_state *ls = at->ls;
+    for (size_t k = ls->nl; k-- > 0;) {
+        wt_slice *s = &m->slices[ls->lstack[k]];
+        if (s->serial != r->a || s->listener_name != (uint32_t)r->b)
+            continue;
+        s->t1 = at->t;
+        s->ret = (int32_t)(uint32_t)(r->b >> 32);
+        s->flags = (uint16_t)((r->flags & WK_TRF_ERROR) || s->ret ? WT_SLICE_ERROR : 0);
+        w->runs++;
+        if (s->flags & WT_SLICE_ERROR)
+            w->errors++;
+        *WT_PUSH(w->run_ns, w->nrun, w->caprun) = s->t1 - s->t0;
+        for (size_t j = k + 1; j < ls->nl; j++) /* inner runs whose END was lost */
+            m->slices[ls->lstack[j]].t1 = at->t;
+        ls->nl = k;
+        break;
+    }
+}
+
+static void on_wait_begin(const record_at *at)
+{
+    wt_model *m = at->bd->m;
+    lane_state *ls = at->ls;
+    wt_span *s = WT_PUSH(m->waits, m->nwaits, m->capwaits);
+    memset(s, 0, sizeof *s);
+    s->t0 = s->t1 = at->t;
+    s->what = at->r->b;
+    s->lane = at->lane;
+    s->kind = at->r->flags;
+    s->depth = (uint16_t)(ls->nw < 0xffff ? ls->nw : 0xffff);
+    s->open = true;
+    *WT_PUSH(ls->wstack, ls->nw, ls->capw) = m->nwaits - 1;
+}
+
+/* Closes the innermost open wait of the same kind, and the waits nested in
+ * it. */
+static void on_wait_end(const record_at *at)
+{
+    wt_model *m = at->bd->m;
+    wt_worker *w = at->w;
+    lane_state *ls = at->ls;
+    for (size_t k = ls->nw; k-- > 0;) {
+        wt_span *s = &m->waits[ls->wstack[k]];
+        if (s->kind != at->r->flags)
+            continue;
+        s->t1 = at->t;
+        s->result = (int64_t)at->r->a;
+        s->open = false;
+        w->wait_count++;
+        w->wait_ns += s->t1 - s->t0;
+        for (size_t j = k + 1; j < ls->nw; j++)
+            m->waits[ls->wstack[j]].t1 = at->t;
+        ls->nw = k;
+        break;
+    }
+}
+
+static void on_pause(const record_at *at)
+{
+    wt_model *m = at->bd->m;
+    lane_state *ls = at->ls;
+    at->w->pauses++;
+    if (ls->pause < 0) {
+        wt_span *s = WT_PUSH(m->pauses, m->npauses, m->cappauses);
+        memset(s, 0, sizeof *s);
+        s->t0 = s->t1 = at->t;
+        s->what = at->r->a;
+        s->lane = at->lane;
+        s->open = true;
+        ls->pause = (int64_t)m->npauses - 1;
+    }
+}
+
+static void on_resume(const record_at *at)
+{
+    wt_model *m = at->bd->m;
+    lane_state *ls = at->ls;
+    if (ls->pause >= 0) {
+        m->pauses[ls->pause].t1 = at->t;
+        m->pauses[ls->pause].open = false;
+        ls->pause = -1;
+    }
+    add_mark(at->bd, at->r, at->lane);
+}
+
+static void on_mailbox_depth(const record_at *at)
+{
+    wt_model *m = at->bd->m;
+    wt_sample *s = WT_PUSH(m->samples, m->nsamples, m->capsamples);
+    s->t = at->t;
+    s->depth = at->r->a;
+    s->lane = at->lane;
+    if (at->r->a > at->w->max_mailbox)
+        at->w->max_mailbox = at->r->a;
+}
+
+static void on_reject(const record_at *at)
+{
+    at->w->rejects++;
+    add_mark(at->bd, at->r, at->lane);
+}
+
+static void on_stop(const record_at *at)
+{
+    at->w->stops++;
+    add_mark(at->bd, at->r, at->lane);
+}
+
+static void on_timer_fired(const record_at *at)
+{
+    at->w->timers++;
+    add_mark(at->bd, at->r, at->lane);
+}
+
+static void on_instant(const record_at *at)
+{
+    add_mark(at->bd, at->r, at->lane);
+}
+
+/* What each kind of record adds to the model; NULL: nothing. */
+static void (*const record_handlers[WK_TR_KIND_MAX + 1])(const record_at *) = {
+    [WK_TR_WORKER_STARTED] = on_worker_started,
+    [WK_TR_WORKER_ENDED] = on_worker_ended,
+    [WK_TR_FIRE] = on_fire,
+    [WK_TR_DELIVER] = on_deliver,
+    [WK_TR_LISTENER_START] = on_listener_start,
+    [WK_TR_LISTENER_END] = on_listener_end,
+    [WK_TR_REJECT] = on_reject,
+    [WK_TR_WAIT_BEGIN] = on_wait_begin,
+    [WK_TR_WAIT_END] = on_wait_end,
+    [WK_TR_PAUSE] = on_pause,
+    [WK_TR_RESUME] = on_resume,
+    [WK_TR_STOP] = on_stop,
+    [WK_TR_TIMER_FIRED] = on_timer_fired,
+    [WK_TR_MAILBOX_DEPTH] = on_mailbox_depth,
+    [WK_TR_TIMER_ARMED] = on_instant,
+    [WK_TR_TIMER_CANCELLED] = on_instant,
+    [WK_TR_FUTURE_SETTLED] = on_instant,
+    [WK_TR_DEFER_SETTLED] = on_instant,
+    [WK_TR_CHANNEL_PUBLISH] = on_instant,
+    [WK_TR_DROPPED] = on_instant,
+};
+
 static void on_record(builder *bd, const wt_rec *r)
 {
-    wt_model *m = bd->m;
-    uint64_t t = r->ts - m->t0;
-    if (!makes_lane(r))
+    if (!makes_lane(r) || r->kind > WK_TR_KIND_MAX || !record_handlers[r->kind])
         return;
+    wt_model *m = bd->m;
     uint32_t lane = lane_of(bd, r->worker);
-    wt_worker *w = &m->workers[lane];
-    lane_state *ls = &bd->ls[lane];
-    switch (r->kind) {
-    case WK_TR_WORKER_STARTED:
-        if (!w->seen_started) {
-            w->seen_started = true;
-            w->started = t;
-        }
-        w->os_tid = r->a;
-        break;
-    case WK_TR_WORKER_ENDED:
-        w->seen_ended = true;
-        w->ended = t;
-        w->err = (int64_t)r->a;
-        add_mark(bd, r, lane);
-        break;
-    case WK_TR_FIRE: {
-        uint32_t rid = (uint32_t)r->b;
-        uint32_t to = lane_of(bd, rid);
-        if (!(r->flags & (WK_TRF_HOP_UP | WK_TRF_HOP_DOWN)))
-            w->sent++;
-        m->workers[to].recv++;
-        new_msg(bd, r->a, rid, t, lane, to, (uint32_t)(r->b >> 32), r->flags);
-        break;
-    }
-    case WK_TR_DELIVER: {
-        w->handled++;
-        uint64_t *gi = wt_map_get(&bd->msgs, r->a, (uint64_t)r->worker + 1);
-        if (gi && !(m->msgs[*gi - 1].flags & WT_MSG_DELIVERED)) {
-            wt_msg *g = &m->msgs[*gi - 1];
-            g->t_deliver = t;
-            g->flags |= WT_MSG_DELIVERED;
-        } else {
-            uint32_t from = lane_of(bd, (uint32_t)r->b);
-            size_t k = new_msg(bd, r->a, r->worker, t, from, lane, (uint32_t)(r->b >> 32),
-                WT_MSG_NO_FIRE | WT_MSG_DELIVERED);
-            (void)k;
-        }
-        break;
-    }
-    case WK_TR_LISTENER_START: {
-        wt_slice *s = WT_PUSH(m->slices, m->nslices, m->capslices);
-        memset(s, 0, sizeof *s);
-        s->t0 = s->t1 = t;
-        s->serial = r->a;
-        s->lane = lane;
-        s->listener_name = (uint32_t)r->b;
-        s->event_name = (uint32_t)(r->b >> 32);
-        s->depth = (uint16_t)(ls->nl < 0xffff ? ls->nl : 0xffff);
-        s->flags = WT_SLICE_OPEN;
-        uint64_t *gi = wt_map_get(&bd->msgs, r->a, (uint64_t)r->worker + 1);
-        s->msg = gi ? (int64_t)*gi - 1 : -1;
-        if (s->depth > m->max_slice_depth)
-            m->max_slice_depth = s->depth;
-        *WT_PUSH(ls->lstack, ls->nl, ls->capl) = m->nslices - 1;
-        break;
-    }
-    case WK_TR_LISTENER_END: {
-        for (size_t k = ls->nl; k-- > 0;) {
-            wt_slice *s = &m->slices[ls->lstack[k]];
-            if (s->serial != r->a || s->listener_name != (uint32_t)r->b)
-                continue;
-            s->t1 = t;
-            s->ret = (int32_t)(uint32_t)(r->b >> 32);
-            s->flags = (uint16_t)((r->flags & WK_TRF_ERROR) || s->ret ? WT_SLICE_ERROR : 0);
-            w->runs++;
-            if (s->flags & WT_SLICE_ERROR)
-                w->errors++;
-            *WT_PUSH(w->run_ns, w->nrun, w->caprun) = s->t1 - s->t0;
-            for (size_t j = k + 1; j < ls->nl; j++) /* inner runs whose END was lost */
-                m->slices[ls->lstack[j]].t1 = t;
-            ls->nl = k;
-            break;
-        }
-        break;
-    }
-    case WK_TR_REJECT:
-        w->rejects++;
-        add_mark(bd, r, lane);
-        break;
-    case WK_TR_WAIT_BEGIN: {
-        wt_span *s = WT_PUSH(m->waits, m->nwaits, m->capwaits);
-        memset(s, 0, sizeof *s);
-        s->t0 = s->t1 = t;
-        s->what = r->b;
-        s->lane = lane;
-        s->kind = r->flags;
-        s->depth = (uint16_t)(ls->nw < 0xffff ? ls->nw : 0xffff);
-        s->open = true;
-        *WT_PUSH(ls->wstack, ls->nw, ls->capw) = m->nwaits - 1;
-        break;
-    }
-    case WK_TR_WAIT_END:
-        for (size_t k = ls->nw; k-- > 0;) {
-            wt_span *s = &m->waits[ls->wstack[k]];
-            if (s->kind != r->flags)
-                continue;
-            s->t1 = t;
-            s->result = (int64_t)r->a;
-            s->open = false;
-            w->wait_count++;
-            w->wait_ns += s->t1 - s->t0;
-            for (size_t j = k + 1; j < ls->nw; j++)
-                m->waits[ls->wstack[j]].t1 = t;
-            ls->nw = k;
-            break;
-        }
-        break;
-    case WK_TR_PAUSE:
-        w->pauses++;
-        if (ls->pause < 0) {
-            wt_span *s = WT_PUSH(m->pauses, m->npauses, m->cappauses);
-            memset(s, 0, sizeof *s);
-            s->t0 = s->t1 = t;
-            s->what = r->a;
-            s->lane = lane;
-            s->open = true;
-            ls->pause = (int64_t)m->npauses - 1;
-        }
-        break;
-    case WK_TR_RESUME:
-        if (ls->pause >= 0) {
-            m->pauses[ls->pause].t1 = t;
-            m->pauses[ls->pause].open = false;
-            ls->pause = -1;
-        }
-        add_mark(bd, r, lane);
-        break;
-    case WK_TR_STOP:
-        w->stops++;
-        add_mark(bd, r, lane);
-        break;
-    case WK_TR_TIMER_FIRED:
-        w->timers++;
-        add_mark(bd, r, lane);
-        break;
-    case WK_TR_MAILBOX_DEPTH: {
-        wt_sample *s = WT_PUSH(m->samples, m->nsamples, m->capsamples);
-        s->t = t;
-        s->depth = r->a;
-        s->lane = lane;
-        if (r->a > w->max_mailbox)
-            w->max_mailbox = r->a;
-        break;
-    }
-    case WK_TR_TIMER_ARMED:
-    case WK_TR_TIMER_CANCELLED:
-    case WK_TR_FUTURE_SETTLED:
-    case WK_TR_DEFER_SETTLED:
-    case WK_TR_CHANNEL_PUBLISH:
-    case WK_TR_DROPPED:
-        add_mark(bd, r, lane);
-        break;
-    default:
-        break;
-    }
+    record_at at = { bd, r, r->ts - m->t0, lane, &m->workers[lane], &bd->ls[lane] };
+    record_handlers[r->kind](&at);
 }
 
 /* The lane a bubble or broadcast hop came from: the receiver of the same

@@ -17,16 +17,24 @@
 
 #include "wt.h"
 
+/* The output and what every event shares. */
+typedef struct json_out {
+    FILE *f;
+    uint32_t pid;
+    bool first; /* no event written yet */
+} json_out;
+
 static void ts(FILE *f, const char *key, uint64_t ns)
 {
     fprintf(f, ",\"%s\":%" PRIu64 ".%03u", key, ns / 1000, (unsigned)(ns % 1000));
 }
 
-static void head(FILE *f, bool *first, const char *ph, uint32_t pid, uint32_t tid)
+/* Starts an event: its phase, process and thread. */
+static void head(json_out *o, const char *ph, uint32_t tid)
 {
-    fputs(*first ? "\n" : ",\n", f);
-    *first = false;
-    fprintf(f, "{\"ph\":\"%s\",\"pid\":%" PRIu32 ",\"tid\":%" PRIu32, ph, pid, tid);
+    fputs(o->first ? "\n" : ",\n", o->f);
+    o->first = false;
+    fprintf(o->f, "{\"ph\":\"%s\",\"pid\":%" PRIu32 ",\"tid\":%" PRIu32, ph, o->pid, tid);
 }
 
 static const char *mark_name(const wt_mark *k)
@@ -59,24 +67,25 @@ static const char *mark_name(const wt_mark *k)
     }
 }
 
-int wt_perfetto(const wt_model *m, FILE *f)
+/* The file's header, the process's name and each worker's thread name and
+ * place. */
+static void put_metadata(const wt_model *m, json_out *o)
 {
     const wt_trace *t = m->trace;
-    uint32_t pid = t->hdr.pid;
-    bool first = true;
+    FILE *f = o->f;
     fprintf(f,
         "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"tool\":\"worker-trace\","
         "\"format\":\"%u.%u\",\"pid\":%" PRIu32 ",\"complete\":%s,\"sampleEvery\":%" PRIu32
         "},\n\"traceEvents\":[",
-        t->hdr.version, t->hdr.minor, pid, t->complete ? "true" : "false", wt_sample_every(t));
-    head(f, &first, "M", pid, 0);
-    fprintf(
-        f, ",\"name\":\"process_name\",\"args\":{\"name\":\"worker-actor pid %" PRIu32 "\"}}", pid);
+        t->hdr.version, t->hdr.minor, o->pid, t->complete ? "true" : "false", wt_sample_every(t));
+    head(o, "M", 0);
+    fprintf(f, ",\"name\":\"process_name\",\"args\":{\"name\":\"worker-actor pid %" PRIu32 "\"}}",
+        o->pid);
     for (size_t i = 0; i < m->nworkers; i++) {
         const wt_worker *w = &m->workers[i];
         char buf[64];
         snprintf(buf, sizeof buf, " #%" PRIu32, w->id);
-        head(f, &first, "M", pid, w->id);
+        head(o, "M", w->id);
         fputs(",\"name\":\"thread_name\",\"args\":{\"name\":", f);
         size_t n = strlen(w->name);
         char *label = wt_xmalloc(n + strlen(buf) + 1);
@@ -85,11 +94,15 @@ int wt_perfetto(const wt_model *m, FILE *f)
         wt_json_str(f, label);
         free(label);
         fputs("}}", f);
-        head(f, &first, "M", pid, w->id);
+        head(o, "M", w->id);
         fprintf(f, ",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":%zu}}", i);
     }
+}
 
-    /* event slices end with their last listener run */
+/* Where each message's event slice ends: at its last listener run, or at
+ * its delivery. */
+static uint64_t *event_ends(const wt_model *m)
+{
     uint64_t *dend = wt_xcalloc(m->nmsgs, sizeof *dend);
     for (size_t i = 0; i < m->nmsgs; i++)
         dend[i] = m->msgs[i].t_deliver;
@@ -98,79 +111,120 @@ int wt_perfetto(const wt_model *m, FILE *f)
         if (s->msg >= 0 && s->t1 > dend[s->msg])
             dend[s->msg] = s->t1;
     }
+    return dend;
+}
+
+/* The 1 ns slice on the sender where a flow starts. */
+static void put_send(json_out *o, const wt_msg *g, uint32_t tid, const char *name)
+{
+    head(o, "X", tid);
+    ts(o->f, "ts", g->t_fire);
+    fputs(",\"dur\":0.001,\"cat\":\"send\",\"name\":", o->f);
+    wt_json_str(o->f, name);
+    fputs("}", o->f);
+}
+
+/* The receiver's slice of a delivered event, from delivery to `end`. */
+static void put_event(
+    const wt_model *m, json_out *o, const wt_msg *g, uint64_t end, const char *name)
+{
+    FILE *f = o->f;
+    head(o, "X", m->workers[g->to_lane].id);
+    ts(f, "ts", g->t_deliver);
+    ts(f, "dur", end > g->t_deliver ? end - g->t_deliver : 1);
+    fputs(",\"cat\":\"event\",\"name\":", f);
+    wt_json_str(f, name);
+    fprintf(f, ",\"args\":{\"serial\":%" PRIu64 ",\"sender\":", g->serial);
+    wt_json_str(f, m->workers[g->sender_lane].name);
+    fprintf(f, ",\"queued_us\":%.3f,\"bubble\":%s,\"broadcast\":%s,\"channel\":%s,\"hop\":%s}}",
+        (double)(g->t_deliver - g->t_fire) / 1e3, g->flags & WK_TRF_BUBBLE ? "true" : "false",
+        g->flags & WK_TRF_BROADCAST ? "true" : "false",
+        g->flags & WK_TRF_CHANNEL ? "true" : "false",
+        g->flags & (WK_TRF_HOP_UP | WK_TRF_HOP_DOWN) ? "true" : "false");
+}
+
+/* The flow of message number `id`: "s" at the fire, "f" at the delivery. */
+static void put_flow(
+    json_out *o, const wt_msg *g, size_t id, uint32_t from, uint32_t to, const char *name)
+{
+    head(o, "s", from);
+    ts(o->f, "ts", g->t_fire);
+    fprintf(o->f, ",\"id\":%zu,\"cat\":\"message\",\"name\":", id);
+    wt_json_str(o->f, name);
+    fputs("}", o->f);
+    head(o, "f", to);
+    ts(o->f, "ts", g->t_deliver);
+    fprintf(o->f, ",\"bp\":\"e\",\"id\":%zu,\"cat\":\"message\",\"name\":", id);
+    wt_json_str(o->f, name);
+    fputs("}", o->f);
+}
+
+static void put_messages(const wt_model *m, json_out *o)
+{
+    uint64_t *dend = event_ends(m);
     for (size_t i = 0; i < m->nmsgs; i++) {
         const wt_msg *g = &m->msgs[i];
         const wt_worker *from = &m->workers[g->from_lane], *to = &m->workers[g->to_lane];
         const char *name = wt_model_str(m, g->event_name);
-        if (!(g->flags & WT_MSG_NO_FIRE)) {
-            head(f, &first, "X", pid, from->id);
-            ts(f, "ts", g->t_fire);
-            fputs(",\"dur\":0.001,\"cat\":\"send\",\"name\":", f);
-            wt_json_str(f, name);
-            fputs("}", f);
-        }
+        if (!(g->flags & WT_MSG_NO_FIRE))
+            put_send(o, g, from->id, name);
         if (!(g->flags & WT_MSG_DELIVERED))
             continue;
-        head(f, &first, "X", pid, to->id);
-        ts(f, "ts", g->t_deliver);
-        ts(f, "dur", dend[i] > g->t_deliver ? dend[i] - g->t_deliver : 1);
-        fputs(",\"cat\":\"event\",\"name\":", f);
-        wt_json_str(f, name);
-        fprintf(f, ",\"args\":{\"serial\":%" PRIu64 ",\"sender\":", g->serial);
-        wt_json_str(f, m->workers[g->sender_lane].name);
-        fprintf(f, ",\"queued_us\":%.3f,\"bubble\":%s,\"broadcast\":%s,\"channel\":%s,\"hop\":%s}}",
-            (double)(g->t_deliver - g->t_fire) / 1e3, g->flags & WK_TRF_BUBBLE ? "true" : "false",
-            g->flags & WK_TRF_BROADCAST ? "true" : "false",
-            g->flags & WK_TRF_CHANNEL ? "true" : "false",
-            g->flags & (WK_TRF_HOP_UP | WK_TRF_HOP_DOWN) ? "true" : "false");
-        if (g->flags & WT_MSG_NO_FIRE)
-            continue;
-        head(f, &first, "s", pid, from->id);
-        ts(f, "ts", g->t_fire);
-        fprintf(f, ",\"id\":%zu,\"cat\":\"message\",\"name\":", i + 1);
-        wt_json_str(f, name);
-        fputs("}", f);
-        head(f, &first, "f", pid, to->id);
-        ts(f, "ts", g->t_deliver);
-        fprintf(f, ",\"bp\":\"e\",\"id\":%zu,\"cat\":\"message\",\"name\":", i + 1);
-        wt_json_str(f, name);
-        fputs("}", f);
+        put_event(m, o, g, dend[i], name);
+        if (!(g->flags & WT_MSG_NO_FIRE))
+            put_flow(o, g, i + 1, from->id, to->id, name);
     }
     free(dend);
+}
 
+static void put_listener_runs(const wt_model *m, json_out *o)
+{
     for (size_t i = 0; i < m->nslices; i++) {
         const wt_slice *s = &m->slices[i];
-        head(f, &first, "X", pid, m->workers[s->lane].id);
-        ts(f, "ts", s->t0);
-        ts(f, "dur", s->t1 - s->t0);
-        fputs(",\"cat\":\"listener\",\"name\":", f);
+        head(o, "X", m->workers[s->lane].id);
+        ts(o->f, "ts", s->t0);
+        ts(o->f, "dur", s->t1 - s->t0);
+        fputs(",\"cat\":\"listener\",\"name\":", o->f);
         const char *ln = wt_model_str(m, s->listener_name);
-        wt_json_str(f, *ln ? ln : "listener");
-        fputs(",\"args\":{\"event\":", f);
-        wt_json_str(f, wt_model_str(m, s->event_name));
-        fprintf(f, ",\"serial\":%" PRIu64 ",\"ret\":%" PRId32 ",\"open\":%s}}", s->serial, s->ret,
-            s->flags & WT_SLICE_OPEN ? "true" : "false");
+        wt_json_str(o->f, *ln ? ln : "listener");
+        fputs(",\"args\":{\"event\":", o->f);
+        wt_json_str(o->f, wt_model_str(m, s->event_name));
+        fprintf(o->f, ",\"serial\":%" PRIu64 ",\"ret\":%" PRId32 ",\"open\":%s}}", s->serial,
+            s->ret, s->flags & WT_SLICE_OPEN ? "true" : "false");
     }
+}
+
+static void put_waits(const wt_model *m, json_out *o)
+{
     for (size_t i = 0; i < m->nwaits; i++) {
         const wt_span *s = &m->waits[i];
-        head(f, &first, "X", pid, m->workers[s->lane].id);
-        ts(f, "ts", s->t0);
-        ts(f, "dur", s->t1 - s->t0);
-        fprintf(f,
+        head(o, "X", m->workers[s->lane].id);
+        ts(o->f, "ts", s->t0);
+        ts(o->f, "dur", s->t1 - s->t0);
+        fprintf(o->f,
             ",\"cat\":\"wait\",\"name\":\"wait %s\",\"args\":{\"what\":%" PRIu64
             ",\"result\":%" PRId64 ",\"open\":%s}}",
             wt_wait_kind_name(s->kind), s->what, s->result, s->open ? "true" : "false");
     }
+}
+
+static void put_pauses(const wt_model *m, json_out *o)
+{
     for (size_t i = 0; i < m->npauses; i++) {
         const wt_span *s = &m->pauses[i];
         uint32_t tid = m->workers[s->lane].id;
-        head(f, &first, "b", pid, tid);
-        ts(f, "ts", s->t0);
-        fprintf(f, ",\"cat\":\"pause\",\"name\":\"paused\",\"id\":\"pause-%zu\"}", i);
-        head(f, &first, "e", pid, tid);
-        ts(f, "ts", s->t1);
-        fprintf(f, ",\"cat\":\"pause\",\"name\":\"paused\",\"id\":\"pause-%zu\"}", i);
+        head(o, "b", tid);
+        ts(o->f, "ts", s->t0);
+        fprintf(o->f, ",\"cat\":\"pause\",\"name\":\"paused\",\"id\":\"pause-%zu\"}", i);
+        head(o, "e", tid);
+        ts(o->f, "ts", s->t1);
+        fprintf(o->f, ",\"cat\":\"pause\",\"name\":\"paused\",\"id\":\"pause-%zu\"}", i);
     }
+}
+
+/* One "mailbox <worker> #<id>" counter per worker. */
+static void put_mailbox_depths(const wt_model *m, json_out *o)
+{
     for (size_t i = 0; i < m->nsamples; i++) {
         const wt_sample *s = &m->samples[i];
         const wt_worker *w = &m->workers[s->lane];
@@ -181,22 +235,38 @@ int wt_perfetto(const wt_model *m, FILE *f)
         memcpy(label, "mailbox ", 8);
         memcpy(label + 8, w->name, n);
         strcpy(label + 8 + n, buf);
-        head(f, &first, "C", pid, w->id);
-        ts(f, "ts", s->t);
-        fputs(",\"name\":", f);
-        wt_json_str(f, label);
-        fprintf(f, ",\"args\":{\"depth\":%" PRIu64 "}}", s->depth);
+        head(o, "C", w->id);
+        ts(o->f, "ts", s->t);
+        fputs(",\"name\":", o->f);
+        wt_json_str(o->f, label);
+        fprintf(o->f, ",\"args\":{\"depth\":%" PRIu64 "}}", s->depth);
         free(label);
     }
+}
+
+static void put_marks(const wt_model *m, json_out *o)
+{
     for (size_t i = 0; i < m->nmarks; i++) {
         const wt_mark *k = &m->marks[i];
-        head(f, &first, "i", pid, m->workers[k->lane].id);
-        ts(f, "ts", k->t);
-        fprintf(f,
+        head(o, "i", m->workers[k->lane].id);
+        ts(o->f, "ts", k->t);
+        fprintf(o->f,
             ",\"s\":\"t\",\"cat\":\"mark\",\"name\":\"%s\",\"args\":{\"a\":%" PRIu64
             ",\"b\":%" PRIu64 ",\"flags\":%u}}",
             mark_name(k), k->a, k->b, k->flags);
     }
+}
+
+int wt_perfetto(const wt_model *m, FILE *f)
+{
+    json_out o = { .f = f, .pid = m->trace->hdr.pid, .first = true };
+    put_metadata(m, &o);
+    put_messages(m, &o);
+    put_listener_runs(m, &o);
+    put_waits(m, &o);
+    put_pauses(m, &o);
+    put_mailbox_depths(m, &o);
+    put_marks(m, &o);
     fputs("\n]}\n", f);
     return ferror(f) ? -1 : 0;
 }

@@ -104,6 +104,110 @@ const char *wt_name(const wt_trace *t, uint64_t id)
     return idx ? t->strings[*idx] : NULL;
 }
 
+/* The kinds of records with nothing to validate but their timestamp. */
+static bool is_plain_kind(uint16_t kind)
+{
+    switch (kind) {
+    case WK_TR_THREAD:
+    case WK_TR_DROPPED:
+    case WK_TR_WORKER_CREATED:
+    case WK_TR_WORKER_STARTED:
+    case WK_TR_WORKER_ENDED:
+    case WK_TR_WORKER_NAME:
+    case WK_TR_FIRE:
+    case WK_TR_DELIVER:
+    case WK_TR_LISTENER_START:
+    case WK_TR_LISTENER_END:
+    case WK_TR_REJECT:
+    case WK_TR_CHANNEL_PUBLISH:
+    case WK_TR_PAUSE:
+    case WK_TR_RESUME:
+    case WK_TR_STOP:
+    case WK_TR_TIMER_ARMED:
+    case WK_TR_TIMER_FIRED:
+    case WK_TR_TIMER_CANCELLED:
+    case WK_TR_FUTURE_SETTLED:
+    case WK_TR_DEFER_SETTLED:
+    case WK_TR_MAILBOX_DEPTH:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* A NAME record at r[i] of a chunk of `count`: its id and length, and its
+ * bytes in the slots after it (NUL-free, then zero padding). Returns the
+ * number of slots the bytes take, or -1. */
+static int64_t check_name(
+    const wk_trace_record *r, uint32_t i, uint32_t count, uint64_t roff, char *err, size_t errlen)
+{
+    const wk_trace_record *x = &r[i];
+    if (x->a == 0 || x->a > UINT32_MAX || x->b == 0 || x->b > WK_TRACE_MAX_NAME) {
+        fail(err, errlen,
+            "corrupt NAME record at offset %" PRIu64 ": id %" PRIu64 ", length %" PRIu64, roff,
+            x->a, x->b);
+        return -1;
+    }
+    uint32_t slots = WK_TRACE_NAME_SLOTS(x->b) - 1;
+    if (slots > count - i - 1) {
+        fail(err, errlen,
+            "corrupt NAME record at offset %" PRIu64 ": its %" PRIu64
+            " bytes run past the end of its chunk",
+            roff, x->b);
+        return -1;
+    }
+    const unsigned char *s = (const unsigned char *)&r[i + 1];
+    for (uint64_t k = 0; k < (uint64_t)slots * 32; k++) {
+        if ((k < x->b) != (s[k] != 0)) {
+            fail(err, errlen,
+                "corrupt NAME record at offset %" PRIu64 ": %s byte at position %" PRIu64, roff,
+                k < x->b ? "NUL" : "non-zero padding", k);
+            return -1;
+        }
+    }
+    return slots;
+}
+
+/* TRACE_END: alone in the file's last chunk, counting the chunks before. */
+static int check_trace_end(const wt_trace *t, const wk_trace_record *x, uint32_t count, bool last,
+    uint64_t roff, char *err, size_t errlen)
+{
+    if (count != 1 || !last) {
+        fail(err, errlen,
+            "corrupt trace: TRACE_END at offset %" PRIu64 " is not alone in the last chunk", roff);
+        return -1;
+    }
+    if (x->a != t->chunks) {
+        fail(err, errlen,
+            "corrupt trace: TRACE_END counts %" PRIu64 " chunks before it, the file has %" PRIu64
+            " (chunks missing)",
+            x->a, t->chunks);
+        return -1;
+    }
+    return 0;
+}
+
+/* One record but a NAME's: its kind and, for waits, the wait's kind. */
+static int check_record_kind(const wt_trace *t, const wk_trace_record *x, uint32_t count, bool last,
+    uint64_t roff, char *err, size_t errlen)
+{
+    if (x->kind == WK_TR_TRACE_END)
+        return check_trace_end(t, x, count, last, roff, err, errlen);
+    if (x->kind == WK_TR_WAIT_BEGIN || x->kind == WK_TR_WAIT_END) {
+        if (x->flags == 0 || x->flags > WK_TRW_MAX) {
+            fail(err, errlen, "corrupt record at offset %" PRIu64 ": wait kind %u", roff, x->flags);
+            return -1;
+        }
+        return 0;
+    }
+    if (is_plain_kind(x->kind))
+        return 0;
+    if (t->hdr.minor > WK_TRACE_MINOR && x->kind > WK_TR_KIND_MAX)
+        return 0; /* a newer writer's addition: skipped when kept */
+    fail(err, errlen, "corrupt record at offset %" PRIu64 ": unknown kind %u", roff, x->kind);
+    return -1;
+}
+
 /* Validate one chunk's records. `last` says the chunk ends the file. */
 static int check_records(const wt_trace *t, const wk_trace_record *r, uint32_t count, uint64_t off,
     bool last, char *err, size_t errlen)
@@ -119,84 +223,12 @@ static int check_records(const wt_trace *t, const wk_trace_record *r, uint32_t c
                 roff, x->ts, start);
             return -1;
         }
-        switch (x->kind) {
-        case WK_TR_NAME: {
-            if (x->a == 0 || x->a > UINT32_MAX || x->b == 0 || x->b > WK_TRACE_MAX_NAME) {
-                fail(err, errlen,
-                    "corrupt NAME record at offset %" PRIu64 ": id %" PRIu64 ", length %" PRIu64,
-                    roff, x->a, x->b);
+        if (x->kind == WK_TR_NAME) {
+            int64_t slots = check_name(r, i, count, roff, err, errlen);
+            if (slots < 0)
                 return -1;
-            }
-            uint32_t slots = WK_TRACE_NAME_SLOTS(x->b) - 1;
-            if (slots > count - i - 1) {
-                fail(err, errlen,
-                    "corrupt NAME record at offset %" PRIu64 ": its %" PRIu64
-                    " bytes run past the end of its chunk",
-                    roff, x->b);
-                return -1;
-            }
-            const unsigned char *s = (const unsigned char *)&r[i + 1];
-            for (uint64_t k = 0; k < (uint64_t)slots * 32; k++) {
-                if ((k < x->b) != (s[k] != 0)) {
-                    fail(err, errlen,
-                        "corrupt NAME record at offset %" PRIu64 ": %s byte at position %" PRIu64,
-                        roff, k < x->b ? "NUL" : "non-zero padding", k);
-                    return -1;
-                }
-            }
-            i += slots;
-            break;
-        }
-        case WK_TR_TRACE_END:
-            if (count != 1 || !last) {
-                fail(err, errlen,
-                    "corrupt trace: TRACE_END at offset %" PRIu64 " is not alone in the last chunk",
-                    roff);
-                return -1;
-            }
-            if (x->a != t->chunks) {
-                fail(err, errlen,
-                    "corrupt trace: TRACE_END counts %" PRIu64
-                    " chunks before it, the file has %" PRIu64 " (chunks missing)",
-                    x->a, t->chunks);
-                return -1;
-            }
-            break;
-        case WK_TR_WAIT_BEGIN:
-        case WK_TR_WAIT_END:
-            if (x->flags == 0 || x->flags > WK_TRW_MAX) {
-                fail(err, errlen, "corrupt record at offset %" PRIu64 ": wait kind %u", roff,
-                    x->flags);
-                return -1;
-            }
-            break;
-        case WK_TR_THREAD:
-        case WK_TR_DROPPED:
-        case WK_TR_WORKER_CREATED:
-        case WK_TR_WORKER_STARTED:
-        case WK_TR_WORKER_ENDED:
-        case WK_TR_WORKER_NAME:
-        case WK_TR_FIRE:
-        case WK_TR_DELIVER:
-        case WK_TR_LISTENER_START:
-        case WK_TR_LISTENER_END:
-        case WK_TR_REJECT:
-        case WK_TR_CHANNEL_PUBLISH:
-        case WK_TR_PAUSE:
-        case WK_TR_RESUME:
-        case WK_TR_STOP:
-        case WK_TR_TIMER_ARMED:
-        case WK_TR_TIMER_FIRED:
-        case WK_TR_TIMER_CANCELLED:
-        case WK_TR_FUTURE_SETTLED:
-        case WK_TR_DEFER_SETTLED:
-        case WK_TR_MAILBOX_DEPTH:
-            break;
-        default:
-            if (t->hdr.minor > WK_TRACE_MINOR && x->kind > WK_TR_KIND_MAX)
-                break; /* a newer writer's addition: skipped when kept */
-            fail(err, errlen, "corrupt record at offset %" PRIu64 ": unknown kind %u", roff,
-                x->kind);
+            i += (uint32_t)slots;
+        } else if (check_record_kind(t, x, count, last, roff, err, errlen) < 0) {
             return -1;
         }
     }
@@ -253,6 +285,151 @@ static int rec_cmp(const void *pa, const void *pb)
     return a->order < b->order ? -1 : a->order > b->order;
 }
 
+/* The file header at the start of `data`, copied into t->hdr and checked. */
+static int read_file_header(
+    wt_trace *t, const unsigned char *data, size_t size, char *err, size_t errlen)
+{
+    if (size < sizeof(wk_trace_file_header)) {
+        if (size >= WK_TRACE_MAGIC_LEN && memcmp(data, WK_TRACE_MAGIC, WK_TRACE_MAGIC_LEN) != 0)
+            fail(err, errlen, "not a worker trace (bad magic; expected \"WKTRACE\\0\")");
+        else
+            fail(err, errlen, "truncated: the file header needs %zu bytes, the file has %zu",
+                sizeof(wk_trace_file_header), size);
+        return -1;
+    }
+    memcpy(&t->hdr, data, sizeof t->hdr);
+    return check_header(&t->hdr, size, err, errlen);
+}
+
+/* The chunk header at `off`, copied into *ch: its magic, record count and
+ * thread, and that its records fit in the file. */
+static int read_chunk_header(const unsigned char *data, size_t size, size_t off,
+    wk_trace_chunk_header *ch, char *err, size_t errlen)
+{
+    size_t left = size - off;
+    if (left < sizeof *ch) {
+        fail(err, errlen,
+            "truncated: %zu bytes at offset %zu cannot hold a chunk header (%zu bytes)", left, off,
+            sizeof *ch);
+        return -1;
+    }
+    memcpy(ch, data + off, sizeof *ch);
+    if (ch->magic != WK_TRACE_CHUNK_MAGIC) {
+        fail(err, errlen, "corrupt: no chunk header at offset %zu (bad chunk magic)", off);
+        return -1;
+    }
+    if (ch->count == 0 || ch->count > WK_TRACE_MAX_CHUNK_RECORDS) {
+        fail(err, errlen,
+            "corrupt: chunk at offset %zu declares %" PRIu32 " records (allowed 1..%u)", off,
+            ch->count, WK_TRACE_MAX_CHUNK_RECORDS);
+        return -1;
+    }
+    if (ch->thread == 0) {
+        fail(err, errlen, "corrupt: chunk at offset %zu has thread number 0", off);
+        return -1;
+    }
+    size_t body = (size_t)ch->count * sizeof(wk_trace_record);
+    if (body > left - sizeof *ch) {
+        fail(err, errlen,
+            "truncated: chunk at offset %zu declares %" PRIu32
+            " records (%zu bytes), only %zu bytes follow",
+            off, ch->count, body, left - sizeof *ch);
+        return -1;
+    }
+    return 0;
+}
+
+/* The chunk's checksum over its record slots, and its place in its
+ * thread's sequence. */
+static int check_chunk_integrity(wt_trace *t, const wk_trace_chunk_header *ch,
+    const unsigned char *slots, size_t off, char *err, size_t errlen)
+{
+    uint32_t sum = wk_trace_checksum(slots, (size_t)ch->count * sizeof(wk_trace_record));
+    if (sum != ch->checksum) {
+        fail(err, errlen,
+            "corrupt: chunk at offset %zu fails its checksum (0x%08" PRIx32
+            ", computed 0x%08" PRIx32 ")",
+            off, ch->checksum, sum);
+        return -1;
+    }
+    wt_thread *th = thread_get(t, ch->thread, false);
+    uint32_t want = th ? th->next_seq : 0;
+    if (ch->seq != want) {
+        fail(err, errlen,
+            "corrupt: chunk at offset %zu is number %" PRIu32 " of thread %" PRIu32
+            ", expected %" PRIu32 " (chunks missing or repeated)",
+            off, ch->seq, ch->thread, want);
+        return -1;
+    }
+    return 0;
+}
+
+/* Counts a valid chunk on its thread and the trace, and keeps its records. */
+static void keep_chunk(wt_trace *t, const wk_trace_chunk_header *ch, const wk_trace_record *r)
+{
+    wt_thread *th = thread_get(t, ch->thread, true);
+    th->next_seq++;
+    th->chunks++;
+    th->records += ch->count;
+    th->dropped += ch->dropped;
+    if (ch->dropped > UINT64_MAX - t->dropped)
+        t->dropped = UINT64_MAX;
+    else
+        t->dropped += ch->dropped;
+    if (ch->count == 1 && r[0].kind == WK_TR_TRACE_END) {
+        t->complete = true;
+    } else {
+        keep_records(t, r, ch->count, ch->thread);
+    }
+    t->chunks++;
+    t->slots += ch->count;
+}
+
+/* Validates and keeps the chunk at *off, then moves *off past it. */
+static int read_chunk(
+    wt_trace *t, const unsigned char *data, size_t size, size_t *off, char *err, size_t errlen)
+{
+    wk_trace_chunk_header ch;
+    if (read_chunk_header(data, size, *off, &ch, err, errlen) < 0)
+        return -1;
+    const unsigned char *slots = data + *off + sizeof ch;
+    if (check_chunk_integrity(t, &ch, slots, *off, err, errlen) < 0)
+        return -1;
+    /* Records are copied out: the slots may be unaligned in memory. */
+    size_t body = (size_t)ch.count * sizeof(wk_trace_record);
+    wk_trace_record *r = wt_xmalloc(body);
+    memcpy(r, slots, body);
+    bool last = *off + sizeof ch + body == size;
+    if (check_records(t, r, ch.count, *off + sizeof ch, last, err, errlen) < 0) {
+        free(r);
+        return -1;
+    }
+    keep_chunk(t, &ch, r);
+    free(r);
+    *off += sizeof ch + body;
+    return 0;
+}
+
+/* Every chunk after the file header, up to the first bad one; a file
+ * without TRACE_END is bad too. */
+static int read_chunks(
+    wt_trace *t, const unsigned char *data, size_t size, char *err, size_t errlen)
+{
+    size_t off = sizeof(wk_trace_file_header);
+    while (off < size) {
+        if (read_chunk(t, data, size, &off, err, errlen) < 0)
+            return -1;
+    }
+    if (!t->complete) {
+        fail(err, errlen,
+            "truncated: no TRACE_END record after %" PRIu64
+            " chunks (the program did not stop tracing, or the file was cut)",
+            t->chunks);
+        return -1;
+    }
+    return 0;
+}
+
 int wt_load(const char *path, bool partial, wt_trace *t, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
@@ -263,120 +440,15 @@ int wt_load(const char *path, bool partial, wt_trace *t, char *err, size_t errle
     if (read_all(path, &data, &size, err, errlen) < 0)
         return -1;
     t->file_size = size;
-    if (size < sizeof(wk_trace_file_header)) {
-        if (size >= WK_TRACE_MAGIC_LEN && memcmp(data, WK_TRACE_MAGIC, WK_TRACE_MAGIC_LEN) != 0)
-            fail(err, errlen, "not a worker trace (bad magic; expected \"WKTRACE\\0\")");
-        else
-            fail(err, errlen, "truncated: the file header needs %zu bytes, the file has %zu",
-                sizeof(wk_trace_file_header), size);
-        free(data);
-        return -1;
-    }
-    memcpy(&t->hdr, data, sizeof t->hdr);
-    if (check_header(&t->hdr, size, err, errlen) < 0) {
+    if (read_file_header(t, data, size, err, errlen) < 0) {
         free(data);
         return -1;
     }
     /* At most one record per 32 bytes of file: size the array once. */
     t->recs = wt_xcalloc(size / sizeof(wk_trace_record) + 1, sizeof *t->recs);
-
-    size_t off = sizeof(wk_trace_file_header);
     char cerr[400];
-    int bad = 0;
-    while (off < size) {
-        size_t left = size - off;
-        wk_trace_chunk_header ch;
-        if (left < sizeof ch) {
-            fail(cerr, sizeof cerr,
-                "truncated: %zu bytes at offset %zu cannot hold a chunk header (%zu bytes)", left,
-                off, sizeof ch);
-            bad = 1;
-            break;
-        }
-        memcpy(&ch, data + off, sizeof ch);
-        if (ch.magic != WK_TRACE_CHUNK_MAGIC) {
-            fail(
-                cerr, sizeof cerr, "corrupt: no chunk header at offset %zu (bad chunk magic)", off);
-            bad = 1;
-            break;
-        }
-        if (ch.count == 0 || ch.count > WK_TRACE_MAX_CHUNK_RECORDS) {
-            fail(cerr, sizeof cerr,
-                "corrupt: chunk at offset %zu declares %" PRIu32 " records (allowed 1..%u)", off,
-                ch.count, WK_TRACE_MAX_CHUNK_RECORDS);
-            bad = 1;
-            break;
-        }
-        if (ch.thread == 0) {
-            fail(cerr, sizeof cerr, "corrupt: chunk at offset %zu has thread number 0", off);
-            bad = 1;
-            break;
-        }
-        size_t body = (size_t)ch.count * sizeof(wk_trace_record);
-        if (body > left - sizeof ch) {
-            fail(cerr, sizeof cerr,
-                "truncated: chunk at offset %zu declares %" PRIu32
-                " records (%zu bytes), only %zu bytes follow",
-                off, ch.count, body, left - sizeof ch);
-            bad = 1;
-            break;
-        }
-        const unsigned char *slots = data + off + sizeof ch;
-        uint32_t sum = wk_trace_checksum(slots, body);
-        if (sum != ch.checksum) {
-            fail(cerr, sizeof cerr,
-                "corrupt: chunk at offset %zu fails its checksum (0x%08" PRIx32
-                ", computed 0x%08" PRIx32 ")",
-                off, ch.checksum, sum);
-            bad = 1;
-            break;
-        }
-        wt_thread *th = thread_get(t, ch.thread, false);
-        uint32_t want = th ? th->next_seq : 0;
-        if (ch.seq != want) {
-            fail(cerr, sizeof cerr,
-                "corrupt: chunk at offset %zu is number %" PRIu32 " of thread %" PRIu32
-                ", expected %" PRIu32 " (chunks missing or repeated)",
-                off, ch.seq, ch.thread, want);
-            bad = 1;
-            break;
-        }
-        /* Records are copied out: the slots may be unaligned in memory. */
-        wk_trace_record *r = wt_xmalloc(body);
-        memcpy(r, slots, body);
-        bool last = off + sizeof ch + body == size;
-        if (check_records(t, r, ch.count, off + sizeof ch, last, cerr, sizeof cerr) < 0) {
-            free(r);
-            bad = 1;
-            break;
-        }
-        th = thread_get(t, ch.thread, true);
-        th->next_seq++;
-        th->chunks++;
-        th->records += ch.count;
-        th->dropped += ch.dropped;
-        if (ch.dropped > UINT64_MAX - t->dropped)
-            t->dropped = UINT64_MAX;
-        else
-            t->dropped += ch.dropped;
-        if (ch.count == 1 && r[0].kind == WK_TR_TRACE_END) {
-            t->complete = true;
-        } else {
-            keep_records(t, r, ch.count, ch.thread);
-        }
-        free(r);
-        t->chunks++;
-        t->slots += ch.count;
-        off += sizeof ch + body;
-    }
+    bool bad = read_chunks(t, data, size, cerr, sizeof cerr) < 0;
     free(data);
-    if (!bad && !t->complete) {
-        fail(cerr, sizeof cerr,
-            "truncated: no TRACE_END record after %" PRIu64
-            " chunks (the program did not stop tracing, or the file was cut)",
-            t->chunks);
-        bad = 1;
-    }
     if (bad) {
         if (!partial) {
             fail(err, errlen, "%s", cerr);

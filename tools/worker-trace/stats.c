@@ -97,7 +97,7 @@ static void wait_what(const wt_model *m, const wt_span *s, char *buf, size_t len
     }
 }
 
-int wt_stats(const wt_model *m, FILE *out, int top)
+static void put_summary(const wt_model *m, FILE *out)
 {
     const wt_trace *t = m->trace;
     fprintf(out, "trace: %s\n", t->path);
@@ -115,7 +115,10 @@ int wt_stats(const wt_model *m, FILE *out, int top)
         fprintf(out, "partial: %s\n", t->error);
     fprintf(
         out, "span %.3f ms (trace start to last record)\n\n", (double)(m->t_last - m->t0) / 1e6);
+}
 
+static void put_workers(const wt_model *m, FILE *out)
+{
     fprintf(out, "workers (tree order; listener run times in microseconds)\n");
     fprintf(out, "%6s %7s %7s %7s %7s %9s %9s %9s %9s %7s %7s %9s  %s\n", "id", "recv", "sent",
         "handled", "runs", "p50", "p90", "p99", "max", "rejects", "mailbox", "end", "name");
@@ -131,34 +134,57 @@ int wt_stats(const wt_model *m, FILE *out, int top)
         fprintf(out, " %7" PRIu64 " %7" PRIu64 " %9s  %*s%s\n", w->rejects, w->max_mailbox,
             end_text(w, eb, sizeof eb), indent_of(w->depth), "", w->name);
     }
+}
 
-    /* longest waits */
+/* "open", the error's name without "WORKER_", or the number. */
+static void wait_result(const wt_span *s, char *buf, size_t len)
+{
+    const char *rn = wt_err_name(s->result);
+    if (s->open)
+        snprintf(buf, len, "open");
+    else if (rn)
+        snprintf(buf, len, "%s", strncmp(rn, "WORKER_", 7) == 0 ? rn + 7 : rn);
+    else
+        snprintf(buf, len, "%" PRId64, s->result);
+}
+
+/* A table's title and how many rows it shows: "(top 10 of 12)", "(all 8)"
+ * or "(none)", never more than there are. */
+static void put_table_title(FILE *out, const char *title, int top, size_t count)
+{
+    if (count == 0)
+        fprintf(out, "\n%s (none)\n", title);
+    else if (count <= (size_t)top)
+        fprintf(out, "\n%s (all %zu)\n", title, count);
+    else
+        fprintf(out, "\n%s (top %d of %zu)\n", title, top, count);
+}
+
+static void put_longest_waits(const wt_model *m, FILE *out, int top)
+{
     const wt_span **ws = wt_xcalloc(m->nwaits, sizeof *ws);
     for (size_t i = 0; i < m->nwaits; i++)
         ws[i] = &m->waits[i];
     wt_sort(ws, m->nwaits, sizeof *ws, wait_cmp);
     size_t nw = m->nwaits < (size_t)top ? m->nwaits : (size_t)top;
-    fprintf(out, "\nlongest waits (top %d of %zu)\n", top, m->nwaits);
+    put_table_title(out, "longest waits", top, m->nwaits);
     fprintf(out, "%12s %12s %8s %10s  %-20s %s\n", "duration_ms", "begin_ms", "kind", "result",
         "what", "worker");
     for (size_t i = 0; i < nw; i++) {
         const wt_span *s = ws[i];
         char what[64], res[32];
         wait_what(m, s, what, sizeof what);
-        const char *rn = wt_err_name(s->result);
-        if (s->open)
-            snprintf(res, sizeof res, "open");
-        else if (rn)
-            snprintf(res, sizeof res, "%s", strncmp(rn, "WORKER_", 7) == 0 ? rn + 7 : rn);
-        else
-            snprintf(res, sizeof res, "%" PRId64, s->result);
+        wait_result(s, res, sizeof res);
         fprintf(out, "%12.3f %12.3f %8s %10s  %-20s %s (#%" PRIu32 ")\n",
             (double)(s->t1 - s->t0) / 1e6, (double)s->t0 / 1e6, wt_wait_kind_name(s->kind), res,
             what, m->workers[s->lane].name, m->workers[s->lane].id);
     }
     free(ws);
+}
 
-    /* sender -> receiver pairs */
+/* Events per (original sender, receiver) lane pair, busiest first. */
+static pair *count_pairs(const wt_model *m, size_t *npairs)
+{
     wt_map pm;
     wt_map_init(&pm);
     pair *ps = NULL;
@@ -179,7 +205,15 @@ int wt_stats(const wt_model *m, FILE *out, int top)
     }
     wt_map_free(&pm);
     wt_sort(ps, np, sizeof *ps, pair_cmp);
-    fprintf(out, "\ntop sender -> receiver pairs (top %d of %zu)\n", top, np);
+    *npairs = np;
+    return ps;
+}
+
+static void put_top_pairs(const wt_model *m, FILE *out, int top)
+{
+    size_t np;
+    pair *ps = count_pairs(m, &np);
+    put_table_title(out, "top sender -> receiver pairs", top, np);
     fprintf(out, "%9s  %s\n", "events", "sender -> receiver");
     for (size_t i = 0; i < np && i < (size_t)top; i++) {
         const wt_worker *a = &m->workers[ps[i].from], *b = &m->workers[ps[i].to];
@@ -187,5 +221,13 @@ int wt_stats(const wt_model *m, FILE *out, int top)
             a->id, b->name, b->id);
     }
     free(ps);
+}
+
+int wt_stats(const wt_model *m, FILE *out, int top)
+{
+    put_summary(m, out);
+    put_workers(m, out);
+    put_longest_waits(m, out, top);
+    put_top_pairs(m, out, top);
     return ferror(out) ? -1 : 0;
 }

@@ -112,10 +112,10 @@ static void emit_spans(FILE *f, const char *key, const wt_span *s, size_t n)
     fputc('}', f);
 }
 
-static void emit_data(const wt_model *m, FILE *f, const char *title)
+/* The trace's header fields and title. */
+static void emit_summary(const wt_model *m, FILE *f, const char *title)
 {
     const wt_trace *t = m->trace;
-    col c;
     fputs("{\"v\":1,\"title\":", f);
     wt_json_str(f, title);
     fprintf(f,
@@ -126,8 +126,11 @@ static void emit_data(const wt_model *m, FILE *f, const char *title)
     wt_json_str(f, t->partial ? t->error : "");
     fprintf(f, ",\"startRealtimeNs\":%" PRIu64, t->hdr.start_realtime_ns);
     fprintf(f, ",\"sampleEvery\":%" PRIu32, wt_sample_every(t));
+}
 
-    /* names: every string id, as an object */
+/* Every string id, as an object. */
+static void emit_names(const wt_trace *t, FILE *f)
+{
     fputs(",\"names\":{", f);
     bool first = true;
     for (size_t i = 0; i < t->names.cap; i++) {
@@ -138,154 +141,190 @@ static void emit_data(const wt_model *m, FILE *f, const char *title)
         first = false;
     }
     fputc('}', f);
+}
 
+static void emit_worker(FILE *f, const wt_worker *w)
+{
+    fprintf(f, "{\"id\":%" PRIu32 ",\"name\":", w->id);
+    wt_json_str(f, w->name);
+    fprintf(f,
+        ",\"parent\":%d,\"parentId\":%" PRIu32 ",\"depth\":%d,\"daemon\":%s,\"root\":%s,"
+        "\"main\":%s,\"created\":%" PRId64 ",\"started\":%" PRId64 ",\"ended\":%" PRId64
+        ",\"err\":%" PRId64 ",\"tid\":%" PRIu64 ",\"recv\":%" PRIu64 ",\"sent\":%" PRIu64
+        ",\"handled\":%" PRIu64 ",\"runs\":%zu,\"rejects\":%" PRIu64 ",\"maxMailbox\":%" PRIu64
+        ",\"waitNs\":%" PRIu64 "}",
+        w->parent_idx, w->parent, w->depth, w->cflags & WK_TRF_DAEMON ? "true" : "false",
+        w->cflags & WK_TRF_ROOT ? "true" : "false", w->cflags & WK_TRF_MAIN ? "true" : "false",
+        w->seen_created ? (int64_t)w->created : -1, w->seen_started ? (int64_t)w->started : -1,
+        w->seen_ended ? (int64_t)w->ended : -1, w->err, w->os_tid, w->recv, w->sent, w->handled,
+        w->nrun, w->rejects, w->max_mailbox, w->wait_ns);
+}
+
+static void emit_workers(const wt_model *m, FILE *f)
+{
     fputs(",\"workers\":[", f);
     for (size_t i = 0; i < m->nworkers; i++) {
-        const wt_worker *w = &m->workers[i];
-        fprintf(f, "%s{\"id\":%" PRIu32 ",\"name\":", i ? ",\n" : "", w->id);
-        wt_json_str(f, w->name);
-        fprintf(f,
-            ",\"parent\":%d,\"parentId\":%" PRIu32 ",\"depth\":%d,\"daemon\":%s,\"root\":%s,"
-            "\"main\":%s,\"created\":%" PRId64 ",\"started\":%" PRId64 ",\"ended\":%" PRId64
-            ",\"err\":%" PRId64 ",\"tid\":%" PRIu64 ",\"recv\":%" PRIu64 ",\"sent\":%" PRIu64
-            ",\"handled\":%" PRIu64 ",\"runs\":%zu,\"rejects\":%" PRIu64 ",\"maxMailbox\":%" PRIu64
-            ",\"waitNs\":%" PRIu64 "}",
-            w->parent_idx, w->parent, w->depth, w->cflags & WK_TRF_DAEMON ? "true" : "false",
-            w->cflags & WK_TRF_ROOT ? "true" : "false", w->cflags & WK_TRF_MAIN ? "true" : "false",
-            w->seen_created ? (int64_t)w->created : -1, w->seen_started ? (int64_t)w->started : -1,
-            w->seen_ended ? (int64_t)w->ended : -1, w->err, w->os_tid, w->recv, w->sent, w->handled,
-            w->nrun, w->rejects, w->max_mailbox, w->wait_ns);
+        fputs(i ? ",\n" : "", f);
+        emit_worker(f, &m->workers[i]);
     }
     fputc(']', f);
+}
 
+static void emit_slices(const wt_slice *s, size_t n, FILE *f)
+{
+    col c;
     fputs(",\n\"slices\":{", f);
     col_open(&c, f, "lane", true);
-    for (size_t i = 0; i < m->nslices; i++)
-        col_u(&c, m->slices[i].lane);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].lane);
     col_close(&c);
     col_open(&c, f, "t0", false);
-    for (size_t i = 0; i < m->nslices; i++)
-        col_d(&c, m->slices[i].t0);
+    for (size_t i = 0; i < n; i++)
+        col_d(&c, s[i].t0);
     col_close(&c);
     col_open(&c, f, "dur", false);
-    for (size_t i = 0; i < m->nslices; i++)
-        col_u(&c, m->slices[i].t1 - m->slices[i].t0);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].t1 - s[i].t0);
     col_close(&c);
     col_open(&c, f, "ev", false);
-    for (size_t i = 0; i < m->nslices; i++)
-        col_u(&c, m->slices[i].event_name);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].event_name);
     col_close(&c);
     col_open(&c, f, "ln", false);
-    for (size_t i = 0; i < m->nslices; i++)
-        col_u(&c, m->slices[i].listener_name);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].listener_name);
     col_close(&c);
     col_open(&c, f, "depth", false);
-    for (size_t i = 0; i < m->nslices; i++)
-        col_u(&c, m->slices[i].depth);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].depth);
     col_close(&c);
     col_open(&c, f, "msg", false);
-    for (size_t i = 0; i < m->nslices; i++)
-        col_i(&c, m->slices[i].msg);
+    for (size_t i = 0; i < n; i++)
+        col_i(&c, s[i].msg);
     col_close(&c);
     col_open(&c, f, "ret", false);
-    for (size_t i = 0; i < m->nslices; i++)
-        col_i(&c, m->slices[i].ret);
+    for (size_t i = 0; i < n; i++)
+        col_i(&c, s[i].ret);
     col_close(&c);
     col_open(&c, f, "flags", false);
-    for (size_t i = 0; i < m->nslices; i++)
-        col_u(&c, m->slices[i].flags);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].flags);
     col_close(&c);
     fputc('}', f);
+}
 
+static void emit_msgs(const wt_msg *g, size_t n, FILE *f)
+{
+    col c;
     fputs(",\n\"msgs\":{", f);
     col_open(&c, f, "from", true);
-    for (size_t i = 0; i < m->nmsgs; i++)
-        col_u(&c, m->msgs[i].from_lane);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, g[i].from_lane);
     col_close(&c);
     col_open(&c, f, "to", false);
-    for (size_t i = 0; i < m->nmsgs; i++)
-        col_u(&c, m->msgs[i].to_lane);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, g[i].to_lane);
     col_close(&c);
     col_open(&c, f, "sender", false);
-    for (size_t i = 0; i < m->nmsgs; i++)
-        col_u(&c, m->msgs[i].sender_lane);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, g[i].sender_lane);
     col_close(&c);
     col_open(&c, f, "tf", false);
-    for (size_t i = 0; i < m->nmsgs; i++)
-        col_d(&c, m->msgs[i].t_fire);
+    for (size_t i = 0; i < n; i++)
+        col_d(&c, g[i].t_fire);
     col_close(&c);
     col_open(&c, f, "q", false);
-    for (size_t i = 0; i < m->nmsgs; i++)
-        col_u(&c, m->msgs[i].t_deliver - m->msgs[i].t_fire);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, g[i].t_deliver - g[i].t_fire);
     col_close(&c);
     col_open(&c, f, "ev", false);
-    for (size_t i = 0; i < m->nmsgs; i++)
-        col_u(&c, m->msgs[i].event_name);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, g[i].event_name);
     col_close(&c);
     col_open(&c, f, "flags", false);
-    for (size_t i = 0; i < m->nmsgs; i++)
-        col_u(&c, m->msgs[i].flags);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, g[i].flags);
     col_close(&c);
     col_open(&c, f, "serial", false);
-    for (size_t i = 0; i < m->nmsgs; i++)
-        col_u(&c, m->msgs[i].serial);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, g[i].serial);
     col_close(&c);
     fputc('}', f);
+}
 
-    emit_spans(f, "waits", m->waits, m->nwaits);
-    emit_spans(f, "pauses", m->pauses, m->npauses);
-
-    wt_mark *mk = wt_xcalloc(m->nmarks, sizeof *mk);
-    if (m->nmarks)
-        memcpy(mk, m->marks, m->nmarks * sizeof *mk);
-    wt_sort(mk, m->nmarks, sizeof *mk, mark_cmp);
+/* The marks sorted by (lane, t), which the page expects. */
+static void emit_marks(const wt_mark *marks, size_t n, FILE *f)
+{
+    col c;
+    wt_mark *mk = wt_xcalloc(n, sizeof *mk);
+    if (n)
+        memcpy(mk, marks, n * sizeof *mk);
+    wt_sort(mk, n, sizeof *mk, mark_cmp);
     fputs(",\n\"marks\":{", f);
     col_open(&c, f, "lane", true);
-    for (size_t i = 0; i < m->nmarks; i++)
+    for (size_t i = 0; i < n; i++)
         col_u(&c, mk[i].lane);
     col_close(&c);
     col_open(&c, f, "t", false);
-    for (size_t i = 0; i < m->nmarks; i++)
+    for (size_t i = 0; i < n; i++)
         col_d(&c, mk[i].t);
     col_close(&c);
     col_open(&c, f, "kind", false);
-    for (size_t i = 0; i < m->nmarks; i++)
+    for (size_t i = 0; i < n; i++)
         col_u(&c, mk[i].kind);
     col_close(&c);
     col_open(&c, f, "flags", false);
-    for (size_t i = 0; i < m->nmarks; i++)
+    for (size_t i = 0; i < n; i++)
         col_u(&c, mk[i].flags);
     col_close(&c);
     col_open(&c, f, "a", false);
-    for (size_t i = 0; i < m->nmarks; i++)
+    for (size_t i = 0; i < n; i++)
         col_u(&c, mk[i].a);
     col_close(&c);
     col_open(&c, f, "b", false);
-    for (size_t i = 0; i < m->nmarks; i++)
+    for (size_t i = 0; i < n; i++)
         col_u(&c, mk[i].b);
     col_close(&c);
     fputc('}', f);
     free(mk);
+}
 
-    wt_sample *sm = wt_xcalloc(m->nsamples, sizeof *sm);
-    if (m->nsamples)
-        memcpy(sm, m->samples, m->nsamples * sizeof *sm);
-    wt_sort(sm, m->nsamples, sizeof *sm, sample_cmp);
+/* The mailbox depth samples sorted by (lane, t); closes the data object. */
+static void emit_depth_samples(const wt_sample *samples, size_t n, FILE *f)
+{
+    col c;
+    wt_sample *sm = wt_xcalloc(n, sizeof *sm);
+    if (n)
+        memcpy(sm, samples, n * sizeof *sm);
+    wt_sort(sm, n, sizeof *sm, sample_cmp);
     fputs(",\n\"depth\":{", f);
     col_open(&c, f, "lane", true);
-    for (size_t i = 0; i < m->nsamples; i++)
+    for (size_t i = 0; i < n; i++)
         col_u(&c, sm[i].lane);
     col_close(&c);
     col_open(&c, f, "t", false);
-    for (size_t i = 0; i < m->nsamples; i++)
+    for (size_t i = 0; i < n; i++)
         col_d(&c, sm[i].t);
     col_close(&c);
     col_open(&c, f, "v", false);
-    for (size_t i = 0; i < m->nsamples; i++)
+    for (size_t i = 0; i < n; i++)
         col_u(&c, sm[i].depth);
     col_close(&c);
     fputs("}}", f);
     free(sm);
+}
+
+static void emit_data(const wt_model *m, FILE *f, const char *title)
+{
+    emit_summary(m, f, title);
+    emit_names(m->trace, f);
+    emit_workers(m, f);
+    emit_slices(m->slices, m->nslices, f);
+    emit_msgs(m->msgs, m->nmsgs, f);
+    emit_spans(f, "waits", m->waits, m->nwaits);
+    emit_spans(f, "pauses", m->pauses, m->npauses);
+    emit_marks(m->marks, m->nmarks, f);
+    emit_depth_samples(m->samples, m->nsamples, f);
 }
 
 int wt_view(const wt_model *m, FILE *f, const char *title)
