@@ -131,6 +131,22 @@ worker_event_t *wk_event_new_traced(const wk_atom *atom, int kind, void *data, c
     return event_new(atom, kind, data, copy, copy_size, release, sender, TRACED);
 }
 
+worker_event_t *wk_event_new_in(void *room, const wk_atom *atom, int kind, void *data,
+    const void *copy, size_t copy_size, worker_t *sender)
+{
+    if (!room || (copy && copy_size > WK_INLINE_PAYLOAD))
+        return NULL;
+    worker_event_t *e = room;
+    event_init(e, atom, kind, data, sender, false);
+    if (copy) {
+        memcpy(e->body.bytes, copy, copy_size);
+        e->form = WK_FORM_INLINE;
+        e->inline_size = (uint8_t)copy_size;
+        e->data = e->body.bytes;
+    }
+    return e;
+}
+
 worker_event_t *wk_event_new_call(
     const wk_atom *atom, int kind, void *data, wk_internal_fn fn, void *arg, worker_t *sender)
 {

@@ -21,8 +21,13 @@
  *   once it holds RETIRE_AFTER nodes: a node is a bare 32-byte entry, with
  *   no epoch entry of its own, and a ping-pong does not pay a ticket per
  *   message. A mailbox holds at most RETIRE_AFTER plus one batch of
- *   unretired nodes. The owner pops inside a section too, one section per
- *   batch.
+ *   unretired nodes while tickets can be made; out of memory the chain
+ *   grows until one can (the nodes are only kept longer, never reused
+ *   early). The owner pops inside a section too, one section per batch.
+ * - A push may bring its own node (taken in advance, so that a notice that
+ *   must not depend on memory can still be queued): either way the node
+ *   belongs to the queue once enqueued and goes back to the pool when the
+ *   push is refused.
  * - The owner peeks at head->next outside any section: with a single
  *   consumer the head node is only ever retired by the owner itself.
  * - Before parking the owner spins briefly, then yields its core once, then
@@ -80,8 +85,8 @@ static void ticket_expired(ck_epoch_entry_t *retire)
     wk_pool_free(WK_POOL_QNODE, ticket);
 }
 
-/* Retire the chained garbage; without memory for a ticket it waits for the
- * next batch. */
+/* Retire the chained garbage; without memory for a ticket it stays chained
+ * and waits for the next batch (or for wk_mailbox_destroy). */
 static void retire_garbage(wk_mailbox *mb, wk_thread *t)
 {
     wk_retire_ticket *ticket = wk_pool_alloc(WK_POOL_QNODE);
@@ -134,9 +139,9 @@ static bool counted(const wk_mailbox *mb, const worker_event_t *e)
     return mb->limit && e->kind == WK_EV_USER;
 }
 
-int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
+static inline __attribute__((always_inline)) int push(
+    wk_mailbox *mb, worker_event_t *e, ck_fifo_mpmc_entry_t *node, wk_thread *t)
 {
-    ck_fifo_mpmc_entry_t *node = wk_pool_alloc(WK_POOL_QNODE);
     if (!node)
         return WORKER_ENOMEM;
     int rc = WORKER_OK;
@@ -163,6 +168,16 @@ int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
     if (rc != WORKER_OK)
         wk_pool_free(WK_POOL_QNODE, node);
     return rc;
+}
+
+int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
+{
+    return push(mb, e, wk_pool_alloc(WK_POOL_QNODE), t);
+}
+
+int wk_mailbox_push_node(wk_mailbox *mb, worker_event_t *e, void *node, wk_thread *t)
+{
+    return push(mb, e, node, t);
 }
 
 size_t wk_mailbox_pop_batch(wk_mailbox *mb, wk_thread *t, worker_event_t **out, size_t max)

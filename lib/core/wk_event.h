@@ -108,6 +108,14 @@ worker_event_t *wk_event_new_untraced(const wk_atom *atom, int kind, void *data,
 worker_event_t *wk_event_new_traced(const wk_atom *atom, int kind, void *data, const void *copy,
     size_t copy_size, wk_release_fn release, worker_t *sender);
 
+/* An untraced event made in `room`, a WK_POOL_EVENT object taken in advance
+ * (wk_pool_alloc), for a notice whose sending must not depend on memory:
+ * data by reference, or a copy of at most WK_INLINE_PAYLOAD bytes (no
+ * release). Takes a reference on `sender`. NULL (room untouched) when
+ * `room` is NULL or the copy does not fit. */
+worker_event_t *wk_event_new_in(void *room, const wk_atom *atom, int kind, void *data,
+    const void *copy, size_t copy_size, worker_t *sender);
+
 /* A new WK_FORM_CALL event: `fn(owner, e)` runs on the receiving thread
  * after the listeners (if the kind shows it to them). */
 worker_event_t *wk_event_new_call(

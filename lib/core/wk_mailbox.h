@@ -55,6 +55,9 @@ void wk_mailbox_destroy(wk_mailbox *mb);
  * WORKER_EREJECTED (closed), WORKER_EFULL (a user event past the limit),
  * WORKER_ENOMEM. On error nothing was queued. */
 int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t);
+/* The same with `node`, a WK_POOL_QNODE object taken in advance, which the
+ * call takes over (NULL: WORKER_ENOMEM). */
+int wk_mailbox_push_node(wk_mailbox *mb, worker_event_t *e, void *node, wk_thread *t);
 
 /* Owner only: take up to `max` events in FIFO order; returns how many. */
 size_t wk_mailbox_pop_batch(wk_mailbox *mb, wk_thread *t, worker_event_t **out, size_t max);

@@ -10,6 +10,12 @@
  *   worker's lock) and its last unref takes itself out of each array before
  *   its memory is reclaimed after a grace period: a publisher that read the
  *   worker from an old array still finds valid memory (a closed mailbox).
+ * - Leaving at the last unref needs no memory: when no copy of an array
+ *   can be made, the worker's slot in the current array is cleared in place
+ *   (an atomic store of NULL, under `lock`); publishers load slots
+ *   atomically and skip NULL ones, and the next copy leaves them out. The
+ *   grace period before the worker's memory goes covers cleared slots too,
+ *   and it is waited for also on a thread without a context.
  * - `refs`: the user's handle plus one per worker.channels entry, so a
  *   channel outlives a worker that is still leaving it.
  * - Lock order: a channel's lock, then a worker's lock; worker_free takes
@@ -97,6 +103,21 @@ static bool worker_list_take(worker_t *w, worker_channel_t *ch)
 
 /* ---- copy-on-write arrays (caller holds ch->lock) ---- */
 
+/* A slot of the current array: publishers read it while the last unref of
+ * a worker may clear it (leave_all). */
+static worker_t *slot(const subs *s, size_t i)
+{
+    return __atomic_load_n(&s->items[i], __ATOMIC_RELAXED);
+}
+
+static size_t live_count(const subs *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->count; i++)
+        n += slot(s, i) != NULL;
+    return n;
+}
+
 static long index_of(const subs *s, const worker_t *w)
 {
     for (size_t i = 0; i < s->count; i++)
@@ -114,7 +135,7 @@ static subs *copy_with(const subs *s, worker_t *add, long drop)
         return NULL;
     c->count = 0;
     for (size_t i = 0; i < s->count; i++)
-        if ((long)i != drop)
+        if ((long)i != drop && s->items[i]) /* cleared slots are left out */
             c->items[c->count++] = s->items[i];
     if (add)
         c->items[c->count++] = add;
@@ -127,11 +148,11 @@ static void replace(worker_channel_t *ch, subs *fresh, subs **old)
     *old = atomic_exchange_explicit(&ch->current, fresh, memory_order_acq_rel);
 }
 
+/* Free an array replaced under publishers' feet, after a grace period
+ * (waited for also without a context: the memory may not wait). */
 static void retire(subs *old)
 {
-    wk_thread *t = wk_thread_get();
-    if (t)
-        wk_epoch_synchronize(t);
+    wk_epoch_synchronize(wk_thread_peek());
     free(old);
 }
 
@@ -206,8 +227,19 @@ int worker_channel_unsub(worker_channel_t *ch, worker_t *w)
     return rc;
 }
 
+/* Without memory for a copy: clear w's slot in place. Caller holds
+ * ch->lock. */
+static void clear_subscriber(worker_channel_t *ch, worker_t *w)
+{
+    subs *cur = atomic_load_explicit(&ch->current, memory_order_relaxed);
+    long at = index_of(cur, w);
+    if (at >= 0)
+        __atomic_store_n(&cur->items[at], NULL, __ATOMIC_RELAXED);
+}
+
 /* At a worker's last reference (its free hook): leave every channel, and
- * return only when no publisher can still reach the worker through one. */
+ * return only when no publisher can still reach the worker through one.
+ * Needs no memory (see the invariants). */
 static void leave_all(worker_t *w)
 {
     pthread_mutex_lock(&w->lock);
@@ -220,20 +252,20 @@ static void leave_all(worker_t *w)
     for (size_t i = 0; i < n; i++) {
         subs *old = NULL;
         pthread_mutex_lock(&mine[i]->lock);
-        drop_subscriber(mine[i], w, &old);
+        if (drop_subscriber(mine[i], w, &old) == WORKER_ENOMEM)
+            clear_subscriber(mine[i], w);
         pthread_mutex_unlock(&mine[i]->lock);
         if (olds)
             olds[i] = old;
         else if (old)
             retire(old); /* no room to batch: one grace period each */
     }
-    if (olds) {
-        /* One grace period for all: publishers may still read the old arrays,
-         * and through them this worker, whose memory goes after this. */
-        wk_thread *t = wk_thread_get();
-        if (t)
-            wk_epoch_synchronize(t);
-        for (size_t i = 0; i < n; i++)
+    if (n) {
+        /* One grace period for all: publishers may still read the old arrays
+         * or a cleared slot, and through them this worker, whose memory goes
+         * after this. */
+        wk_epoch_synchronize(wk_thread_peek());
+        for (size_t i = 0; olds && i < n; i++)
             free(olds[i]);
         free(olds);
     }
@@ -273,7 +305,9 @@ int worker_channel_pub_ex(
     wk_epoch_enter(t);
     subs *s = atomic_load_explicit(&ch->current, memory_order_acquire);
     for (size_t i = 0; i < s->count; i++) {
-        worker_t *sub = s->items[i];
+        worker_t *sub = slot(s, i);
+        if (!sub)
+            continue; /* cleared by a worker's last unref */
         wk_event_ref(e);
         int one = traced ? wk_push_traced(sub, e, WK_TRF_CHANNEL, t)
                          : wk_mailbox_push(&sub->mb, e, t);
@@ -299,7 +333,7 @@ size_t worker_channel_count(const worker_channel_t *ch)
         return 0;
     worker_channel_t *mch = (worker_channel_t *)ch;
     pthread_mutex_lock(&mch->lock);
-    size_t n = atomic_load_explicit(&mch->current, memory_order_relaxed)->count;
+    size_t n = live_count(atomic_load_explicit(&mch->current, memory_order_relaxed));
     pthread_mutex_unlock(&mch->lock);
     return n;
 }
@@ -314,6 +348,8 @@ void worker_channel_free(worker_channel_t *ch)
     subs *cur = atomic_load_explicit(&ch->current, memory_order_relaxed);
     for (size_t i = 0; i < cur->count; i++) {
         worker_t *w = cur->items[i];
+        if (!w)
+            continue;
         pthread_mutex_lock(&w->lock);
         unlisted += worker_list_take(w, ch);
         pthread_mutex_unlock(&w->lock);

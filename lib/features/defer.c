@@ -6,15 +6,22 @@
  *   either sees the settled state or adds itself to that list under the
  *   same lock, so no waiter misses DEFER_FULFILL.
  * - DEFER_FULFILL goes to every waiter before the state moves, under the
- *   lock. If one cannot be sent (out of memory) the defer stays PENDING
- *   and the settle returns WORKER_ENOMEM: a waiter told early reads the
- *   state under the lock after the settle has given up, finds it PENDING
- *   and waits again, still in the list.
- * - A waiter holds a reference in the list until it is told or gives up.
+ *   lock. Telling a waiter needs no memory: each waiter registers with a
+ *   spare (an event object and a queue node, taken by the get, which fails
+ *   with WORKER_ENOMEM without it), used when the settle cannot allocate.
+ *   So a settle tells every waiter or, when its own thread has no context
+ *   or root worker (out of memory before it starts), none: then the defer
+ *   stays PENDING and the settle returns WORKER_ENOMEM. (Should a send
+ *   still fail, a waiter told early reads the state under the lock after
+ *   the settle has given up, finds it PENDING and waits again, still in
+ *   the list.)
+ * - A waiter holds a reference in the list until it is told or gives up;
+ *   its spare goes back to the pools with it.
  */
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "wk_array.h"
 #include "wk_current.h"
 #include "wk_event.h"
 #include "wk_fire.h"
@@ -32,8 +39,57 @@ struct worker_defer {
     int state;
     void *value;
     int err;
-    wk_worker_list waiters;
+    struct defer_waiter *waiters;
+    size_t waiter_count, waiter_cap;
 };
+
+typedef struct defer_waiter {
+    worker_t *w; /* holds a reference */
+    wk_spare spare; /* its DEFER_FULFILL */
+} defer_waiter;
+
+/* Caller holds d->lock. false: out of memory (nothing added). */
+static bool waiter_add(worker_defer_t *d, worker_t *w)
+{
+    defer_waiter *grown
+        = wk_array_room(d->waiters, &d->waiter_cap, d->waiter_count, sizeof *grown, 4);
+    if (!grown)
+        return false;
+    d->waiters = grown;
+    defer_waiter x = { .w = w };
+    if (!wk_spare_take(&x.spare)) {
+        wk_spare_release(&x.spare);
+        return false;
+    }
+    d->waiters[d->waiter_count++] = (defer_waiter) { worker_ref(w), x.spare };
+    return true;
+}
+
+static void waiter_drop(defer_waiter *x)
+{
+    wk_spare_release(&x->spare);
+    worker_unref(x->w);
+}
+
+/* Caller holds d->lock. */
+static void waiter_remove(worker_defer_t *d, worker_t *w)
+{
+    for (size_t i = 0; i < d->waiter_count; i++) {
+        if (d->waiters[i].w == w) {
+            defer_waiter x = d->waiters[i];
+            d->waiters[i] = d->waiters[--d->waiter_count];
+            waiter_drop(&x);
+            return;
+        }
+    }
+}
+
+static void waiters_free(defer_waiter *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        waiter_drop(&items[i]);
+    free(items);
+}
 
 worker_defer_t *worker_defer_new(void)
 {
@@ -54,9 +110,10 @@ static int settle(worker_defer_t *d, int state, void *value, int err)
     worker_t *me = t ? wk_current(t) : NULL;
     pthread_mutex_lock(&d->lock);
     bool ignored = d->state != DEFER_PENDING;
-    int rc = ignored || me || !d->waiters.count ? WORKER_OK : WORKER_ENOMEM;
-    for (size_t i = 0; !ignored && rc == WORKER_OK && i < d->waiters.count; i++)
-        if (wk_send_library(d->waiters.items[i], wk_atoms.defer_fulfill, d, NULL, 0, me, t)
+    int rc = ignored || me || !d->waiter_count ? WORKER_OK : WORKER_ENOMEM;
+    for (size_t i = 0; !ignored && rc == WORKER_OK && i < d->waiter_count; i++)
+        if (wk_send_spared(d->waiters[i].w, WK_EV_LIBRARY, wk_atoms.defer_fulfill, d, NULL, 0, me,
+                t, &d->waiters[i].spare)
             == WORKER_ENOMEM)
             rc = WORKER_ENOMEM; /* not settled: the waiters told wait again */
     if (rc == WORKER_OK)
@@ -70,10 +127,12 @@ static int settle(worker_defer_t *d, int state, void *value, int err)
     d->state = state;
     d->value = value;
     d->err = err;
-    wk_worker_list waiters = d->waiters;
-    d->waiters = (wk_worker_list) { 0 };
+    defer_waiter *waiters = d->waiters;
+    size_t n = d->waiter_count;
+    d->waiters = NULL;
+    d->waiter_count = d->waiter_cap = 0;
     pthread_mutex_unlock(&d->lock);
-    wk_list_release(waiters.items, waiters.count);
+    waiters_free(waiters, n);
     return WORKER_OK;
 }
 
@@ -113,7 +172,7 @@ int worker_defer_get(worker_defer_t *d, void **value)
     if (!me)
         return WORKER_ENOMEM;
     pthread_mutex_lock(&d->lock);
-    if (d->state == DEFER_PENDING && !wk_list_add(&d->waiters, me)) {
+    if (d->state == DEFER_PENDING && !waiter_add(d, me)) {
         pthread_mutex_unlock(&d->lock);
         return WORKER_ENOMEM;
     }
@@ -130,7 +189,7 @@ int worker_defer_get(worker_defer_t *d, void **value)
         pthread_mutex_lock(&d->lock);
     }
     if (rc != WORKER_OK)
-        wk_list_remove(&d->waiters, me);
+        waiter_remove(d, me);
     else
         rc = outcome(d, value);
     pthread_mutex_unlock(&d->lock);
@@ -141,7 +200,7 @@ void worker_defer_free(worker_defer_t *d)
 {
     if (!d)
         return;
-    wk_list_release(d->waiters.items, d->waiters.count);
+    waiters_free(d->waiters, d->waiter_count);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }

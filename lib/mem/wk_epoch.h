@@ -51,7 +51,8 @@ static inline void wk_epoch_poll(wk_thread *t)
 }
 
 /* Wait until every section open at the time of the call has closed.
- * Outside sections; spins briefly, yields while it waits. */
+ * Outside sections; spins briefly, yields while it waits. `t` may be NULL:
+ * a thread without a context (out of memory) can wait too. */
 void wk_epoch_synchronize(wk_thread *t);
 
 #endif

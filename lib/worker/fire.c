@@ -8,16 +8,25 @@
  *   release runs once, after the last receiver.
  * - When the first receiver refuses, nothing was accepted anywhere: the
  *   event is discarded without calling release (the caller keeps its data).
+ * - A bubble or broadcast takes every memory it needs before the first
+ *   push: the list of receivers (with references) and one queue node per
+ *   hop. Out of memory it queues nothing and returns WORKER_ENOMEM; once
+ *   the first receiver has accepted, no hop can be lost for want of memory.
  * - Parent pointers are immutable and kept alive by the child's reference,
  *   so walking up takes no lock; children lists are copied (with
  *   references) under each worker's lock, one worker at a time.
+ * - A notice sent with a spare (wk_send_spared) uses the spare's event
+ *   object and queue node only when it cannot allocate them now; what it
+ *   used is taken out of the spare, the rest stays the caller's.
  */
 #include <stdint.h>
 
+#include "wk_array.h"
 #include "wk_current.h"
 #include "wk_event.h"
 #include "wk_fire.h"
 #include "wk_init.h"
+#include "wk_pool.h"
 #include "wk_probe.h"
 #include "wk_tree.h"
 
@@ -31,7 +40,7 @@ typedef struct offer_trace {
     unsigned flags;
 } offer_trace;
 
-int wk_push_traced(worker_t *to, worker_event_t *e, unsigned flags, wk_thread *t)
+int wk_push_traced_node(worker_t *to, worker_event_t *e, unsigned flags, void *node, wk_thread *t)
 {
     offer_trace o = { .on = e->kind != WK_EV_INTERNAL,
         .serial = wk_event_serial(e),
@@ -40,12 +49,17 @@ int wk_push_traced(worker_t *to, worker_event_t *e, unsigned flags, wk_thread *t
         .flags = flags | (e->kind != WK_EV_USER ? WK_TRF_LIBRARY : 0)
             | (wk_event_copied(e) ? WK_TRF_COPY : 0) };
     wk_probe_depth_push(&to->depth, +1);
-    int rc = wk_mailbox_push(&to->mb, e, t);
+    int rc = node ? wk_mailbox_push_node(&to->mb, e, node, t) : wk_mailbox_push(&to->mb, e, t);
     if (rc != WORKER_OK)
         wk_probe_depth_push(&to->depth, -1);
     if (o.on)
         wk_probe_offer(o.sender, o.flags, o.serial, (uint32_t)to->id, o.atom, rc);
     return rc;
+}
+
+int wk_push_traced(worker_t *to, worker_event_t *e, unsigned flags, wk_thread *t)
+{
+    return wk_push_traced_node(to, e, flags, NULL, t);
 }
 
 /* Tracing off costs one test of the event's flag. */
@@ -54,6 +68,14 @@ static inline int push(worker_t *to, worker_event_t *e, unsigned flags, wk_threa
     if (__builtin_expect(wk_traced(e), 0))
         return wk_push_traced(to, e, flags, t);
     return wk_mailbox_push(&to->mb, e, t);
+}
+
+/* The same with a queue node taken in advance (the call takes it over). */
+static int push_node(worker_t *to, worker_event_t *e, unsigned flags, void *node, wk_thread *t)
+{
+    if (wk_traced(e))
+        return wk_push_traced_node(to, e, flags, node, t);
+    return wk_mailbox_push_node(&to->mb, e, node, t);
 }
 
 static void tell_sender_refused(
@@ -75,11 +97,12 @@ static int refused(worker_t *to, worker_event_t *e, int rc, void *origin_data, w
     return rc;
 }
 
-/* Offer one more receiver the shared event. */
-static void hop(worker_t *to, worker_event_t *e, void *origin_data, wk_thread *t, unsigned how)
+/* Offer one more receiver the shared event, with a node taken in advance. */
+static void hop(worker_t *to, worker_event_t *e, void *origin_data, wk_thread *t, unsigned how,
+    void *node)
 {
     wk_event_ref(e);
-    int rc = push(to, e, how, t);
+    int rc = push_node(to, e, how, node, t);
     if (rc == WORKER_OK)
         return;
     atomic_fetch_sub_explicit(&e->refs, 1, memory_order_relaxed); /* ours keeps it alive */
@@ -87,17 +110,69 @@ static void hop(worker_t *to, worker_event_t *e, void *origin_data, wk_thread *t
         tell_sender_refused(to, e, origin_data, t);
 }
 
-static void hop_down(worker_t *w, worker_event_t *e, void *origin_data, wk_thread *t)
+/* The receivers of a bubble or broadcast after the first one (ancestors
+ * first, then descendants), each with a reference, and one free queue node
+ * for each, linked through their first word. */
+typedef struct fan {
+    worker_t **to;
+    size_t count, cap, up; /* up: how many of them are ancestors */
+    void *nodes;
+} fan;
+
+static bool fan_add(fan *f, worker_t *w)
 {
+    worker_t **grown = wk_array_room(f->to, &f->cap, f->count, sizeof *grown, 8);
+    if (!grown)
+        return false;
+    f->to = grown;
+    f->to[f->count++] = worker_ref(w);
+    return true;
+}
+
+static bool fan_children(fan *f, worker_t *w)
+{
+    bool ok = true;
     pthread_mutex_lock(&w->lock);
-    worker_t **kids;
-    size_t n = wk_list_copy(&w->children, &kids);
+    for (size_t i = 0; ok && i < w->children.count; i++)
+        ok = fan_add(f, w->children.items[i]);
     pthread_mutex_unlock(&w->lock);
-    for (size_t i = 0; i < n; i++) {
-        hop(kids[i], e, origin_data, t, WK_TRF_BROADCAST | WK_TRF_HOP_DOWN);
-        hop_down(kids[i], e, origin_data, t);
+    return ok;
+}
+
+/* Everything the hops need; false when memory ran out (fan_release then). */
+static bool fan_collect(fan *f, worker_t *to, bool bubble, bool broadcast)
+{
+    for (worker_t *p = bubble ? to->parent : NULL; p; p = p->parent)
+        if (!fan_add(f, p))
+            return false;
+    f->up = f->count;
+    if (broadcast && !fan_children(f, to))
+        return false;
+    for (size_t i = f->up; broadcast && i < f->count; i++) /* grows as it goes */
+        if (!fan_children(f, f->to[i]))
+            return false;
+    for (size_t i = 0; i < f->count; i++) {
+        void *node = wk_pool_alloc(WK_POOL_QNODE);
+        if (!node)
+            return false;
+        *(void **)node = f->nodes;
+        f->nodes = node;
     }
-    wk_list_release(kids, n);
+    return true;
+}
+
+static void *fan_node(fan *f)
+{
+    void *node = f->nodes;
+    f->nodes = *(void **)node;
+    return node;
+}
+
+static void fan_release(fan *f)
+{
+    while (f->nodes)
+        wk_pool_free(WK_POOL_QNODE, fan_node(f));
+    wk_list_release(f->to, f->count);
 }
 
 /* An untraced event to one receiver: the common case, kept short. */
@@ -113,17 +188,26 @@ int wk_deliver(
     bool fan_out = bubble || broadcast;
     if (!fan_out && !wk_traced(e))
         return deliver_plain(to, e, origin_data, t);
+    fan f = { 0 };
+    if (fan_out && !fan_collect(&f, to, bubble, broadcast)) {
+        fan_release(&f);
+        wk_event_discard(e); /* nothing was queued anywhere */
+        return WORKER_ENOMEM;
+    }
     if (fan_out)
         wk_event_ref(e); /* the firing call's own reference */
     int rc = push(to, e, (bubble ? WK_TRF_BUBBLE : 0) | (broadcast ? WK_TRF_BROADCAST : 0), t);
-    if (rc != WORKER_OK)
+    if (rc != WORKER_OK) {
+        fan_release(&f);
         return refused(to, e, rc, origin_data, t);
+    }
     if (!fan_out)
         return WORKER_OK;
-    for (worker_t *p = bubble ? to->parent : NULL; p; p = p->parent)
-        hop(p, e, origin_data, t, WK_TRF_BUBBLE | WK_TRF_HOP_UP);
-    if (broadcast)
-        hop_down(to, e, origin_data, t);
+    for (size_t i = 0; i < f.count; i++)
+        hop(f.to[i], e, origin_data, t,
+            i < f.up ? WK_TRF_BUBBLE | WK_TRF_HOP_UP : WK_TRF_BROADCAST | WK_TRF_HOP_DOWN,
+            fan_node(&f));
+    fan_release(&f);
     wk_event_unref(e);
     return WORKER_OK;
 }
@@ -143,6 +227,50 @@ int wk_send_kind(worker_t *to, int kind, const wk_atom *atom, void *data, const 
         return WORKER_ENOMEM;
     worker_event_t *e = wk_event_new(atom, kind, data, copy, copy_size, NULL, sender);
     return e ? push_or_discard(to, e, t) : WORKER_ENOMEM;
+}
+
+bool wk_spare_take(wk_spare *s)
+{
+    if (!s->event)
+        s->event = wk_pool_alloc(WK_POOL_EVENT);
+    if (!s->node)
+        s->node = wk_pool_alloc(WK_POOL_QNODE);
+    return s->event && s->node;
+}
+
+void wk_spare_release(wk_spare *s)
+{
+    wk_pool_free(WK_POOL_EVENT, s->event);
+    wk_pool_free(WK_POOL_QNODE, s->node);
+    s->event = s->node = NULL;
+}
+
+int wk_send_spared(worker_t *to, int kind, const wk_atom *atom, void *data, const void *copy,
+    size_t copy_size, worker_t *sender, wk_thread *t, wk_spare *spare)
+{
+    if (!t)
+        return WORKER_ENOMEM;
+    worker_event_t *e = wk_event_new(atom, kind, data, copy, copy_size, NULL, sender);
+    if (!e && spare && spare->event) {
+        e = wk_event_new_in(spare->event, atom, kind, data, copy, copy_size, sender);
+        if (e)
+            spare->event = NULL;
+    }
+    if (!e)
+        return WORKER_ENOMEM;
+    void *node = wk_pool_alloc(WK_POOL_QNODE);
+    if (!node && spare) {
+        node = spare->node;
+        spare->node = NULL;
+    }
+    if (!node) {
+        wk_event_discard(e);
+        return WORKER_ENOMEM;
+    }
+    int rc = push_node(to, e, 0, node, t);
+    if (rc != WORKER_OK)
+        wk_event_discard(e);
+    return rc;
 }
 
 int wk_send_library(worker_t *to, const wk_atom *atom, void *data, const void *copy,

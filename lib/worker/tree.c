@@ -34,6 +34,14 @@
  *   end sequence publishes ENDED and takes the list under that same lock,
  *   so no watcher is missed or told twice. A watcher added when the target
  *   has already ended is told at once.
+ * - The end sequence needs no memory to tell anyone: each watcher is added
+ *   with a spare (an event object and a queue node) for each notice it will
+ *   be sent (a parent: CHILD_THREAD_START, STOP/ERROR/DONE, END), and each
+ *   child with a spare for its parent's STOP_THREAD (`stop_spare`, under
+ *   the parent's lock); adding fails with WORKER_ENOMEM when they cannot be
+ *   taken. A notice uses its spare only when it cannot allocate at the
+ *   time; spares left over go back to the pools when the watcher is told,
+ *   removed, or the worker freed.
  * - WORKER_DOWN goes once to a worker per end of the target: under the
  *   lock that publishes ENDED, the ids of the monitors are kept in `told`
  *   (room reserved when each monitor was added), and a monitor of an
@@ -134,6 +142,12 @@ static bool told_has(const worker_t *target, const worker_t *watcher)
     return false;
 }
 
+static void watch_spares_release(wk_watch *x)
+{
+    for (int i = 0; i < WK_WATCH_SPARES; i++)
+        wk_spare_release(&x->spare[i]);
+}
+
 int wk_watch_add(worker_t *target, worker_t *watcher, wk_watch_kind kind)
 {
     wk_watch_list *l = &target->watchers;
@@ -146,7 +160,16 @@ int wk_watch_add(worker_t *target, worker_t *watcher, wk_watch_kind kind)
     /* A monitor is recorded in `told` at the end: room for every watcher. */
     if (kind == WK_WATCH_MONITOR && !told_room(target, l->count))
         return WORKER_ENOMEM;
-    l->items[l->count++] = (wk_watch) { worker_ref(watcher), kind };
+    wk_watch x = { .watcher = watcher, .kind = kind };
+    int spares = kind == WK_WATCH_PARENT ? WK_WATCH_SPARES : 1;
+    for (int i = 0; i < spares; i++) {
+        if (!wk_spare_take(&x.spare[i])) {
+            watch_spares_release(&x);
+            return WORKER_ENOMEM;
+        }
+    }
+    worker_ref(watcher);
+    l->items[l->count++] = x;
     return WORKER_OK;
 }
 
@@ -155,12 +178,24 @@ bool wk_watch_remove(worker_t *target, worker_t *watcher, wk_watch_kind kind)
     wk_watch *x = watch_find(target, watcher, kind);
     if (!x)
         return false;
+    watch_spares_release(x);
     *x = target->watchers.items[--target->watchers.count];
     worker_unref(watcher);
     return true;
 }
 
-void wk_watch_notify(worker_t *w, worker_t *watcher, wk_watch_kind kind, wk_thread *t)
+void wk_watch_list_free(wk_watch_list *l)
+{
+    for (size_t i = 0; i < l->count; i++) {
+        watch_spares_release(&l->items[i]);
+        worker_unref(l->items[i].watcher);
+    }
+    free(l->items);
+    *l = (wk_watch_list) { 0 };
+}
+
+void wk_watch_notify(
+    worker_t *w, worker_t *watcher, wk_watch_kind kind, wk_thread *t, wk_spare *spares)
 {
     worker_down_t down = { .worker = w, .err = w->result_err, .ret = w->result_ret };
     switch (kind) {
@@ -172,15 +207,19 @@ void wk_watch_notify(worker_t *w, worker_t *watcher, wk_watch_kind kind, wk_thre
         void *data = err == WORKER_OK ? down.ret
             : err == WORKER_EXIT      ? NULL
                                       : (void *)(intptr_t)err;
-        wk_send_kind(watcher, WK_EV_LINK, how, data, NULL, 0, w, t);
-        wk_send_kind(watcher, WK_EV_LINK, wk_atoms.child_end, NULL, &down, sizeof down, w, t);
+        wk_send_spared(watcher, WK_EV_LINK, how, data, NULL, 0, w, t,
+            spares ? &spares[WK_SPARE_HOW] : NULL);
+        wk_send_spared(watcher, WK_EV_LINK, wk_atoms.child_end, NULL, &down, sizeof down, w, t,
+            spares ? &spares[WK_SPARE_END] : NULL);
         break;
     }
     case WK_WATCH_WAITER: /* the end of this run, for a waiter that reads it after a restart */
-        wk_send_library(watcher, wk_atoms.wait_pending_done, NULL, &down, sizeof down, w, t);
+        wk_send_spared(watcher, WK_EV_LIBRARY, wk_atoms.wait_pending_done, NULL, &down,
+            sizeof down, w, t, spares);
         break;
     case WK_WATCH_MONITOR:
-        wk_send_library(watcher, wk_atoms.worker_down, NULL, &down, sizeof down, w, t);
+        wk_send_spared(watcher, WK_EV_LIBRARY, wk_atoms.worker_down, NULL, &down, sizeof down, w,
+            t, spares);
         break;
     }
 }
@@ -198,7 +237,7 @@ int wk_tree_link(worker_t *child)
     pthread_mutex_lock(&p->lock);
     if (wk_worker_state(p) == WK_ENDING) {
         rc = WORKER_EREJECTED;
-    } else if (!wk_list_add(&p->children, child)) {
+    } else if (!wk_spare_take(&child->stop_spare) || !wk_list_add(&p->children, child)) {
         rc = WORKER_ENOMEM;
     } else { /* room for its id in a stop round of p */
         uint64_t *room
@@ -258,7 +297,9 @@ static bool send_stops(worker_t *w, wk_thread *t, uint64_t round)
         worker_t *kid = w->children.items[i];
         if (kid->stop_round == round)
             continue;
-        if (wk_send_library(kid, wk_atoms.stop, NULL, NULL, 0, w, t) == WORKER_ENOMEM)
+        if (wk_send_spared(kid, WK_EV_LIBRARY, wk_atoms.stop, NULL, NULL, 0, w, t,
+                &kid->stop_spare)
+            == WORKER_ENOMEM)
             all_told = false;
         else
             kid->stop_round = round;
@@ -331,10 +372,9 @@ void wk_tree_report_end(worker_t *w, wk_thread *t)
     for (int kind = WK_WATCH_PARENT; kind <= WK_WATCH_MONITOR; kind++)
         for (size_t i = 0; i < watchers.count; i++)
             if ((int)watchers.items[i].kind == kind)
-                wk_watch_notify(w, watchers.items[i].watcher, (wk_watch_kind)kind, t);
-    for (size_t i = 0; i < watchers.count; i++)
-        worker_unref(watchers.items[i].watcher);
-    free(watchers.items);
+                wk_watch_notify(w, watchers.items[i].watcher, (wk_watch_kind)kind, t,
+                    watchers.items[i].spare);
+    wk_watch_list_free(&watchers);
     finish_run(w);
 }
 
@@ -395,6 +435,10 @@ int worker_monitor(worker_t *target)
     worker_t *me = t ? wk_current(t) : NULL;
     if (!target || target == me || target->is_root)
         return target && !me ? WORKER_ENOMEM : WORKER_EINVAL;
+    /* For a target that has ended: its DOWN, sent at once, cannot fail for
+     * memory once `told` records it. */
+    wk_spare spare = { 0 };
+    bool spared = wk_spare_take(&spare);
     pthread_mutex_lock(&target->lock);
     wk_state s = wk_worker_state(target);
     bool ended = s == WK_NEW || s == WK_ENDED;
@@ -402,7 +446,7 @@ int worker_monitor(worker_t *target)
     /* Told of this end already (by this call before, or by a monitor): no
      * second DOWN. */
     bool tell = ended && !told_has(target, me);
-    if (tell && !told_room(target, target->told_count)) {
+    if (tell && (!spared || !told_room(target, target->told_count))) {
         tell = false;
         rc = WORKER_ENOMEM;
     }
@@ -410,8 +454,23 @@ int worker_monitor(worker_t *target)
         target->told[target->told_count++] = me->id;
     pthread_mutex_unlock(&target->lock);
     if (tell)
-        wk_watch_notify(target, me, WK_WATCH_MONITOR, t);
+        wk_watch_notify(target, me, WK_WATCH_MONITOR, t, &spare);
+    wk_spare_release(&spare);
     return rc;
+}
+
+void wk_tree_tell_started(worker_t *w, wk_thread *t)
+{
+    wk_spare spare = { 0 };
+    pthread_mutex_lock(&w->lock);
+    wk_watch *x = watch_find(w, w->parent, WK_WATCH_PARENT);
+    if (x) {
+        spare = x->spare[WK_SPARE_START];
+        x->spare[WK_SPARE_START] = (wk_spare) { 0 };
+    }
+    pthread_mutex_unlock(&w->lock);
+    wk_send_spared(w->parent, WK_EV_LIBRARY, wk_atoms.child_start, NULL, NULL, 0, w, t, &spare);
+    wk_spare_release(&spare);
 }
 
 int worker_demonitor(worker_t *target)

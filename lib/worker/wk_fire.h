@@ -16,6 +16,17 @@ int wk_send_library(worker_t *to, const wk_atom *atom, void *data, const void *c
 /* The same with an explicit kind (WK_EV_LIBRARY or WK_EV_LINK). */
 int wk_send_kind(worker_t *to, int kind, const wk_atom *atom, void *data, const void *copy,
     size_t copy_size, worker_t *sender, wk_thread *t);
+/* Fill what `spare` lacks (an event object, a queue node); false when
+ * memory ran out (what it got stays in it). */
+bool wk_spare_take(wk_spare *spare);
+/* Give back what `spare` still holds. */
+void wk_spare_release(wk_spare *spare);
+/* wk_send_kind, using `spare` (may be NULL) for the event object and the
+ * queue node it cannot allocate now, so that a notice whose spare is full
+ * never fails for memory. What it uses is taken out of the spare. The
+ * copy must fit inline (a notice's data). */
+int wk_send_spared(worker_t *to, int kind, const wk_atom *atom, void *data, const void *copy,
+    size_t copy_size, worker_t *sender, wk_thread *t, wk_spare *spare);
 /* Queue an event that runs `fn(owner, e)` on `to`'s thread (after its
  * listeners when `visible`: EXECUTE). */
 int wk_send_call(worker_t *to, const wk_atom *atom, bool visible, void *data, wk_internal_fn fn,
@@ -23,5 +34,7 @@ int wk_send_call(worker_t *to, const wk_atom *atom, bool visible, void *data, wk
 /* Offer one traced event to `to`: counts it in to's depth, pushes it and
  * records FIRE or REJECT. `flags`: WK_TRF_*. */
 int wk_push_traced(worker_t *to, worker_event_t *e, unsigned flags, wk_thread *t);
+/* The same with a queue node taken in advance (the call takes it over). */
+int wk_push_traced_node(worker_t *to, worker_event_t *e, unsigned flags, void *node, wk_thread *t);
 
 #endif

@@ -22,8 +22,14 @@ void wk_wait_finished(worker_t *w);
 /* Add a watcher (not twice for the same kind). Caller holds target->lock. */
 int wk_watch_add(worker_t *target, worker_t *watcher, wk_watch_kind kind);
 bool wk_watch_remove(worker_t *target, worker_t *watcher, wk_watch_kind kind); /* holds lock */
-/* Send the end notice of `kind` about `w` to `watcher`. */
-void wk_watch_notify(worker_t *w, worker_t *watcher, wk_watch_kind kind, wk_thread *t);
+/* Send the end notice of `kind` about `w` to `watcher`, using `spares`
+ * (the watcher's, may be NULL) for what cannot be allocated now. */
+void wk_watch_notify(
+    worker_t *w, worker_t *watcher, wk_watch_kind kind, wk_thread *t, wk_spare *spares);
+/* Drop every watcher of a list taken out of a worker (references, spares). */
+void wk_watch_list_free(wk_watch_list *l);
+/* CHILD_THREAD_START to w's parent (w's run begins; w has a parent). */
+void wk_tree_tell_started(worker_t *w, wk_thread *t);
 bool wk_list_add(wk_worker_list *l, worker_t *w); /* takes a reference */
 bool wk_list_remove(wk_worker_list *l, worker_t *w); /* drops it */
 size_t wk_list_copy(wk_worker_list *l, worker_t ***out); /* refs; caller frees */

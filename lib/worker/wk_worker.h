@@ -8,8 +8,9 @@
  * - Immutable after worker_new(): id, name, task, arg, parent, daemon_mode,
  *   quiet, is_root, is_main, mb.limit.
  * - `lock` guards: state (also readable atomically without it), children,
- *   awaited, watchers, told, channels, result_err, result_ret, finished, runs;
- *   and in each of its children, stop_round. `ended` is
+ *   awaited, watchers (and their spares), told, channels, result_err,
+ *   result_ret, finished, runs; and in each of its children, stop_round and
+ *   stop_spare. `ended` is
  *   signalled when state becomes WK_ENDED and when `finished` is set.
  * - A run holds one reference on the worker (taken by start/overlay, or for
  *   a root by its thread) and drops it as its very last step, under `lock`,
@@ -71,9 +72,22 @@ typedef enum wk_watch_kind {
     WK_WATCH_MONITOR, /* WORKER_DOWN (worker_monitor) */
 } wk_watch_kind;
 
+/* Memory taken in advance for one notice: an event object (WK_POOL_EVENT)
+ * and a queue node (WK_POOL_QNODE), used by wk_send_spared (fire.c) when
+ * it cannot allocate them at the time of sending. */
+typedef struct wk_spare {
+    void *event;
+    void *node;
+} wk_spare;
+
+/* The notices a watcher of each kind is sent (tree.c): a parent gets
+ * CHILD_THREAD_START, then STOP/ERROR/DONE and END; the others one. */
+enum { WK_SPARE_START = 0, WK_SPARE_HOW = 1, WK_SPARE_END = 2, WK_WATCH_SPARES = 3 };
+
 typedef struct wk_watch {
     worker_t *watcher; /* holds a reference */
     wk_watch_kind kind;
+    wk_spare spare[WK_WATCH_SPARES]; /* taken when added: its notices need no memory */
 } wk_watch;
 
 typedef struct wk_watch_list {
@@ -125,6 +139,8 @@ struct worker {
     size_t awaited_count, awaited_cap;
     uint64_t stop_round; /* the last stop round of its parent that told it;
                             under the parent's lock */
+    wk_spare stop_spare; /* the parent's STOP_THREAD to it, taken when it
+                            starts; under the parent's lock */
     wk_watch_list watchers;
     /* The ids of the workers WORKER_DOWN told of its last end (tree.c), in
      * room reserved as each monitor is added; emptied by a restart. */

@@ -222,7 +222,7 @@ static void enter_run(worker_t *w, wk_thread *t)
     wk_worker_set_state(w, WK_RUNNING);
     pthread_mutex_unlock(&w->lock);
     if (w->parent)
-        wk_send_library(w->parent, wk_atoms.child_start, NULL, NULL, 0, w, t);
+        wk_tree_tell_started(w, t);
 }
 
 void wk_worker_run(worker_t *w, wk_thread *t)
@@ -408,9 +408,8 @@ void wk_worker_free(worker_t *w)
     wk_mailbox_destroy(&w->mb);
     free(w->children.items);
     free(w->awaited);
-    for (size_t i = 0; i < w->watchers.count; i++)
-        worker_unref(w->watchers.items[i].watcher);
-    free(w->watchers.items);
+    wk_watch_list_free(&w->watchers);
+    wk_spare_release(&w->stop_spare);
     free(w->told);
     free(w->channels);
     free(w->timers.heap);
