@@ -22,6 +22,11 @@
  *   snapshot holding it (atomic count). `removed` is set once, by whoever
  *   takes it out of the table (unlisten, unlisten_fn, transient cleanup, or
  *   the owner claiming a `once` listener); dispatch skips removed listeners.
+ * - The handle a user gets is not the object's address but its `id`, from
+ *   a process-wide counter, encoded odd (handle_of): ids are never reused,
+ *   so a stale handle matches no listener of any worker, also when a newer
+ *   listener got the old one's memory. A handle is only compared, never
+ *   dereferenced.
  */
 #define _GNU_SOURCE
 #include "wk_array.h"
@@ -43,6 +48,7 @@ struct worker_listener {
     const wk_atom *trace_name; /* owner thread: the name traces show, made on first use */
     _Atomic uint32_t refs;
     _Atomic bool removed;
+    uint64_t id; /* what the user's handle encodes; unique in the process */
     const wk_atom *atom;
     worker_listener_fn fn;
     void *userdata;
@@ -57,6 +63,27 @@ struct wk_lsnap {
     size_t slot_count;
     wk_lslot slots[]; /* sorted by atom id; their items follow in the same block */
 };
+
+/* Global: handles must differ across workers (a handle passed to the wrong
+ * worker is not one of its listeners). 64 bits (the handle is a pointer,
+ * 64 bits wide on the targets the library is built for): never wraps in
+ * practice. */
+static _Atomic uint64_t next_listener_id = 1;
+
+/* The user's handle for a listener: its id, shifted and made odd, so that
+ * it is never a valid object address and never NULL. */
+static worker_listener_t *handle_of(const worker_listener_t *l)
+{
+    return (worker_listener_t *)(uintptr_t)((l->id << 1) | 1);
+}
+
+/* The id a handle encodes; 0 (no listener has it) for a value that is not
+ * a handle. */
+static uint64_t id_of(const worker_listener_t *handle)
+{
+    uintptr_t v = (uintptr_t)handle;
+    return v & 1 ? (uint64_t)(v >> 1) : 0;
+}
 
 static void listener_unref(worker_listener_t *l)
 {
@@ -192,6 +219,7 @@ worker_listener_t *wk_listeners_add(wk_listeners *ls, const wk_atom *atom, worke
         return NULL;
     atomic_init(&l->refs, 1);
     atomic_init(&l->removed, false);
+    l->id = atomic_fetch_add_explicit(&next_listener_id, 1, memory_order_relaxed);
     l->atom = atom;
     l->fn = fn;
     l->userdata = userdata;
@@ -216,7 +244,7 @@ worker_listener_t *wk_listeners_add(wk_listeners *ls, const wk_atom *atom, worke
         free(l);
         return NULL;
     }
-    return l;
+    return handle_of(l);
 }
 
 /* Take `l` out of the table if it is there. Caller holds the lock. */
@@ -234,18 +262,36 @@ static bool table_take(wk_listeners *ls, const worker_listener_t *l)
     return false;
 }
 
-int wk_listeners_remove(wk_listeners *ls, const worker_listener_t *l)
+/* Take the listener with that id out of the table; NULL if it is not
+ * there. Caller holds the lock. */
+static worker_listener_t *table_take_id(wk_listeners *ls, uint64_t id)
 {
+    for (size_t i = 0; i < ls->slot_count; i++) {
+        wk_lslot *s = &ls->slots[i];
+        for (size_t j = 0; j < s->count; j++) {
+            worker_listener_t *l = s->items[j];
+            if (l->id == id) {
+                slot_remove_at(s, j);
+                return l;
+            }
+        }
+    }
+    return NULL;
+}
+
+int wk_listeners_remove(wk_listeners *ls, const worker_listener_t *handle)
+{
+    uint64_t id = id_of(handle);
     pthread_mutex_lock(&ls->lock);
-    bool found = l && table_take(ls, l);
-    if (found) {
-        atomic_store_explicit(&((worker_listener_t *)l)->removed, true, memory_order_release);
+    worker_listener_t *l = id ? table_take_id(ls, id) : NULL;
+    if (l) {
+        atomic_store_explicit(&l->removed, true, memory_order_release);
         changed(ls);
     }
     pthread_mutex_unlock(&ls->lock);
-    if (!found)
+    if (!l)
         return WORKER_EINVAL;
-    listener_unref((worker_listener_t *)l);
+    listener_unref(l);
     return WORKER_OK;
 }
 

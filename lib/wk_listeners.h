@@ -37,13 +37,15 @@ typedef void (*wk_listener_error_fn)(void *ctx, const worker_event_t *e, int cod
 void wk_listeners_init(wk_listeners *ls);
 void wk_listeners_destroy(wk_listeners *ls);
 
-/* Any thread. NULL when memory runs out. */
+/* Any thread. The user's handle (an encoded id, not the listener's
+ * address); NULL when memory runs out. */
 worker_listener_t *wk_listeners_add(wk_listeners *ls, const wk_atom *atom, worker_listener_fn fn,
     void *userdata, const worker_listen_opts *opts, uint64_t target_id);
 
-/* Any thread. WORKER_OK or WORKER_EINVAL (not a current listener); `l` is
- * compared, never dereferenced, before it is found. */
-int wk_listeners_remove(wk_listeners *ls, const worker_listener_t *l);
+/* Any thread. WORKER_OK or WORKER_EINVAL (not a current listener: also a
+ * stale handle, whose listener was removed, even when a newer listener has
+ * its memory). `handle` is decoded, never dereferenced. */
+int wk_listeners_remove(wk_listeners *ls, const worker_listener_t *handle);
 
 /* Any thread. The number removed. */
 size_t wk_listeners_remove_fn(wk_listeners *ls, worker_listener_fn fn, void *userdata);

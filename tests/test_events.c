@@ -1288,6 +1288,39 @@ Test(events, bad_input_listen, .timeout = 10)
     worker_unref(w);
 }
 
+/* A stale handle stays stale when its memory is reused: remove a listener,
+ * add another one (the allocator may give it the old one's memory), then
+ * unlisten the stale handle: WORKER_EINVAL, and the newer listener is still
+ * there and still fires. Many rounds, so that a reuse happens in some. */
+Test(events, stale_handle_does_not_remove_a_newer_listener, .timeout = 30)
+{
+    worker_t *me = tu_main();
+    static atomic_int fresh_calls, old_calls;
+    int same_value = 0;
+    for (int round = 0; round < 200; round++) {
+        worker_listener_t *old = worker_listen(me, "REUSED", tu_count_listener, &old_calls, NULL);
+        cr_assert_not_null(old);
+        cr_assert_eq(worker_unlisten(me, old), WORKER_OK);
+        worker_listener_t *fresh
+            = worker_listen(me, "REUSED", tu_count_listener, &fresh_calls, NULL);
+        cr_assert_not_null(fresh);
+        same_value += old == fresh;
+        cr_assert_eq(worker_unlisten(me, old), WORKER_EINVAL,
+            "round %d: the stale handle removed a listener (the newer one %s its value)", round,
+            old == fresh ? "has" : "does not have");
+        if (round % 10 == 0) { /* the newer one fires */
+            atomic_store(&fresh_calls, 0);
+            cr_assert_eq(worker_fire(me, "REUSED", NULL), WORKER_OK);
+            cr_assert_eq(worker_update(), WORKER_OK);
+            cr_assert_eq(atomic_load(&fresh_calls), 1, "round %d: the newer listener fires", round);
+        }
+        cr_assert_eq(worker_unlisten(me, fresh), WORKER_OK, "round %d: still listed", round);
+        cr_assert_eq(worker_unlisten(me, fresh), WORKER_EINVAL);
+    }
+    cr_assert_eq(atomic_load(&old_calls), 0);
+    cr_log_info("handle values reused in %d of 200 rounds", same_value);
+}
+
 Test(events, bad_input_event_accessors)
 {
     cr_assert_null(worker_event_name(NULL));
