@@ -19,10 +19,25 @@ typedef struct wk_lslot {
 
 typedef struct wk_lsnap wk_lsnap;
 
+/* A hash table from non-zero 64-bit keys to values (listeners.c): open
+ * addressing with linear probing, at most half full. */
+typedef struct wk_lmap_entry {
+    uint64_t key; /* 0: empty */
+    uintptr_t value;
+} wk_lmap_entry;
+
+typedef struct wk_lmap {
+    wk_lmap_entry *items;
+    size_t count, cap; /* cap: 0 or a power of two */
+} wk_lmap;
+
 typedef struct wk_listeners {
-    pthread_mutex_t lock; /* guards slots, slot_count, next_seq, reserve */
+    pthread_mutex_t lock; /* guards slots, slot_count, next_seq, reserve, the maps */
     wk_lslot *slots;
     size_t slot_count, slot_cap;
+    size_t item_count; /* listeners in all slots */
+    wk_lmap by_name; /* atom id -> index in slots */
+    wk_lmap by_id; /* listener id -> listener */
     uint64_t next_seq;
     _Atomic uint64_t version; /* bumped (under lock) by every change */
     void *reserve; /* room for the owner's next snapshot (listeners.c) */
