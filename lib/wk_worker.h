@@ -197,9 +197,11 @@ int wk_send_library(worker_t *to, const wk_atom *atom, void *data, const void *c
 /* The same with an explicit kind (WK_EV_LIBRARY or WK_EV_LINK). */
 int wk_send_kind(worker_t *to, int kind, const wk_atom *atom, void *data, const void *copy,
     size_t copy_size, worker_t *sender, wk_thread *t);
-/* Queue an event that runs `fn(owner, e)` on `to`'s thread (after its
- * listeners when `visible`: EXECUTE). */
-int wk_send_call(worker_t *to, const wk_atom *atom, bool visible, void *data, wk_internal_fn fn,
+/* Queue an event that runs `fn(owner, e)` on `to`'s thread. With `show`
+ * (EXECUTE) the event is a library event that listeners see, after
+ * `show(owner, e)` has agreed as the owner takes it, and `fn` runs after
+ * them; without, an internal command no listener sees. */
+int wk_send_call(worker_t *to, const wk_atom *atom, wk_show_fn show, void *data, wk_internal_fn fn,
     void *fn_arg, wk_thread *t);
 
 /* timer.c (owner thread only) */
