@@ -244,15 +244,19 @@ static int check_pub(worker_channel_t *ch, const char *name, const worker_fire_o
     return wk_init();
 }
 
-/* FIRE or REJECT for one subscriber of a traced publish. */
+/* FIRE or REJECT for one subscriber of a traced publish; a REJECT says
+ * why, as a refused fire's does (fire.c). */
 static void trace_offer(
     const worker_t *sender, worker_t *sub, const worker_event_t *e, const wk_atom *atom, int rc)
 {
     if (rc != WORKER_OK)
         wk_mailbox_trace_count(&sub->mb, -1);
-    wk_trace_emit((uint32_t)sender->id, rc == WORKER_OK ? WK_TR_FIRE : WK_TR_REJECT,
-        rc == WORKER_OK ? WK_TRF_CHANNEL : WK_TRR_NOT_RUNNING, wk_event_serial(e),
-        wk_trace_pair((uint32_t)sub->id, wk_trace_atom(atom)));
+    uint16_t flags = rc == WORKER_OK ? WK_TRF_CHANNEL
+        : rc == WORKER_EFULL         ? WK_TRR_FULL
+        : rc == WORKER_ENOMEM        ? WK_TRR_NOMEM
+                                     : WK_TRR_NOT_RUNNING;
+    wk_trace_emit((uint32_t)sender->id, rc == WORKER_OK ? WK_TR_FIRE : WK_TR_REJECT, flags,
+        wk_event_serial(e), wk_trace_pair((uint32_t)sub->id, wk_trace_atom(atom)));
 }
 
 int worker_channel_pub_ex(

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <semaphore.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +267,69 @@ Test(trace, sampling_restarts_with_each_trace, .timeout = 30)
     unlink(second);
     uint64_t fired[8];
     cr_assert_eq(ping_records(WK_TR_FIRE, 0, fired, 8), 1, "the second trace's first PING");
+}
+
+/* A channel's traced REJECT says why the subscriber refused: FULL for a
+ * mailbox at its limit, NOT_RUNNING for a worker that is not running (as
+ * a refused fire does). */
+static int block_on(void *arg, void **result)
+{
+    (void)result;
+    sem_wait(arg); /* the loop does not run: events stay queued */
+    return worker_wait_forever();
+}
+
+Test(trace, channel_reject_records_the_reason, .timeout = 30)
+{
+    char path[] = "/tmp/worker-trace-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+
+    sem_t hold;
+    sem_init(&hold, 0, 0);
+    worker_t *full
+        = worker_new(block_on, &hold, &(worker_opts) { .name = "full", .mailbox_limit = 1 });
+    worker_t *stopped = worker_new(NULL, NULL, &(worker_opts) { .name = "stopped" });
+    cr_assert_eq(worker_start(full), WORKER_OK);
+    cr_assert_eq(worker_fire(full, "FILL", NULL), WORKER_OK);
+    cr_assert_eq(worker_fire(full, "FILL", NULL), WORKER_EFULL, "the limit is reached");
+    worker_channel_t *ch = worker_channel_new();
+    cr_assert_eq(worker_channel_sub(ch, full), WORKER_OK);
+    cr_assert_eq(worker_channel_sub(ch, stopped), WORKER_OK);
+    cr_assert_eq(worker_channel_pub(ch, "NEWS", NULL), 0, "nobody took it");
+    sem_post(&hold);
+    cr_assert_eq(worker_stop(full), WORKER_OK);
+    cr_assert_eq(worker_join(full), WORKER_OK);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    worker_channel_free(ch);
+    worker_unref(full);
+    worker_unref(stopped);
+    sem_destroy(&hold);
+
+    read_trace(path);
+    unlink(path);
+    uint32_t f = find_worker("full"), st = find_worker("stopped");
+    cr_assert(f && st, "CREATED records for both subscribers");
+    static wk_trace_record *sel[MAX_RECORDS];
+    size_t n = select_records(WK_TR_REJECT, 0, sel);
+    int seen_full = 0, seen_stopped = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(name_of(sel[i]->b >> 32), "NEWS") != 0)
+            continue;
+        uint32_t to = (uint32_t)sel[i]->b;
+        if (to == f) {
+            seen_full++;
+            cr_assert_eq(sel[i]->flags, WK_TRR_FULL, "full mailbox: reason %u", sel[i]->flags);
+        } else if (to == st) {
+            seen_stopped++;
+            cr_assert_eq(
+                sel[i]->flags, WK_TRR_NOT_RUNNING, "not running: reason %u", sel[i]->flags);
+        }
+    }
+    cr_assert_eq(seen_full, 1);
+    cr_assert_eq(seen_stopped, 1);
 }
 
 Test(trace, bad_input, .timeout = 10)
