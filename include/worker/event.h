@@ -75,14 +75,17 @@ typedef struct worker_listen_opts {
 /* Add a listener for `name` on `w`. Any thread, also from inside a listener;
  * a listener added while an event is being delivered does not see that
  * event. Returns a handle owned by the worker (valid until it is removed),
- * or NULL on bad arguments or out of memory. */
+ * or NULL on bad arguments or out of memory. The handle is an identifier,
+ * not the listener's address: no two listeners of the process ever get the
+ * same one. */
 WORKER_API worker_listener_t *worker_listen(worker_t *w, const char *name, worker_listener_fn fn,
     void *userdata, const worker_listen_opts *opts);
 
 /* Remove one listener. Any thread, also from inside that listener. Once it
  * returns, the listener is not called again. WORKER_EINVAL if `l` is not
- * (or no longer) a listener of `w`; the handle is never dereferenced, so a
- * stale handle is safe. */
+ * (or no longer) a listener of `w`; the handle is never dereferenced and
+ * never reused, so a stale handle is safe: it gives WORKER_EINVAL and
+ * removes nothing, also after newer listeners were added. */
 WORKER_API int worker_unlisten(worker_t *w, worker_listener_t *l);
 
 /* Remove every listener of `w` with that function and userdata.

@@ -19,17 +19,20 @@ typedef void (*worker_call_fn)(void *arg);
 
 /* Run fn(arg) on `w` (NULL: the current worker) after `delay` seconds; 0
  * means "when its loop next turns", as an EXECUTE event that listeners also
- * see (data: arg). Any thread. `timer` (may be NULL) receives a handle the
- * caller frees with worker_timer_free(). WORKER_EINVAL: fn NULL, delay
- * negative or NaN. WORKER_EREJECTED: `w` is not running. WORKER_ENOMEM: out
- * of memory, nothing is armed and `*timer` is not set. A timer accepted
- * (WORKER_OK) runs even if `w` is out of memory when it files it. */
+ * see (data: arg), before fn runs; a timer cancelled before its worker
+ * takes that event is not seen by any listener or wait. Any thread.
+ * `timer` (may be NULL) receives a handle the caller frees with
+ * worker_timer_free(). WORKER_EINVAL: fn NULL, delay negative or NaN.
+ * WORKER_EREJECTED: `w` is not running. WORKER_ENOMEM: out of memory,
+ * nothing is armed and `*timer` is not set. A timer accepted (WORKER_OK)
+ * runs even if `w` is out of memory when it files it. */
 WORKER_API int worker_later(
     worker_t *w, worker_call_fn fn, void *arg, double delay, worker_timer_t **timer);
 
 /* WORKER_OK if the timer will not run (cancelled now, cancelled before, or
  * dropped because its worker ended); WORKER_ESTATE if it has run or is
- * running. Any thread. */
+ * running (delay 0: from when its worker takes the EXECUTE event, its
+ * listeners included). Any thread. */
 WORKER_API int worker_timer_cancel(worker_timer_t *t);
 
 /* Give back the handle. It does not cancel the timer. NULL is ignored. */

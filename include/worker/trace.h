@@ -33,7 +33,8 @@ WORKER_API int worker_trace_sample(unsigned every);
 
 /* Stop recording: every thread's buffered records are written, then the end
  * marker, and the file is closed. Any thread. WORKER_ESTATE when not
- * recording. */
+ * recording. A thread that exits meanwhile has its records written before
+ * the end marker or not at all (never after it, nor into a next trace). */
 WORKER_API int worker_trace_stop(void);
 
 #ifdef __cplusplus

@@ -155,6 +155,7 @@ worker_event_t *wk_event_new_call(
         e->form = WK_FORM_CALL;
         e->body.call.fn = fn;
         e->body.call.arg = arg;
+        e->body.call.show = NULL;
     }
     return e;
 }

@@ -3,6 +3,14 @@
  * Invariants:
  * - The shared table (slots) is changed only under `lock`, from any thread;
  *   every change bumps `version` while the lock is held.
+ * - Two hash tables, under `lock` too, keep the table's changes O(1)
+ *   amortised however many names a worker listens to: `by_name` maps the id
+ *   of every atom that has a slot to that slot's index (slots are never
+ *   taken out, so an index stays valid), and `by_id` maps the id of every
+ *   listener in the table, and only those, to the listener. `item_count`
+ *   is the number of listeners in all slots. A change that needs room in
+ *   them takes it first, so it fails (out of memory) having changed
+ *   nothing.
  * - Only the owner thread calls listeners. It dispatches from `snap`, its
  *   own immutable copy of the table, rebuilt (under `lock`) when `version`
  *   moved. So dispatch takes no lock and no atomic read-modify-write on the
@@ -22,6 +30,11 @@
  *   snapshot holding it (atomic count). `removed` is set once, by whoever
  *   takes it out of the table (unlisten, unlisten_fn, transient cleanup, or
  *   the owner claiming a `once` listener); dispatch skips removed listeners.
+ * - The handle a user gets is not the object's address but its `id`, from
+ *   a process-wide counter, encoded odd (handle_of): ids are never reused,
+ *   so a stale handle matches no listener of any worker, also when a newer
+ *   listener got the old one's memory. A handle is only compared, never
+ *   dereferenced.
  */
 #define _GNU_SOURCE
 #include "wk_array.h"
@@ -42,6 +55,7 @@ struct worker_listener {
     const wk_atom *trace_name; /* owner thread: the name traces show, made on first use */
     _Atomic uint32_t refs;
     _Atomic bool removed;
+    uint64_t id; /* what the user's handle encodes; unique in the process */
     const wk_atom *atom;
     worker_listener_fn fn;
     void *userdata;
@@ -56,6 +70,27 @@ struct wk_lsnap {
     size_t slot_count;
     wk_lslot slots[]; /* sorted by atom id; their items follow in the same block */
 };
+
+/* Global: handles must differ across workers (a handle passed to the wrong
+ * worker is not one of its listeners). 64 bits (the handle is a pointer,
+ * 64 bits wide on the targets the library is built for): never wraps in
+ * practice. */
+static _Atomic uint64_t next_listener_id = 1;
+
+/* The user's handle for a listener: its id, shifted and made odd, so that
+ * it is never a valid object address and never NULL. */
+static worker_listener_t *handle_of(const worker_listener_t *l)
+{
+    return (worker_listener_t *)(uintptr_t)((l->id << 1) | 1);
+}
+
+/* The id a handle encodes; 0 (no listener has it) for a value that is not
+ * a handle. */
+static uint64_t id_of(const worker_listener_t *handle)
+{
+    uintptr_t v = (uintptr_t)handle;
+    return v & 1 ? (uint64_t)(v >> 1) : 0;
+}
 
 static void listener_unref(worker_listener_t *l)
 {
@@ -93,20 +128,88 @@ void wk_listeners_destroy(wk_listeners *ls)
         free(ls->slots[i].items);
     }
     free(ls->slots);
+    free(ls->by_name.items);
+    free(ls->by_id.items);
     free(ls->reserve);
     if (ls->snap)
         snap_release(ls, ls->snap);
     pthread_mutex_destroy(&ls->lock);
 }
 
+/* ---- hash tables from ids (callers hold ls->lock) ---- */
+
+/* Where `key` would be without collisions (Fibonacci hashing: the ids are
+ * small consecutive numbers, the top bits of the product spread them). */
+static size_t lmap_home(const wk_lmap *m, uint64_t key)
+{
+    return (size_t)((key * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - __builtin_ctzll(m->cap)));
+}
+
+static wk_lmap_entry *lmap_find(const wk_lmap *m, uint64_t key)
+{
+    if (!m->cap)
+        return NULL;
+    for (size_t i = lmap_home(m, key);; i = (i + 1) & (m->cap - 1)) {
+        wk_lmap_entry *x = &m->items[i];
+        if (x->key == key)
+            return x;
+        if (x->key == 0) /* at most half full: an empty entry ends every probe */
+            return NULL;
+    }
+}
+
+/* Put a key that is not there; the table has room (lmap_room). */
+static void lmap_put(wk_lmap *m, uint64_t key, uintptr_t value)
+{
+    size_t i = lmap_home(m, key);
+    while (m->items[i].key)
+        i = (i + 1) & (m->cap - 1);
+    m->items[i] = (wk_lmap_entry) { key, value };
+    m->count++;
+}
+
+/* Room for one more key (the table doubles when it would be more than half
+ * full). false: out of memory, the table is unchanged. */
+static bool lmap_room(wk_lmap *m)
+{
+    if ((m->count + 1) * 2 <= m->cap)
+        return true;
+    wk_lmap grown = { .cap = m->cap ? m->cap * 2 : 16 };
+    grown.items = calloc(grown.cap, sizeof *grown.items);
+    if (!grown.items)
+        return false;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->items[i].key)
+            lmap_put(&grown, m->items[i].key, m->items[i].value);
+    free(m->items);
+    *m = grown;
+    return true;
+}
+
+/* Take `key` out (it is there), moving back the entries after it that
+ * would no longer be found (no tombstones). */
+static void lmap_del(wk_lmap *m, uint64_t key)
+{
+    size_t mask = m->cap - 1;
+    size_t hole = (size_t)(lmap_find(m, key) - m->items);
+    m->items[hole].key = 0;
+    m->count--;
+    for (size_t j = (hole + 1) & mask; m->items[j].key; j = (j + 1) & mask) {
+        size_t home = lmap_home(m, m->items[j].key);
+        if (((j - home) & mask) >= ((j - hole) & mask)) { /* the hole is on its probe path */
+            m->items[hole] = m->items[j];
+            m->items[j].key = 0;
+            hole = j;
+        }
+    }
+}
+
 /* ---- the shared table (callers hold ls->lock) ---- */
 
 static wk_lslot *slot_find(wk_listeners *ls, const wk_atom *atom)
 {
-    for (size_t i = 0; i < ls->slot_count; i++)
-        if (ls->slots[i].atom == atom)
-            return &ls->slots[i];
-    return NULL;
+    const wk_lmap_entry *x = lmap_find(&ls->by_name, atom->id);
+    return x ? &ls->slots[x->value] : NULL;
 }
 
 static wk_lslot *slot_get(wk_listeners *ls, const wk_atom *atom)
@@ -118,6 +221,9 @@ static wk_lslot *slot_get(wk_listeners *ls, const wk_atom *atom)
     if (!grown)
         return NULL;
     ls->slots = grown;
+    if (!lmap_room(&ls->by_name))
+        return NULL;
+    lmap_put(&ls->by_name, atom->id, ls->slot_count);
     s = &ls->slots[ls->slot_count++];
     *s = (wk_lslot) { .atom = atom };
     return s;
@@ -152,6 +258,16 @@ static size_t slot_index(const wk_lslot *s, const worker_listener_t *l)
     return i;
 }
 
+/* Take the listener at `i` of `s` out of the table. */
+static worker_listener_t *take_at(wk_listeners *ls, wk_lslot *s, size_t i)
+{
+    worker_listener_t *l = s->items[i];
+    slot_remove_at(s, i);
+    ls->item_count--;
+    lmap_del(&ls->by_id, l->id);
+    return l;
+}
+
 static void changed(wk_listeners *ls)
 {
     atomic_fetch_add_explicit(&ls->version, 1, memory_order_release);
@@ -160,20 +276,19 @@ static void changed(wk_listeners *ls)
 /* The bytes a snapshot of the table needs. */
 static size_t snap_bytes(const wk_listeners *ls)
 {
-    size_t items = 0;
-    for (size_t i = 0; i < ls->slot_count; i++)
-        items += ls->slots[i].count;
     return sizeof(wk_lsnap) + ls->slot_count * sizeof(wk_lslot)
-        + items * sizeof(worker_listener_t *);
+        + ls->item_count * sizeof(worker_listener_t *);
 }
 
-/* Room for the owner's next snapshot, the table having grown. false: out
- * of memory. */
+/* Room for the owner's next snapshot, the table having grown. A new
+ * reserve has half as much again, so that adds in a row allocate O(log n)
+ * times, not once each. false: out of memory. */
 static bool reserve_room(wk_listeners *ls, void **old)
 {
     size_t bytes = snap_bytes(ls);
     if (ls->reserve && ls->reserve_bytes >= bytes)
         return true;
+    bytes += bytes / 2;
     void *room = malloc(bytes);
     if (!room)
         return false;
@@ -191,6 +306,7 @@ worker_listener_t *wk_listeners_add(wk_listeners *ls, const wk_atom *atom, worke
         return NULL;
     atomic_init(&l->refs, 1);
     atomic_init(&l->removed, false);
+    l->id = atomic_fetch_add_explicit(&next_listener_id, 1, memory_order_relaxed);
     l->atom = atom;
     l->fn = fn;
     l->userdata = userdata;
@@ -201,11 +317,15 @@ worker_listener_t *wk_listeners_add(wk_listeners *ls, const wk_atom *atom, worke
 
     void *old_reserve = NULL;
     pthread_mutex_lock(&ls->lock);
-    wk_lslot *s = slot_get(ls, atom);
+    wk_lslot *s = lmap_room(&ls->by_id) ? slot_get(ls, atom) : NULL;
     bool ok = s && slot_insert(s, l);
-    if (ok && !reserve_room(ls, &old_reserve)) {
-        slot_remove_at(s, slot_index(s, l));
-        ok = false;
+    if (ok) {
+        ls->item_count++;
+        lmap_put(&ls->by_id, l->id, (uintptr_t)l);
+        if (!reserve_room(ls, &old_reserve)) {
+            take_at(ls, s, slot_index(s, l));
+            ok = false;
+        }
     }
     if (ok)
         changed(ls);
@@ -215,36 +335,40 @@ worker_listener_t *wk_listeners_add(wk_listeners *ls, const wk_atom *atom, worke
         free(l);
         return NULL;
     }
-    return l;
+    return handle_of(l);
+}
+
+/* Take the listener with that id out of the table; NULL if it is not
+ * there. Caller holds the lock. */
+static worker_listener_t *table_take_id(wk_listeners *ls, uint64_t id)
+{
+    const wk_lmap_entry *x = lmap_find(&ls->by_id, id);
+    if (!x)
+        return NULL;
+    worker_listener_t *l = (worker_listener_t *)x->value;
+    wk_lslot *s = slot_find(ls, l->atom);
+    return take_at(ls, s, slot_index(s, l));
 }
 
 /* Take `l` out of the table if it is there. Caller holds the lock. */
 static bool table_take(wk_listeners *ls, const worker_listener_t *l)
 {
-    for (size_t i = 0; i < ls->slot_count; i++) {
-        wk_lslot *s = &ls->slots[i];
-        for (size_t j = 0; j < s->count; j++) {
-            if (s->items[j] == l) {
-                slot_remove_at(s, j);
-                return true;
-            }
-        }
-    }
-    return false;
+    return table_take_id(ls, l->id) != NULL;
 }
 
-int wk_listeners_remove(wk_listeners *ls, const worker_listener_t *l)
+int wk_listeners_remove(wk_listeners *ls, const worker_listener_t *handle)
 {
+    uint64_t id = id_of(handle);
     pthread_mutex_lock(&ls->lock);
-    bool found = l && table_take(ls, l);
-    if (found) {
-        atomic_store_explicit(&((worker_listener_t *)l)->removed, true, memory_order_release);
+    worker_listener_t *l = id ? table_take_id(ls, id) : NULL;
+    if (l) {
+        atomic_store_explicit(&l->removed, true, memory_order_release);
         changed(ls);
     }
     pthread_mutex_unlock(&ls->lock);
-    if (!found)
+    if (!l)
         return WORKER_EINVAL;
-    listener_unref((worker_listener_t *)l);
+    listener_unref(l);
     return WORKER_OK;
 }
 
@@ -255,22 +379,25 @@ static size_t remove_matching(
     size_t removed = 0;
     worker_listener_t *dropped[64];
     size_t ndropped = 0;
+    size_t from = 0; /* slots before it have been searched (they are never taken out) */
     bool again;
     do {
         again = false;
         pthread_mutex_lock(&ls->lock);
-        for (size_t i = 0; i < ls->slot_count && ndropped < 64; i++) {
-            wk_lslot *s = &ls->slots[i];
+        for (; from < ls->slot_count; from++) {
+            wk_lslot *s = &ls->slots[from];
             for (size_t j = 0; j < s->count && ndropped < 64;) {
                 worker_listener_t *l = s->items[j];
                 if (!pred(l, arg)) {
                     j++;
                     continue;
                 }
-                slot_remove_at(s, j);
+                take_at(ls, s, j);
                 atomic_store_explicit(&l->removed, true, memory_order_release);
                 dropped[ndropped++] = l;
             }
+            if (ndropped == 64)
+                break; /* this slot again in the next round */
         }
         if (ndropped) {
             changed(ls);

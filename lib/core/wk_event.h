@@ -7,7 +7,9 @@
  * - WK_FORM_HEAP: a larger copy (or a copy with a release function) in a
  *   malloc'd wk_heap_copy block, which also holds its size and release;
  * - WK_FORM_CALL: no copy; the body holds the function the owner runs after
- *   the listeners and its argument (library commands, timers, later).
+ *   the listeners and its argument (library commands, timers, later), and,
+ *   for an event shown to listeners, the function that decides, as the
+ *   owner takes it, whether it is shown at all.
  * Events made while tracing come from a larger pool class that adds the
  * trace serial after the body (`traced` says so).
  *
@@ -45,6 +47,10 @@ enum wk_event_kind {
 enum wk_event_form { WK_FORM_REF = 0, WK_FORM_INLINE, WK_FORM_HEAP, WK_FORM_CALL };
 
 typedef void (*wk_internal_fn)(worker_t *owner, worker_event_t *e);
+/* Runs on the owner as it takes a shown WK_FORM_CALL event, before the
+ * listeners: false and no listener or wait sees the event (its `fn` still
+ * runs after). */
+typedef bool (*wk_show_fn)(worker_t *owner, worker_event_t *e);
 typedef void (*wk_release_fn)(void *data);
 
 /* A copy that does not fit inline; `data` points at `bytes`. */
@@ -69,6 +75,7 @@ struct worker_event {
         struct {
             wk_internal_fn fn;
             void *arg;
+            wk_show_fn show; /* kinds shown to listeners only; else NULL */
         } call; /* WK_FORM_CALL */
     } body;
 };
@@ -117,7 +124,8 @@ worker_event_t *wk_event_new_in(void *room, const wk_atom *atom, int kind, void 
     const void *copy, size_t copy_size, worker_t *sender);
 
 /* A new WK_FORM_CALL event: `fn(owner, e)` runs on the receiving thread
- * after the listeners (if the kind shows it to them). */
+ * after the listeners (if the kind shows it to them). Its `show` is NULL:
+ * an event of a shown kind must get one before it is queued. */
 worker_event_t *wk_event_new_call(
     const wk_atom *atom, int kind, void *data, wk_internal_fn fn, void *arg, worker_t *sender);
 

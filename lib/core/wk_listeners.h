@@ -19,10 +19,25 @@ typedef struct wk_lslot {
 
 typedef struct wk_lsnap wk_lsnap;
 
+/* A hash table from non-zero 64-bit keys to values (listeners.c): open
+ * addressing with linear probing, at most half full. */
+typedef struct wk_lmap_entry {
+    uint64_t key; /* 0: empty */
+    uintptr_t value;
+} wk_lmap_entry;
+
+typedef struct wk_lmap {
+    wk_lmap_entry *items;
+    size_t count, cap; /* cap: 0 or a power of two */
+} wk_lmap;
+
 typedef struct wk_listeners {
-    pthread_mutex_t lock; /* guards slots, slot_count, next_seq, reserve */
+    pthread_mutex_t lock; /* guards slots, slot_count, next_seq, reserve, the maps */
     wk_lslot *slots;
     size_t slot_count, slot_cap;
+    size_t item_count; /* listeners in all slots */
+    wk_lmap by_name; /* atom id -> index in slots */
+    wk_lmap by_id; /* listener id -> listener */
     uint64_t next_seq;
     _Atomic uint64_t version; /* bumped (under lock) by every change */
     void *reserve; /* room for the owner's next snapshot (listeners.c) */
@@ -37,13 +52,15 @@ typedef void (*wk_listener_error_fn)(void *ctx, const worker_event_t *e, int cod
 void wk_listeners_init(wk_listeners *ls);
 void wk_listeners_destroy(wk_listeners *ls);
 
-/* Any thread. NULL when memory runs out. */
+/* Any thread. The user's handle (an encoded id, not the listener's
+ * address); NULL when memory runs out. */
 worker_listener_t *wk_listeners_add(wk_listeners *ls, const wk_atom *atom, worker_listener_fn fn,
     void *userdata, const worker_listen_opts *opts, uint64_t target_id);
 
-/* Any thread. WORKER_OK or WORKER_EINVAL (not a current listener); `l` is
- * compared, never dereferenced, before it is found. */
-int wk_listeners_remove(wk_listeners *ls, const worker_listener_t *l);
+/* Any thread. WORKER_OK or WORKER_EINVAL (not a current listener: also a
+ * stale handle, whose listener was removed, even when a newer listener has
+ * its memory). `handle` is decoded, never dereferenced. */
+int wk_listeners_remove(wk_listeners *ls, const worker_listener_t *handle);
 
 /* Any thread. The number removed. */
 size_t wk_listeners_remove_fn(wk_listeners *ls, worker_listener_fn fn, void *userdata);

@@ -1,6 +1,9 @@
 /* Fixed-size object pools: a per-thread cache in front of a shared depot of
  * full magazines, so steady-state traffic never calls malloc. Objects are
- * carved from slabs, so an object costs its size and nothing more. */
+ * carved from slabs, so an object costs its size and nothing more. The
+ * magazines no call took for a second go back to their slabs, 16 per later
+ * call (a depot keeps 16), and a slab whose objects are all back is freed
+ * (pool.c). */
 #ifndef WK_POOL_H
 #define WK_POOL_H
 
@@ -28,5 +31,9 @@ void wk_pool_free(enum wk_pool_class cls, void *obj);
 
 /* Return a thread's caches to the depot (thread exit). */
 void wk_pool_flush(wk_thread *t);
+
+/* The bytes of the slabs the class holds now (in use, cached or idle).
+ * Any thread; for tests and measurements. */
+size_t wk_pool_retained_bytes(enum wk_pool_class cls);
 
 #endif

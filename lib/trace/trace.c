@@ -17,6 +17,13 @@
  *   descriptor away (`rec.fd` = -1), then takes every buffer's lock in turn
  *   to write what it holds, and closes the file last: a flush that read the
  *   old descriptor holds its buffer's lock, so it is over before the close.
+ *   That covers the buffers in the registry (`rec.bufs`). A thread's exit
+ *   takes its buffer out of the registry and writes it under `rec.lock`,
+ *   which stop and start hold throughout: the exit's write is over before
+ *   stop begins, or it comes after stop (and after the next start, if
+ *   any) and finds the trace over or its session gone, and drops what it
+ *   holds. It never writes into a file after its TRACE_END, nor into the
+ *   next trace's file (which may have the same descriptor).
  * - A buffer belongs to one trace session; a buffer from an older session is
  *   emptied before its owner appends again.
  * - Sampling: `wk_trace_sample_every` and `wk_trace_generation` change only
@@ -314,6 +321,8 @@ static void trace_thread_exit(wk_thread *t)
     wk_trace_buf *b = t->trace;
     if (!b)
         return;
+    /* Under rec.lock throughout: stop and start cannot run in between (a
+     * buffer out of the registry is not waited for by stop). */
     pthread_mutex_lock(&rec.lock);
     for (wk_trace_buf **p = &rec.bufs; *p; p = &(*p)->next) {
         if (*p == b) {
@@ -321,10 +330,10 @@ static void trace_thread_exit(wk_thread *t)
             break;
         }
     }
-    pthread_mutex_unlock(&rec.lock);
     pthread_mutex_lock(&b->lock);
     flush_locked(b, atomic_load(&rec.fd));
     pthread_mutex_unlock(&b->lock);
+    pthread_mutex_unlock(&rec.lock);
     pthread_mutex_destroy(&b->lock);
     free(b);
     t->trace = NULL;

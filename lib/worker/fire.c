@@ -279,12 +279,15 @@ int wk_send_library(worker_t *to, const wk_atom *atom, void *data, const void *c
     return wk_send_kind(to, WK_EV_LIBRARY, atom, data, copy, copy_size, sender, t);
 }
 
-int wk_send_call(worker_t *to, const wk_atom *atom, bool visible, void *data, wk_internal_fn fn,
+int wk_send_call(worker_t *to, const wk_atom *atom, wk_show_fn show, void *data, wk_internal_fn fn,
     void *fn_arg, wk_thread *t)
 {
-    int kind = visible ? WK_EV_LIBRARY : WK_EV_INTERNAL;
+    int kind = show ? WK_EV_LIBRARY : WK_EV_INTERNAL;
     worker_event_t *e = wk_event_new_call(atom, kind, data, fn, fn_arg, wk_current(t));
-    return e ? push_or_discard(to, e, t) : WORKER_ENOMEM;
+    if (!e)
+        return WORKER_ENOMEM;
+    e->body.call.show = show;
+    return push_or_discard(to, e, t);
 }
 
 static int check_fire_args(worker_t *w, const char *name, const worker_fire_opts *opts)

@@ -90,10 +90,21 @@ static inline __attribute__((always_inline)) void mark_frames(worker_t *w, worke
     }
 }
 
+/* Listeners and waits see every event but internal commands, and a call
+ * event only when its `show` agrees as the owner takes it (a delay-0 timer
+ * cancelled before: its EXECUTE is not shown). One more test of a byte of
+ * the header for other events. */
+static inline __attribute__((always_inline)) bool shown(worker_t *w, worker_event_t *e)
+{
+    if (e->kind == WK_EV_INTERNAL)
+        return false;
+    return __builtin_expect(e->form != WK_FORM_CALL, 1) || e->body.call.show(w, e);
+}
+
 static inline __attribute__((always_inline)) void deliver_to_owner(
     worker_t *w, worker_event_t *e, const bool traced)
 {
-    if (e->kind != WK_EV_INTERNAL) {
+    if (shown(w, e)) {
         if (traced)
             wk_listeners_dispatch_traced(&w->listeners, e, listener_failed, w, (uint32_t)w->id);
         else

@@ -6,6 +6,12 @@
  *   CANCELLED from any thread (worker_timer_cancel), PENDING -> DROPPED when
  *   the worker ends. Each transition out of PENDING is a compare-and-swap,
  *   so exactly one of "runs", "cancelled" and "dropped" happens.
+ * - Delay 0 is an EXECUTE event that listeners see. Its owner leaves
+ *   PENDING as it takes the event, before the listeners (show_on_owner):
+ *   a timer cancelled before that is not shown to any listener or wait,
+ *   and a cancel from then on finds it running (WORKER_ESTATE). The call
+ *   itself runs after the listeners (run_on_owner), only when the owner
+ *   claimed it.
  * - The heap (worker.timers) belongs to the owner thread. Other threads
  *   never touch it: `later` sends the timer to the owner in a message, and
  *   the owner inserts it. Cancelled timers stay in the heap until their
@@ -58,17 +64,31 @@ static bool leave_pending(worker_timer_t *tm, int to)
     return atomic_compare_exchange_strong(&tm->state, &expected, to);
 }
 
-static void run_timer(worker_timer_t *tm)
+/* PENDING -> RUNNING on the owner: false when it was cancelled or
+ * dropped first. */
+static bool claim(worker_timer_t *tm)
 {
     if (!leave_pending(tm, TIMER_RUNNING))
-        return;
+        return false;
     if (wk_tracing()) { /* the lateness reads the clock: only when tracing */
         uint64_t now = wk_now_ns();
         wk_probe_timer_fired(
             tm->worker_id, tm->trace_id, now > tm->deadline_ns ? now - tm->deadline_ns : 0);
     }
+    return true;
+}
+
+/* A claimed timer's call. */
+static void call_claimed(worker_timer_t *tm)
+{
     tm->fn(tm->arg);
     atomic_store(&tm->state, TIMER_RAN);
+}
+
+static void run_timer(worker_timer_t *tm)
+{
+    if (claim(tm))
+        call_claimed(tm);
 }
 
 /* ---- the owner's heap ---- */
@@ -208,11 +228,21 @@ static void arm_on_owner(worker_t *owner, worker_event_t *e)
         spill(&owner->timers, tm); /* out of memory: filed all the same */
 }
 
+/* Delay 0, as the owner takes the EXECUTE: listeners see it only when
+ * the timer is claimed here, so a cancelled timer is not seen at all. */
+static bool show_on_owner(worker_t *owner, worker_event_t *e)
+{
+    (void)owner;
+    return claim(wk_event_call_arg(e));
+}
+
+/* Delay 0, after the listeners: the call, if show_on_owner claimed it. */
 static void run_on_owner(worker_t *owner, worker_event_t *e)
 {
     (void)owner;
     worker_timer_t *tm = wk_event_call_arg(e);
-    run_timer(tm);
+    if (atomic_load(&tm->state) == TIMER_RUNNING) /* only the owner sets it */
+        call_claimed(tm);
     timer_unref(tm);
 }
 
@@ -245,8 +275,8 @@ int worker_later(worker_t *w, worker_call_fn fn, void *arg, double delay, worker
     if (!wk_deadline_after(delay, &tm->deadline_ns))
         tm->deadline_ns = WK_NO_DEADLINE;
     uint64_t trace_id = tm->trace_id; /* once sent, tm may run and be freed */
-    rc = delay == 0 ? wk_send_call(w, wk_atoms.execute, true, arg, run_on_owner, tm, t)
-                    : wk_send_call(w, wk_atoms.execute, false, NULL, arm_on_owner, tm, t);
+    rc = delay == 0 ? wk_send_call(w, wk_atoms.execute, show_on_owner, arg, run_on_owner, tm, t)
+                    : wk_send_call(w, wk_atoms.execute, NULL, NULL, arm_on_owner, tm, t);
     if (rc != WORKER_OK) {
         free(tm);
         return rc;

@@ -27,9 +27,11 @@ void wk_spare_release(wk_spare *spare);
  * copy must fit inline (a notice's data). */
 int wk_send_spared(worker_t *to, int kind, const wk_atom *atom, void *data, const void *copy,
     size_t copy_size, worker_t *sender, wk_thread *t, wk_spare *spare);
-/* Queue an event that runs `fn(owner, e)` on `to`'s thread (after its
- * listeners when `visible`: EXECUTE). */
-int wk_send_call(worker_t *to, const wk_atom *atom, bool visible, void *data, wk_internal_fn fn,
+/* Queue an event that runs `fn(owner, e)` on `to`'s thread. With `show`
+ * (EXECUTE) the event is a library event that listeners see, after
+ * `show(owner, e)` has agreed as the owner takes it, and `fn` runs after
+ * them; without, an internal command no listener sees. */
+int wk_send_call(worker_t *to, const wk_atom *atom, wk_show_fn show, void *data, wk_internal_fn fn,
     void *fn_arg, wk_thread *t);
 /* Offer one traced event to `to`: counts it in to's depth, pushes it and
  * records FIRE or REJECT. `flags`: WK_TRF_*. */

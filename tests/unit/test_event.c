@@ -1288,6 +1288,97 @@ Test(events, bad_input_listen, .timeout = 10)
     worker_unref(w);
 }
 
+/* A stale handle stays stale when its memory is reused: remove a listener,
+ * add another one (the allocator may give it the old one's memory), then
+ * unlisten the stale handle: WORKER_EINVAL, and the newer listener is still
+ * there and still fires. Many rounds, so that a reuse happens in some. */
+Test(events, stale_handle_does_not_remove_a_newer_listener, .timeout = 30)
+{
+    worker_t *me = tu_main();
+    static atomic_int fresh_calls, old_calls;
+    int same_value = 0;
+    for (int round = 0; round < 200; round++) {
+        worker_listener_t *old = worker_listen(me, "REUSED", tu_count_listener, &old_calls, NULL);
+        cr_assert_not_null(old);
+        cr_assert_eq(worker_unlisten(me, old), WORKER_OK);
+        worker_listener_t *fresh
+            = worker_listen(me, "REUSED", tu_count_listener, &fresh_calls, NULL);
+        cr_assert_not_null(fresh);
+        same_value += old == fresh;
+        cr_assert_eq(worker_unlisten(me, old), WORKER_EINVAL,
+            "round %d: the stale handle removed a listener (the newer one %s its value)", round,
+            old == fresh ? "has" : "does not have");
+        if (round % 10 == 0) { /* the newer one fires */
+            atomic_store(&fresh_calls, 0);
+            cr_assert_eq(worker_fire(me, "REUSED", NULL), WORKER_OK);
+            cr_assert_eq(worker_update(), WORKER_OK);
+            cr_assert_eq(atomic_load(&fresh_calls), 1, "round %d: the newer listener fires", round);
+        }
+        cr_assert_eq(worker_unlisten(me, fresh), WORKER_OK, "round %d: still listed", round);
+        cr_assert_eq(worker_unlisten(me, fresh), WORKER_EINVAL);
+    }
+    cr_assert_eq(atomic_load(&old_calls), 0);
+    cr_log_info("handle values reused in %d of 200 rounds", same_value);
+}
+
+/* Many distinct names on one worker: each of 100,000 names gets its own
+ * listener, each fires exactly its own listener once, and each handle
+ * removes exactly its listener. (Adding a name used to cost a walk over all
+ * the names the worker had: quadratic in total.) */
+#define MANY_NAMES 100000
+
+struct many_names {
+    int calls[MANY_NAMES];
+    int wrong;
+};
+
+static void many_name(char *buf, size_t size, int i)
+{
+    snprintf(buf, size, "MANY-%d", i);
+}
+
+static int on_many(const worker_event_t *e, void *userdata)
+{
+    struct many_names *m = worker_event_data(e);
+    int i = TU_INT(userdata);
+    char expect[32];
+    many_name(expect, sizeof expect, i);
+    if (strcmp(worker_event_name(e), expect) != 0)
+        m->wrong++;
+    m->calls[i]++;
+    return 0;
+}
+
+Test(events, many_distinct_names_each_fire_their_own_listener, .timeout = 100)
+{
+    worker_t *me = tu_main();
+    static struct many_names m;
+    static worker_listener_t *handles[MANY_NAMES];
+    char name[32];
+    for (int i = 0; i < MANY_NAMES; i++) {
+        many_name(name, sizeof name, i);
+        handles[i] = worker_listen(me, name, on_many, TU_PTR(i), NULL);
+        cr_assert_not_null(handles[i], "name %d", i);
+    }
+    for (int i = 0; i < MANY_NAMES; i++) {
+        many_name(name, sizeof name, i);
+        cr_assert_eq(worker_fire(me, name, &m), WORKER_OK);
+        if (i % 1000 == 999) /* keep the mailbox short */
+            cr_assert_eq(worker_update(), WORKER_OK);
+    }
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(m.wrong, 0, "a listener saw another name");
+    for (int i = 0; i < MANY_NAMES; i++)
+        cr_assert_eq(m.calls[i], 1, "name %d fired %d times", i, m.calls[i]);
+    for (int i = 0; i < MANY_NAMES; i++)
+        cr_assert_eq(worker_unlisten(me, handles[i]), WORKER_OK, "name %d", i);
+    cr_assert_eq(worker_unlisten(me, handles[0]), WORKER_EINVAL);
+    many_name(name, sizeof name, 7);
+    cr_assert_eq(worker_fire(me, name, &m), WORKER_OK);
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(m.calls[7], 1, "removed: not called again");
+}
+
 Test(events, bad_input_event_accessors)
 {
     cr_assert_null(worker_event_name(NULL));

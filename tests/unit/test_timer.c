@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include <criterion/criterion.h>
@@ -344,6 +345,59 @@ Test(timers, cancel_no_delay_before_loop_turns, .timeout = 10)
     cr_assert_eq(atomic_load(&first.runs), 0);
     worker_timer_free(tm);
     stop_join_unref(w);
+}
+
+/* Cancelled means not seen at all: the EXECUTE of a delay-0 timer
+ * cancelled before its worker's loop took it reaches no listener and no
+ * wait. On the main thread's root worker, whose loop only turns when the
+ * test calls it, so the cancel surely comes first. A witness timer, not
+ * cancelled, is shown and runs as usual. */
+struct exec_count {
+    int shown;
+    void *data;
+};
+
+static int count_execute(const worker_event_t *e, void *userdata)
+{
+    struct exec_count *x = userdata;
+    x->shown++;
+    x->data = worker_event_data(e);
+    return 0;
+}
+
+static bool is_execute(const worker_event_t *e, void *userdata)
+{
+    (void)userdata;
+    return strcmp(worker_event_name(e), WORKER_EV_EXECUTE) == 0;
+}
+
+Test(timers, cancelled_no_delay_timer_is_not_shown_to_listeners, .timeout = 10)
+{
+    worker_t *me = worker_current();
+    struct exec_count x = { 0 };
+    struct call cancelled = { .main = me, .tag = 1 }, witness = { .main = me, .tag = 2 };
+    cr_assert_not_null(worker_listen(me, WORKER_EV_EXECUTE, count_execute, &x, NULL));
+
+    worker_timer_t *first = NULL, *second = NULL;
+    cr_assert_eq(worker_later(me, record_call, &cancelled, 0, &first), WORKER_OK);
+    cr_assert_eq(worker_timer_cancel(first), WORKER_OK);
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(x.shown, 0, "the cancelled timer's EXECUTE reached a listener");
+    cr_assert_eq(atomic_load(&cancelled.runs), 0);
+
+    cr_assert_eq(worker_later(me, record_call, &cancelled, 0, &second), WORKER_OK);
+    cr_assert_eq(worker_timer_cancel(second), WORKER_OK);
+    cr_assert_eq(worker_later(me, record_call, &witness, 0, NULL), WORKER_OK);
+    void *d = NULL;
+    cr_assert_eq(worker_wait_until(is_execute, NULL, TU_WAIT, &d), WORKER_OK);
+    cr_assert_eq(d, &witness, "the wait saw the cancelled timer's EXECUTE");
+    cr_assert_eq(x.shown, 1);
+    cr_assert_eq(x.data, &witness);
+    cr_assert_eq(atomic_load(&cancelled.runs), 0);
+    cr_assert_eq(atomic_load(&witness.runs), 1);
+    cr_assert_eq(worker_timer_cancel(first), WORKER_OK, "still: it will not run");
+    worker_timer_free(first);
+    worker_timer_free(second);
 }
 
 Test(timers, cancel_after_it_ran, .timeout = 10)

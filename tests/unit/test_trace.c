@@ -3,9 +3,13 @@
  * those of the program (counts, senders, receivers, order per worker). */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <semaphore.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <worker/worker.h>
 
@@ -265,10 +269,204 @@ Test(trace, sampling_restarts_with_each_trace, .timeout = 30)
     cr_assert_eq(ping_records(WK_TR_FIRE, 0, fired, 8), 1, "the second trace's first PING");
 }
 
+/* A channel's traced REJECT says why the subscriber refused: FULL for a
+ * mailbox at its limit, NOT_RUNNING for a worker that is not running (as
+ * a refused fire does). */
+static int block_on(void *arg, void **result)
+{
+    (void)result;
+    sem_wait(arg); /* the loop does not run: events stay queued */
+    return worker_wait_forever();
+}
+
+Test(trace, channel_reject_records_the_reason, .timeout = 30)
+{
+    char path[] = "/tmp/worker-trace-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+
+    sem_t hold;
+    sem_init(&hold, 0, 0);
+    worker_t *full
+        = worker_new(block_on, &hold, &(worker_opts) { .name = "full", .mailbox_limit = 1 });
+    worker_t *stopped = worker_new(NULL, NULL, &(worker_opts) { .name = "stopped" });
+    cr_assert_eq(worker_start(full), WORKER_OK);
+    cr_assert_eq(worker_fire(full, "FILL", NULL), WORKER_OK);
+    cr_assert_eq(worker_fire(full, "FILL", NULL), WORKER_EFULL, "the limit is reached");
+    worker_channel_t *ch = worker_channel_new();
+    cr_assert_eq(worker_channel_sub(ch, full), WORKER_OK);
+    cr_assert_eq(worker_channel_sub(ch, stopped), WORKER_OK);
+    cr_assert_eq(worker_channel_pub(ch, "NEWS", NULL), 0, "nobody took it");
+    sem_post(&hold);
+    cr_assert_eq(worker_stop(full), WORKER_OK);
+    cr_assert_eq(worker_join(full), WORKER_OK);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    worker_channel_free(ch);
+    worker_unref(full);
+    worker_unref(stopped);
+    sem_destroy(&hold);
+
+    read_trace(path);
+    unlink(path);
+    uint32_t f = find_worker("full"), st = find_worker("stopped");
+    cr_assert(f && st, "CREATED records for both subscribers");
+    static wk_trace_record *sel[MAX_RECORDS];
+    size_t n = select_records(WK_TR_REJECT, 0, sel);
+    int seen_full = 0, seen_stopped = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(name_of(sel[i]->b >> 32), "NEWS") != 0)
+            continue;
+        uint32_t to = (uint32_t)sel[i]->b;
+        if (to == f) {
+            seen_full++;
+            cr_assert_eq(sel[i]->flags, WK_TRR_FULL, "full mailbox: reason %u", sel[i]->flags);
+        } else if (to == st) {
+            seen_stopped++;
+            cr_assert_eq(
+                sel[i]->flags, WK_TRR_NOT_RUNNING, "not running: reason %u", sel[i]->flags);
+        }
+    }
+    cr_assert_eq(seen_full, 1);
+    cr_assert_eq(seen_stopped, 1);
+}
+
 Test(trace, bad_input, .timeout = 10)
 {
     cr_assert_eq(worker_trace_start(NULL), WORKER_EINVAL);
     cr_assert_eq(worker_trace_start(""), WORKER_EINVAL);
     cr_assert_eq(worker_trace_start("/nonexistent-dir/x/trace"), WORKER_EAGAIN);
     cr_assert_eq(worker_trace_stop(), WORKER_ESTATE);
+}
+
+/* ---- traces stopped and started while traced threads exit ------------ */
+
+#define CYCLES 300
+#define EXITERS 4
+
+/* Records a few events on its own thread, then ends: its thread's exit
+ * writes what its buffer still holds. */
+static int trace_and_leave(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    for (int i = 0; i < 3; i++)
+        worker_fire(worker_current(), "X", NULL);
+    return worker_update() == WORKER_OK ? 0 : 1;
+}
+
+/* NULL when the file at `path` is a whole trace: header, chunks with good
+ * checksums, and last a TRACE_END alone in its chunk that counts every
+ * chunk before it; else what is wrong. */
+static const char *whole_trace(const char *path, char *why, size_t size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return "cannot open";
+    wk_trace_file_header h;
+    const char *bad = NULL;
+    uint64_t chunks = 0;
+    bool ended = false;
+    if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, WK_TRACE_MAGIC, WK_TRACE_MAGIC_LEN) != 0)
+        bad = "no trace header";
+    wk_trace_chunk_header ch;
+    while (!bad && fread(&ch, sizeof ch, 1, f) == 1) {
+        if (ended) {
+            bad = "a chunk after TRACE_END";
+            break;
+        }
+        if (ch.magic != WK_TRACE_CHUNK_MAGIC || ch.count == 0 || ch.count > 1000000) {
+            bad = "a bad chunk header";
+            break;
+        }
+        wk_trace_record *slots = malloc(ch.count * sizeof *slots);
+        if (fread(slots, sizeof *slots, ch.count, f) != ch.count)
+            bad = "a cut chunk";
+        else if (ch.checksum != wk_trace_checksum(slots, ch.count * sizeof *slots))
+            bad = "a bad checksum";
+        else if (ch.count == 1 && slots[0].kind == WK_TR_TRACE_END) {
+            ended = true;
+            if (slots[0].a != chunks) {
+                snprintf(why, size, "TRACE_END counts %llu chunks, the file has %llu",
+                    (unsigned long long)slots[0].a, (unsigned long long)chunks);
+                bad = why;
+            }
+        } else {
+            chunks++;
+        }
+        free(slots);
+    }
+    fclose(f);
+    return bad ? bad : ended ? NULL : "no TRACE_END";
+}
+
+#ifdef WORKER_TRACE_TOOL
+/* A sanitized tool takes a fifth of a second to start: there, only one
+ * file in ten goes through it (the reader here reads them all). */
+#ifdef __SANITIZE_ADDRESS__
+#define TOOL_EVERY 10
+#else
+#define TOOL_EVERY 1
+#endif
+
+/* `worker-trace check path`: its exit status (-1: it could not be run).
+ * posix_spawn, not system(): forking a sanitized test process is slow. */
+static int tool_check(const char *path)
+{
+    posix_spawn_file_actions_t quiet;
+    posix_spawn_file_actions_init(&quiet);
+    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+    char *argv[] = { (char *)WORKER_TRACE_TOOL, (char *)"check", (char *)path, NULL };
+    pid_t pid;
+    int status = -1;
+    if (posix_spawn(&pid, WORKER_TRACE_TOOL, &quiet, NULL, argv, environ) == 0
+        && waitpid(pid, &status, 0) == pid)
+        status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    posix_spawn_file_actions_destroy(&quiet);
+    return status;
+}
+#endif
+
+/* worker_trace_stop and worker_trace_start again while threads that
+ * traced are exiting: a thread's exit must not write into a trace that
+ * stop has ended (after its TRACE_END, or into the next trace, which may
+ * have the same file descriptor). Every file must read back whole, with
+ * the reader here and with `worker-trace check`. */
+Test(trace, traces_stopped_while_traced_threads_exit_are_whole, .timeout = 120)
+{
+    static char paths[CYCLES][32];
+    static worker_t *exiters[CYCLES][EXITERS];
+    for (int c = 0; c < CYCLES; c++) {
+        snprintf(paths[c], sizeof paths[c], "/tmp/worker-trace-XXXXXX");
+        int fd = mkstemp(paths[c]);
+        cr_assert_geq(fd, 0);
+        close(fd);
+        cr_assert_eq(worker_trace_start(paths[c]), WORKER_OK, "cycle %d", c);
+        for (int k = 0; k < EXITERS; k++) {
+            exiters[c][k] = worker_spawn(trace_and_leave, NULL, NULL);
+            cr_assert_not_null(exiters[c][k]);
+        }
+        cr_assert_eq(worker_trace_stop(), WORKER_OK, "cycle %d", c);
+    }
+    for (int c = 0; c < CYCLES; c++) {
+        for (int k = 0; k < EXITERS; k++) {
+            cr_assert_eq(worker_join(exiters[c][k]), WORKER_OK);
+            worker_unref(exiters[c][k]);
+        }
+    }
+    int broken = 0;
+    for (int c = 0; c < CYCLES; c++) {
+        char why[128];
+        const char *bad = whole_trace(paths[c], why, sizeof why);
+        if (bad && broken++ < 5)
+            cr_log_error("%s: %s", paths[c], bad);
+#ifdef WORKER_TRACE_TOOL
+        int rc = c % TOOL_EVERY == 0 ? tool_check(paths[c]) : 0;
+        if (rc != 0 && !bad && broken++ < 5)
+            cr_log_error("%s: worker-trace check failed (status %d)", paths[c], rc);
+#endif
+        unlink(paths[c]);
+    }
+    cr_assert_eq(broken, 0, "%d of %d trace files are not whole", broken, CYCLES);
 }
