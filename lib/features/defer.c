@@ -29,7 +29,6 @@
 #include "wk_loop.h"
 #include "wk_os.h"
 #include "wk_probe.h"
-#include "wk_tree.h"
 
 enum defer_state { DEFER_PENDING, DEFER_RESOLVED, DEFER_REJECTED };
 

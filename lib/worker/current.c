@@ -20,6 +20,7 @@
 #include "wk_control.h"
 #include "wk_event.h"
 #include "wk_init.h"
+#include "wk_list.h"
 #include "wk_loop.h"
 #include "wk_os.h"
 #include "wk_trace.h"

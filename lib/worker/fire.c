@@ -26,6 +26,7 @@
 #include "wk_event.h"
 #include "wk_fire.h"
 #include "wk_init.h"
+#include "wk_list.h"
 #include "wk_pool.h"
 #include "wk_probe.h"
 #include "wk_tree.h"

@@ -1,5 +1,4 @@
-/* The parent/child tree, watchers (parent, wait_thread, monitors) and
- * worker lists (tree.c). Lock rules: wk_worker.h. */
+/* The parent/child tree (tree.c). Lock rules: wk_worker.h. */
 #ifndef WK_TREE_H
 #define WK_TREE_H
 
@@ -17,22 +16,5 @@ void wk_tree_tell_children_stop(worker_t *w, wk_thread *t);
 /* State -> WK_ENDED; tell the parent, then waiters and monitors; then
  * `finished` and drop the run's reference (w may be freed on return). */
 void wk_tree_report_end(worker_t *w, wk_thread *t);
-/* Block (plain condition wait) until the last run has finished. */
-void wk_wait_finished(worker_t *w);
-/* Add a watcher (not twice for the same kind). Caller holds target->lock. */
-int wk_watch_add(worker_t *target, worker_t *watcher, wk_watch_kind kind);
-bool wk_watch_remove(worker_t *target, worker_t *watcher, wk_watch_kind kind); /* holds lock */
-/* Send the end notice of `kind` about `w` to `watcher`, using `spares`
- * (the watcher's, may be NULL) for what cannot be allocated now. */
-void wk_watch_notify(
-    worker_t *w, worker_t *watcher, wk_watch_kind kind, wk_thread *t, wk_spare *spares);
-/* Drop every watcher of a list taken out of a worker (references, spares). */
-void wk_watch_list_free(wk_watch_list *l);
-/* CHILD_THREAD_START to w's parent (w's run begins; w has a parent). */
-void wk_tree_tell_started(worker_t *w, wk_thread *t);
-bool wk_list_add(wk_worker_list *l, worker_t *w); /* takes a reference */
-bool wk_list_remove(wk_worker_list *l, worker_t *w); /* drops it */
-size_t wk_list_copy(wk_worker_list *l, worker_t ***out); /* refs; caller frees */
-void wk_list_release(worker_t **items, size_t n);
 
 #endif

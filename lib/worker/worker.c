@@ -17,6 +17,7 @@
 #include "wk_report.h"
 #include "wk_timers.h"
 #include "wk_tree.h"
+#include "wk_watch.h"
 
 /* Global: ids must be unique across the process (listener target filters
  * compare them; default names use them). */
@@ -222,7 +223,7 @@ static void enter_run(worker_t *w, wk_thread *t)
     wk_worker_set_state(w, WK_RUNNING);
     pthread_mutex_unlock(&w->lock);
     if (w->parent)
-        wk_tree_tell_started(w, t);
+        wk_watch_tell_started(w, t);
 }
 
 void wk_worker_run(worker_t *w, wk_thread *t)
@@ -293,7 +294,7 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
     wk_tree_report_end(w, t);
 }
 
-void wk_wait_finished(worker_t *w)
+static void wait_finished(worker_t *w)
 {
     pthread_mutex_lock(&w->lock);
     while (!w->finished)
@@ -310,7 +311,7 @@ int worker_join(worker_t *w)
         return WORKER_EDEADLK;
     uint32_t me = t && t->current ? (uint32_t)t->current->id : 0;
     wk_probe_wait_begin(me, WK_TRW_JOIN, UINT64_MAX, (uint32_t)w->id);
-    wk_wait_finished(w);
+    wait_finished(w);
     wk_probe_wait_end(me, WK_TRW_JOIN, WORKER_OK, (uint32_t)w->id);
     return WORKER_OK;
 }
