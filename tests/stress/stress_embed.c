@@ -17,7 +17,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
-#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -41,6 +40,13 @@ struct host {
 
 static struct host hosts[HOSTS];
 static pthread_barrier_t roots_ready;
+
+/* Seconds to whole milliseconds, rounded up (no libm needed). */
+static int ms_up(double seconds)
+{
+    int ms = (int)(seconds * 1000.0);
+    return (double)ms < seconds * 1000.0 ? ms + 1 : ms;
+}
 
 static int on_event(const worker_event_t *e, void *userdata)
 {
@@ -72,7 +78,7 @@ static void *host_main(void *arg)
     struct pollfd p = { .fd = fd, .events = POLLIN };
     while (fd >= 0 && (h->seen < (long)PRODUCERS * EVENTS || h->timers_ran < h->timers_armed)) {
         double next = worker_next_timeout();
-        int ms = next < 0 ? (int)(LOST_AFTER * 1000) : (int)ceil(next * 1000);
+        int ms = next < 0 ? (int)(LOST_AFTER * 1000) : ms_up(next);
         int n = poll(&p, 1, ms);
         if (n == 0 && next < 0) {
             h->lost_wakeups++;

@@ -20,6 +20,13 @@
 #include <criterion/criterion.h>
 #include <worker/worker.h>
 
+/* Seconds to whole milliseconds, rounded up (no libm needed). */
+static int ms_up(double seconds)
+{
+    int ms = (int)(seconds * 1000.0);
+    return (double)ms < seconds * 1000.0 ? ms + 1 : ms;
+}
+
 /* Readable within `timeout_ms` (0: right now)? */
 static bool readable(int fd, int timeout_ms)
 {
@@ -48,7 +55,7 @@ static void drive_until(int fd, const long *counter, long want)
     double give_up = tu_now() + TU_WAIT;
     while (*counter < want && tu_now() < give_up) {
         double next = worker_next_timeout();
-        int ms = next < 0 || next > TU_WAIT ? (int)(TU_WAIT * 1000) : (int)ceil(next * 1000);
+        int ms = next < 0 || next > TU_WAIT ? (int)(TU_WAIT * 1000) : ms_up(next);
         readable(fd, ms);
         cr_assert_eq(worker_update(), WORKER_OK);
     }
@@ -204,7 +211,7 @@ Test(embed, a_due_timer_is_reported_by_next_timeout, .timeout = 20)
     while (!atomic_load(&ran) && tu_now() < give_up) {
         next = worker_next_timeout();
         cr_assert_geq(next, 0.0, "the timer is still pending");
-        readable(fd, (int)ceil(next * 1000));
+        readable(fd, ms_up(next));
         cr_assert_eq(worker_update(), WORKER_OK);
     }
     cr_assert_eq(atomic_load(&ran), 1);
