@@ -142,15 +142,23 @@ static bool counted(const wk_mailbox *mb, const worker_event_t *e)
     return mb->limit && e->kind == WK_EV_USER;
 }
 
-/* A producer saw `sleeping`: wake a parked owner, and signal the fd of an
- * owner that rests in a host loop (the acquire load of `sleeping` that
- * led here orders the owner's store of `wake_fd` before this read). */
+/* A producer saw `sleeping`: wake a parked owner. With an fd (an owner
+ * that rests in a host loop, mailbox_fd.c) the first producer to take the
+ * flag back wakes it both ways and the others pay nothing more: the fd
+ * stays readable until the owner rests again. (The acquire load of
+ * `sleeping` that led here orders the owner's store of `wake_fd` before
+ * this read.) */
 static void wake_owner(wk_mailbox *mb)
 {
-    ck_ec32_inc(&mb->ec, &ec_mode);
     int fd = atomic_load_explicit(&mb->wake_fd, memory_order_relaxed);
-    if (fd >= 0)
-        wk_mailbox_signal_fd(fd);
+    if (fd < 0) {
+        ck_ec32_inc(&mb->ec, &ec_mode);
+        return;
+    }
+    if (!atomic_exchange_explicit(&mb->sleeping, 0, memory_order_acq_rel))
+        return; /* another producer signalled */
+    ck_ec32_inc(&mb->ec, &ec_mode);
+    wk_mailbox_signal_fd(fd);
 }
 
 static inline __attribute__((always_inline)) int push(

@@ -11,19 +11,26 @@
  *   is inside a push any more, so none can write to a closed (and maybe
  *   reused) fd number.
  * - The owner "rests" while it is outside its outermost loop: `sleeping`
- *   stays set, so every push signals the fd, exactly as it would wake a
- *   parked owner. Inside its loop the owner clears `sleeping`
+ *   stays set, so a push signals the fd, as it would wake a parked
+ *   owner. Inside its loop the owner clears `sleeping`
  *   (wk_mailbox_busy), so producers pay nothing while it works.
- * - Resting, in this order: set `sleeping` (seq_cst), clear the fd (read),
- *   re-check the queue, signal the fd if the queue is not empty. A push
+ * - A producer that sees `sleeping` set takes it back (exchange to 0);
+ *   only the one that gets 1 signals the fd (and bumps `ec` for a parked
+ *   owner). The fd then stays readable until the owner rests again, so one
+ *   signal per rest is enough, and later producers pay nothing.
+ * - Resting, in this order: clear the fd (read), set `sleeping` (seq_cst),
+ *   re-check the queue, signal the fd if the queue is not empty. Every
+ *   producer signal that can count comes from taking a `sleeping` set by
+ *   this rest, so it lands after the clear and is never erased. A push
  *   either lands before the re-check (the owner sees it and signals) or its
- *   load of `sleeping` comes after the owner's store (the producer signals,
- *   after the clear). So the fd is readable whenever an event waits, and
- *   clearing never swallows the signal of an event still queued.
- * - The only readable-without-work case: a producer that saw `sleeping`
- *   just before the owner entered its loop signals after the owner rested
- *   again. The next rest (after a worker_update() that finds nothing)
- *   clears it; nothing is lost, one turn of the host loop is spent.
+ *   load of `sleeping` comes after the owner's store: it then finds the
+ *   flag set and signals, or finds it taken by a producer that signals. So
+ *   the fd is readable whenever an event waits.
+ * - The only readable-without-work case: a producer that took the flag in
+ *   one rest but writes only after the next rest began (or after the owner
+ *   handled its event). The next worker_update() finds nothing and the
+ *   rest after it clears the fd; nothing is lost, one turn of the host loop
+ *   is spent.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -69,8 +76,8 @@ void wk_mailbox_rest(wk_mailbox *mb)
     int fd = atomic_load_explicit(&mb->wake_fd, memory_order_relaxed);
     if (fd < 0)
         return;
-    atomic_store(&mb->sleeping, 1);
     clear_fd(fd);
+    atomic_store(&mb->sleeping, 1);
     if (wk_mailbox_has_work(mb))
         wk_mailbox_signal_fd(fd);
 }
