@@ -7,6 +7,7 @@
 
 #include <worker/channel.h>
 #include <worker/current.h>
+#include <worker/embed.h>
 #include <worker/error.h>
 #include <worker/event.h>
 #include <worker/export.h>

@@ -37,6 +37,8 @@
  *   (whose locked CAS is a full barrier on x86_64) and bumps `ec` only when
  *   it is set. Either the owner sees the event or the producer sees the
  *   flag, so no wake-up is lost and an awake owner costs producers nothing.
+ *   An owner driven by a host loop keeps `sleeping` set while it is outside
+ *   its loop, and the producer then also signals its fd (mailbox_fd.c).
  * - `user_queued` counts user events pushed and not yet popped; only kept
  *   when `limit` is set, so unbounded mailboxes skip that atomic.
  */
@@ -108,6 +110,7 @@ int wk_mailbox_init(wk_mailbox *mb, size_t limit)
     mb->garbage_count = 0;
     atomic_init(&mb->closed, WK_MB_CLOSED);
     atomic_init(&mb->sleeping, 0);
+    atomic_init(&mb->wake_fd, -1);
     atomic_init(&mb->user_queued, 0);
     mb->limit = limit;
     ck_ec32_init(&mb->ec, 0);
@@ -139,6 +142,25 @@ static bool counted(const wk_mailbox *mb, const worker_event_t *e)
     return mb->limit && e->kind == WK_EV_USER;
 }
 
+/* A producer saw `sleeping`: wake a parked owner. With an fd (an owner
+ * that rests in a host loop, mailbox_fd.c) the first producer to take the
+ * flag back wakes it both ways and the others pay nothing more: the fd
+ * stays readable until the owner rests again. (The acquire load of
+ * `sleeping` that led here orders the owner's store of `wake_fd` before
+ * this read.) */
+static void wake_owner(wk_mailbox *mb)
+{
+    int fd = atomic_load_explicit(&mb->wake_fd, memory_order_relaxed);
+    if (fd < 0) {
+        ck_ec32_inc(&mb->ec, &ec_mode);
+        return;
+    }
+    if (!atomic_exchange_explicit(&mb->sleeping, 0, memory_order_acq_rel))
+        return; /* another producer signalled */
+    ck_ec32_inc(&mb->ec, &ec_mode);
+    wk_mailbox_signal_fd(fd);
+}
+
 static inline __attribute__((always_inline)) int push(
     wk_mailbox *mb, worker_event_t *e, ck_fifo_mpmc_entry_t *node, wk_thread *t)
 {
@@ -161,8 +183,8 @@ static inline __attribute__((always_inline)) int push(
 #if !defined(__x86_64__)
         ck_pr_fence_store_load();
 #endif
-        if (atomic_load_explicit(&mb->sleeping, memory_order_relaxed))
-            ck_ec32_inc(&mb->ec, &ec_mode);
+        if (atomic_load_explicit(&mb->sleeping, memory_order_acquire))
+            wake_owner(mb);
     }
     wk_epoch_exit(t);
     if (rc != WORKER_OK)

@@ -36,6 +36,7 @@ typedef struct wk_mailbox {
     /* Read-mostly: producers read these on every push. */
     _Alignas(64) _Atomic int closed; /* enum wk_mailbox_level */
     _Atomic int sleeping; /* the owner is about to park or parked */
+    _Atomic int wake_fd; /* -1, or the eventfd of an embedded owner (mailbox_fd.c) */
     size_t limit; /* 0: unbounded */
     /* Written by producers of counted events and by the owner. */
     _Alignas(64) _Atomic long user_queued;
@@ -77,6 +78,28 @@ void wk_mailbox_open(wk_mailbox *mb);
  * when every push accepted under the lower level is in the queue. Outside
  * epoch sections. */
 void wk_mailbox_close(wk_mailbox *mb, wk_thread *t, int level);
+
+/* The readable fd of a mailbox whose owner is driven by a host event loop
+ * (mailbox_fd.c). While the owner rests outside its loop, `sleeping` stays
+ * set, so producers signal the fd as they would wake a parked owner. */
+
+/* Owner: give the mailbox its eventfd (once). The fd, or WORKER_EAGAIN
+ * when the system refuses one. */
+int wk_mailbox_attach_fd(wk_mailbox *mb);
+/* Owner, leaving its outermost loop: announce rest, clear the fd, re-check
+ * the queue and signal the fd again if an event came. */
+void wk_mailbox_rest(wk_mailbox *mb);
+/* Owner, entering its outermost loop: producers stop signalling. */
+void wk_mailbox_busy(wk_mailbox *mb);
+/* Owner, after wk_mailbox_close(WK_MB_CLOSED): close the fd. */
+void wk_mailbox_detach_fd(wk_mailbox *mb);
+/* Producers: make the fd readable. */
+void wk_mailbox_signal_fd(int fd);
+
+static inline bool wk_mailbox_has_fd(wk_mailbox *mb)
+{
+    return atomic_load_explicit(&mb->wake_fd, memory_order_relaxed) >= 0;
+}
 
 static inline bool wk_mailbox_is_open(const wk_mailbox *mb)
 {

@@ -8,6 +8,7 @@
  *   of its stack. The main thread's root lives as long as the process; a
  *   plain pthread's root ends in the thread-exit hook: it closes and drains
  *   its mailbox, stops its children and wakes its waiters like any worker.
+ *   Its fd (worker_fd, embed.c) is closed after its mailbox closed for good.
  * - `main_top` is the top of the main thread's stack (its root worker, or a
  *   worker that worker_start_overlay runs there): only the main thread
  *   writes it, each time its stack changes (wk_stack_changed); any thread
@@ -44,6 +45,7 @@ static void end_root(wk_thread *t)
     t->current = root; /* overlays have all returned by now */
     worker_ref(root); /* the run's reference, dropped by the end sequence */
     wk_worker_finish(root, t, WORKER_OK, NULL);
+    wk_mailbox_detach_fd(&root->mb); /* closed: no producer can signal it */
     t->root = NULL;
     worker_unref(root);
 }

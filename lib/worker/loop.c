@@ -10,6 +10,8 @@
  * - Every frame on the stack sees every handled event; a frame that matches
  *   keeps a reference to the event so its data stays valid for the caller.
  * - No epoch section is open while a listener runs (listeners may wait).
+ * - A mailbox with an fd (embed.c) is set busy when its owner enters its
+ *   outermost wait and rests again when it leaves it (mailbox_fd.c).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -183,6 +185,11 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
             wk_probe_wait_end((uint32_t)w->id, f->trace_kind, WORKER_EXIT, f->trace_what);
         return WORKER_EXIT;
     }
+    /* A root driven by a host loop (embed.c) rests outside its outermost
+     * loop, with producers signalling its fd; inside, they pay nothing. */
+    bool outermost = w->frames == NULL;
+    if (outermost && wk_mailbox_has_fd(&w->mb))
+        wk_mailbox_busy(&w->mb);
     f->outer = w->frames;
     w->frames = f;
     int rc;
@@ -215,6 +222,8 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
         wk_mailbox_park(&w->mb, t, earliest(deadline_ns, wk_timers_next_deadline(w)));
     }
     w->frames = f->outer;
+    if (outermost && wk_mailbox_has_fd(&w->mb))
+        wk_mailbox_rest(&w->mb);
     if (f->trace_kind)
         wk_probe_wait_end((uint32_t)w->id, f->trace_kind, rc, f->trace_what);
     if (f->matched) {

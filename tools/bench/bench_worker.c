@@ -17,7 +17,9 @@
  *     whose task is blocked (not in its loop), minus the 32-byte payload.
  *     (worker_pause() does not queue events: a paused worker's listeners keep
  *     running, docs/semantics.md; a task blocked outside the loop does.)
- * P7  CPU time (getrusage) of the process over 2 s with 100 idle workers. */
+ * P7  CPU time (getrusage) of the process over 2 s with 100 idle workers.
+ * P14 P1 turned around: a worker fires at the main thread, which an epoll
+ *     loop on worker_fd() drives with worker_update(). */
 #define _GNU_SOURCE
 #include "bench_common.h"
 
@@ -569,6 +571,102 @@ static void p7(const bench_args *a, bench_result *r)
     bench_fig(r, "steady_wakeups", (double)steady.wakeups);
 }
 
+/* --- P14 ----------------------------------------------------------------------- */
+/* P1 turned around: a producer worker fires N events (32 bytes copied in)
+ * at the main thread, whose root worker is driven by an epoll loop on
+ * worker_fd() with worker_update() (embed.h). Figures: the rate, and how
+ * many epoll_wait calls and updates it took per 1,000 events (the batching
+ * the fd allows). */
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+typedef struct p14_producer {
+    worker_t *to;
+    long n;
+    int errors;
+} p14_producer;
+
+static int p14_fire_all(void *arg, void **result)
+{
+    (void)result;
+    p14_producer *p = arg;
+    int rc = worker_wait_event("GO", WAIT_LIMIT_S, NULL, NULL);
+    if (rc != WORKER_OK)
+        return rc;
+    bench_msg m;
+    for (long i = 0; i < p->n; i++) {
+        bench_msg_make(&m, 0, (uint64_t)i);
+        if (fire_msg(p->to, "E", &m) != WORKER_OK)
+            p->errors++;
+    }
+    return WORKER_OK;
+}
+
+/* The host loop: epoll on the fd until `s` has every event. */
+static void p14_drive(int ep, const sink *s, long *waits, long *updates, bench_result *r)
+{
+    uint64_t give_up = bench_now_ns() + (uint64_t)(WAIT_LIMIT_S * 1e9);
+    while (s->check.received < s->expected) {
+        struct epoll_event ev;
+        if (epoll_wait(ep, &ev, 1, 1000) < 0 || bench_now_ns() > give_up) {
+            bench_fail(r, "epoll_wait failed or %llu of %llu events after the limit",
+                (unsigned long long)s->check.received, (unsigned long long)s->expected);
+            return;
+        }
+        (*waits)++;
+        worker_update();
+        (*updates)++;
+    }
+}
+
+static void p14(const bench_args *a, bench_result *r)
+{
+    long n = a->count > 0 ? a->count : (a->quick ? 20000 : 2000000);
+    worker_t *me = worker_current();
+    int fd = worker_fd();
+    if (!me || fd < 0) {
+        bench_fail(r, "worker_fd: %s", worker_strerror(fd));
+        return;
+    }
+    sink s = { .expected = (uint64_t)n, .notify = me };
+    bench_checker_init(&s.check, 1);
+    worker_listener_t *l = worker_listen(me, "E", on_event, &s, NULL);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLIN };
+    if (!l || ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        bench_fail(r, "listen or epoll set-up failed");
+        if (ep >= 0)
+            close(ep);
+        return;
+    }
+    p14_producer p = { .to = me, .n = n };
+    worker_t *w = worker_spawn(p14_fire_all, &p, &(worker_opts) { .name = "producer" });
+    if (!w) {
+        bench_fail(r, "worker_spawn failed");
+        close(ep);
+        return;
+    }
+    long waits = 0, updates = 0;
+    uint64_t t0 = bench_now_ns();
+    if (worker_fire(w, "GO", NULL) == WORKER_OK)
+        p14_drive(ep, &s, &waits, &updates, r);
+    else
+        bench_fail(r, "GO refused");
+    uint64_t t1 = bench_now_ns();
+    finish(w, r);
+    worker_unlisten(me, l);
+    worker_update(); /* DONE, which the sink fired at this thread */
+    close(ep);
+    if (r->ok && p.errors)
+        bench_fail(r, "%d fires failed", p.errors);
+    if (r->ok)
+        sink_verdict(&s, "worker", r);
+    bench_rate_result(r, (long)s.check.received, n, t0, t1);
+    bench_fig(r, "epoll_waits_per_1k", 1000.0 * (double)waits / (double)n);
+    bench_fig(r, "updates_per_1k", 1000.0 * (double)updates / (double)n);
+}
+
 int main(int argc, char **argv)
 {
     static const bench_scenario scenarios[] = {
@@ -582,6 +680,7 @@ int main(int argc, char **argv)
         { "P6a", p6a },
         { "P6b", p6b },
         { "P7", p7 },
+        { "P14", p14 },
     };
     return bench_main(argc, argv, "worker", scenarios, sizeof scenarios / sizeof *scenarios);
 }
