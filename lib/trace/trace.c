@@ -50,6 +50,7 @@
 #include <worker/error.h>
 #include <worker/trace.h>
 
+#include "wk_log.h"
 #include "wk_os.h"
 #include "wk_thread.h"
 
@@ -426,7 +427,7 @@ static void write_end(int fd)
         .checksum = wk_trace_checksum(&end, sizeof end) };
     struct iovec iov[2] = { { &h, sizeof h }, { &end, sizeof end } };
     if (writev(fd, iov, 2) < 0)
-        perror("libworker-actor: trace end");
+        wk_log(WORKER_LOG_ERROR, NULL, "trace end: %s", strerror(errno));
 }
 
 int worker_trace_stop(void)
@@ -473,8 +474,7 @@ static void sample_from_environment(void)
     errno = 0;
     unsigned long every = strtoul(text, &end, 10);
     if (errno || *end || every == 0 || every > UINT32_MAX || worker_trace_sample((unsigned)every))
-        fprintf(
-            stderr, "libworker-actor: WORKER_TRACE_SAMPLE='%s' ignored (want 1 or more)\n", text);
+        wk_log(WORKER_LOG_WARN, NULL, "WORKER_TRACE_SAMPLE='%s' ignored (want 1 or more)", text);
 }
 
 /* WORKER_TRACE=path turns tracing on when the library is loaded. */
@@ -484,5 +484,5 @@ __attribute__((constructor)) static void trace_from_environment(void)
     if (path && *path)
         sample_from_environment();
     if (path && *path && worker_trace_start(path) != WORKER_OK)
-        fprintf(stderr, "libworker-actor: cannot trace to '%s': %s\n", path, strerror(errno));
+        wk_log(WORKER_LOG_ERROR, NULL, "cannot trace to '%s': %s", path, strerror(errno));
 }

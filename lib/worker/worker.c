@@ -15,6 +15,8 @@
 #include "wk_os.h"
 #include "wk_probe.h"
 #include "wk_report.h"
+#include "wk_sigmask.h"
+#include "wk_thread_attr.h"
 #include "wk_timers.h"
 #include "wk_tree.h"
 
@@ -70,6 +72,8 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
         return NULL;
     if (opts->parent && opts->no_parent)
         return NULL;
+    if (!wk_thread_opts_valid(opts->stack_size, opts->cpu))
+        return NULL;
     if (wk_init() != WORKER_OK)
         return NULL;
     worker_t *w = wk_worker_alloc(opts->name, opts->mailbox_limit);
@@ -79,6 +83,8 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
     w->arg = arg;
     w->daemon_mode = opts->daemon;
     w->quiet = opts->quiet;
+    w->stack_size = opts->stack_size;
+    w->cpu = opts->cpu;
     if (!opts->no_parent)
         w->parent = worker_ref(opts->parent ? opts->parent : default_parent());
     if (wk_tracing())
@@ -154,22 +160,24 @@ int worker_start(worker_t *w)
         return WORKER_EINVAL;
     /* Before start_checks opens the mailbox: a failure after that would
      * have to drop the events accepted meanwhile. */
+    pthread_attr_t attr;
+    int rc = wk_thread_attr_make(&attr, w->stack_size, w->cpu);
+    if (rc != WORKER_OK)
+        return rc;
     thread_start *start = malloc(sizeof *start);
     wk_thread *context = start ? wk_thread_prepare() : NULL;
     wk_thread *t = NULL;
-    int rc = context ? start_checks(w, &t) : WORKER_ENOMEM;
+    rc = context ? start_checks(w, &t) : WORKER_ENOMEM;
     if (rc != WORKER_OK) {
+        pthread_attr_destroy(&attr);
         free(start);
         if (context)
             wk_thread_discard(context);
         return rc;
     }
     *start = (thread_start) { worker_ref(w), context };
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_t thread;
-    int err = pthread_create(&thread, &attr, thread_main, start);
+    int err = wk_thread_create(&thread, &attr, thread_main, start, false);
     pthread_attr_destroy(&attr);
     if (!err)
         return WORKER_OK;

@@ -1,0 +1,153 @@
+/* <worker/service.h>: the library's log, the thread options of
+ * worker_opts (stack_size, cpu), signals as events, fork(), and the
+ * periodic trace flush. */
+#include "test_util.h"
+
+#include <criterion/criterion.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- the log ------------------------------------------------------------ */
+
+typedef struct log_seen {
+    pthread_mutex_t lock;
+    int calls;
+    int level;
+    char worker[64];
+    char msg[256];
+} log_seen;
+
+static void record_log(int level, const char *worker_name, const char *msg, void *userdata)
+{
+    log_seen *s = userdata;
+    pthread_mutex_lock(&s->lock);
+    s->calls++;
+    s->level = level;
+    snprintf(s->worker, sizeof s->worker, "%s", worker_name ? worker_name : "");
+    snprintf(s->msg, sizeof s->msg, "%s", msg);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int fail_einval(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    return WORKER_EINVAL;
+}
+
+Test(service, log_callback_receives_a_failed_task_report, .timeout = 10)
+{
+    log_seen s = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    worker_set_log(record_log, &s);
+    worker_t *w = worker_spawn(fail_einval, NULL, &(worker_opts) { .name = "failing" });
+    cr_assert_not_null(w);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    worker_set_log(NULL, NULL);
+    pthread_mutex_lock(&s.lock);
+    cr_assert_eq(s.calls, 1);
+    cr_assert_eq(s.level, WORKER_LOG_ERROR);
+    cr_assert_str_eq(s.worker, "failing");
+    cr_assert(strstr(s.msg, "failing") && strstr(s.msg, "WORKER_EINVAL"), "msg: %s", s.msg);
+    cr_assert_null(strchr(s.msg, '\n'));
+    pthread_mutex_unlock(&s.lock);
+    worker_unref(w);
+}
+
+Test(service, quiet_workers_and_a_reset_log_do_not_call_back, .timeout = 10)
+{
+    log_seen s = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    worker_set_log(record_log, &s);
+    worker_t *w = worker_spawn(fail_einval, NULL, &(worker_opts) { .quiet = true });
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    worker_unref(w);
+    worker_set_log(NULL, &s); /* back to stderr; userdata ignored */
+    w = worker_spawn(fail_einval, NULL, &(worker_opts) { .name = "to-stderr" });
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    worker_unref(w);
+    pthread_mutex_lock(&s.lock);
+    cr_assert_eq(s.calls, 0);
+    pthread_mutex_unlock(&s.lock);
+}
+
+/* ---- thread options ------------------------------------------------------ */
+
+typedef struct thread_seen {
+    size_t stack;
+    int cpus; /* CPUs in the thread's affinity mask */
+    int cpu; /* the one, when there is one */
+} thread_seen;
+
+static int look_at_own_thread(void *arg, void **result)
+{
+    (void)result;
+    thread_seen *seen = arg;
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstacksize(&attr, &seen->stack);
+        pthread_attr_destroy(&attr);
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        seen->cpus = CPU_COUNT(&set);
+        for (int i = 0; i < CPU_SETSIZE; i++)
+            if (CPU_ISSET(i, &set))
+                seen->cpu = i;
+    }
+    return 0;
+}
+
+Test(service, stack_size_is_honoured, .timeout = 10)
+{
+    const size_t sizes[] = { 256 * 1024, 3 * 1024 * 1024 + 100 };
+    for (size_t i = 0; i < 2; i++) {
+        thread_seen seen = { 0 };
+        worker_t *w = worker_spawn(look_at_own_thread, &seen, &(worker_opts) { .stack_size = sizes[i] });
+        cr_assert_not_null(w);
+        cr_assert_eq(worker_join(w), WORKER_OK);
+        cr_assert_geq(seen.stack, sizes[i]);
+        cr_assert_lt(seen.stack, sizes[i] + 64 * 1024, "stack %zu for %zu", seen.stack, sizes[i]);
+        worker_unref(w);
+    }
+}
+
+Test(service, bad_thread_options_are_refused, .timeout = 10)
+{
+    cr_assert_null(worker_new(NULL, NULL, &(worker_opts) { .stack_size = 1 }));
+    cr_assert_null(worker_new(NULL, NULL, &(worker_opts) { .cpu = -1 }));
+    cr_assert_null(worker_spawn(NULL, NULL, &(worker_opts) { .cpu = -3 }));
+    worker_t *w = worker_new(NULL, NULL, &(worker_opts) { .cpu = CPU_SETSIZE + 1 });
+    cr_assert_not_null(w);
+    cr_assert_eq(worker_start(w), WORKER_EINVAL);
+    cr_assert_not(worker_is_running(w));
+    cr_assert_eq(worker_fire(w, "E", NULL), WORKER_EREJECTED);
+    worker_unref(w);
+}
+
+Test(service, cpu_pins_the_thread, .timeout = 10)
+{
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    cr_assert_eq(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+    if (CPU_COUNT(&allowed) < 2)
+        cr_skip_test("fewer than 2 CPUs");
+    int last = -1;
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &allowed))
+            last = i;
+    thread_seen seen = { 0 };
+    worker_t *w = worker_spawn(look_at_own_thread, &seen, &(worker_opts) { .cpu = last + 1 });
+    cr_assert_not_null(w);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(seen.cpus, 1);
+    cr_assert_eq(seen.cpu, last);
+    worker_unref(w);
+    /* Without the option: the process's whole mask. */
+    seen = (thread_seen) { 0 };
+    w = worker_spawn(look_at_own_thread, &seen, NULL);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(seen.cpus, CPU_COUNT(&allowed));
+    worker_unref(w);
+}
