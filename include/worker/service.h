@@ -33,9 +33,9 @@ WORKER_API void worker_set_log(worker_log_fn fn, void *userdata);
  * signal is blocked in the calling thread and in every thread the library
  * creates from now on; call it early in main(), before other threads
  * start. A second call for the same signal replaces its target.
- * WORKER_EINVAL for a signal number out of range, SIGKILL, SIGSTOP, a
- * NULL or empty name, or a root worker of another thread; WORKER_EAGAIN
- * when the system refuses the signal thread; WORKER_ENOMEM. */
+ * WORKER_EINVAL for a signal number out of range, SIGKILL, SIGSTOP, or a
+ * NULL or empty name; WORKER_EAGAIN when the system refuses the signal
+ * thread or its descriptors; WORKER_ENOMEM. */
 WORKER_API int worker_signal(int signo, worker_t *w, const char *name);
 
 #ifdef __cplusplus

@@ -35,6 +35,16 @@ void wk_sigmask_add(int signo)
     pthread_sigmask(SIG_BLOCK, &one, NULL);
 }
 
+void wk_sigmask_reset(void)
+{
+    pthread_mutex_lock(&blocked_lock);
+    ready();
+    sigset_t held = blocked;
+    sigemptyset(&blocked);
+    pthread_mutex_unlock(&blocked_lock);
+    pthread_sigmask(SIG_UNBLOCK, &held, NULL);
+}
+
 void wk_sigmask_get(sigset_t *out)
 {
     pthread_mutex_lock(&blocked_lock);

@@ -11,6 +11,10 @@
 /* Add `signo` to the set and block it in the calling thread. */
 void wk_sigmask_add(int signo);
 
+/* In a fork() child: empty the set (the routes are gone) and unblock what
+ * it held in the calling thread. */
+void wk_sigmask_reset(void);
+
 /* The set so far (a copy). */
 void wk_sigmask_get(sigset_t *out);
 

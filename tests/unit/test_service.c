@@ -151,3 +151,99 @@ Test(service, cpu_pins_the_thread, .timeout = 10)
     cr_assert_eq(seen.cpus, CPU_COUNT(&allowed));
     worker_unref(w);
 }
+
+/* ---- signals --------------------------------------------------------------- */
+
+Test(service, a_signal_to_the_process_becomes_an_event_at_the_main_worker, .timeout = 10)
+{
+    tu_main();
+    cr_assert_eq(worker_signal(SIGUSR1, NULL, "USR1"), WORKER_OK);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(kill(getpid(), SIGUSR1), 0);
+        void *data = NULL;
+        cr_assert_eq(tu_wait("USR1", &data), WORKER_OK);
+        cr_assert_eq(TU_INT(data), SIGUSR1);
+    }
+}
+
+static int ack_on_event(const worker_event_t *e, void *userdata)
+{
+    worker_fire((worker_t *)userdata, TU_ACK, TU_PTR(TU_INT(worker_event_data(e)) + 1000));
+    return 0;
+}
+
+Test(service, a_signal_goes_to_the_worker_it_names, .timeout = 10)
+{
+    worker_t *w = worker_spawn(NULL, NULL, NULL);
+    cr_assert_not_null(w);
+    cr_assert_not_null(worker_listen(w, "HUP", ack_on_event, tu_main(), NULL));
+    cr_assert_eq(worker_signal(SIGHUP, w, "HUP"), WORKER_OK);
+    cr_assert_eq(kill(getpid(), SIGHUP), 0);
+    intptr_t v = 0;
+    cr_assert_eq(tu_wait_ack(&v), WORKER_OK);
+    cr_assert_eq(v, SIGHUP + 1000);
+    worker_stop(w);
+    worker_join(w);
+    worker_unref(w);
+}
+
+Test(service, bad_signals_and_names_are_refused, .timeout = 10)
+{
+    const int bad[] = { 0, -1, NSIG, NSIG + 5, SIGKILL, SIGSTOP };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(worker_signal(bad[i], NULL, "X"), WORKER_EINVAL, "signo %d", bad[i]);
+    cr_assert_eq(worker_signal(SIGUSR1, NULL, NULL), WORKER_EINVAL);
+    cr_assert_eq(worker_signal(SIGUSR1, NULL, ""), WORKER_EINVAL);
+    /* Nothing was routed: SIGUSR1 is not blocked. */
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    cr_assert_not(sigismember(&now, SIGUSR1));
+}
+
+static int report_mask(void *arg, void **result)
+{
+    (void)result;
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    *(int *)arg = sigismember(&now, SIGUSR2) + 10 * sigismember(&now, SIGUSR1);
+    return 0;
+}
+
+Test(service, a_worker_started_after_the_call_blocks_the_signal, .timeout = 10)
+{
+    cr_assert_eq(worker_signal(SIGUSR2, NULL, "USR2"), WORKER_OK);
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    sigaddset(&unblock, SIGUSR2);
+    /* Even when the creating thread unblocked it again. */
+    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+    int seen = -1;
+    worker_t *w = worker_spawn(report_mask, &seen, NULL);
+    cr_assert_not_null(w);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(seen, 1, "SIGUSR2 blocked: %d, SIGUSR1 blocked: %d", seen % 10, seen / 10);
+    worker_unref(w);
+}
+
+static void *wait_on_semaphore(void *arg)
+{
+    sem_wait(arg);
+    return NULL;
+}
+
+Test(service, a_signal_sent_to_an_older_thread_is_forwarded, .timeout = 10)
+{
+    tu_main();
+    sem_t done;
+    sem_init(&done, 0, 0);
+    pthread_t older;
+    cr_assert_eq(pthread_create(&older, NULL, wait_on_semaphore, &done), 0);
+    cr_assert_eq(worker_signal(SIGUSR1, NULL, "USR1"), WORKER_OK);
+    cr_assert_eq(pthread_kill(older, SIGUSR1), 0);
+    void *data = NULL;
+    cr_assert_eq(tu_wait("USR1", &data), WORKER_OK);
+    cr_assert_eq(TU_INT(data), SIGUSR1);
+    sem_post(&done);
+    pthread_join(older, NULL);
+    sem_destroy(&done);
+}
