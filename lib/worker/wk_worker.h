@@ -128,6 +128,9 @@ struct worker {
     /* Its thread's attributes (thread_attr.c). */
     size_t stack_size; /* 0: the system default */
     int cpu; /* 0: no affinity; n > 0: CPU n-1 */
+    /* The process it runs in (fork.c): the fork generation of its last
+     * start; a worker of an older generation is not running here. */
+    _Atomic uint32_t fork_gen;
     _Atomic uint64_t traced_in; /* the trace session that has its CREATED record */
     wk_listeners listeners;
 

@@ -10,6 +10,7 @@
 #include "wk_epoch.h"
 #include "wk_event.h"
 #include "wk_fire.h"
+#include "wk_fork.h"
 #include "wk_init.h"
 #include "wk_loop.h"
 #include "wk_os.h"
@@ -43,6 +44,7 @@ worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit)
     }
     atomic_init(&w->refs, 1);
     atomic_init(&w->state, WK_NEW);
+    wk_worker_claim(w);
     w->finished = true;
     wk_listeners_init(&w->listeners);
     pthread_mutex_init(&w->lock, NULL);
@@ -119,6 +121,7 @@ static int prepare_start(worker_t *w)
         w->finished = false;
         w->runs++;
         w->told_count = 0; /* a new end to tell of */
+        wk_worker_claim(w); /* also a parent's worker restarted in a fork() child */
         wk_worker_set_state(w, WK_STARTING);
         wk_mailbox_open(&w->mb);
     }
@@ -325,7 +328,7 @@ int worker_join(worker_t *w)
 
 bool worker_is_running(const worker_t *w)
 {
-    return w && wk_mailbox_is_open(&w->mb);
+    return w && wk_mailbox_is_open(&w->mb) && wk_worker_here(w);
 }
 
 bool worker_is_daemon(const worker_t *w)

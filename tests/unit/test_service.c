@@ -247,3 +247,126 @@ Test(service, a_signal_sent_to_an_older_thread_is_forwarded, .timeout = 10)
     pthread_join(older, NULL);
     sem_destroy(&done);
 }
+
+/* ---- fork ------------------------------------------------------------------ */
+
+static int ack_on_event_plain(const worker_event_t *e, void *userdata)
+{
+    worker_fire((worker_t *)userdata, TU_ACK, worker_event_data(e));
+    return 0;
+}
+
+/* The child's checks; its exit status says which one failed (0: none). */
+static int child_after_fork(worker_t *parents_worker)
+{
+    if (worker_fire(parents_worker, "E", NULL) != WORKER_EREJECTED)
+        return 1;
+    if (worker_is_running(parents_worker))
+        return 2;
+    if (worker_trace_stop() != WORKER_ESTATE) /* tracing is off */
+        return 3;
+    worker_t *fresh = worker_spawn(NULL, NULL, &(worker_opts) { .name = "born-in-child" });
+    if (!fresh || !worker_listen(fresh, "PING", ack_on_event_plain, worker_current(), NULL))
+        return 4;
+    if (worker_fire(fresh, "PING", TU_PTR(42)) != WORKER_OK)
+        return 5;
+    intptr_t v = 0;
+    if (tu_wait_ack(&v) != WORKER_OK || v != 42)
+        return 6;
+    if (worker_stop(fresh) != WORKER_OK || worker_join(fresh) != WORKER_OK)
+        return 7;
+    worker_unref(fresh);
+    return 0;
+}
+
+Test(service, fork_child_has_only_the_forking_thread, .timeout = 20)
+{
+    tu_main();
+    char path[] = "/tmp/wk_fork_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+    worker_t *w = worker_spawn(NULL, NULL, &(worker_opts) { .name = "parents" });
+    cr_assert_not_null(w);
+    cr_assert_not_null(worker_listen(w, "PING", ack_on_event_plain, tu_main(), NULL));
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        _exit(child_after_fork(w)); /* _exit: the child's lost memory is no leak to report */
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "child status %d", status);
+    cr_assert_eq(WEXITSTATUS(status), 0, "child check %d failed", WEXITSTATUS(status));
+    /* The parent goes on: its worker and its trace. */
+    cr_assert_eq(worker_fire(w, "PING", TU_PTR(7)), WORKER_OK);
+    intptr_t v = 0;
+    cr_assert_eq(tu_wait_ack(&v), WORKER_OK);
+    cr_assert_eq(v, 7);
+    cr_assert_eq(worker_stop(w), WORKER_OK);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    worker_unref(w);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+#ifdef WORKER_TRACE_TOOL
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "'%s' check '%s' >/dev/null", WORKER_TRACE_TOOL, path);
+    cr_assert_eq(system(cmd), 0, "the parent's trace is not complete");
+#endif
+    unlink(path);
+}
+
+/* ---- the periodic trace flush -------------------------------------------- */
+
+static int tick(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    worker_t *me = worker_current();
+    for (;;) {
+        worker_fire(me, "TICK", NULL);
+        if (worker_wait_timeout(0.01) == WORKER_EXIT)
+            return WORKER_EXIT;
+    }
+}
+
+static void traced_until_killed(const char *path)
+{
+    if (worker_trace_start(path) != WORKER_OK)
+        _exit(10);
+    worker_t *w = worker_spawn(tick, NULL, &(worker_opts) { .name = "ticker" });
+    if (!w)
+        _exit(11);
+    worker_join(w); /* never returns: the parent kills this process */
+    _exit(12);
+}
+
+Test(service, a_killed_process_leaves_a_readable_trace, .timeout = 30)
+{
+    char path[] = "/tmp/wk_killed_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        traced_until_killed(path);
+    /* The scenario itself: the process runs about 1.5 s, then dies. */
+    struct timespec run = { 1, 500000000L };
+    nanosleep(&run, NULL);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status %d", status);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    cr_assert_gt(size, 4096, "only %ld bytes reached the file", size);
+#ifdef WORKER_TRACE_TOOL
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "'%s' check --partial '%s'", WORKER_TRACE_TOOL, path);
+    cr_assert_eq(system(cmd), 0, "worker-trace check --partial refused the trace");
+#endif
+    unlink(path);
+}
