@@ -37,6 +37,13 @@ typedef struct worker_opts {
     int daemon; /* enum worker_daemon_mode */
     bool quiet; /* true: do not report a failed task on stderr */
     size_t mailbox_limit; /* 0: unbounded; else fire() past it gives WORKER_EFULL */
+    /* The worker's thread (not used by worker_start_overlay, which runs on
+     * the caller's thread). worker_new() returns NULL for a stack_size
+     * below PTHREAD_STACK_MIN or a negative cpu; worker_start() returns
+     * WORKER_EINVAL, starting nothing, for a CPU the process may not run
+     * on. */
+    size_t stack_size; /* 0: the system default; else rounded up to whole pages */
+    int cpu; /* 0: no affinity; n > 0: pin the thread to CPU n-1 */
 } worker_opts;
 
 /* What a worker's end reports: the data of CHILD_THREAD_END (and of
@@ -50,15 +57,17 @@ typedef struct worker_down {
 
 /* Create a worker, not started. `task` NULL means "wait forever" (pyThreadWorker's
  * default worker). The worker is linked to its parent at once. Returns NULL
- * on bad options (unknown daemon mode, parent together with no_parent) or
+ * on bad options (unknown daemon mode, parent together with no_parent, a
+ * stack_size below PTHREAD_STACK_MIN, a negative cpu) or
  * when memory runs out. The caller owns the returned reference. */
 WORKER_API worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts);
 
 /* Start the worker's thread. Also restarts a worker that has ended; its
  * permanent listeners survive. WORKER_ESTATE if it is running or starting,
- * WORKER_EREJECTED if its parent is itself ending, WORKER_EINVAL for NULL or
- * a root worker, WORKER_ENOMEM when memory runs out (the worker is left as
- * it was). WORKER_EAGAIN if the system refused a thread: the worker has then
+ * WORKER_EREJECTED if its parent is itself ending, WORKER_EINVAL for NULL,
+ * a root worker or a cpu option naming a CPU the process may not run on
+ * (nothing started), WORKER_ENOMEM when memory runs out (the worker is left
+ * as it was). WORKER_EAGAIN if the system refused a thread: the worker has then
  * run and ended, on the calling thread before this returns, as a task that
  * failed at once with WORKER_EAGAIN (the events accepted meanwhile are
  * delivered to its listeners, its parent, waiters and monitors hear of

@@ -14,6 +14,7 @@
 #include <worker/future.h>
 #include <worker/lifecycle.h>
 #include <worker/monitor.h>
+#include <worker/service.h>
 #include <worker/timer.h>
 #include <worker/trace.h>
 #include <worker/types.h>

@@ -75,3 +75,13 @@ void wk_atom_set_action(const wk_atom *atom, wk_atom_action action)
 {
     ((wk_atom *)atom)->action = action;
 }
+
+void wk_atom_atfork_prepare(void)
+{
+    pthread_mutex_lock(&insert_lock);
+}
+
+void wk_atom_atfork_release(void)
+{
+    pthread_mutex_unlock(&insert_lock);
+}

@@ -27,6 +27,9 @@ typedef struct wk_atom {
 /* The atom for `name` (NUL-terminated, non-empty), made on first use.
  * NULL only when memory runs out. Any thread. */
 const wk_atom *wk_atom_intern(const char *name);
+/* fork(): hold the intern table's lock across it (fork.c). */
+void wk_atom_atfork_prepare(void);
+void wk_atom_atfork_release(void);
 
 /* Give `atom` its action: once, during the worker layer's set-up, before
  * any event of that name exists (see wk_atom.action). */

@@ -56,6 +56,17 @@ static void yield_while_waiting(ck_epoch_t *ep, ck_epoch_record_t *rec, void *ar
     sched_yield();
 }
 
+void wk_epoch_atfork_child(ck_epoch_record_t *keep)
+{
+    ck_stack_entry_t *cursor;
+    CK_STACK_FOREACH(&domain.records, cursor)
+    {
+        ck_epoch_record_t *rec = (ck_epoch_record_t *)cursor; /* record_next is first */
+        if (rec != keep)
+            ck_pr_store_uint(&rec->active, 0); /* out of any section, for good */
+    }
+}
+
 char wk_epoch_tsan_grace; /* an address for TSan annotations only */
 
 void wk_epoch_synchronize(wk_thread *t)

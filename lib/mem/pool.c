@@ -533,3 +533,15 @@ size_t wk_pool_retained_bytes(enum wk_pool_class cls)
     pthread_mutex_unlock(&d->lock);
     return bytes;
 }
+
+void wk_pool_atfork_prepare(void)
+{
+    for (int i = 0; i < WK_POOL_CLASSES; i++)
+        pthread_mutex_lock(&depots[i].lock);
+}
+
+void wk_pool_atfork_release(void)
+{
+    for (int i = WK_POOL_CLASSES - 1; i >= 0; i--)
+        pthread_mutex_unlock(&depots[i].lock);
+}

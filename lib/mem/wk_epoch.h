@@ -25,6 +25,11 @@ ck_epoch_record_t *wk_epoch_register(void);
 
 /* Run pending callbacks and release the record for reuse. Outside sections. */
 void wk_epoch_unregister(ck_epoch_record_t *rec);
+/* In a fork() child: mark every record but `keep` (the forking thread's)
+ * outside any section. Their threads do not exist there; a record left
+ * inside a section would hold every grace period forever. The records and
+ * their pending callbacks stay (lost memory in the child, never reused). */
+void wk_epoch_atfork_child(ck_epoch_record_t *keep);
 
 static inline void wk_epoch_enter(wk_thread *t)
 {

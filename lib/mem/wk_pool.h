@@ -31,6 +31,10 @@ void wk_pool_free(enum wk_pool_class cls, void *obj);
 
 /* Return a thread's caches to the depot (thread exit). */
 void wk_pool_flush(wk_thread *t);
+/* fork(): hold every depot's lock across it (fork.c). The objects in the
+ * caches of the threads that do not exist in the child are lost there. */
+void wk_pool_atfork_prepare(void);
+void wk_pool_atfork_release(void);
 
 /* The bytes of the slabs the class holds now (in use, cached or idle).
  * Any thread; for tests and measurements. */

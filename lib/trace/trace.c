@@ -9,7 +9,9 @@
  *   count` with a release store. No lock and no read-modify-write on that
  *   path.
  * - `buf.lock` orders the writers of a buffer's slots to the file: the
- *   owner when its buffer is full (or at thread exit) and worker_trace_stop.
+ *   owner when its buffer is full (or at thread exit), worker_trace_stop,
+ *   and the periodic flusher (wk_trace_flush_published, once a second,
+ *   which walks the registry under `rec.lock` like stop).
  *   Under it, [flushed, published) are complete records not yet written;
  *   the owner may be filling slots past `published` at the same time, which
  *   nobody else reads.
@@ -30,6 +32,10 @@
  *   in worker_trace_start, before tracing is turned on; each thread keeps
  *   its own countdown (wk_thread.trace_skip, owner only), restarted when it
  *   sees a new generation.
+ * - fork(): the prepare handler holds `rec.lock`, so no flush by stop or
+ *   the flusher is under way, and the forking thread's own buffer lock is
+ *   free. The child keeps only the forking thread's buffer in the registry
+ *   (the others' owners do not exist there, their locks may be held).
  * - Names: `wk_trace_name_written[id] == wk_trace_name_mark` once the id's
  *   NAME record is written in this trace; the exchange that sets it makes
  *   exactly one thread write it.
@@ -50,6 +56,7 @@
 #include <worker/error.h>
 #include <worker/trace.h>
 
+#include "wk_log.h"
 #include "wk_os.h"
 #include "wk_thread.h"
 
@@ -409,6 +416,8 @@ int worker_trace_start(const char *path)
         }
     }
     pthread_mutex_unlock(&rec.lock);
+    if (rc == WORKER_OK)
+        wk_flusher_tracing(true);
     return rc;
 }
 
@@ -426,7 +435,43 @@ static void write_end(int fd)
         .checksum = wk_trace_checksum(&end, sizeof end) };
     struct iovec iov[2] = { { &h, sizeof h }, { &end, sizeof end } };
     if (writev(fd, iov, 2) < 0)
-        perror("libworker-actor: trace end");
+        wk_log(WORKER_LOG_ERROR, NULL, "trace end: %s", strerror(errno));
+}
+
+void wk_trace_flush_published(void)
+{
+    pthread_mutex_lock(&rec.lock);
+    int fd = atomic_load(&rec.fd);
+    for (wk_trace_buf *b = fd >= 0 ? rec.bufs : NULL; b; b = b->next) {
+        pthread_mutex_lock(&b->lock);
+        if (b->session == atomic_load(&rec.session))
+            flush_locked(b, fd);
+        pthread_mutex_unlock(&b->lock);
+    }
+    pthread_mutex_unlock(&rec.lock);
+}
+
+void wk_trace_atfork_prepare(void)
+{
+    pthread_mutex_lock(&rec.lock);
+}
+
+void wk_trace_atfork_parent(void)
+{
+    pthread_mutex_unlock(&rec.lock);
+}
+
+void wk_trace_atfork_child(void)
+{
+    atomic_store(&wk_trace_on, 0);
+    int fd = atomic_exchange(&rec.fd, -1);
+    if (fd >= 0)
+        close(fd); /* the child's copy; the parent's trace goes on */
+    wk_thread *t = wk_thread_peek();
+    rec.bufs = t ? t->trace : NULL; /* the others are lost in the child */
+    if (rec.bufs)
+        rec.bufs->next = NULL;
+    pthread_mutex_unlock(&rec.lock);
 }
 
 int worker_trace_stop(void)
@@ -447,6 +492,7 @@ int worker_trace_stop(void)
     write_end(fd);
     close(fd);
     pthread_mutex_unlock(&rec.lock);
+    wk_flusher_tracing(false);
     return WORKER_OK;
 }
 
@@ -473,8 +519,7 @@ static void sample_from_environment(void)
     errno = 0;
     unsigned long every = strtoul(text, &end, 10);
     if (errno || *end || every == 0 || every > UINT32_MAX || worker_trace_sample((unsigned)every))
-        fprintf(
-            stderr, "libworker-actor: WORKER_TRACE_SAMPLE='%s' ignored (want 1 or more)\n", text);
+        wk_log(WORKER_LOG_WARN, NULL, "WORKER_TRACE_SAMPLE='%s' ignored (want 1 or more)", text);
 }
 
 /* WORKER_TRACE=path turns tracing on when the library is loaded. */
@@ -484,5 +529,5 @@ __attribute__((constructor)) static void trace_from_environment(void)
     if (path && *path)
         sample_from_environment();
     if (path && *path && worker_trace_start(path) != WORKER_OK)
-        fprintf(stderr, "libworker-actor: cannot trace to '%s': %s\n", path, strerror(errno));
+        wk_log(WORKER_LOG_ERROR, NULL, "cannot trace to '%s': %s", path, strerror(errno));
 }

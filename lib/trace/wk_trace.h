@@ -93,6 +93,24 @@ uint32_t wk_trace_string(const char *s);
 /* Which trace is being recorded (changes at every worker_trace_start). */
 uint64_t wk_trace_session(void);
 
+/* Write every buffer's published, unwritten records to the trace file now
+ * (the periodic flusher, flusher.c). Nothing when no trace records. */
+void wk_trace_flush_published(void);
+
+/* The periodic flusher (flusher.c): on while a trace records; it writes
+ * what every buffer holds once a second. */
+void wk_flusher_tracing(bool on);
+
+/* fork() (called by the worker layer's handlers, in that order). In the
+ * child tracing is off: the file is closed without its end, the buffers of
+ * the threads that do not exist there are forgotten, the flusher is gone. */
+void wk_trace_atfork_prepare(void);
+void wk_trace_atfork_parent(void);
+void wk_trace_atfork_child(void);
+void wk_flusher_atfork_prepare(void);
+void wk_flusher_atfork_parent(void);
+void wk_flusher_atfork_child(void);
+
 /* A serial unique within the trace (events, timers, defers). */
 uint64_t wk_trace_serial(void);
 

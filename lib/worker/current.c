@@ -28,6 +28,14 @@
 #include "wk_tree.h"
 
 static _Atomic(const worker_t *) main_top;
+/* The main thread's root worker once made (it lives as long as the
+ * process): the target of worker_signal(signo, NULL, name). */
+static _Atomic(worker_t *) main_root;
+
+worker_t *wk_main_root(void)
+{
+    return atomic_load_explicit(&main_root, memory_order_acquire);
+}
 
 void wk_stack_changed(wk_thread *t)
 {
@@ -66,8 +74,10 @@ static worker_t *make_root(wk_thread *t)
     wk_mailbox_open(&root->mb);
     t->root = root;
     t->current = root;
-    if (is_main)
+    if (is_main) {
         wk_stack_changed(t);
+        atomic_store_explicit(&main_root, root, memory_order_release);
+    }
     if (wk_tracing())
         wk_worker_trace_created(root);
     return root;

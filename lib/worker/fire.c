@@ -25,6 +25,7 @@
 #include "wk_current.h"
 #include "wk_event.h"
 #include "wk_fire.h"
+#include "wk_fork.h"
 #include "wk_init.h"
 #include "wk_list.h"
 #include "wk_pool.h"
@@ -299,6 +300,8 @@ static int check_fire_args(worker_t *w, const char *name, const worker_fire_opts
         return WORKER_EINVAL;
     if (opts && opts->copy_size > UINT32_MAX)
         return WORKER_EINVAL;
+    if (!wk_worker_here(w))
+        return WORKER_EREJECTED; /* a parent process's worker, seen from a fork() child */
     return wk_init();
 }
 

@@ -1,7 +1,7 @@
-/* Reports on stderr. */
+/* Reports of failed tasks, through the library's log. */
 #include "wk_report.h"
 
-#include <stdio.h>
+#include "wk_log.h"
 
 void wk_report(const worker_t *w, const char *what, int code)
 {
@@ -9,9 +9,9 @@ void wk_report(const worker_t *w, const char *what, int code)
         return;
     const char *name = worker_err_name(code);
     if (name[8] == '?') /* "WORKER_E?": one of the application's own codes */
-        fprintf(stderr, "libworker-actor: worker '%s' %s: %d (%s)\n", w->name, what, code,
+        wk_log(WORKER_LOG_ERROR, w->name, "worker '%s' %s: %d (%s)", w->name, what, code,
             worker_strerror(code));
     else
-        fprintf(stderr, "libworker-actor: worker '%s' %s: %s (%s)\n", w->name, what, name,
+        wk_log(WORKER_LOG_ERROR, w->name, "worker '%s' %s: %s (%s)", w->name, what, name,
             worker_strerror(code));
 }

@@ -7,6 +7,8 @@
 
 worker_t *wk_current(wk_thread *t); /* the top of t's stack; makes a root */
 bool wk_on_stack(wk_thread *t, const worker_t *w);
+/* The main thread's root worker, NULL until the main thread made it. */
+worker_t *wk_main_root(void);
 /* After t's stack changed: on the main thread, publish its new top (the
  * worker worker_is_main names). */
 void wk_stack_changed(wk_thread *t);

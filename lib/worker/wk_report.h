@@ -1,4 +1,4 @@
-/* Reports on stderr (report.c). */
+/* Reports of failed tasks, through the library's log (report.c). */
 #ifndef WK_REPORT_H
 #define WK_REPORT_H
 

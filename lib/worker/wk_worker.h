@@ -6,7 +6,7 @@
  *
  * Who touches what:
  * - Immutable after worker_new(): id, name, task, arg, parent, daemon_mode,
- *   quiet, is_root, is_main, mb.limit.
+ *   quiet, is_root, is_main, mb.limit, stack_size, cpu.
  * - `lock` guards: state (also readable atomically without it), children,
  *   awaited, watchers (and their spares), told, channels, result_err,
  *   result_ret, finished, runs; and in each of its children, stop_round and
@@ -125,6 +125,12 @@ struct worker {
     bool is_root;
     bool is_main; /* the main thread's root worker (worker_is_main: see current.c) */
     bool is_future; /* runs a worker_async task: its end settles a future */
+    /* Its thread's attributes (thread_attr.c). */
+    size_t stack_size; /* 0: the system default */
+    int cpu; /* 0: no affinity; n > 0: CPU n-1 */
+    /* The process it runs in (fork.c): the fork generation of its last
+     * start; a worker of an older generation is not running here. */
+    _Atomic uint32_t fork_gen;
     _Atomic uint64_t traced_in; /* the trace session that has its CREATED record */
     wk_listeners listeners;
 

@@ -10,11 +10,14 @@
 #include "wk_epoch.h"
 #include "wk_event.h"
 #include "wk_fire.h"
+#include "wk_fork.h"
 #include "wk_init.h"
 #include "wk_loop.h"
 #include "wk_os.h"
 #include "wk_probe.h"
 #include "wk_report.h"
+#include "wk_sigmask.h"
+#include "wk_thread_attr.h"
 #include "wk_timers.h"
 #include "wk_tree.h"
 #include "wk_watch.h"
@@ -42,6 +45,7 @@ worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit)
     }
     atomic_init(&w->refs, 1);
     atomic_init(&w->state, WK_NEW);
+    wk_worker_claim(w);
     w->finished = true;
     wk_listeners_init(&w->listeners);
     pthread_mutex_init(&w->lock, NULL);
@@ -71,6 +75,8 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
         return NULL;
     if (opts->parent && opts->no_parent)
         return NULL;
+    if (!wk_thread_opts_valid(opts->stack_size, opts->cpu))
+        return NULL;
     if (wk_init() != WORKER_OK)
         return NULL;
     worker_t *w = wk_worker_alloc(opts->name, opts->mailbox_limit);
@@ -80,6 +86,8 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
     w->arg = arg;
     w->daemon_mode = opts->daemon;
     w->quiet = opts->quiet;
+    w->stack_size = opts->stack_size;
+    w->cpu = opts->cpu;
     if (!opts->no_parent)
         w->parent = worker_ref(opts->parent ? opts->parent : default_parent());
     if (wk_tracing())
@@ -114,6 +122,7 @@ static int prepare_start(worker_t *w)
         w->finished = false;
         w->runs++;
         w->told_count = 0; /* a new end to tell of */
+        wk_worker_claim(w); /* also a parent's worker restarted in a fork() child */
         wk_worker_set_state(w, WK_STARTING);
         wk_mailbox_open(&w->mb);
     }
@@ -155,22 +164,24 @@ int worker_start(worker_t *w)
         return WORKER_EINVAL;
     /* Before start_checks opens the mailbox: a failure after that would
      * have to drop the events accepted meanwhile. */
+    pthread_attr_t attr;
+    int rc = wk_thread_attr_make(&attr, w->stack_size, w->cpu);
+    if (rc != WORKER_OK)
+        return rc;
     thread_start *start = malloc(sizeof *start);
     wk_thread *context = start ? wk_thread_prepare() : NULL;
     wk_thread *t = NULL;
-    int rc = context ? start_checks(w, &t) : WORKER_ENOMEM;
+    rc = context ? start_checks(w, &t) : WORKER_ENOMEM;
     if (rc != WORKER_OK) {
+        pthread_attr_destroy(&attr);
         free(start);
         if (context)
             wk_thread_discard(context);
         return rc;
     }
     *start = (thread_start) { worker_ref(w), context };
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_t thread;
-    int err = pthread_create(&thread, &attr, thread_main, start);
+    int err = wk_thread_create(&thread, &attr, thread_main, start, false);
     pthread_attr_destroy(&attr);
     if (!err)
         return WORKER_OK;
@@ -318,7 +329,7 @@ int worker_join(worker_t *w)
 
 bool worker_is_running(const worker_t *w)
 {
-    return w && wk_mailbox_is_open(&w->mb);
+    return w && wk_mailbox_is_open(&w->mb) && wk_worker_here(w);
 }
 
 bool worker_is_daemon(const worker_t *w)
