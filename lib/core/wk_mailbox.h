@@ -41,8 +41,9 @@ typedef struct wk_mailbox {
     /* Written by producers of counted events and by the owner. */
     _Alignas(64) _Atomic long user_queued;
     _Alignas(64) struct ck_ec32 ec;
-    /* Owner only. */
-    ck_fifo_mpmc_entry_t *garbage; /* dequeued stubs not yet retired */
+    /* Owner only, written every batch: on a line of its own, away from the
+     * wake-up counter that producers touch. */
+    _Alignas(64) ck_fifo_mpmc_entry_t *garbage; /* dequeued stubs not yet retired */
     uint32_t garbage_count;
     uint32_t since_poll;
 } wk_mailbox;

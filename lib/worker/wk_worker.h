@@ -112,8 +112,6 @@ typedef struct wk_worker_list {
 
 struct worker {
     wk_mailbox mb; /* first: the struct is cache-line aligned */
-    /* Traced pushes and pops, for the depth records (any thread adds). */
-    _Alignas(64) wk_trace_depth depth;
     _Atomic uint32_t refs;
     uint64_t id;
     char *name;
@@ -171,6 +169,9 @@ struct worker {
     wk_timers timers;
     size_t batch_pos, batch_len;
     worker_event_t *batch[WK_BATCH];
+    /* Traced pushes and pops, for the depth records (any thread adds); last,
+     * on lines of its own, so the hot fields above keep their places. */
+    _Alignas(64) wk_trace_depth depth;
 };
 
 static inline uint64_t wk_worker_id(const worker_t *w)
