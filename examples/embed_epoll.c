@@ -12,7 +12,6 @@
  * has arrived and the timer has run: exit status 0.
  *
  * Run: ./embed_epoll [--auto]      (no input is ever read) */
-#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +27,17 @@ struct host {
     long ticks;
     bool timer_ran;
 };
+
+/* Seconds -> whole milliseconds, rounded up (no libm needed), at most a
+ * day: so that the loop does not wake just before a timer is due. */
+static long ms_rounded_up(double seconds)
+{
+    if (seconds > 86400.0)
+        return 86400L * 1000L;
+    double ms = seconds * 1000.0;
+    long whole = (long)ms;
+    return whole + (ms > (double)whole);
+}
 
 static int on_tick(const worker_event_t *e, void *userdata)
 {
@@ -60,7 +70,7 @@ static int poll_timeout_ms(void)
     double next = worker_next_timeout();
     if (next < 0)
         return -1;
-    return (int)ceil(next * 1000.0);
+    return (int)ms_rounded_up(next);
 }
 
 int main(int argc, char **argv)

@@ -12,10 +12,10 @@
  *
  * Built only when GLib is found (pkg-config glib-2.0, package
  * libglib2.0-dev).
+ * Needs pkg-config: glib-2.0
  *
  * Run: ./embed_glib [--auto]      (no input is ever read) */
 #include <glib.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -28,11 +28,22 @@ typedef struct {
     gpointer tag; /* from g_source_add_unix_fd */
 } WorkerSource;
 
+/* Seconds -> whole milliseconds, rounded up (no libm needed), at most a
+ * day: so that the loop does not wake just before a timer is due. */
+static long ms_rounded_up(double seconds)
+{
+    if (seconds > 86400.0)
+        return 86400L * 1000L;
+    double ms = seconds * 1000.0;
+    long whole = (long)ms;
+    return whole + (ms > (double)whole);
+}
+
 static gboolean worker_prepare(GSource *source, gint *timeout_ms)
 {
     (void)source;
     double next = worker_next_timeout();
-    *timeout_ms = next < 0 ? -1 : (gint)ceil(next * 1000.0);
+    *timeout_ms = next < 0 ? -1 : (gint)ms_rounded_up(next);
     return next == 0.0;
 }
 

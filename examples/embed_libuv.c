@@ -11,9 +11,9 @@
  * and the exit status is 0.
  *
  * Built only when libuv is found (pkg-config libuv, package libuv1-dev).
+ * Needs pkg-config: libuv
  *
  * Run: ./embed_libuv [--auto]      (no input is ever read) */
-#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +29,17 @@ struct host {
     long ticks;
     bool timer_ran;
 };
+
+/* Seconds -> whole milliseconds, rounded up (no libm needed), at most a
+ * day: so that the loop does not wake just before a timer is due. */
+static long ms_rounded_up(double seconds)
+{
+    if (seconds > 86400.0)
+        return 86400L * 1000L;
+    double ms = seconds * 1000.0;
+    long whole = (long)ms;
+    return whole + (ms > (double)whole);
+}
 
 static int on_tick(const worker_event_t *e, void *userdata)
 {
@@ -81,7 +92,7 @@ static void drive(struct host *h)
     if (next < 0)
         uv_timer_stop(&h->timer);
     else
-        uv_timer_start(&h->timer, on_timeout, (uint64_t)ceil(next * 1000.0), 0);
+        uv_timer_start(&h->timer, on_timeout, (uint64_t)ms_rounded_up(next), 0);
 }
 
 int main(int argc, char **argv)
