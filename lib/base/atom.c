@@ -15,14 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define ATOM_BUCKETS 4096u
 
 /* Global: the intern table shared by all threads (see the invariants). */
 static _Atomic(wk_atom *) buckets[ATOM_BUCKETS];
 static pthread_mutex_t insert_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t next_id = 1; /* guarded by insert_lock */
-
 
 static uint32_t hash_name(const char *s, size_t *len)
 {

@@ -63,8 +63,8 @@ static void service_set(sigset_t *set)
         sigdelset(set, faults[i]);
 }
 
-int wk_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
-    void *arg, bool all)
+int wk_thread_create(
+    pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg, bool all)
 {
     sigset_t set, old;
     if (all)

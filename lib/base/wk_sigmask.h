@@ -22,7 +22,7 @@ void wk_sigmask_get(sigset_t *out);
  * thread's mask is put back before this returns). `all`: block every
  * signal but the ones a fault raises, for the library's own service
  * threads. Returns pthread_create's error number. */
-int wk_thread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
-    void *arg, bool all);
+int wk_thread_create(
+    pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg, bool all);
 
 #endif

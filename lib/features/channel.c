@@ -309,8 +309,8 @@ int worker_channel_pub_ex(
         if (!sub)
             continue; /* cleared by a worker's last unref */
         wk_event_ref(e);
-        int one = traced ? wk_push_traced(sub, e, WK_TRF_CHANNEL, t)
-                         : wk_mailbox_push(&sub->mb, e, t);
+        int one
+            = traced ? wk_push_traced(sub, e, WK_TRF_CHANNEL, t) : wk_mailbox_push(&sub->mb, e, t);
         if (one == WORKER_OK)
             reached++;
         else

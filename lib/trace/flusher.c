@@ -52,8 +52,7 @@ static void *flusher_main(void *arg)
             continue;
         }
         struct timespec until = one_second_from_now();
-        while (fl.tracing && pthread_cond_timedwait(&fl.wake, &fl.lock, &until) == 0) {
-        }
+        while (fl.tracing && pthread_cond_timedwait(&fl.wake, &fl.lock, &until) == 0) { }
         if (!fl.tracing)
             continue;
         pthread_mutex_unlock(&fl.lock);

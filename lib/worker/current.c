@@ -17,8 +17,8 @@
  */
 #include <stdio.h>
 
-#include "wk_current.h"
 #include "wk_control.h"
+#include "wk_current.h"
 #include "wk_event.h"
 #include "wk_init.h"
 #include "wk_list.h"

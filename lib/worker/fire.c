@@ -100,8 +100,8 @@ static int refused(worker_t *to, worker_event_t *e, int rc, void *origin_data, w
 }
 
 /* Offer one more receiver the shared event, with a node taken in advance. */
-static void hop(worker_t *to, worker_event_t *e, void *origin_data, wk_thread *t, unsigned how,
-    void *node)
+static void hop(
+    worker_t *to, worker_event_t *e, void *origin_data, wk_thread *t, unsigned how, void *node)
 {
     wk_event_ref(e);
     int rc = push_node(to, e, how, node, t);

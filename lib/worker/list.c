@@ -56,4 +56,3 @@ void wk_list_release(worker_t **items, size_t n)
         worker_unref(items[i]);
     free(items);
 }
-

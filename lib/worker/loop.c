@@ -59,8 +59,7 @@ static uint32_t sender_id(const worker_event_t *e)
 
 /* The library's own reaction to a name, after the user's listeners
  * (STOP_THREAD and PAUSE_THREAD: control.c gives them their action). */
-static inline __attribute__((always_inline)) void run_action(
-    worker_t *w, worker_event_t *e)
+static inline __attribute__((always_inline)) void run_action(worker_t *w, worker_event_t *e)
 {
     wk_atom_action action = e->atom->action;
     if (__builtin_expect(action != NULL, 0))

@@ -94,8 +94,8 @@ static void *signal_thread(void *arg)
     atomic_store_explicit(&sig.tid, wk_gettid(), memory_order_release);
     for (;;) {
         pthread_mutex_lock(&sig.lock);
-        struct pollfd fds[2] = { { .fd = sig.sfd, .events = POLLIN },
-            { .fd = sig.wake, .events = POLLIN } };
+        struct pollfd fds[2]
+            = { { .fd = sig.sfd, .events = POLLIN }, { .fd = sig.wake, .events = POLLIN } };
         pthread_mutex_unlock(&sig.lock);
         if (poll(fds, 2, -1) < 0)
             continue;

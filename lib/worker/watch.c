@@ -131,19 +131,19 @@ void wk_watch_notify(
         void *data = err == WORKER_OK ? down.ret
             : err == WORKER_EXIT      ? NULL
                                       : (void *)(intptr_t)err;
-        wk_send_spared(watcher, WK_EV_LINK, how, data, NULL, 0, w, t,
-            spares ? &spares[WK_SPARE_HOW] : NULL);
+        wk_send_spared(
+            watcher, WK_EV_LINK, how, data, NULL, 0, w, t, spares ? &spares[WK_SPARE_HOW] : NULL);
         wk_send_spared(watcher, WK_EV_LINK, wk_atoms.child_end, NULL, &down, sizeof down, w, t,
             spares ? &spares[WK_SPARE_END] : NULL);
         break;
     }
     case WK_WATCH_WAITER: /* the end of this run, for a waiter that reads it after a restart */
-        wk_send_spared(watcher, WK_EV_LIBRARY, wk_atoms.wait_pending_done, NULL, &down,
-            sizeof down, w, t, spares);
+        wk_send_spared(watcher, WK_EV_LIBRARY, wk_atoms.wait_pending_done, NULL, &down, sizeof down,
+            w, t, spares);
         break;
     case WK_WATCH_MONITOR:
-        wk_send_spared(watcher, WK_EV_LIBRARY, wk_atoms.worker_down, NULL, &down, sizeof down, w,
-            t, spares);
+        wk_send_spared(
+            watcher, WK_EV_LIBRARY, wk_atoms.worker_down, NULL, &down, sizeof down, w, t, spares);
         break;
     }
 }

@@ -1753,8 +1753,7 @@ static const char *end_sequence_scenario(long n, long *failed, bool others)
     worker_t *c = NULL, *g = NULL, *dm = NULL;
     bool p_listens = false;
     if (p) {
-        p_listens
-            = worker_listen(p, WORKER_EV_CHILD_THREAD_END, tu_count_listener, &c_ended, NULL)
+        p_listens = worker_listen(p, WORKER_EV_CHILD_THREAD_END, tu_count_listener, &c_ended, NULL)
             != NULL;
         if (worker_start(p) != WORKER_OK) {
             worker_unref(p);
@@ -1804,7 +1803,8 @@ static const char *end_sequence_scenario(long n, long *failed, bool others)
             bad = "the waiter got a wrong end";
         if (rc != WORKER_OK)
             bad = "the wait for P failed";
-        if (!downs_arrived(NULL, &d) && worker_wait_until(downs_arrived, &d, TU_WAIT, NULL) != WORKER_OK)
+        if (!downs_arrived(NULL, &d)
+            && worker_wait_until(downs_arrived, &d, TU_WAIT, NULL) != WORKER_OK)
             bad = "a monitor never got its WORKER_DOWN";
         if ((c && worker_is_running(c)) || (g && worker_is_running(g)))
             bad = "a non-daemon child outlived its parent's end";
@@ -2079,8 +2079,8 @@ Test(nomem, a_defer_settled_out_of_memory_tells_every_waiter_once, .timeout = 60
             int err = -1;
             cr_assert_eq(worker_wait_thread(dw.w[i], &err, NULL), WORKER_OK);
             cr_assert_eq(err, 0);
-            cr_assert_eq(atomic_load(&dw.fulfills[i]), 1, "%d: waiter %d saw DEFER_FULFILL %d times",
-                k, i, atomic_load(&dw.fulfills[i]));
+            cr_assert_eq(atomic_load(&dw.fulfills[i]), 1,
+                "%d: waiter %d saw DEFER_FULFILL %d times", k, i, atomic_load(&dw.fulfills[i]));
             worker_unref(dw.w[i]);
         }
         worker_defer_free(dw.d);
@@ -2108,8 +2108,8 @@ Test(nomem, a_monitor_of_an_ended_worker_out_of_memory_says_so, .timeout = 30)
         int rc = worker_monitor(w);
         long failed = nm_disarm();
         nm_feed(&s);
-        cr_assert(rc == WORKER_OK || (failed && rc == WORKER_ENOMEM), "%d: %s", k,
-            worker_err_name(rc));
+        cr_assert(
+            rc == WORKER_OK || (failed && rc == WORKER_ENOMEM), "%d: %s", k, worker_err_name(rc));
         if (rc != WORKER_OK)
             cr_assert_eq(worker_monitor(w), WORKER_OK);
         void *d = NULL;
@@ -2200,8 +2200,8 @@ Test(nomem, timers_of_an_owner_without_memory_all_run, .timeout = 30)
     nm_others_fail_all();
     worker_timer_t *tm[20];
     for (int i = 0; i < 20; i++)
-        cr_assert_eq(worker_later(w, gate_timer_ran, &c, 0.002 + 0.001 * (i % 3), &tm[i]),
-            WORKER_OK);
+        cr_assert_eq(
+            worker_later(w, gate_timer_ran, &c, 0.002 + 0.001 * (i % 3), &tm[i]), WORKER_OK);
     int cancelled = worker_timer_cancel(tm[19]) == WORKER_OK;
     for (int i = 0; i < 20 - cancelled; i++)
         cr_assert_eq(tu_gate_pass(&c.g, TU_WAIT), 0, "%d of %d timers ran", i, 20 - cancelled);
@@ -2234,8 +2234,8 @@ Test(nomem, timers_survive_any_allocation_failing_on_any_thread, .timeout = 60)
             accepted += rc == WORKER_OK;
         }
         for (int i = 0; i < accepted; i++)
-            cr_assert_eq(tu_gate_pass(&c.g, TU_WAIT), 0, "N = %ld: %d of %d timers ran", n, i,
-                accepted);
+            cr_assert_eq(
+                tu_gate_pass(&c.g, TU_WAIT), 0, "N = %ld: %d of %d timers ran", n, i, accepted);
         long failed = nm_any_disarm();
         expected += accepted;
         cr_assert_eq(atomic_load(&c.ran), expected);
@@ -2379,10 +2379,10 @@ Test(nomem, pause_and_resume_out_of_memory, .timeout = 60)
         int resume_rc = worker_resume(w);
         long failed = nm_disarm();
         nm_feed(&s);
-        cr_assert(pause_rc == WORKER_OK || pause_rc == WORKER_ENOMEM, "%s",
-            worker_err_name(pause_rc));
-        cr_assert(resume_rc == WORKER_OK || resume_rc == WORKER_ENOMEM, "%s",
-            worker_err_name(resume_rc));
+        cr_assert(
+            pause_rc == WORKER_OK || pause_rc == WORKER_ENOMEM, "%s", worker_err_name(pause_rc));
+        cr_assert(
+            resume_rc == WORKER_OK || resume_rc == WORKER_ENOMEM, "%s", worker_err_name(resume_rc));
         if (resume_rc != WORKER_OK)
             cr_assert_eq(worker_resume(w), WORKER_OK);
         cr_assert_eq(worker_fire(w, "TICK", NULL), WORKER_OK);
@@ -2414,7 +2414,8 @@ Test(nomem, notices_without_memory_are_not_sent_and_nothing_else_changes, .timeo
 {
     worker_t *me = tu_main();
     atomic_int rejects = 0, errors = 0, got = 0;
-    cr_assert_not_null(worker_listen(me, WORKER_EV_EVENT_REJECT, tu_count_listener, &rejects, NULL));
+    cr_assert_not_null(
+        worker_listen(me, WORKER_EV_EVENT_REJECT, tu_count_listener, &rejects, NULL));
     worker_t *stopped = worker_spawn(NULL, NULL, NULL);
     cr_assert_not_null(stopped);
     worker_stop(stopped);
@@ -2442,7 +2443,8 @@ Test(nomem, notices_without_memory_are_not_sent_and_nothing_else_changes, .timeo
     worker_t *w = worker_new(NULL, NULL, &quiet);
     cr_assert_not_null(w);
     cr_assert_not_null(worker_listen(w, "BAD", fail_listener, NULL, NULL));
-    cr_assert_not_null(worker_listen(w, WORKER_EV_LISTENER_ERROR, tu_count_listener, &errors, NULL));
+    cr_assert_not_null(
+        worker_listen(w, WORKER_EV_LISTENER_ERROR, tu_count_listener, &errors, NULL));
     cr_assert_not_null(worker_listen(w, "EV", tu_count_listener, &got, NULL));
     tu_gate g;
     tu_gate_init(&g);
@@ -2488,7 +2490,8 @@ Test(nomem, trace_buffers_out_of_memory_drop_records, .timeout = 60)
         cr_assert_lt(n, 400);
         nm_any_fail_nth(n);
         worker_t *w = worker_new(NULL, NULL, NULL); /* a new thread: no buffer yet */
-        if (w && (!worker_listen(w, "EV", tu_count_listener, &got, NULL)
+        if (w
+            && (!worker_listen(w, "EV", tu_count_listener, &got, NULL)
                 || worker_start(w) != WORKER_OK)) {
             worker_unref(w);
             w = NULL;

@@ -179,13 +179,13 @@ int main(void)
     for (int i = 0; i < HOSTS; i++) {
         struct host *h = &hosts[i];
         pthread_join(h->thread, NULL);
-        if (h->seen != (long)PRODUCERS * EVENTS || h->violations || h->lost_wakeups
-            || h->fd_errors || h->timers_ran != h->timers_armed) {
+        if (h->seen != (long)PRODUCERS * EVENTS || h->violations || h->lost_wakeups || h->fd_errors
+            || h->timers_ran != h->timers_armed) {
             fprintf(stderr,
                 "stress_embed: host %d: seen %ld of %ld, %ld out of order, %ld lost "
                 "wake-ups, %ld fd errors, timers %ld of %ld\n",
-                i, h->seen, (long)PRODUCERS * EVENTS, h->violations, h->lost_wakeups,
-                h->fd_errors, h->timers_ran, h->timers_armed);
+                i, h->seen, (long)PRODUCERS * EVENTS, h->violations, h->lost_wakeups, h->fd_errors,
+                h->timers_ran, h->timers_armed);
             failed = 1;
         }
         worker_unref(h->root);

@@ -17,7 +17,6 @@
 #include <criterion/criterion.h>
 #include <worker/worker.h>
 
-
 static void stop_join_unref(worker_t *w)
 {
     cr_assert_eq(worker_stop(w), WORKER_OK);
@@ -76,8 +75,8 @@ static void wait_n(const char *name, int n, int *seen, int max)
 {
     for (int i = 0; i < n; i++) {
         void *d = NULL;
-        cr_assert_eq(worker_wait_event(name, TU_WAIT, NULL, &d), WORKER_OK, "%s %d of %d did not come",
-            name, i + 1, n);
+        cr_assert_eq(worker_wait_event(name, TU_WAIT, NULL, &d), WORKER_OK,
+            "%s %d of %d did not come", name, i + 1, n);
         cr_assert(TU_INT(d) >= 0 && TU_INT(d) < max);
         if (seen)
             seen[TU_INT(d)]++;

@@ -19,7 +19,6 @@
 #include <criterion/criterion.h>
 #include <worker/worker.h>
 
-
 static const worker_opts quiet = { .quiet = true };
 
 /* Waits for GO, then returns the GO event's data as its code (0: success,

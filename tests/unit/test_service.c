@@ -104,7 +104,8 @@ Test(service, stack_size_is_honoured, .timeout = 10)
     const size_t sizes[] = { 256 * 1024, 3 * 1024 * 1024 + 100 };
     for (size_t i = 0; i < 2; i++) {
         thread_seen seen = { 0 };
-        worker_t *w = worker_spawn(look_at_own_thread, &seen, &(worker_opts) { .stack_size = sizes[i] });
+        worker_t *w
+            = worker_spawn(look_at_own_thread, &seen, &(worker_opts) { .stack_size = sizes[i] });
         cr_assert_not_null(w);
         cr_assert_eq(worker_join(w), WORKER_OK);
         cr_assert_geq(seen.stack, sizes[i]);
