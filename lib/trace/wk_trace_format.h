@@ -121,6 +121,9 @@ enum wk_trace_kind {
     WK_TR_CHANNEL_PUBLISH = 37, /* worker: publisher; a: serial (shared by its FIREs);
                                    b: channel id | event name id << 32;
                                    flags: workers reached (saturates at 65535) */
+    WK_TR_REQUEST_EXPIRED = 38, /* a request (worker_call) taken after its deadline,
+                                   not delivered. worker: receiver; a: serial;
+                                   b: sender | event name id << 32 */
 
     /* waits and control */
     WK_TR_WAIT_BEGIN = 48, /* worker; flags: enum wk_trace_wait; a: timeout ns
