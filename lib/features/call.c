@@ -45,6 +45,7 @@ typedef struct wk_request {
     _Atomic uint32_t refs;
     _Atomic int state; /* enum req_state */
     _Atomic bool answered;
+    _Atomic bool caller_done; /* the caller's reference was dropped (once) */
     uint64_t deadline_ns; /* WK_NO_DEADLINE: none */
     worker_t *caller; /* holds a reference */
     int answer_rc;
@@ -79,6 +80,13 @@ static void request_unref(wk_request *r)
 {
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
         request_free(r);
+}
+
+/* The caller is done with `r`: its reference goes, once. */
+static void caller_release(wk_request *r)
+{
+    if (!atomic_exchange_explicit(&r->caller_done, true, memory_order_acq_rel))
+        request_unref(r);
 }
 
 /* ---- the answer ---- */
@@ -118,9 +126,27 @@ static bool answer(wk_request *r, int rc, worker_event_t *payload)
     r->answer = payload;
     atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed); /* the notice's */
     wk_thread *t = wk_thread_get();
-    if (!t || push_notice(r, t) != WORKER_OK)
-        request_unref(r); /* the caller is gone: nobody wants the answer */
+    if (!t || push_notice(r, t) != WORKER_OK) {
+        /* The caller has closed for good: it never touches `r` again (an
+         * async call's timer was dropped with it). */
+        caller_release(r);
+        request_unref(r); /* the notice's */
+    }
     return true;
+}
+
+/* An async call's answer, on the caller: the callback, once. */
+static void async_answered(wk_request *r)
+{
+    r->given_up = true;
+    if (r->timer) {
+        worker_timer_cancel(r->timer); /* on this thread: it has not run */
+        worker_timer_free(r->timer);
+        r->timer = NULL;
+    }
+    void *reply = r->answer ? worker_event_data(r->answer) : NULL;
+    r->fn(r->answer_rc, reply, worker_event_size(r->answer), r->userdata);
+    caller_release(r);
 }
 
 /* On the caller: hand the answer to whoever still waits for it. */
@@ -132,17 +158,8 @@ static void answer_arrived(worker_t *owner, worker_event_t *e)
         r->arrived = true;
         if (r->frame)
             r->frame->done = true;
-        else if (r->fn) {
-            r->given_up = true;
-            if (r->timer) {
-                worker_timer_cancel(r->timer); /* on this thread: it has not run */
-                worker_timer_free(r->timer);
-                r->timer = NULL;
-            }
-            void *reply = r->answer ? worker_event_data(r->answer) : NULL;
-            r->fn(r->answer_rc, reply, worker_event_size(r->answer), r->userdata);
-            request_unref(r); /* the caller's */
-        }
+        else if (r->fn)
+            async_answered(r);
     }
     request_unref(r); /* the notice's */
 }
@@ -227,8 +244,9 @@ static wk_request *request_new(
     return r;
 }
 
-/* Fire `r` as `name` at `w`. On error nothing was queued, `r` is freed and
- * the request's release has not run (the caller keeps its data). */
+/* Fire `r` as `name` at `w`. On error nothing was queued and the
+ * request's release has not run (the caller keeps its data); the caller
+ * frees `r`. */
 static int request_fire(worker_t *w, const char *name, wk_request *r,
     const worker_fire_opts *opts, worker_t *me, wk_thread *t)
 {
@@ -236,17 +254,12 @@ static int request_fire(worker_t *w, const char *name, wk_request *r,
     worker_t *sender = opts->target ? opts->target : me;
     worker_event_t *e
         = atom ? wk_event_new_call(atom, WK_EV_USER, r->data, NULL, NULL, sender) : NULL;
-    if (!e) {
-        request_free(r);
+    if (!e)
         return WORKER_ENOMEM;
-    }
     e->body.call.show = request_show;
     e->body.call.link = &r->link;
     void *origin = opts->copy ? (void *)opts->copy : r->data;
-    int rc = wk_deliver(w, e, opts->bubble, opts->broadcast, origin, t);
-    if (rc != WORKER_OK)
-        request_free(r);
-    return rc;
+    return wk_deliver(w, e, opts->bubble, opts->broadcast, origin, t);
 }
 
 /* The caller's context, with the library set up. */
@@ -300,21 +313,73 @@ int worker_call_ex(worker_t *w, const char *name, void *data, const worker_fire_
     if (!r)
         return WORKER_ENOMEM;
     rc = request_fire(w, name, r, opts, me, t);
-    if (rc != WORKER_OK)
-        return rc; /* freed: nothing else held it */
+    if (rc != WORKER_OK) {
+        request_free(r); /* nothing else held it */
+        return rc;
+    }
     wk_frame f = { .kind = WK_WAIT_NOTICE };
     r->frame = &f;
     rc = wk_loop_wait(me, t, &f, r->deadline_ns);
     r->frame = NULL;
     r->given_up = true;
     rc = take_answer(r, rc, t, reply, reply_size);
-    request_unref(r); /* the caller's */
+    caller_release(r);
     return rc;
 }
 
 int worker_call(worker_t *w, const char *name, void *data, double timeout, void **reply)
 {
     return worker_call_ex(w, name, data, NULL, timeout, reply, NULL);
+}
+
+/* An async call's timeout, on the caller (a timer): fn with the reason. */
+static void async_timeout(void *arg)
+{
+    wk_request *r = arg;
+    if (r->given_up)
+        return;
+    r->given_up = true;
+    worker_timer_free(r->timer);
+    r->timer = NULL;
+    r->fn(timed_out(r), NULL, 0, r->userdata);
+    caller_release(r);
+}
+
+int worker_call_async(worker_t *w, const char *name, void *data, const worker_fire_opts *opts,
+    double timeout, worker_reply_fn fn, void *userdata)
+{
+    static const worker_fire_opts defaults;
+    int rc = fn ? check_call(w, name, opts, timeout) : WORKER_EINVAL;
+    wk_thread *t;
+    worker_t *me;
+    if (rc == WORKER_OK)
+        rc = caller_context(&t, &me);
+    if (rc != WORKER_OK)
+        return rc;
+    if (!opts)
+        opts = &defaults;
+    wk_request *r = request_new(me, data, opts, timeout);
+    if (!r)
+        return WORKER_ENOMEM;
+    r->fn = fn;
+    r->userdata = userdata;
+    /* Armed before the fire: an answer may run on this thread's next turn. */
+    if (timeout >= 0 && worker_later(me, async_timeout, r, timeout, &r->timer) != WORKER_OK) {
+        request_free(r);
+        return WORKER_ENOMEM;
+    }
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed); /* held while firing */
+    rc = request_fire(w, name, r, opts, me, t);
+    if (rc != WORKER_OK) {
+        if (r->timer) {
+            worker_timer_cancel(r->timer); /* not run: this thread has not turned */
+            worker_timer_free(r->timer);
+        }
+        request_free(r);
+        return rc;
+    }
+    request_unref(r);
+    return WORKER_OK;
 }
 
 /* ---- answering ---- */

@@ -288,3 +288,116 @@ Test(call, deadline_travels, .timeout = 20)
     cr_assert_lt(left, 0.0, "no timeout: no deadline");
     server_end(w);
 }
+
+/* ---- expiry ---- */
+
+static sem_t go;
+static int hold(const worker_event_t *e, void *userdata)
+{
+    (void)e;
+    tu_ack((worker_t *)userdata, 1);
+    sem_wait(&go); /* keeps the request queued behind this event */
+    return 0;
+}
+
+Test(call, queued_past_deadline_expires_undelivered, .timeout = 20)
+{
+    worker_t *me = tu_main();
+    worker_t *w = server();
+    sem_init(&go, 0, 0);
+    atomic_int seen = 0;
+    worker_listen(w, "HOLD", hold, me, NULL);
+    worker_listen(w, "REQ", tu_count_listener, &seen, NULL);
+    worker_fire(w, "HOLD", NULL);
+    cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
+    cr_assert_eq(worker_call(w, "REQ", NULL, 0.1, NULL), WORKER_EEXPIRED);
+    sem_post(&go);
+    tu_sync_install(w);
+    cr_assert_eq(tu_sync(w), WORKER_OK);
+    cr_assert_eq(atomic_load(&seen), 0, "an expired request is not delivered");
+    sem_destroy(&go);
+    server_end(w);
+}
+
+/* ---- async ---- */
+
+typedef struct cb_out {
+    int calls, rc;
+    void *reply;
+    size_t size;
+    char copy[16];
+} cb_out;
+
+static void on_reply(int rc, void *reply, size_t size, void *userdata)
+{
+    cb_out *o = userdata;
+    o->calls++;
+    o->rc = rc;
+    o->reply = reply;
+    o->size = size;
+    if (size && size <= sizeof o->copy)
+        memcpy(o->copy, reply, size);
+    worker_fire(tu_main(), "CB", NULL);
+}
+
+Test(call, async_runs_fn_once_on_the_caller, .timeout = 20)
+{
+    tu_main();
+    worker_t *w = server();
+    worker_listen(w, "ADD", add_one, NULL, NULL);
+    cb_out o = { 0 };
+    cr_assert_eq(worker_call_async(w, "ADD", TU_PTR(9), NULL, TU_WAIT, on_reply, &o), WORKER_OK);
+    cr_assert_eq(o.calls, 0, "returns at once");
+    cr_assert_eq(tu_wait("CB", NULL), WORKER_OK);
+    cr_assert_eq(o.calls, 1);
+    cr_assert_eq(o.rc, WORKER_OK);
+    cr_assert_eq(TU_INT(o.reply), 10);
+    /* No timeout armed after the answer: nothing more comes. */
+    cr_assert_eq(worker_wait_event("CB", 0.3, NULL, NULL), WORKER_ETIMEDOUT);
+    cr_assert_eq(o.calls, 1);
+    server_end(w);
+}
+
+Test(call, async_timeout_and_noreply, .timeout = 20)
+{
+    tu_main();
+    worker_t *w = server();
+    worker_listen(w, "KEEP", keep_forever, NULL, NULL);
+    cb_out o = { 0 };
+    cr_assert_eq(worker_call_async(w, "KEEP", NULL, NULL, 0.2, on_reply, &o), WORKER_OK);
+    cr_assert_eq(tu_wait("CB", NULL), WORKER_OK);
+    cr_assert_eq(o.rc, WORKER_ETIMEDOUT);
+    worker_event_unref(kept); /* released unanswered after the timeout: nothing more */
+    cr_assert_eq(worker_wait_event("CB", 0.3, NULL, NULL), WORKER_ETIMEDOUT);
+    cr_assert_eq(o.calls, 1);
+    cb_out n = { 0 };
+    cr_assert_eq(worker_call_async(w, "NOBODY", NULL, NULL, -1, on_reply, &n), WORKER_OK);
+    cr_assert_eq(tu_wait("CB", NULL), WORKER_OK);
+    cr_assert_eq(n.rc, WORKER_ENOREPLY);
+    cr_assert_eq(n.calls, 1);
+    server_end(w);
+}
+
+Test(call, async_copied_reply_and_errors, .timeout = 20)
+{
+    tu_main();
+    worker_t *w = server();
+    worker_listen(w, "ECHO", reply_copy, NULL, NULL);
+    atomic_store(&released, 0);
+    cb_out o = { 0 };
+    char req[] = "hi";
+    worker_fire_opts fo = { .copy = req, .copy_size = sizeof req };
+    cr_assert_eq(worker_call_async(w, "ECHO", NULL, &fo, TU_WAIT, on_reply, &o), WORKER_OK);
+    cr_assert_eq(tu_wait("CB", NULL), WORKER_OK);
+    cr_assert_eq(o.size, 100);
+    cr_assert_eq(atomic_load(&released), 1, "released when fn returned");
+    cr_assert_eq(worker_call_async(w, "ECHO", NULL, NULL, 1, NULL, NULL), WORKER_EINVAL);
+    cr_assert_eq(worker_call_async(w, "ECHO", NULL, NULL, NAN, on_reply, &o), WORKER_EINVAL);
+    worker_t *idle = worker_new(idle_task, NULL, NULL);
+    cb_out r = { 0 };
+    cr_assert_eq(worker_call_async(idle, "X", NULL, NULL, 0.1, on_reply, &r), WORKER_EREJECTED);
+    cr_assert_eq(worker_wait_event("CB", 0.3, NULL, NULL), WORKER_ETIMEDOUT);
+    cr_assert_eq(r.calls, 0, "fn never runs after a fire error");
+    worker_unref(idle);
+    server_end(w);
+}
