@@ -17,6 +17,9 @@ void wk_tree_tell_children_stop(worker_t *w, wk_thread *t);
 /* State -> WK_ENDED; tell the parent, then waiters and monitors; then
  * `finished` and drop the run's reference (w may be freed on return). */
 void wk_tree_report_end(worker_t *w, wk_thread *t);
+/* worker_wait_thread with an absolute deadline (WK_NO_DEADLINE: none):
+ * WORKER_ETIMEDOUT when it passed first (no longer a watcher then). */
+int wk_wait_thread_until(worker_t *w, int *err, void **ret, uint64_t deadline_ns);
 /* Block (plain condition wait) until the last run has finished. */
 void wk_wait_finished(worker_t *w);
 /* Add a watcher (not twice for the same kind). Caller holds target->lock. */
