@@ -37,6 +37,7 @@
 #include "wk_os.h"
 #include "wk_pool.h"
 #include "wk_probe.h"
+#include "wk_timers.h"
 
 enum req_state { REQ_QUEUED, REQ_SHOWN, REQ_EXPIRED };
 
@@ -345,6 +346,19 @@ static void async_timeout(void *arg)
     caller_release(r);
 }
 
+/* The caller ends first (its timers are dropped): fn learns it, once. */
+static void async_caller_ends(void *arg)
+{
+    wk_request *r = arg;
+    if (r->given_up)
+        return;
+    r->given_up = true;
+    worker_timer_free(r->timer);
+    r->timer = NULL;
+    r->fn(WORKER_EXIT, NULL, 0, r->userdata);
+    caller_release(r);
+}
+
 int worker_call_async(worker_t *w, const char *name, void *data, const worker_fire_opts *opts,
     double timeout, worker_reply_fn fn, void *userdata)
 {
@@ -364,7 +378,9 @@ int worker_call_async(worker_t *w, const char *name, void *data, const worker_fi
     r->fn = fn;
     r->userdata = userdata;
     /* Armed before the fire: an answer may run on this thread's next turn. */
-    if (timeout >= 0 && worker_later(me, async_timeout, r, timeout, &r->timer) != WORKER_OK) {
+    if (timeout >= 0
+        && wk_later_or_drop(me, async_timeout, async_caller_ends, r, timeout, &r->timer)
+            != WORKER_OK) {
         request_free(r);
         return WORKER_ENOMEM;
     }

@@ -50,6 +50,7 @@ struct worker_timer {
     _Atomic uint32_t refs;
     _Atomic int state;
     worker_call_fn fn;
+    worker_call_fn on_drop; /* run with arg when its worker ends first; may be NULL */
     void *arg;
     uint64_t deadline_ns;
     uint64_t period_ns; /* 0: runs once (later); else worker_every's period */
@@ -233,9 +234,11 @@ void wk_timers_run_due(worker_t *w)
         run_taken(w, tm);
 }
 
+/* On the owner, as it ends: the timer will not run; its on_drop does. */
 static void drop(worker_timer_t *tm)
 {
-    leave_pending(tm, TIMER_DROPPED);
+    if (leave_pending(tm, TIMER_DROPPED) && tm->on_drop)
+        tm->on_drop(tm->arg);
     timer_unref(tm);
 }
 
@@ -287,8 +290,8 @@ static int check_later(worker_call_fn fn, double delay)
 }
 
 /* `later` (period 0) or `every`: file a timer on `w` (NULL: current). */
-static int arm(worker_t *w, worker_call_fn fn, void *arg, double delay, double period,
-    worker_timer_t **timer)
+static int arm(worker_t *w, worker_call_fn fn, worker_call_fn on_drop, void *arg, double delay,
+    double period, worker_timer_t **timer)
 {
     int rc = WORKER_OK;
     wk_thread *t = wk_thread_get();
@@ -302,6 +305,7 @@ static int arm(worker_t *w, worker_call_fn fn, void *arg, double delay, double p
     atomic_init(&tm->refs, timer ? 2 : 1);
     atomic_init(&tm->state, TIMER_PENDING);
     tm->fn = fn;
+    tm->on_drop = on_drop;
     tm->arg = arg;
     tm->period_ns = (uint64_t)(period * 1e9);
     tm->worker_id = (uint32_t)w->id;
@@ -324,7 +328,14 @@ static int arm(worker_t *w, worker_call_fn fn, void *arg, double delay, double p
 int worker_later(worker_t *w, worker_call_fn fn, void *arg, double delay, worker_timer_t **timer)
 {
     int rc = check_later(fn, delay);
-    return rc == WORKER_OK ? arm(w, fn, arg, delay, 0, timer) : rc;
+    return rc == WORKER_OK ? arm(w, fn, NULL, arg, delay, 0, timer) : rc;
+}
+
+int wk_later_or_drop(worker_t *w, worker_call_fn fn, worker_call_fn on_drop, void *arg,
+    double delay, worker_timer_t **timer)
+{
+    int rc = check_later(fn, delay);
+    return rc == WORKER_OK ? arm(w, fn, on_drop, arg, delay, 0, timer) : rc;
 }
 
 int worker_every(worker_t *w, worker_call_fn fn, void *arg, double period, worker_timer_t **timer)
@@ -333,7 +344,7 @@ int worker_every(worker_t *w, worker_call_fn fn, void *arg, double period, worke
     if (!fn || !isfinite(period) || period < 1e-9 || period > 1e9)
         return WORKER_EINVAL;
     int rc = wk_init();
-    return rc == WORKER_OK ? arm(w, fn, arg, period, period, timer) : rc;
+    return rc == WORKER_OK ? arm(w, fn, NULL, arg, period, period, timer) : rc;
 }
 
 int worker_timer_cancel(worker_timer_t *tm)

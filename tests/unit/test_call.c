@@ -401,3 +401,39 @@ Test(call, async_copied_reply_and_errors, .timeout = 20)
     worker_unref(idle);
     server_end(w);
 }
+
+/* An async call pending when its caller ends: fn runs once with
+ * WORKER_EXIT (a timeout was given: the caller's timer tells it). */
+static int ask_then_end(void *arg, void **result)
+{
+    (void)result;
+    cb_out *o = arg;
+    worker_t *server_w = o->reply;
+    o->reply = NULL;
+    int rc = worker_call_async(server_w, "KEEP", NULL, NULL, 60.0, on_reply, o);
+    return rc == WORKER_OK ? 0 : rc; /* ends at once, the call pending */
+}
+
+Test(call, async_pending_when_the_caller_ends_gets_exit, .timeout = 20)
+{
+    worker_t *me = tu_main();
+    worker_t *w = server();
+    worker_listen(w, "KEEP", keep_forever, NULL, NULL);
+    cb_out o = { .reply = w };
+    worker_t *asker = worker_new(ask_then_end, &o, NULL);
+    cr_assert_eq(worker_start(asker), WORKER_OK);
+    int err = -1;
+    cr_assert_eq(worker_wait_thread(asker, &err, NULL), WORKER_OK);
+    cr_assert_eq(err, 0);
+    /* fn ran on the asker's thread before its end was reported. */
+    cr_assert_eq(o.calls, 1, "fn ran as the caller ended");
+    cr_assert_eq(o.rc, WORKER_EXIT);
+    /* The request is answered after the caller is gone: released quietly. */
+    tu_sync_install(w);
+    cr_assert_eq(tu_sync(w), WORKER_OK);
+    cr_assert_eq(worker_reply(kept, TU_PTR(1)), WORKER_OK);
+    worker_event_unref(kept);
+    worker_unref(asker);
+    server_end(w);
+    (void)me;
+}
