@@ -190,11 +190,11 @@ static bool request_show(worker_t *owner, worker_event_t *e)
     wk_request *r = (wk_request *)e->body.call.link;
     bool late = r->deadline_ns != WK_NO_DEADLINE && wk_now_ns() >= r->deadline_ns;
     if (leave_queued(r, late ? REQ_EXPIRED : REQ_SHOWN) ? !late
-                                                         : atomic_load(&r->state) == REQ_SHOWN)
+                                                        : atomic_load(&r->state) == REQ_SHOWN)
         return true;
     atomic_fetch_add_explicit(&owner->stats.dropped, 1, memory_order_relaxed);
-    wk_probe_request_expired((uint32_t)owner->id, wk_event_serial(e),
-        e->sender ? (uint32_t)e->sender->id : 0, e->atom);
+    wk_probe_request_expired(
+        (uint32_t)owner->id, wk_event_serial(e), e->sender ? (uint32_t)e->sender->id : 0, e->atom);
     return false;
 }
 
@@ -248,8 +248,8 @@ static wk_request *request_new(
 /* Fire `r` as `name` at `w`. On error nothing was queued and the
  * request's release has not run (the caller keeps its data); the caller
  * frees `r`. */
-static int request_fire(worker_t *w, const char *name, wk_request *r,
-    const worker_fire_opts *opts, worker_t *me, wk_thread *t)
+static int request_fire(worker_t *w, const char *name, wk_request *r, const worker_fire_opts *opts,
+    worker_t *me, wk_thread *t)
 {
     const wk_atom *atom = wk_atom_cached(&t->fired_name, name);
     worker_t *sender = opts->target ? opts->target : me;

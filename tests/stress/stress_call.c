@@ -82,7 +82,8 @@ static void answer(const worker_event_t *e)
     long seq;
     memcpy(&seq, worker_event_data(e), sizeof seq);
     if (seq % 3 == 0) {
-        worker_fire_opts o = { .copy = &seq, .copy_size = sizeof seq, .release = count_reply_release };
+        worker_fire_opts o
+            = { .copy = &seq, .copy_size = sizeof seq, .release = count_reply_release };
         atomic_fetch_add(&replies_made, 1);
         int rc = worker_reply_ex(e, NULL, &o);
         atomic_fetch_add(&replies_made, 1); /* a second answer: refused, released */
@@ -110,9 +111,12 @@ static bool allowed(long seq, int rc, bool short_timeout)
     if (short_timeout && (rc == WORKER_ETIMEDOUT || rc == WORKER_EEXPIRED))
         return true;
     switch (seq % 3) {
-    case 0: return rc == WORKER_OK;
-    case 1: return rc == ANSWER_ERR;
-    default: return rc == WORKER_ENOREPLY;
+    case 0:
+        return rc == WORKER_OK;
+    case 1:
+        return rc == ANSWER_ERR;
+    default:
+        return rc == WORKER_ENOREPLY;
     }
 }
 
@@ -122,12 +126,13 @@ static void *caller(void *arg)
     for (long i = 0; i < n_per_caller; i++) {
         long seq = i;
         bool short_timeout = i % 2;
-        worker_fire_opts o = { .copy = &seq, .copy_size = sizeof seq, .release = count_request_release };
+        worker_fire_opts o
+            = { .copy = &seq, .copy_size = sizeof seq, .release = count_request_release };
         void *reply = NULL;
         size_t size = 0;
         atomic_fetch_add(&requests_made, 1);
-        int rc = worker_call_ex(server, "ASK", NULL, &o, short_timeout ? 0.0002 : TU_WAIT * 4,
-            &reply, &size);
+        int rc = worker_call_ex(
+            server, "ASK", NULL, &o, short_timeout ? 0.0002 : TU_WAIT * 4, &reply, &size);
         if (!allowed(seq, rc, short_timeout)
             || (rc == WORKER_OK && (size != sizeof seq || memcmp(reply, &seq, sizeof seq))))
             atomic_fetch_add(&bad, 1);
@@ -176,7 +181,9 @@ int main(int argc, char **argv)
     long made = atomic_load(&replies_made), freed = atomic_load(&replies_released);
     long asked = atomic_load(&requests_made), done = atomic_load(&requests_released);
     if (atomic_load(&bad) || made != freed || asked != done) {
-        fprintf(stderr, "stress_call: %ld bad outcomes, replies %ld made %ld released, requests %ld made %ld released\n",
+        fprintf(stderr,
+            "stress_call: %ld bad outcomes, replies %ld made %ld released, requests %ld made %ld "
+            "released\n",
             atomic_load(&bad), made, freed, asked, done);
         return 1;
     }
