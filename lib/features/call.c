@@ -18,10 +18,11 @@
  *   event before its deadline, to EXPIRED when a receiver takes it after,
  *   or when the caller's timeout comes first. An EXPIRED request is never
  *   shown to a listener.
- * - Caller thread only: `frame`, `given_up`, `arrived`, `fn`, `userdata`,
+ * - Caller thread only: `frame`, `given_up`, `arrived`, `userdata`,
  *   `timer`. The notice runs there too, so whether the caller still wants
  *   the answer needs no lock: a late answer is released there.
- * - Immutable after the fire: `deadline_ns`, `caller`, `data`, `release`.
+ * - Immutable after the fire: `deadline_ns`, `caller`, `data`, `release`,
+ *   and whether the call is async (`fn` set).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -127,10 +128,13 @@ static bool answer(wk_request *r, int rc, worker_event_t *payload)
     r->answer = payload;
     atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed); /* the notice's */
     wk_thread *t = wk_thread_get();
-    if (!t || push_notice(r, t) != WORKER_OK) {
-        /* The caller has closed for good: it never touches `r` again (an
-         * async call's timer was dropped with it). */
-        caller_release(r);
+    int pushed = t ? push_notice(r, t) : WORKER_ENOMEM;
+    if (pushed != WORKER_OK) {
+        /* Refused: the caller has closed for good. An async caller never
+         * touches `r` again then (its timer was dropped with it), so its
+         * reference goes here; a sync caller drops its own as it returns. */
+        if (pushed == WORKER_EREJECTED && r->fn)
+            caller_release(r);
         request_unref(r); /* the notice's */
     }
     return true;
