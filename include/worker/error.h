@@ -23,7 +23,9 @@ extern "C" {
     X(WORKER_EREJECTED, -6, "the target worker is not running")                                    \
     X(WORKER_EFULL, -7, "the target's mailbox is full")                                            \
     X(WORKER_EDEADLK, -8, "the call would wait for the calling worker itself")                     \
-    X(WORKER_EAGAIN, -9, "the system refused a resource")
+    X(WORKER_EAGAIN, -9, "the system refused a resource")                                          \
+    X(WORKER_ENOREPLY, -10, "the request was released without a reply")                            \
+    X(WORKER_EEXPIRED, -12, "the request's deadline passed before it was handled")
 
 enum worker_error {
 #define WORKER_ERROR_ENUM_(name, value, message) name = value,

@@ -29,6 +29,11 @@ WORKER_API worker_future_t *worker_async(worker_task_fn fn, void *arg);
  * again, from any thread. */
 WORKER_API int worker_future_get(worker_future_t *f, void **result);
 
+/* worker_future_get for at most `timeout` seconds (negative: no limit):
+ * WORKER_ETIMEDOUT when the task is still running then (it goes on; wait
+ * or get again). NaN: WORKER_EINVAL. */
+WORKER_API int worker_future_wait(worker_future_t *f, double timeout, void **result);
+
 /* The worker running the task (borrowed, valid until worker_future_free):
  * pause it, fire at it, stop it. */
 WORKER_API worker_t *worker_future_worker(worker_future_t *f);
@@ -59,6 +64,10 @@ WORKER_API int worker_defer_reject(worker_defer_t *d, int err);
  * WORKER_EXIT when the caller is stopped while waiting; WORKER_ENOMEM
  * when it cannot register as a waiter. Any thread, any number of times. */
 WORKER_API int worker_defer_get(worker_defer_t *d, void **value);
+
+/* worker_defer_get for at most `timeout` seconds (negative: no limit):
+ * WORKER_ETIMEDOUT when it is still pending then. NaN: WORKER_EINVAL. */
+WORKER_API int worker_defer_wait(worker_defer_t *d, double timeout, void **value);
 
 /* Free it. No get may be running on it. NULL is ignored. */
 WORKER_API void worker_defer_free(worker_defer_t *d);

@@ -29,8 +29,19 @@ typedef void (*worker_call_fn)(void *arg);
 WORKER_API int worker_later(
     worker_t *w, worker_call_fn fn, void *arg, double delay, worker_timer_t **timer);
 
+/* Run fn(arg) on `w` (NULL: the current worker) every `period` seconds,
+ * the first time one period from now, until cancelled or `w` ends. Fixed
+ * rate: each deadline is the previous one plus `period` (no drift); ticks
+ * missed while `w` was busy are skipped, not run late in a row.
+ * WORKER_EINVAL: fn NULL, period not finite, below 1 ns or above 1e9 s.
+ * Other codes as worker_later. worker_timer_cancel on it returns WORKER_OK
+ * once no further tick will start (a tick running finishes). */
+WORKER_API int worker_every(
+    worker_t *w, worker_call_fn fn, void *arg, double period, worker_timer_t **timer);
+
 /* WORKER_OK if the timer will not run (cancelled now, cancelled before, or
- * dropped because its worker ended); WORKER_ESTATE if it has run or is
+ * dropped because its worker ended; for worker_every: no further tick
+ * will start); WORKER_ESTATE if it has run or is
  * running (delay 0: from when its worker takes the EXECUTE event, its
  * listeners included). Any thread. */
 WORKER_API int worker_timer_cancel(worker_timer_t *t);

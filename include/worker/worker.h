@@ -5,6 +5,7 @@
 #ifndef WORKER_WORKER_H
 #define WORKER_WORKER_H
 
+#include <worker/call.h>
 #include <worker/channel.h>
 #include <worker/current.h>
 #include <worker/embed.h>

@@ -156,6 +156,7 @@ worker_event_t *wk_event_new_call(
         e->body.call.fn = fn;
         e->body.call.arg = arg;
         e->body.call.show = NULL;
+        e->body.call.link = NULL;
     }
     return e;
 }
@@ -177,6 +178,10 @@ static void recycle(worker_event_t *e)
 
 static void run_release(worker_event_t *e)
 {
+    if (e->form == WK_FORM_CALL && e->body.call.link) {
+        e->body.call.link->dropped(e->body.call.link);
+        return;
+    }
     wk_release_fn release = e->form == WK_FORM_REF ? e->body.release
         : e->form == WK_FORM_HEAP                  ? heap_copy_of(e)->release
                                                    : NULL;

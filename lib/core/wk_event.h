@@ -9,7 +9,9 @@
  * - WK_FORM_CALL: no copy; the body holds the function the owner runs after
  *   the listeners and its argument (library commands, timers, later), and,
  *   for an event shown to listeners, the function that decides, as the
- *   owner takes it, whether it is shown at all.
+ *   owner takes it, whether it is shown at all; a request (worker_call)
+ *   also links its wk_link there: the state of the ask, kept outside the
+ *   cache line by the layer that asks.
  * Events made while tracing come from a larger pool class that adds the
  * trace serial after the body (`traced` says so).
  *
@@ -53,6 +55,16 @@ typedef void (*wk_internal_fn)(worker_t *owner, worker_event_t *e);
 typedef bool (*wk_show_fn)(worker_t *owner, worker_event_t *e);
 typedef void (*wk_release_fn)(void *data);
 
+/* A request's state outside the event (a WK_FORM_CALL event may link one).
+ * Owned by the layer that made it; the event only reads `copy_size` and,
+ * when its last holder drops it, calls `dropped(link)` once (instead of a
+ * release: the link owns the data). A discarded event (never accepted)
+ * does not call it: the maker keeps the link. */
+typedef struct wk_link {
+    void (*dropped)(struct wk_link *link);
+    size_t copy_size; /* bytes of the request's data copied by the maker */
+} wk_link;
+
 /* A copy that does not fit inline; `data` points at `bytes`. */
 typedef struct wk_heap_copy {
     size_t size;
@@ -76,6 +88,7 @@ struct worker_event {
             wk_internal_fn fn;
             void *arg;
             wk_show_fn show; /* kinds shown to listeners only; else NULL */
+            wk_link *link; /* a request's state; else NULL */
         } call; /* WK_FORM_CALL */
     } body;
 };
@@ -124,7 +137,7 @@ worker_event_t *wk_event_new_in(void *room, const wk_atom *atom, int kind, void 
     const void *copy, size_t copy_size, worker_t *sender);
 
 /* A new WK_FORM_CALL event: `fn(owner, e)` runs on the receiving thread
- * after the listeners (if the kind shows it to them). Its `show` is NULL:
+ * after the listeners (if the kind shows it to them). Its `show` and `link` are NULL:
  * an event of a shown kind must get one before it is queued. */
 worker_event_t *wk_event_new_call(
     const wk_atom *atom, int kind, void *data, wk_internal_fn fn, void *arg, worker_t *sender);
@@ -147,6 +160,8 @@ static inline size_t wk_event_copied(const worker_event_t *e)
     if (e->form == WK_FORM_HEAP)
         return ((const wk_heap_copy *)((const char *)e->data - offsetof(wk_heap_copy, bytes)))
             ->size;
+    if (e->form == WK_FORM_CALL && e->body.call.link)
+        return e->body.call.link->copy_size;
     return 0;
 }
 

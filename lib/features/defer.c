@@ -18,6 +18,7 @@
  * - A waiter holds a reference in the list until it is told or gives up;
  *   its spare goes back to the pools with it.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -162,8 +163,16 @@ static int outcome(worker_defer_t *d, void **value)
 
 int worker_defer_get(worker_defer_t *d, void **value)
 {
-    if (!d)
+    return worker_defer_wait(d, -1, value);
+}
+
+int worker_defer_wait(worker_defer_t *d, double timeout, void **value)
+{
+    uint64_t deadline;
+    if (!d || isnan(timeout))
         return WORKER_EINVAL;
+    if (!wk_deadline_after(timeout, &deadline))
+        deadline = WK_NO_DEADLINE;
     if (wk_init() != WORKER_OK)
         return WORKER_ENOMEM;
     wk_thread *t = wk_thread_get();
@@ -184,7 +193,7 @@ int worker_defer_get(worker_defer_t *d, void **value)
             .userdata = d,
             .trace_kind = WK_TRW_DEFER,
             .trace_what = d->trace_id };
-        rc = wk_loop_wait(me, t, &f, WK_NO_DEADLINE);
+        rc = wk_loop_wait(me, t, &f, deadline);
         pthread_mutex_lock(&d->lock);
     }
     if (rc != WORKER_OK)

@@ -3,6 +3,10 @@
  * The future holds one reference to its worker; nothing else is shared. */
 #include <stdlib.h>
 
+#include <math.h>
+
+#include "wk_os.h"
+#include "wk_watch.h"
 #include "wk_worker.h"
 
 struct worker_future {
@@ -31,11 +35,19 @@ worker_future_t *worker_async(worker_task_fn fn, void *arg)
 
 int worker_future_get(worker_future_t *f, void **result)
 {
-    if (!f)
+    return worker_future_wait(f, -1, result);
+}
+
+int worker_future_wait(worker_future_t *f, double timeout, void **result)
+{
+    uint64_t deadline;
+    if (!f || isnan(timeout))
         return WORKER_EINVAL;
+    if (!wk_deadline_after(timeout, &deadline))
+        deadline = WK_NO_DEADLINE;
     int err = 0;
     void *ret = NULL;
-    int rc = worker_wait_thread(f->worker, &err, &ret);
+    int rc = wk_wait_thread_until(f->worker, &err, &ret, deadline);
     if (rc != WORKER_OK)
         return rc;
     if (result)

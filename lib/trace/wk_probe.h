@@ -53,6 +53,14 @@ static inline void wk_probe_offer(uint32_t sender, unsigned flags, uint64_t seri
     wk_trace_emit(sender, WK_TR_REJECT, why, serial, who);
 }
 
+/* A request taken after its deadline and not delivered (REQUEST_EXPIRED). */
+static inline void wk_probe_request_expired(
+    uint32_t receiver, uint64_t serial, uint32_t sender, const wk_atom *atom)
+{
+    WK_PROBE(wk_trace_emit(
+        receiver, WK_TR_REQUEST_EXPIRED, 0, serial, wk_trace_pair(sender, wk_trace_atom(atom))));
+}
+
 static inline void wk_probe_channel_publish(
     uint32_t sender, int reached, uint64_t serial, uint64_t channel_id, const wk_atom *atom)
 {

@@ -25,6 +25,12 @@
  *   heap entry; the last unref frees the timer.
  * - Deadlines are absolute CLOCK_MONOTONIC nanoseconds, taken when `later`
  *   is called.
+ * - A periodic timer (worker_every, `period_ns` > 0) goes RUNNING ->
+ *   PENDING after each tick, on the owner, by compare-and-swap, and is
+ *   filed again with the next deadline of its fixed rate (the previous
+ *   deadline plus whole periods, past ones skipped); the heap's reference
+ *   carries over. A cancel while it runs moves RUNNING -> CANCELLED, so
+ *   that swap fails and no further tick starts.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -44,8 +50,10 @@ struct worker_timer {
     _Atomic uint32_t refs;
     _Atomic int state;
     worker_call_fn fn;
+    worker_call_fn on_drop; /* run with arg when its worker ends first; may be NULL */
     void *arg;
     uint64_t deadline_ns;
+    uint64_t period_ns; /* 0: runs once (later); else worker_every's period */
     uint64_t seq; /* owner only: ties keep arming order */
     uint64_t trace_id;
     uint32_t worker_id; /* where it runs, for traces */
@@ -82,6 +90,11 @@ static bool claim(worker_timer_t *tm)
 static void call_claimed(worker_timer_t *tm)
 {
     tm->fn(tm->arg);
+    if (tm->period_ns) { /* back to PENDING unless cancelled meanwhile */
+        int expected = TIMER_RUNNING;
+        atomic_compare_exchange_strong(&tm->state, &expected, TIMER_PENDING);
+        return;
+    }
     atomic_store(&tm->state, TIMER_RAN);
 }
 
@@ -89,6 +102,16 @@ static void run_timer(worker_timer_t *tm)
 {
     if (claim(tm))
         call_claimed(tm);
+}
+
+/* The deadline after `deadline` on a fixed rate: the next one still ahead
+ * of `now` (missed ticks are skipped, not run late in a burst). */
+static uint64_t next_tick(uint64_t deadline, uint64_t period, uint64_t now)
+{
+    uint64_t next = deadline + period;
+    if (next <= now)
+        next += ((now - next) / period + 1) * period;
+    return next;
 }
 
 /* ---- the owner's heap ---- */
@@ -184,25 +207,38 @@ uint64_t wk_timers_next_deadline(const worker_t *w)
     return next;
 }
 
+/* A due timer taken out of the heap or the spill list: run it, then file
+ * a periodic one again (its heap reference carries over) or let it go. */
+static void run_taken(worker_t *w, worker_timer_t *tm)
+{
+    run_timer(tm);
+    if (!tm->period_ns || atomic_load(&tm->state) != TIMER_PENDING || w->ending) {
+        if (tm->period_ns)
+            leave_pending(tm, TIMER_DROPPED); /* the worker ends: no more ticks */
+        timer_unref(tm);
+        return;
+    }
+    tm->deadline_ns = next_tick(tm->deadline_ns, tm->period_ns, wk_now_ns());
+    if (!heap_push(&w->timers, tm))
+        spill(&w->timers, tm);
+}
+
 void wk_timers_run_due(worker_t *w)
 {
     unspill(&w->timers);
     uint64_t now = wk_now_ns();
-    while (w->timers.count && w->timers.heap[0]->deadline_ns <= now && !w->exiting) {
-        worker_timer_t *tm = heap_pop(&w->timers);
-        run_timer(tm);
-        timer_unref(tm);
-    }
+    while (w->timers.count && w->timers.heap[0]->deadline_ns <= now && !w->exiting)
+        run_taken(w, heap_pop(&w->timers));
     worker_timer_t *tm;
-    while (!w->exiting && (tm = take_spilled_due(&w->timers, now))) {
-        run_timer(tm);
-        timer_unref(tm);
-    }
+    while (!w->exiting && (tm = take_spilled_due(&w->timers, now)))
+        run_taken(w, tm);
 }
 
+/* On the owner, as it ends: the timer will not run; its on_drop does. */
 static void drop(worker_timer_t *tm)
 {
-    leave_pending(tm, TIMER_DROPPED);
+    if (leave_pending(tm, TIMER_DROPPED) && tm->on_drop)
+        tm->on_drop(tm->arg);
     timer_unref(tm);
 }
 
@@ -253,11 +289,11 @@ static int check_later(worker_call_fn fn, double delay)
     return wk_init();
 }
 
-int worker_later(worker_t *w, worker_call_fn fn, void *arg, double delay, worker_timer_t **timer)
+/* `later` (period 0) or `every`: file a timer on `w` (NULL: current). */
+static int arm(worker_t *w, worker_call_fn fn, worker_call_fn on_drop, void *arg, double delay,
+    double period, worker_timer_t **timer)
 {
-    int rc = check_later(fn, delay);
-    if (rc != WORKER_OK)
-        return rc;
+    int rc = WORKER_OK;
     wk_thread *t = wk_thread_get();
     if (!w)
         w = t ? wk_current(t) : NULL;
@@ -269,7 +305,9 @@ int worker_later(worker_t *w, worker_call_fn fn, void *arg, double delay, worker
     atomic_init(&tm->refs, timer ? 2 : 1);
     atomic_init(&tm->state, TIMER_PENDING);
     tm->fn = fn;
+    tm->on_drop = on_drop;
     tm->arg = arg;
+    tm->period_ns = (uint64_t)(period * 1e9);
     tm->worker_id = (uint32_t)w->id;
     tm->trace_id = wk_tracing() ? wk_trace_serial() : 0;
     if (!wk_deadline_after(delay, &tm->deadline_ns))
@@ -287,13 +325,39 @@ int worker_later(worker_t *w, worker_call_fn fn, void *arg, double delay, worker
     return WORKER_OK;
 }
 
+int worker_later(worker_t *w, worker_call_fn fn, void *arg, double delay, worker_timer_t **timer)
+{
+    int rc = check_later(fn, delay);
+    return rc == WORKER_OK ? arm(w, fn, NULL, arg, delay, 0, timer) : rc;
+}
+
+int wk_later_or_drop(worker_t *w, worker_call_fn fn, worker_call_fn on_drop, void *arg,
+    double delay, worker_timer_t **timer)
+{
+    int rc = check_later(fn, delay);
+    return rc == WORKER_OK ? arm(w, fn, on_drop, arg, delay, 0, timer) : rc;
+}
+
+int worker_every(worker_t *w, worker_call_fn fn, void *arg, double period, worker_timer_t **timer)
+{
+    /* At least a nanosecond, and a period the clock can add up. */
+    if (!fn || !isfinite(period) || period < 1e-9 || period > 1e9)
+        return WORKER_EINVAL;
+    int rc = wk_init();
+    return rc == WORKER_OK ? arm(w, fn, NULL, arg, period, period, timer) : rc;
+}
+
 int worker_timer_cancel(worker_timer_t *tm)
 {
     if (!tm)
         return WORKER_EINVAL;
     int rc = WORKER_OK;
     if (!leave_pending(tm, TIMER_CANCELLED)) {
-        int s = atomic_load(&tm->state);
+        int s = TIMER_RUNNING; /* a periodic tick running: no further one */
+        if (tm->period_ns && atomic_compare_exchange_strong(&tm->state, &s, TIMER_CANCELLED))
+            s = TIMER_CANCELLED;
+        else
+            s = atomic_load(&tm->state);
         rc = s == TIMER_CANCELLED || s == TIMER_DROPPED ? WORKER_OK : WORKER_ESTATE;
     }
     wk_probe_timer_cancelled(tm->worker_id, tm->trace_id, rc != WORKER_OK);

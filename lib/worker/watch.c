@@ -152,6 +152,11 @@ void wk_watch_notify(
 
 int worker_wait_thread(worker_t *w, int *err, void **ret)
 {
+    return wk_wait_thread_until(w, err, ret, WK_NO_DEADLINE);
+}
+
+int wk_wait_thread_until(worker_t *w, int *err, void **ret, uint64_t deadline_ns)
+{
     if (!w || w->is_root)
         return WORKER_EINVAL;
     wk_thread *t = wk_thread_get();
@@ -176,7 +181,7 @@ int worker_wait_thread(worker_t *w, int *err, void **ret)
         .trace_kind = WK_TRW_THREAD,
         .trace_what = (uint32_t)w->id };
     if (must_wait)
-        rc = wk_loop_wait(me, t, &until_done, WK_NO_DEADLINE);
+        rc = wk_loop_wait(me, t, &until_done, deadline_ns);
     /* The notice tells how that run ended; the worker may have been
      * started again since, so its result fields may be the next run's. */
     const worker_event_t *notice = rc == WORKER_OK ? until_done.matched : NULL;

@@ -47,6 +47,8 @@ typedef enum wk_wait_kind {
     WK_WAIT_TIME, /* only the deadline (or stop) ends it */
     WK_WAIT_EVENT, /* an event with that name (and sender) */
     WK_WAIT_COND, /* a user condition */
+    WK_WAIT_NOTICE, /* no event matches: only `done`, set on the owner
+                       thread by an internal call (a call's answer) */
 } wk_wait_kind;
 
 /* One running wait; frames nest when a listener waits. */
@@ -110,6 +112,12 @@ typedef struct wk_worker_list {
     size_t count, cap;
 } wk_worker_list;
 
+/* Counters any thread may add to (relaxed atomics: counts, not
+ * publications); read by whoever reports them. */
+struct wk_worker_stats {
+    _Atomic uint64_t dropped; /* requests not delivered: their deadline had passed */
+};
+
 struct worker {
     wk_mailbox mb; /* first: the struct is cache-line aligned */
     _Atomic uint32_t refs;
@@ -131,6 +139,7 @@ struct worker {
     _Atomic uint32_t fork_gen;
     _Atomic uint64_t traced_in; /* the trace session that has its CREATED record */
     wk_listeners listeners;
+    struct wk_worker_stats stats;
 
     pthread_mutex_t lock;
     pthread_cond_t ended;

@@ -256,6 +256,8 @@ static void small(void)
     rec(&T[2], 5250 * US, W_BOSS, WK_TR_TIMER_ARMED, 0, 1, 1 * MS);
     rec(&T[2], 5600 * US, W_BOSS, WK_TR_RESUME, 0, W_MAIN, 0);
     rec(&T[2], 6260 * US, W_BOSS, WK_TR_TIMER_FIRED, 0, 1, 10 * US);
+    /* a request of main's reached boss after its deadline: not delivered */
+    rec(&T[2], 6270 * US, W_BOSS, WK_TR_REQUEST_EXPIRED, 0, ++serial, pack(W_MAIN, S_TICK));
 
     /* main publishes tick on a channel: alpha and beta */
     rec(m, 6300 * US, W_MAIN, WK_TR_CHANNEL_PUBLISH, 2, ++serial, pack(1, S_TICK));

@@ -705,3 +705,63 @@ Test(futures, bad_input, .timeout = 10)
     cr_assert_eq(TU_INT(r), 7);
     worker_defer_free(NULL);
 }
+
+/* ===================================================================== */
+/* timed gets                                                             */
+/* ===================================================================== */
+
+/* Waits for GO from main (its arg), then returns 7. */
+static int wait_go_task(void *arg, void **result)
+{
+    (void)arg;
+    int rc = worker_wait_event("GO", TU_WAIT, NULL, NULL);
+    *result = TU_PTR(7);
+    return rc;
+}
+
+Test(futures, future_wait_times_out_then_gets, .timeout = 20)
+{
+    tu_main();
+    worker_future_t *f = worker_async(wait_go_task, NULL);
+    cr_assert_not_null(f);
+    void *r = NULL;
+    cr_assert_eq(worker_future_wait(f, 0.05, &r), WORKER_ETIMEDOUT);
+    cr_assert_null(r, "no result on a timeout");
+    cr_assert_eq(worker_future_wait(f, 0, &r), WORKER_ETIMEDOUT, "0: just look");
+    cr_assert_eq(worker_future_wait(f, NAN, &r), WORKER_EINVAL);
+    cr_assert_eq(worker_future_wait(NULL, 1, &r), WORKER_EINVAL);
+    cr_assert_eq(worker_fire(worker_future_worker(f), "GO", NULL), WORKER_OK);
+    cr_assert_eq(worker_future_wait(f, TU_WAIT, &r), 0);
+    cr_assert_eq(TU_INT(r), 7);
+    cr_assert_eq(worker_future_wait(f, -1, NULL), 0, "negative: no limit");
+    worker_future_free(f);
+}
+
+static void resolve_soon(void *arg)
+{
+    worker_defer_resolve(arg, TU_PTR(3));
+}
+
+Test(futures, defer_wait_times_out_then_gets, .timeout = 20)
+{
+    tu_main();
+    worker_defer_t *d = worker_defer_new();
+    void *v = NULL;
+    cr_assert_eq(worker_defer_wait(d, 0.05, &v), WORKER_ETIMEDOUT);
+    cr_assert_eq(worker_defer_wait(d, NAN, &v), WORKER_EINVAL);
+    cr_assert_eq(worker_defer_wait(NULL, 1, &v), WORKER_EINVAL);
+    cr_assert_eq(worker_later(NULL, resolve_soon, d, 0.01, NULL), WORKER_OK);
+    cr_assert_eq(worker_defer_wait(d, TU_WAIT, &v), WORKER_OK);
+    cr_assert_eq(TU_INT(v), 3);
+    cr_assert_eq(worker_defer_wait(d, 0, &v), WORKER_OK, "settled: at once");
+    worker_defer_free(d);
+}
+
+Test(futures, defer_wait_rejected_code, .timeout = 20)
+{
+    tu_main();
+    worker_defer_t *d = worker_defer_new();
+    worker_defer_reject(d, 9);
+    cr_assert_eq(worker_defer_wait(d, -1, NULL), 9);
+    worker_defer_free(d);
+}

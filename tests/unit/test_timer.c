@@ -582,3 +582,99 @@ Test(timers, sleeping_worker_wakes_near_deadline, .timeout = 20)
     cr_assert_lt(best, 0.7, "a 0.2 s timer ran after %f s at best", best);
     stop_join_unref(w);
 }
+
+/* ===================================================================== */
+/* every                                                                  */
+/* ===================================================================== */
+
+typedef struct tick_ctx {
+    int ticks;
+    int stop_at;
+    double times[16];
+    worker_timer_t *self;
+    int cancel_rc;
+} tick_ctx;
+
+/* Runs on the main thread's loop: records, and cancels itself at stop_at. */
+static void tick(void *arg)
+{
+    tick_ctx *c = arg;
+    if (c->ticks < 16)
+        c->times[c->ticks] = now();
+    if (++c->ticks == c->stop_at) {
+        c->cancel_rc = worker_timer_cancel(c->self);
+        worker_fire(worker_current(), "TICKS_DONE", NULL);
+    }
+}
+
+Test(timers, every_ticks_at_a_fixed_rate_until_cancelled, .timeout = 20)
+{
+    tu_main();
+    tick_ctx c = { .stop_at = 5 };
+    double t0 = now();
+    cr_assert_eq(worker_every(NULL, tick, &c, 0.02, &c.self), WORKER_OK);
+    cr_assert_eq(worker_wait_event("TICKS_DONE", TU_WAIT, NULL, NULL), WORKER_OK);
+    cr_assert_eq(c.cancel_rc, WORKER_OK, "cancel inside the tick: no further one");
+    cr_assert_geq(c.times[0] - t0, 0.019, "the first tick after one period");
+    /* No drift: tick n is not before t0 + n periods. */
+    for (int i = 0; i < 5; i++)
+        cr_assert_geq(c.times[i] - t0, 0.02 * (i + 1) - 0.001, "tick %d early", i);
+    cr_assert_eq(worker_wait_timeout(0.1), WORKER_OK);
+    cr_assert_eq(c.ticks, 5, "no tick after the cancel");
+    cr_assert_eq(worker_timer_cancel(c.self), WORKER_OK, "cancelled: still OK");
+    worker_timer_free(c.self);
+}
+
+static void slow_tick(void *arg)
+{
+    tick_ctx *c = arg;
+    if (c->ticks < 16)
+        c->times[c->ticks] = now();
+    c->ticks++;
+    if (c->ticks == 1) {
+        struct timespec busy = { 0, 120 * 1000 * 1000 }; /* keeps the loop busy 6 periods */
+        nanosleep(&busy, NULL);
+    }
+}
+
+Test(timers, every_skips_missed_ticks, .timeout = 20)
+{
+    tu_main();
+    tick_ctx c = { 0 };
+    worker_timer_t *tm = NULL;
+    cr_assert_eq(worker_every(NULL, slow_tick, &c, 0.02, &tm), WORKER_OK);
+    while (c.ticks < 2)
+        cr_assert_eq(worker_wait_timeout(0.01), WORKER_OK);
+    cr_assert_eq(worker_timer_cancel(tm), WORKER_OK);
+    /* The missed ticks were not run back to back after the busy one. */
+    cr_assert_geq(c.times[1] - c.times[0], 0.1, "tick 2 came after the busy time");
+    int seen = c.ticks;
+    cr_assert_eq(worker_wait_timeout(0.1), WORKER_OK);
+    cr_assert_eq(c.ticks, seen);
+    worker_timer_free(tm);
+}
+
+static void count_tick(void *arg)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+Test(timers, every_bad_input_and_worker_end, .timeout = 20)
+{
+    tu_main();
+    cr_assert_eq(worker_every(NULL, NULL, NULL, 1, NULL), WORKER_EINVAL);
+    cr_assert_eq(worker_every(NULL, count_tick, NULL, 0, NULL), WORKER_EINVAL);
+    cr_assert_eq(worker_every(NULL, count_tick, NULL, -1, NULL), WORKER_EINVAL);
+    cr_assert_eq(worker_every(NULL, count_tick, NULL, NAN, NULL), WORKER_EINVAL);
+    cr_assert_eq(worker_every(NULL, count_tick, NULL, INFINITY, NULL), WORKER_EINVAL);
+    struct wctx wc;
+    worker_t *w = spawn_recorded(&wc);
+    atomic_int n = 0;
+    worker_timer_t *tm = NULL;
+    cr_assert_eq(worker_every(w, count_tick, &n, 0.005, &tm), WORKER_OK);
+    stop_join_unref(w);
+    int after = atomic_load(&n);
+    cr_assert_eq(worker_timer_cancel(tm), WORKER_OK, "dropped with its worker");
+    cr_assert_eq(atomic_load(&n), after);
+    worker_timer_free(tm);
+}

@@ -332,6 +332,36 @@ Test(trace, channel_reject_records_the_reason, .timeout = 30)
     cr_assert_eq(seen_stopped, 1);
 }
 
+Test(trace, expired_request_is_recorded, .timeout = 30)
+{
+    char path[] = "/tmp/worker-trace-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+    sem_t hold;
+    sem_init(&hold, 0, 0);
+    worker_t *slow = worker_new(block_on, &hold, &(worker_opts) { .name = "slow" });
+    cr_assert_eq(worker_start(slow), WORKER_OK);
+    cr_assert_eq(worker_call(slow, "ASK", NULL, 0.05, NULL), WORKER_EEXPIRED);
+    sem_post(&hold);
+    cr_assert_eq(worker_stop(slow), WORKER_OK);
+    cr_assert_eq(worker_join(slow), WORKER_OK);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    worker_unref(slow);
+    sem_destroy(&hold);
+
+    read_trace(path);
+    unlink(path);
+    cr_assert_eq(tr.header.minor, WK_TRACE_MINOR);
+    uint32_t w = find_worker("slow");
+    cr_assert(w);
+    static wk_trace_record *sel[MAX_RECORDS];
+    size_t n = select_records(WK_TR_REQUEST_EXPIRED, w, sel);
+    cr_assert_eq(n, 1, "one REQUEST_EXPIRED on the receiver");
+    cr_assert_str_eq(name_of(sel[0]->b >> 32), "ASK");
+}
+
 Test(trace, bad_input, .timeout = 10)
 {
     cr_assert_eq(worker_trace_start(NULL), WORKER_EINVAL);

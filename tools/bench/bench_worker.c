@@ -18,6 +18,9 @@
  *     (worker_pause() does not queue events: a paused worker's listeners keep
  *     running, docs/semantics.md; a task blocked outside the loop does.)
  * P7  CPU time (getrusage) of the process over 2 s with 100 idle workers.
+ * P13 ask: worker_call_ex main -> worker, the request (32 bytes) copied in,
+ *     the listener answers with worker_reply_ex (copied); the same round
+ *     trip as P2 with a request in place of two events. p50/p99.
  * P14 P1 turned around: a worker fires at the main thread, which an epoll
  *     loop on worker_fd() drives with worker_update(). */
 #define _GNU_SOURCE
@@ -213,6 +216,75 @@ static void p2(const bench_args *a, bench_result *r)
     finish(w, r);
     if (r->ok && (st.check.errors || st.fire_errors))
         bench_fail(r, "worker side: %llu sequence errors, %d refused PONGs",
+            (unsigned long long)st.check.errors, st.fire_errors);
+    bench_latency_result(r, lat, done, start, end);
+    free(lat);
+}
+
+/* --- P13 ----------------------------------------------------------------------- */
+
+static int on_ask(const worker_event_t *e, void *userdata)
+{
+    echo *st = userdata;
+    const bench_msg *m = worker_event_data(e);
+    if (worker_event_size(e) != BENCH_MSG_SIZE || !m) {
+        st->check.errors++;
+        return worker_reply_error(e, WORKER_EINVAL);
+    }
+    bench_checker_take(&st->check, m);
+    worker_fire_opts o = { .copy = m, .copy_size = BENCH_MSG_SIZE };
+    if (worker_reply_ex(e, NULL, &o) != WORKER_OK)
+        st->fire_errors++;
+    return 0;
+}
+
+/* One timed ask; false (and the failure recorded) when it went wrong. */
+static bool ask_once(worker_t *w, long i, uint64_t *ns, bench_result *r)
+{
+    bench_msg m;
+    bench_msg_make(&m, 0, (uint64_t)i);
+    worker_fire_opts o = { .copy = &m, .copy_size = BENCH_MSG_SIZE };
+    void *reply = NULL;
+    size_t size = 0;
+    uint64_t t0 = bench_now_ns();
+    int rc = worker_call_ex(w, "ASK", NULL, &o, WAIT_LIMIT_S, &reply, &size);
+    *ns = bench_now_ns() - t0;
+    if (rc != WORKER_OK)
+        bench_fail(r, "ask %ld: %s", i, worker_strerror(rc));
+    else if (size != BENCH_MSG_SIZE || !bench_msg_ok(reply, 0, (uint64_t)i))
+        bench_fail(r, "ask %ld: wrong reply", i);
+    return r->ok;
+}
+
+static void p13(const bench_args *a, bench_result *r)
+{
+    long n = bench_count(a), warm = bench_warmup(n);
+    uint64_t *lat = malloc(sizeof *lat * (size_t)n);
+    if (!lat) {
+        bench_fail(r, "out of memory");
+        return;
+    }
+    echo st;
+    memset(&st, 0, sizeof st);
+    bench_checker_init(&st.check, 1);
+    worker_t *w = spawn_listening("ASK", on_ask, &st, r);
+    if (!w) {
+        free(lat);
+        return;
+    }
+    long done = 0;
+    uint64_t start = bench_now_ns();
+    for (long i = 0; i < warm + n; i++) {
+        uint64_t ns;
+        if (!ask_once(w, i, &ns, r))
+            break;
+        if (i >= warm)
+            lat[done++] = ns;
+    }
+    uint64_t end = bench_now_ns();
+    finish(w, r);
+    if (r->ok && (st.check.errors || st.fire_errors))
+        bench_fail(r, "worker side: %llu sequence errors, %d refused replies",
             (unsigned long long)st.check.errors, st.fire_errors);
     bench_latency_result(r, lat, done, start, end);
     free(lat);
@@ -680,6 +752,7 @@ int main(int argc, char **argv)
         { "P6a", p6a },
         { "P6b", p6b },
         { "P7", p7 },
+        { "P13", p13 },
         { "P14", p14 },
     };
     return bench_main(argc, argv, "worker", scenarios, sizeof scenarios / sizeof *scenarios);

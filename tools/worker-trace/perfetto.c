@@ -62,6 +62,8 @@ static const char *mark_name(const wt_mark *k)
         return "channel publish";
     case WK_TR_DROPPED:
         return "records dropped";
+    case WK_TR_REQUEST_EXPIRED:
+        return "request expired";
     default:
         return "mark";
     }
