@@ -337,30 +337,30 @@ int worker_call(worker_t *w, const char *name, void *data, double timeout, void 
     return worker_call_ex(w, name, data, NULL, timeout, reply, NULL);
 }
 
-/* An async call's timeout, on the caller (a timer): fn with the reason. */
-static void async_timeout(void *arg)
+/* An async call that ends without an answer: fn with `code`, once. */
+static void async_give_up(wk_request *r, int code)
 {
-    wk_request *r = arg;
     if (r->given_up)
         return;
     r->given_up = true;
     worker_timer_free(r->timer);
     r->timer = NULL;
-    r->fn(timed_out(r), NULL, 0, r->userdata);
+    r->fn(code, NULL, 0, r->userdata);
     caller_release(r);
+}
+
+/* An async call's timeout, on the caller (a timer): fn with the reason. */
+static void async_timeout(void *arg)
+{
+    wk_request *r = arg;
+    if (!r->given_up)
+        async_give_up(r, timed_out(r));
 }
 
 /* The caller ends first (its timers are dropped): fn learns it, once. */
 static void async_caller_ends(void *arg)
 {
-    wk_request *r = arg;
-    if (r->given_up)
-        return;
-    r->given_up = true;
-    worker_timer_free(r->timer);
-    r->timer = NULL;
-    r->fn(WORKER_EXIT, NULL, 0, r->userdata);
-    caller_release(r);
+    async_give_up(arg, WORKER_EXIT);
 }
 
 int worker_call_async(worker_t *w, const char *name, void *data, const worker_fire_opts *opts,
