@@ -25,6 +25,7 @@ extern "C" {
     X(WORKER_EDEADLK, -8, "the call would wait for the calling worker itself")                     \
     X(WORKER_EAGAIN, -9, "the system refused a resource")                                          \
     X(WORKER_ENOREPLY, -10, "the request was released without a reply")                            \
+    X(WORKER_EWOULDBLOCK, -11, "the call would block a pooled worker's scheduler thread")            \
     X(WORKER_EEXPIRED, -12, "the request's deadline passed before it was handled")
 
 enum worker_error {

@@ -48,14 +48,22 @@ typedef struct worker_fire_opts {
     bool broadcast; /* also fire on every child, and on down */
     worker_t *target; /* the sender seen by listeners; NULL: the
                          calling thread's worker */
+    double wait; /* at a full mailbox: 0 refuse at once (WORKER_EFULL);
+                    > 0 wait up to that many seconds for room; < 0 wait
+                    for room as long as it takes. A waiting worker runs
+                    its own loop meanwhile. */
 } worker_fire_opts;
 
 /* Queue an event on `w`. Any thread, managed or not. WORKER_OK: accepted and
- * will be delivered exactly once, in order per sender. WORKER_EREJECTED: `w`
- * is not running (and EVENT_REJECT goes to a running sender).
- * WORKER_EFULL: `w`'s mailbox_limit is reached. WORKER_EINVAL: NULL worker,
- * NULL or empty name, copy_size without copy. WORKER_ENOMEM: out of memory;
- * nothing was queued. On every error `release` is not called. */
+ * will be delivered exactly once, in order per sender (or, when `w` drops
+ * its oldest at a full mailbox, dropped and released once and counted).
+ * WORKER_EREJECTED: `w` is not running, or ended while the fire waited for
+ * room (and EVENT_REJECT goes to a running sender). WORKER_EFULL: `w`'s
+ * mailbox_limit is reached (after `wait` seconds when it is set).
+ * WORKER_EXIT: the sender was stopped while it waited for room.
+ * WORKER_EINVAL: NULL worker, NULL or empty name, copy_size without copy, a
+ * NaN wait. WORKER_ENOMEM: out of memory; nothing was queued. On every
+ * error `release` is not called. */
 WORKER_API int worker_fire(worker_t *w, const char *name, void *data);
 WORKER_API int worker_fire_ex(
     worker_t *w, const char *name, void *data, const worker_fire_opts *opts);

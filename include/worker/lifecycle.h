@@ -27,6 +27,16 @@ enum worker_daemon_mode {
     WORKER_DAEMON_NO = 2 /* the parent waits for this worker when it ends */
 };
 
+/* What a fire at a full mailbox does (worker_opts.full_policy). Only user
+ * events count against mailbox_limit; the library's own messages (stop,
+ * child notices, replies' control, timers) are never refused, dropped or
+ * delayed by either policy. */
+enum worker_full_policy {
+    WORKER_FULL_REJECT = 0, /* the fire returns WORKER_EFULL (or waits: worker_fire_opts.wait) */
+    WORKER_FULL_DROP_OLDEST = 1, /* the oldest queued user event is dropped (released, counted,
+                                    traced) and the new one accepted */
+};
+
 /* Options for worker_new()/worker_spawn(). NULL or a zero-filled struct
  * means all defaults. */
 typedef struct worker_opts {
@@ -36,7 +46,8 @@ typedef struct worker_opts {
     bool no_parent; /* true: parent-less (pyThreadWorker's parent=False) */
     int daemon; /* enum worker_daemon_mode */
     bool quiet; /* true: do not report a failed task on stderr */
-    size_t mailbox_limit; /* 0: unbounded; else fire() past it gives WORKER_EFULL */
+    size_t mailbox_limit; /* 0: unbounded; else the most user events queued at once */
+    int full_policy; /* enum worker_full_policy: what a fire past mailbox_limit does */
     /* The worker's thread (not used by worker_start_overlay, which runs on
      * the caller's thread). worker_new() returns NULL for a stack_size
      * below PTHREAD_STACK_MIN or a negative cpu; worker_start() returns

@@ -16,6 +16,7 @@
 #include <worker/lifecycle.h>
 #include <worker/monitor.h>
 #include <worker/service.h>
+#include <worker/stats.h>
 #include <worker/timer.h>
 #include <worker/trace.h>
 #include <worker/types.h>

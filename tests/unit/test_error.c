@@ -23,6 +23,7 @@ static const struct code_row rows[] = {
     { WORKER_EDEADLK, -8, "WORKER_EDEADLK" },
     { WORKER_EAGAIN, -9, "WORKER_EAGAIN" },
     { WORKER_ENOREPLY, -10, "WORKER_ENOREPLY" },
+    { WORKER_EWOULDBLOCK, -11, "WORKER_EWOULDBLOCK" },
     { WORKER_EEXPIRED, -12, "WORKER_EEXPIRED" },
 };
 #define NROWS (sizeof rows / sizeof rows[0])
