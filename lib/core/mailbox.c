@@ -41,6 +41,28 @@
  *   its loop, and the producer then also signals its fd (mailbox_fd.c).
  * - `user_queued` counts user events pushed and not yet popped; only kept
  *   when `limit` is set, so unbounded mailboxes skip that atomic.
+ * - Statistics cost the fire path nothing: ck_fifo_mpmc's tail generation
+ *   goes up by one per message enqueued, so the user events accepted are
+ *   that generation minus `not_user`, which only the pushes of library
+ *   messages count. The owner counts what it handles and drops (worker layer).
+ * - Drop-oldest: a user event past the limit is accepted when fewer than
+ *   `limit` drops are owed already; it keeps its slot (`user_queued` goes
+ *   past the limit) and adds one to `drop_owed`. Only the owner pops, so
+ *   only the owner drops: after a pop it drops that many of the oldest user
+ *   events it took and acknowledges them (wk_mailbox_dropped). Every owed
+ *   drop has an event behind it (the producer's own), so it always finds
+ *   one; the queue holds at most twice the limit, and past that the push is
+ *   refused (WORKER_EFULL) until the owner catches up.
+ * - Room: a sender that waits for room pushes a wk_room_waiter on
+ *   `room_waiters` (seq_cst) and then tries its push again; the owner,
+ *   after taking user events out (seq_cst fetch_sub, or a drop
+ *   acknowledged), loads `room_waiters` and hands every waiter to its wake.
+ *   Either the retry sees the room or the owner sees the waiter, so no
+ *   wake-up is lost; an owner with nobody waiting pays one load per batch
+ *   of counted events. Closing and destroying hand every waiter back too.
+ * - Sleep time (statistics): the owner reads the clock only around a park
+ *   that really sleeps (and around a host loop's rest, mailbox_fd.c), never
+ *   per event.
  */
 #include "wk_mailbox.h"
 
@@ -100,7 +122,7 @@ static void retire_garbage(wk_mailbox *mb, wk_thread *t)
     wk_epoch_retire(t, &ticket->retire, ticket_expired);
 }
 
-int wk_mailbox_init(wk_mailbox *mb, size_t limit)
+int wk_mailbox_init(wk_mailbox *mb, size_t limit, bool drop_oldest)
 {
     ck_fifo_mpmc_entry_t *stub = wk_pool_alloc(WK_POOL_QNODE);
     if (!stub)
@@ -112,7 +134,13 @@ int wk_mailbox_init(wk_mailbox *mb, size_t limit)
     atomic_init(&mb->sleeping, 0);
     atomic_init(&mb->wake_fd, -1);
     atomic_init(&mb->user_queued, 0);
+    atomic_init(&mb->drop_owed, 0);
+    atomic_init(&mb->room_waiters, NULL);
+    atomic_init(&mb->not_user, 0);
+    atomic_init(&mb->slept_ns, 0);
+    atomic_init(&mb->asleep_since, 0);
     mb->limit = limit;
+    mb->drop_oldest = drop_oldest;
     ck_ec32_init(&mb->ec, 0);
     mb->since_poll = 0;
     return WORKER_OK;
@@ -125,13 +153,26 @@ void wk_mailbox_destroy(wk_mailbox *mb)
     wk_pool_free(WK_POOL_QNODE, stub);
     free_chain(mb->garbage); /* closed: no producer is inside any more */
     mb->garbage = NULL;
+    wk_mailbox_wake_room(mb); /* waiters that registered after the close */
 }
 
-/* Reserve a slot under the limit; false when full. */
+/* Drop-oldest: owe the owner one more drop, unless a whole limit is owed. */
+static bool owe_drop(wk_mailbox *mb)
+{
+    long owed = atomic_load_explicit(&mb->drop_owed, memory_order_relaxed);
+    while (owed < (long)mb->limit)
+        if (atomic_compare_exchange_weak_explicit(
+                &mb->drop_owed, &owed, owed + 1, memory_order_relaxed, memory_order_relaxed))
+            return true;
+    return false;
+}
+
+/* Reserve a slot under the limit; false when full. (seq_cst: a waiting
+ * sender's retry and the owner's release of slots, see "Room" above.) */
 static bool take_slot(wk_mailbox *mb)
 {
-    long before = atomic_fetch_add_explicit(&mb->user_queued, 1, memory_order_relaxed);
-    if (before < (long)mb->limit)
+    long before = atomic_fetch_add_explicit(&mb->user_queued, 1, memory_order_seq_cst);
+    if (before < (long)mb->limit || (mb->drop_oldest && owe_drop(mb)))
         return true;
     atomic_fetch_sub_explicit(&mb->user_queued, 1, memory_order_relaxed);
     return false;
@@ -174,6 +215,8 @@ static inline __attribute__((always_inline)) int push(
     else if (counted(mb, e) && !take_slot(mb))
         rc = WORKER_EFULL;
     if (rc == WORKER_OK) {
+        if (e->kind != WK_EV_USER) /* the statistics' only cost on a push */
+            atomic_fetch_add_explicit(&mb->not_user, 1, memory_order_relaxed);
         /* Nothing may read `e` after the enqueue: its receiver may already
          * have handled and recycled it. */
         wk_tsan_release(e);
@@ -226,8 +269,11 @@ size_t wk_mailbox_pop_batch(wk_mailbox *mb, wk_thread *t, worker_event_t **out, 
     wk_epoch_exit(t);
     if (mb->garbage_count >= RETIRE_AFTER)
         retire_garbage(mb, t);
-    if (popped_counted)
-        atomic_fetch_sub_explicit(&mb->user_queued, popped_counted, memory_order_relaxed);
+    if (popped_counted) {
+        atomic_fetch_sub_explicit(&mb->user_queued, popped_counted, memory_order_seq_cst);
+        if (atomic_load(&mb->room_waiters))
+            wk_mailbox_wake_room(mb);
+    }
     mb->since_poll += (uint32_t)n;
     if (mb->since_poll >= POLL_EVERY) {
         mb->since_poll = 0;
@@ -285,8 +331,10 @@ void wk_mailbox_park(wk_mailbox *mb, wk_thread *t, uint64_t deadline_ns)
     atomic_store(&mb->sleeping, 1);
     if (!wk_mailbox_has_work(mb)) {
         struct timespec deadline = to_timespec(deadline_ns);
+        wk_mailbox_sleep_begin(mb);
         ck_ec32_wait_pred(&mb->ec, &ec_mode, snapshot, sleep_until_our_deadline, &deadline,
             deadline_ns == WK_NO_DEADLINE ? NULL : &deadline);
+        wk_mailbox_sleep_end(mb);
     }
     atomic_store_explicit(&mb->sleeping, 0, memory_order_relaxed);
 }
@@ -300,4 +348,5 @@ void wk_mailbox_close(wk_mailbox *mb, wk_thread *t, int level)
 {
     atomic_store(&mb->closed, level);
     wk_epoch_synchronize(t);
+    wk_mailbox_wake_room(mb); /* their retries now see it closed */
 }

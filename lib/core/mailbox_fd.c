@@ -77,6 +77,7 @@ void wk_mailbox_rest(wk_mailbox *mb)
     if (fd < 0)
         return;
     clear_fd(fd);
+    wk_mailbox_sleep_begin(mb); /* resting counts as asleep (statistics) */
     atomic_store(&mb->sleeping, 1);
     if (wk_mailbox_has_work(mb))
         wk_mailbox_signal_fd(fd);
@@ -85,6 +86,7 @@ void wk_mailbox_rest(wk_mailbox *mb)
 void wk_mailbox_busy(wk_mailbox *mb)
 {
     atomic_store_explicit(&mb->sleeping, 0, memory_order_relaxed);
+    wk_mailbox_sleep_end(mb);
 }
 
 void wk_mailbox_detach_fd(wk_mailbox *mb)

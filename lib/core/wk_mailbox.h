@@ -31,6 +31,14 @@ typedef struct wk_retire_ticket {
     ck_fifo_mpmc_entry_t *chain;
 } wk_retire_ticket;
 
+/* A sender waiting for room in a full mailbox (worker_fire_opts.wait):
+ * registered with wk_mailbox_wait_room, it is handed back once, to its
+ * `wake`, by the owner after it took user events out, or by the close. */
+typedef struct wk_room_waiter {
+    struct wk_room_waiter *next;
+    void (*wake)(struct wk_room_waiter *self);
+} wk_room_waiter;
+
 typedef struct wk_mailbox {
     ck_fifo_mpmc_t fifo; /* head and tail on their own cache lines */
     /* Read-mostly: producers read these on every push. */
@@ -38,24 +46,34 @@ typedef struct wk_mailbox {
     _Atomic int sleeping; /* the owner is about to park or parked */
     _Atomic int wake_fd; /* -1, or the eventfd of an embedded owner (mailbox_fd.c) */
     size_t limit; /* 0: unbounded */
-    /* Written by producers of counted events and by the owner. */
+    bool drop_oldest; /* the policy past `limit`: drop the oldest user event */
+    /* Written by producers of counted events (a limit is set), of library
+     * messages, and by the owner. */
     _Alignas(64) _Atomic long user_queued;
+    _Atomic long drop_owed; /* drop-oldest: user events the owner must drop */
+    _Atomic(wk_room_waiter *) room_waiters; /* a stack of waiting senders */
+    _Atomic uint64_t not_user; /* messages queued that are not user events */
     _Alignas(64) struct ck_ec32 ec;
     /* Owner only, written every batch: on a line of its own, away from the
      * wake-up counter that producers touch. */
     _Alignas(64) ck_fifo_mpmc_entry_t *garbage; /* dequeued stubs not yet retired */
     uint32_t garbage_count;
     uint32_t since_poll;
+    /* Owner writes, any thread reads (statistics): time really asleep. */
+    _Atomic uint64_t slept_ns; /* finished sleeps */
+    _Atomic uint64_t asleep_since; /* 0, or when the running sleep began */
 } wk_mailbox;
 
 /* A closed, empty mailbox. WORKER_OK or WORKER_ENOMEM. */
-int wk_mailbox_init(wk_mailbox *mb, size_t limit);
+int wk_mailbox_init(wk_mailbox *mb, size_t limit, bool drop_oldest);
 /* Owner (or last reference), once nobody can push any more. */
 void wk_mailbox_destroy(wk_mailbox *mb);
 
 /* Any thread. WORKER_OK: queued, and it will be popped exactly once.
- * WORKER_EREJECTED (closed), WORKER_EFULL (a user event past the limit),
- * WORKER_ENOMEM. On error nothing was queued. */
+ * WORKER_EREJECTED (closed), WORKER_EFULL (a user event past the limit;
+ * with drop_oldest it is accepted instead and the owner owes one drop,
+ * unless a whole limit of drops is owed already), WORKER_ENOMEM. On error
+ * nothing was queued. */
 int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t);
 /* The same with `node`, a WK_POOL_QNODE object taken in advance, which the
  * call takes over (NULL: WORKER_ENOMEM). */
@@ -64,6 +82,31 @@ int wk_mailbox_push_node(wk_mailbox *mb, worker_event_t *e, void *node, wk_threa
 /* Owner only: take up to `max` events in FIFO order; returns how many. */
 size_t wk_mailbox_pop_batch(wk_mailbox *mb, wk_thread *t, worker_event_t **out, size_t max);
 
+/* Owner only: how many of the oldest user events it must drop, and the
+ * acknowledgement of `n` dropped (drop-oldest; mailbox_room.c). */
+static inline long wk_mailbox_drops_owed(wk_mailbox *mb)
+{
+    return atomic_load_explicit(&mb->drop_owed, memory_order_relaxed);
+}
+void wk_mailbox_dropped(wk_mailbox *mb, long n);
+
+/* Any thread: register `waiter` to be woken once room may have come (or
+ * the mailbox closed). The caller then tries its push again: a wake-up
+ * may come before that try, so it must not sleep before trying. */
+void wk_mailbox_wait_room(wk_mailbox *mb, wk_room_waiter *waiter);
+/* Any thread, after wk_mailbox_wait_room: true when a push of a user event
+ * may now succeed (room, a drop it may owe, or closed: the push is then
+ * refused for good). false: the waiter will be woken when that changes. */
+bool wk_mailbox_may_push(wk_mailbox *mb);
+/* Owner (and close/destroy): hand every registered waiter to its wake. */
+void wk_mailbox_wake_room(wk_mailbox *mb);
+
+/* Any thread (statistics): user events accepted so far, over every run. */
+uint64_t wk_mailbox_accepted(const wk_mailbox *mb);
+/* Any thread (statistics): seconds the owner spent asleep in park, or
+ * resting outside its host loop's calls (mailbox_fd.c), up to now. */
+uint64_t wk_mailbox_slept_ns(const wk_mailbox *mb, uint64_t now_ns);
+
 /* Owner only: true when an event may be waiting (a hint). */
 bool wk_mailbox_has_work(const wk_mailbox *mb);
 
@@ -71,6 +114,11 @@ bool wk_mailbox_has_work(const wk_mailbox *mb);
  * the monotonic deadline (ns, WK_NO_DEADLINE for none) passes. May return
  * early; the caller re-checks. */
 void wk_mailbox_park(wk_mailbox *mb, wk_thread *t, uint64_t deadline_ns);
+
+/* Owner: a sleep (statistics) begins and ends: in park, and while a host
+ * loop's owner rests (mailbox_fd.c). */
+void wk_mailbox_sleep_begin(wk_mailbox *mb);
+void wk_mailbox_sleep_end(wk_mailbox *mb);
 
 /* Owner: accept pushes again (start). */
 void wk_mailbox_open(wk_mailbox *mb);

@@ -213,7 +213,7 @@ static wk_request *request_of(const worker_event_t *e)
 
 static int check_call(worker_t *w, const char *name, const worker_fire_opts *opts, double timeout)
 {
-    if (!w || !name || !*name || isnan(timeout))
+    if (!w || !name || !*name || isnan(timeout) || (opts && isnan(opts->wait)))
         return WORKER_EINVAL;
     if (opts && opts->copy_size && !opts->copy)
         return WORKER_EINVAL;
@@ -264,7 +264,9 @@ static int request_fire(worker_t *w, const char *name, wk_request *r, const work
     e->body.call.show = request_show;
     e->body.call.link = &r->link;
     void *origin = opts->copy ? (void *)opts->copy : r->data;
-    return wk_deliver(w, e, opts->bubble, opts->broadcast, origin, t);
+    wk_room rw;
+    bool waits = opts->wait != 0 && wk_room_begin(&rw, opts->wait) == WORKER_OK;
+    return wk_deliver_waiting(w, e, opts->bubble, opts->broadcast, origin, waits ? &rw : NULL, t);
 }
 
 /* The caller's context, with the library set up. */

@@ -18,10 +18,17 @@
  *   and it is waited for also on a thread without a context.
  * - `refs`: the user's handle plus one per worker.channels entry, so a
  *   channel outlives a worker that is still leaving it.
+ * - A publish with `wait` keeps the subscribers that were full (with a
+ *   reference, taken only while the worker still has one: a subscriber
+ *   may be at its last unref) and waits for room at each in turn after its
+ *   epoch section, so it never runs its loop inside a section. Each
+ *   subscriber's own policy (refuse or drop its oldest) applies to every
+ *   offer; a refusal counts once in that subscriber's statistics.
  * - Lock order: a channel's lock, then a worker's lock; worker_free takes
  *   its list under the worker's lock and releases it before taking any
  *   channel's lock.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +38,7 @@
 #include "wk_event.h"
 #include "wk_fire.h"
 #include "wk_init.h"
+#include "wk_list.h"
 #include "wk_probe.h"
 
 typedef struct subs {
@@ -280,7 +288,104 @@ static int check_pub(worker_channel_t *ch, const char *name, const worker_fire_o
         return WORKER_EINVAL;
     if (opts && (opts->bubble || opts->broadcast || (opts->copy_size && !opts->copy)))
         return WORKER_EINVAL;
+    if (opts && isnan(opts->wait))
+        return WORKER_EINVAL;
     return wk_init();
+}
+
+/* Subscribers that were full when a waiting publish offered them the
+ * event (each holds a reference). */
+typedef struct full_list {
+    worker_t **items;
+    size_t count, cap;
+} full_list;
+
+/* A reference on a worker read from the subscriber array, unless it is at
+ * its last unref already. */
+static bool ref_if_alive(worker_t *w)
+{
+    uint32_t refs = atomic_load_explicit(&w->refs, memory_order_relaxed);
+    while (refs)
+        if (atomic_compare_exchange_weak_explicit(
+                &w->refs, &refs, refs + 1, memory_order_acq_rel, memory_order_relaxed))
+            return true;
+    return false;
+}
+
+static int offer_one(worker_t *sub, worker_event_t *e, wk_thread *t)
+{
+    wk_event_ref(e);
+    int rc = wk_traced(e) ? wk_push_traced(sub, e, WK_TRF_CHANNEL, t)
+                          : wk_mailbox_push(&sub->mb, e, t);
+    if (rc != WORKER_OK)
+        atomic_fetch_sub_explicit(&e->refs, 1, memory_order_relaxed); /* ours keeps it */
+    return rc;
+}
+
+/* Keep a full subscriber for a second round; false without memory. */
+static bool keep_full(full_list *full, worker_t *sub)
+{
+    worker_t **grown = wk_array_room(full->items, &full->cap, full->count, sizeof *grown, 4);
+    if (!grown)
+        return false;
+    full->items = grown;
+    if (!ref_if_alive(sub))
+        return false;
+    full->items[full->count++] = sub;
+    return true;
+}
+
+static void count_refused(worker_t *sub, int rc)
+{
+    if (rc == WORKER_EFULL || rc == WORKER_EREJECTED)
+        wk_count_refused(sub);
+}
+
+/* Offer `e` to every subscriber once; with `full`, the full ones are kept
+ * there for a second round (without memory for that, they refuse). */
+static int offer_all(worker_channel_t *ch, worker_event_t *e, full_list *full, wk_thread *t)
+{
+    int reached = 0;
+    wk_epoch_enter(t);
+    subs *s = atomic_load_explicit(&ch->current, memory_order_acquire);
+    for (size_t i = 0; i < s->count; i++) {
+        worker_t *sub = slot(s, i);
+        if (!sub)
+            continue; /* cleared by a worker's last unref */
+        int rc = offer_one(sub, e, t);
+        if (rc == WORKER_OK)
+            reached++;
+        else if (!(rc == WORKER_EFULL && full && keep_full(full, sub)))
+            count_refused(sub, rc);
+    }
+    wk_epoch_exit(t);
+    return reached;
+}
+
+/* Outside any epoch section: wait for room at each full subscriber in
+ * turn (up to `seconds` each); a stopped publisher stops waiting. */
+static int wait_for_full(full_list *full, worker_event_t *e, double seconds, wk_thread *t)
+{
+    int reached = 0;
+    bool stopped = false;
+    for (size_t i = 0; i < full->count; i++) {
+        worker_t *sub = full->items[i];
+        wk_room room;
+        wk_room_begin(&room, seconds);
+        int rc = WORKER_EFULL;
+        while (!stopped && (rc = offer_one(sub, e, t)) == WORKER_EFULL) {
+            int waited = wk_room_wait(&room, sub, t);
+            stopped = waited == WORKER_EXIT;
+            if (waited != WORKER_OK)
+                break;
+        }
+        if (rc == WORKER_OK)
+            reached++;
+        else
+            count_refused(sub, rc);
+    }
+    wk_list_release(full->items, full->count);
+    return reached;
 }
 
 int worker_channel_pub_ex(
@@ -300,23 +405,12 @@ int worker_channel_pub_ex(
         : NULL;
     if (!e)
         return WORKER_ENOMEM;
-    int reached = 0;
-    bool traced = wk_traced(e);
-    wk_epoch_enter(t);
-    subs *s = atomic_load_explicit(&ch->current, memory_order_acquire);
-    for (size_t i = 0; i < s->count; i++) {
-        worker_t *sub = slot(s, i);
-        if (!sub)
-            continue; /* cleared by a worker's last unref */
-        wk_event_ref(e);
-        int one
-            = traced ? wk_push_traced(sub, e, WK_TRF_CHANNEL, t) : wk_mailbox_push(&sub->mb, e, t);
-        if (one == WORKER_OK)
-            reached++;
-        else
-            atomic_fetch_sub_explicit(&e->refs, 1, memory_order_relaxed);
-    }
-    wk_epoch_exit(t);
+    full_list full = { 0 };
+    int reached = offer_all(ch, e, opts->wait != 0 ? &full : NULL, t);
+    if (full.count)
+        reached += wait_for_full(&full, e, opts->wait, t); /* releases the list */
+    else
+        free(full.items);
     wk_probe_channel_publish((uint32_t)sender->id, reached, wk_event_serial(e), ch->trace_id, atom);
     wk_event_unref(e); /* the publisher's reference */
     return reached;

@@ -61,6 +61,14 @@ static inline void wk_probe_request_expired(
         receiver, WK_TR_REQUEST_EXPIRED, 0, serial, wk_trace_pair(sender, wk_trace_atom(atom))));
 }
 
+/* A user event dropped by its receiver's drop-oldest policy (EVENT_DROPPED). */
+static inline void wk_probe_event_dropped(
+    uint32_t receiver, uint64_t serial, uint32_t sender, const wk_atom *atom)
+{
+    WK_PROBE(wk_trace_emit(
+        receiver, WK_TR_EVENT_DROPPED, 0, serial, wk_trace_pair(sender, wk_trace_atom(atom))));
+}
+
 static inline void wk_probe_channel_publish(
     uint32_t sender, int reached, uint64_t serial, uint64_t channel_id, const wk_atom *atom)
 {

@@ -30,7 +30,7 @@
 #define WK_TRACE_MAGIC "WKTRACE" /* the 8 bytes "WKTRACE\0" */
 #define WK_TRACE_MAGIC_LEN 8
 #define WK_TRACE_VERSION 2 /* readers refuse any other version */
-#define WK_TRACE_MINOR 1 /* compatible additions (new record kinds) */
+#define WK_TRACE_MINOR 2 /* compatible additions (new record kinds) */
 #define WK_TRACE_ENDIAN_MARK 0x01020304u
 #define WK_TRACE_CLOCK_MONOTONIC 1 /* clock_gettime(CLOCK_MONOTONIC), in ns */
 
@@ -148,10 +148,15 @@ enum wk_trace_kind {
     WK_TR_REQUEST_EXPIRED = 96, /* a request (worker_call) taken after its deadline
                                    and not delivered. worker: receiver; a: serial;
                                    b: sender | event name id << 32 */
+
+    /* backpressure (minor 2) */
+    WK_TR_EVENT_DROPPED = 97, /* a user event dropped unhandled by its receiver's
+                                 WORKER_FULL_DROP_OLDEST. worker: receiver;
+                                 a: serial; b: sender | event name id << 32 */
 };
 
 /* The highest kind a version-1.WK_TRACE_MINOR reader knows. */
-#define WK_TR_KIND_MAX 96
+#define WK_TR_KIND_MAX 97
 
 /* flags of WORKER_CREATED / WORKER_STARTED */
 #define WK_TRF_DAEMON 0x1u

@@ -65,12 +65,13 @@ static worker_t *make_root(wk_thread *t)
     bool is_main = wk_on_main_thread();
     char name[32];
     snprintf(name, sizeof name, is_main ? "main" : "thread-%ld", wk_gettid());
-    worker_t *root = wk_worker_alloc(name, 0);
+    worker_t *root = wk_worker_alloc(name, 0, false);
     if (!root)
         return NULL;
     root->is_root = true;
     root->is_main = is_main;
     wk_worker_set_state(root, WK_RUNNING);
+    wk_worker_run_began(root);
     wk_mailbox_open(&root->mb);
     t->root = root;
     t->current = root;

@@ -18,7 +18,13 @@
  * - A notice sent with a spare (wk_send_spared) uses the spare's event
  *   object and queue node only when it cannot allocate them now; what it
  *   used is taken out of the spare, the rest stays the caller's.
+ * - A fire with `wait` retries only its first receiver while it is full
+ *   (the event is not anywhere yet, so a retry cannot duplicate it); the
+ *   hops of a bubble or broadcast follow each receiver's policy without
+ *   waiting. A refusal counts once in the refuser's statistics, after the
+ *   last try.
  */
+#include <math.h>
 #include <stdint.h>
 
 #include "wk_array.h"
@@ -30,6 +36,7 @@
 #include "wk_list.h"
 #include "wk_pool.h"
 #include "wk_probe.h"
+#include "wk_room.h"
 #include "wk_tree.h"
 
 /* What a trace needs of an event, read before it is offered: once a
@@ -80,9 +87,13 @@ static int push_node(worker_t *to, worker_event_t *e, unsigned flags, void *node
     return wk_mailbox_push_node(&to->mb, e, node, t);
 }
 
+/* Count a refused user event in the refuser's statistics and tell its
+ * sender (EVENT_REJECT). */
 static void tell_sender_refused(
     worker_t *refuser, const worker_event_t *e, void *origin_data, wk_thread *t)
 {
+    if (e->kind == WK_EV_USER)
+        wk_count_refused(refuser);
     worker_t *sender = e->sender;
     if (e->kind != WK_EV_USER || !sender || sender == refuser || !worker_is_running(sender))
         return;
@@ -184,11 +195,31 @@ static inline int deliver_plain(worker_t *to, worker_event_t *e, void *origin_da
     return rc == WORKER_OK ? WORKER_OK : refused(to, e, rc, origin_data, t);
 }
 
+/* The first receiver; while it is full and the caller waits for room,
+ * run the caller's loop and try again. */
+static int push_first(worker_t *to, worker_event_t *e, unsigned flags, wk_room *rw, wk_thread *t)
+{
+    int rc = push(to, e, flags, t);
+    while (rc == WORKER_EFULL && rw) {
+        int waited = wk_room_wait(rw, to, t);
+        if (waited != WORKER_OK)
+            return waited;
+        rc = push(to, e, flags, t);
+    }
+    return rc;
+}
+
 int wk_deliver(
     worker_t *to, worker_event_t *e, bool bubble, bool broadcast, void *origin_data, wk_thread *t)
 {
+    return wk_deliver_waiting(to, e, bubble, broadcast, origin_data, NULL, t);
+}
+
+int wk_deliver_waiting(worker_t *to, worker_event_t *e, bool bubble, bool broadcast,
+    void *origin_data, wk_room *rw, wk_thread *t)
+{
     bool fan_out = bubble || broadcast;
-    if (!fan_out && !wk_traced(e))
+    if (!fan_out && !wk_traced(e) && !rw)
         return deliver_plain(to, e, origin_data, t);
     fan f = { 0 };
     if (fan_out && !fan_collect(&f, to, bubble, broadcast)) {
@@ -198,7 +229,8 @@ int wk_deliver(
     }
     if (fan_out)
         wk_event_ref(e); /* the firing call's own reference */
-    int rc = push(to, e, (bubble ? WK_TRF_BUBBLE : 0) | (broadcast ? WK_TRF_BROADCAST : 0), t);
+    int rc = push_first(
+        to, e, (bubble ? WK_TRF_BUBBLE : 0) | (broadcast ? WK_TRF_BROADCAST : 0), rw, t);
     if (rc != WORKER_OK) {
         fan_release(&f);
         return refused(to, e, rc, origin_data, t);
@@ -300,6 +332,8 @@ static int check_fire_args(worker_t *w, const char *name, const worker_fire_opts
         return WORKER_EINVAL;
     if (opts && opts->copy_size > UINT32_MAX)
         return WORKER_EINVAL;
+    if (opts && isnan(opts->wait))
+        return WORKER_EINVAL;
     if (!wk_worker_here(w))
         return WORKER_EREJECTED; /* a parent process's worker, seen from a fork() child */
     return wk_init();
@@ -314,7 +348,18 @@ static __attribute__((noinline, cold)) int fire_traced(worker_t *w, const wk_ato
         atom, WK_EV_USER, data, opts->copy, opts->copy_size, opts->release, sender);
     if (!e)
         return WORKER_ENOMEM;
-    return wk_deliver(w, e, opts->bubble, opts->broadcast, origin, t);
+    wk_room rw;
+    bool waits = opts->wait != 0 && wk_room_begin(&rw, opts->wait) == WORKER_OK;
+    return wk_deliver_waiting(w, e, opts->bubble, opts->broadcast, origin, waits ? &rw : NULL, t);
+}
+
+/* A fire that may wait for room (opts->wait != 0, not NaN). */
+static __attribute__((noinline)) int fire_waiting(
+    worker_t *w, worker_event_t *e, const worker_fire_opts *opts, void *origin, wk_thread *t)
+{
+    wk_room rw;
+    wk_room_begin(&rw, opts->wait);
+    return wk_deliver_waiting(w, e, opts->bubble, opts->broadcast, origin, &rw, t);
 }
 
 int worker_fire_ex(worker_t *w, const char *name, void *data, const worker_fire_opts *opts)
@@ -337,6 +382,8 @@ int worker_fire_ex(worker_t *w, const char *name, void *data, const worker_fire_
         atom, WK_EV_USER, data, opts->copy, opts->copy_size, opts->release, sender);
     if (!e)
         return WORKER_ENOMEM;
+    if (opts->wait != 0)
+        return fire_waiting(w, e, opts, origin, t);
     if (opts->bubble || opts->broadcast)
         return wk_deliver(w, e, opts->bubble, opts->broadcast, origin, t);
     return deliver_plain(w, e, origin, t);

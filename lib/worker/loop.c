@@ -12,6 +12,14 @@
  * - No epoch section is open while a listener runs (listeners may wait).
  * - A mailbox with an fd (embed.c) is set busy when its owner enters its
  *   outermost wait and rests again when it leaves it (mailbox_fd.c).
+ * - Drop-oldest: right after a pop, the owner drops as many of the popped
+ *   user events (oldest first) as producers owe it (mailbox.c), so a
+ *   dropped event is never shown to a listener, and is released once.
+ * - Statistics (stats.c): per event, one owner-only increment for a
+ *   handled user event and one for a user event taken from the batch;
+ *   per batch, the high-water mark: a batch that is not full held the
+ *   whole queue, so its user events were all that was queued; after a full
+ *   batch the queue is measured (a read of the producers' tail).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -25,13 +33,71 @@
 #include "wk_report.h"
 #include "wk_timers.h"
 
+static uint32_t sender_id(const worker_event_t *e);
+
+static void raise_queued_max(worker_t *w, uint64_t queued)
+{
+    if (queued > atomic_load_explicit(&w->counts.queued_max, memory_order_relaxed))
+        atomic_store_explicit(&w->counts.queued_max, queued, memory_order_relaxed);
+}
+
+/* A batch that was not full held the whole queue: its user events were
+ * all that was queued (counted as they are taken). */
+static void note_batch_taken(worker_t *w)
+{
+    if (w->counts.batch_users)
+        raise_queued_max(w, w->counts.batch_users);
+    w->counts.batch_users = 0;
+}
+
+/* A full batch may have left more behind: measure the queue while the
+ * batch still counts in it. */
+static void note_full_batch(worker_t *w)
+{
+    raise_queued_max(w, wk_worker_queued(w));
+}
+
+static void drop_one(worker_t *w, worker_event_t *e)
+{
+    if (wk_traced(e))
+        wk_probe_depth_popped(&w->depth, (uint32_t)w->id);
+    wk_probe_event_dropped((uint32_t)w->id, wk_event_serial(e), sender_id(e), e->atom);
+    wk_event_unref(e);
+}
+
+/* Drop the oldest user events of the batch just popped, as many as owed
+ * (and as it holds). */
+static __attribute__((noinline, cold)) void drop_owed(worker_t *w, long owed)
+{
+    size_t kept = 0;
+    long dropped = 0;
+    for (size_t i = 0; i < w->batch_len; i++) {
+        worker_event_t *e = w->batch[i];
+        if (dropped < owed && e->kind == WK_EV_USER) {
+            w->counts.batch_users++;
+            drop_one(w, e);
+            dropped++;
+        } else
+            w->batch[kept++] = e;
+    }
+    w->batch_len = kept;
+    atomic_fetch_add_explicit(&w->stats.dropped, (uint64_t)dropped, memory_order_relaxed);
+    wk_mailbox_dropped(&w->mb, dropped);
+}
+
 static worker_event_t *next_event(worker_t *w, wk_thread *t)
 {
-    if (w->batch_pos == w->batch_len) {
+    while (w->batch_pos == w->batch_len) {
+        note_batch_taken(w);
         w->batch_pos = 0;
         w->batch_len = wk_mailbox_pop_batch(&w->mb, t, w->batch, WK_BATCH);
         if (w->batch_len == 0)
             return NULL;
+        if (w->batch_len == WK_BATCH)
+            note_full_batch(w);
+        long owed = wk_mailbox_drops_owed(&w->mb);
+        if (__builtin_expect(owed > 0, 0))
+            drop_owed(w, owed);
     }
     worker_event_t *e = w->batch[w->batch_pos++];
     if (w->batch_pos < w->batch_len) /* written on another core: fetch it early */
@@ -102,10 +168,21 @@ static inline __attribute__((always_inline)) bool shown(worker_t *w, worker_even
     return __builtin_expect(e->form != WK_FORM_CALL, 1) || e->body.call.show(w, e);
 }
 
+/* Owner-only counters: a relaxed load and store, no locked instruction. */
+static inline void count_handled(worker_t *w)
+{
+    atomic_store_explicit(&w->counts.handled,
+        atomic_load_explicit(&w->counts.handled, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
 static inline __attribute__((always_inline)) void deliver_to_owner(
     worker_t *w, worker_event_t *e, const bool traced)
 {
+    bool user = e->kind == WK_EV_USER;
+    w->counts.batch_users += user;
     if (shown(w, e)) {
+        if (user)
+            count_handled(w);
         if (traced)
             wk_listeners_dispatch_traced(&w->listeners, e, listener_failed, w, (uint32_t)w->id);
         else

@@ -3,6 +3,7 @@
 #ifndef WK_FIRE_H
 #define WK_FIRE_H
 
+#include "wk_room.h"
 #include "wk_worker.h"
 
 /* Queue `e` (one reference, owned by the caller and given away here) on
@@ -10,6 +11,12 @@
  * EVENT_REJECT reports. */
 int wk_deliver(
     worker_t *to, worker_event_t *e, bool bubble, bool broadcast, void *origin_data, wk_thread *t);
+/* The same; while the first receiver is full and `rw` is not NULL, run
+ * the calling thread's loop until it may have room and try again (room.c):
+ * WORKER_EFULL when the wait's time ran out, WORKER_EXIT when the caller
+ * was asked to stop meanwhile. */
+int wk_deliver_waiting(worker_t *to, worker_event_t *e, bool bubble, bool broadcast,
+    void *origin_data, wk_room *rw, wk_thread *t);
 /* Queue a library event (never refused for a full mailbox). */
 int wk_send_library(worker_t *to, const wk_atom *atom, void *data, const void *copy,
     size_t copy_size, worker_t *sender, wk_thread *t);
@@ -38,5 +45,11 @@ int wk_send_call(worker_t *to, const wk_atom *atom, wk_show_fn show, void *data,
 int wk_push_traced(worker_t *to, worker_event_t *e, unsigned flags, wk_thread *t);
 /* The same with a queue node taken in advance (the call takes it over). */
 int wk_push_traced_node(worker_t *to, worker_event_t *e, unsigned flags, void *node, wk_thread *t);
+
+/* Count one refused user event in `w`'s statistics (refusal paths only). */
+static inline void wk_count_refused(worker_t *w)
+{
+    atomic_fetch_add_explicit(&w->stats.refused, 1, memory_order_relaxed);
+}
 
 #endif

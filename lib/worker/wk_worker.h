@@ -113,9 +113,22 @@ typedef struct wk_worker_list {
 } wk_worker_list;
 
 /* Counters any thread may add to (relaxed atomics: counts, not
- * publications); read by whoever reports them. */
+ * publications); read by worker_stats (stats.c). Only refusals and drops
+ * write them: never the fast path. */
 struct wk_worker_stats {
-    _Atomic uint64_t dropped; /* requests not delivered: their deadline had passed */
+    _Atomic uint64_t dropped; /* expired requests, drop-oldest drops (owner adds) */
+    _Atomic uint64_t refused; /* user events refused: full or not running (senders add) */
+    _Atomic uint64_t ran_ns; /* the length of its finished runs (owner) */
+    _Atomic uint64_t run_since; /* 0, or when the running run began (owner) */
+};
+
+/* Counters only the owner writes (relaxed load and store), any thread
+ * reads (stats.c): among the owner's own fields, away from the lines
+ * producers write. */
+struct wk_owner_counts {
+    _Atomic uint64_t handled; /* user events given to its listeners */
+    _Atomic uint64_t queued_max; /* the most user events seen queued */
+    size_t batch_users; /* user events taken from the current batch */
 };
 
 struct worker {
@@ -176,6 +189,7 @@ struct worker {
     uint64_t stop_rounds; /* the stop rounds it began */
     worker_t *below; /* the worker under this one on its thread's stack */
     wk_timers timers;
+    struct wk_owner_counts counts;
     size_t batch_pos, batch_len;
     worker_event_t *batch[WK_BATCH];
     /* Traced pushes and pops, for the depth records (any thread adds); last,
@@ -194,10 +208,15 @@ static inline wk_state wk_worker_state(const worker_t *w)
 }
 
 /* worker.c */
-worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit);
+worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit, bool drop_oldest);
 void wk_worker_trace_created(worker_t *w); /* once per trace */
 void wk_worker_set_state(worker_t *w, wk_state s); /* caller holds w->lock */
 void wk_worker_free(worker_t *w); /* at the last reference */
+/* stats.c: a run begins and ends (owner; for the busy time). */
+void wk_worker_run_began(worker_t *w);
+void wk_worker_run_ended(worker_t *w);
+/* Any thread: user events queued now (accepted, not handled or dropped). */
+uint64_t wk_worker_queued(const worker_t *w);
 /* A reference on `sender` for an event. For the thread's own current
  * worker it comes from a block taken in advance, so a hot sender does not
  * bounce the refcount's cache line with its receivers on every event. */

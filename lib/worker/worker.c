@@ -26,7 +26,7 @@
  * compare them; default names use them). */
 static _Atomic uint64_t next_worker_id = 1;
 
-worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit)
+worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit, bool drop_oldest)
 {
     worker_t *w;
     if (posix_memalign((void **)&w, 64, sizeof *w) != 0)
@@ -38,7 +38,7 @@ worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit)
     } else if (asprintf(&w->name, "worker-%llu", (unsigned long long)w->id) < 0) {
         w->name = NULL;
     }
-    if (!w->name || wk_mailbox_init(&w->mb, mailbox_limit) != WORKER_OK) {
+    if (!w->name || wk_mailbox_init(&w->mb, mailbox_limit, drop_oldest) != WORKER_OK) {
         free(w->name);
         free(w);
         return NULL;
@@ -77,9 +77,12 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
         return NULL;
     if (!wk_thread_opts_valid(opts->stack_size, opts->cpu))
         return NULL;
+    if (opts->full_policy != WORKER_FULL_REJECT && opts->full_policy != WORKER_FULL_DROP_OLDEST)
+        return NULL;
     if (wk_init() != WORKER_OK)
         return NULL;
-    worker_t *w = wk_worker_alloc(opts->name, opts->mailbox_limit);
+    worker_t *w = wk_worker_alloc(
+        opts->name, opts->mailbox_limit, opts->full_policy == WORKER_FULL_DROP_OLDEST);
     if (!w)
         return NULL;
     w->task = task;
@@ -227,6 +230,7 @@ static void enter_run(worker_t *w, wk_thread *t)
         wk_worker_trace_created(w); /* the trace may have started after worker_new */
         wk_probe_worker_started((uint32_t)w->id, t->current != NULL, wk_gettid());
     }
+    wk_worker_run_began(w);
     w->below = t->current;
     t->current = w;
     wk_stack_changed(t);
@@ -292,6 +296,7 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
         wk_loop_drain(w, t);
     }
     wk_tree_unlink(w);
+    wk_worker_run_ended(w);
     /* Leave the thread's stack before ENDED is published: from then on a
      * restart may make this worker run on another thread. */
     t->current = w->below;

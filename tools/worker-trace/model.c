@@ -548,6 +548,7 @@ static void (*const record_handlers[WK_TR_KIND_MAX + 1])(const record_at *) = {
     [WK_TR_CHANNEL_PUBLISH] = on_instant,
     [WK_TR_DROPPED] = on_instant,
     [WK_TR_REQUEST_EXPIRED] = on_instant,
+    [WK_TR_EVENT_DROPPED] = on_instant,
 };
 
 static void on_record(builder *bd, const wt_rec *r)
