@@ -44,7 +44,9 @@
  * - Statistics cost the fire path nothing: ck_fifo_mpmc's tail generation
  *   goes up by one per message enqueued, so the user events accepted are
  *   that generation minus `not_user`, which only the pushes of library
- *   messages count. The owner counts what it handles and drops (worker layer).
+ *   messages count. Its head generation goes up by one per message taken
+ *   out; the owner counts only the messages it takes that are not user
+ *   events, and its drops (worker layer).
  * - Drop-oldest: a user event past the limit is accepted when fewer than
  *   `limit` drops are owed already; it keeps its slot (`user_queued` goes
  *   past the limit) and adds one to `drop_owed`. Only the owner pops, so
@@ -202,8 +204,8 @@ static void wake_owner(wk_mailbox *mb)
     wk_mailbox_signal_fd(fd);
 }
 
-static inline __attribute__((always_inline)) int push(
-    wk_mailbox *mb, worker_event_t *e, ck_fifo_mpmc_entry_t *node, wk_thread *t)
+static inline __attribute__((always_inline)) int push(wk_mailbox *mb, worker_event_t *e,
+    ck_fifo_mpmc_entry_t *node, wk_thread *t, const bool known_user)
 {
     if (!node)
         return WORKER_ENOMEM;
@@ -215,7 +217,7 @@ static inline __attribute__((always_inline)) int push(
     else if (counted(mb, e) && !take_slot(mb))
         rc = WORKER_EFULL;
     if (rc == WORKER_OK) {
-        if (e->kind != WK_EV_USER) /* the statistics' only cost on a push */
+        if (!known_user && e->kind != WK_EV_USER) /* the statistics' only cost */
             atomic_fetch_add_explicit(&mb->not_user, 1, memory_order_relaxed);
         /* Nothing may read `e` after the enqueue: its receiver may already
          * have handled and recycled it. */
@@ -237,12 +239,17 @@ static inline __attribute__((always_inline)) int push(
 
 int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
 {
-    return push(mb, e, wk_pool_alloc(WK_POOL_QNODE), t);
+    return push(mb, e, wk_pool_alloc(WK_POOL_QNODE), t, false);
+}
+
+int wk_mailbox_push_user(wk_mailbox *mb, worker_event_t *e, wk_thread *t)
+{
+    return push(mb, e, wk_pool_alloc(WK_POOL_QNODE), t, true);
 }
 
 int wk_mailbox_push_node(wk_mailbox *mb, worker_event_t *e, void *node, wk_thread *t)
 {
-    return push(mb, e, node, t);
+    return push(mb, e, node, t, false);
 }
 
 size_t wk_mailbox_pop_batch(wk_mailbox *mb, wk_thread *t, worker_event_t **out, size_t max)

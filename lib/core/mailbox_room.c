@@ -59,6 +59,18 @@ uint64_t wk_mailbox_accepted(const wk_mailbox *mb)
     return queued_ever > not_user ? queued_ever - not_user : 0;
 }
 
+uint64_t wk_mailbox_taken(const wk_mailbox *mb)
+{
+    return (uint64_t)(uintptr_t)ck_pr_load_ptr(&mb->fifo.head.generation);
+}
+
+uint64_t wk_mailbox_queued_all(const wk_mailbox *mb)
+{
+    uint64_t taken = wk_mailbox_taken(mb);
+    uint64_t queued_ever = (uint64_t)(uintptr_t)ck_pr_load_ptr(&mb->fifo.tail.generation);
+    return queued_ever > taken ? queued_ever - taken : 0;
+}
+
 void wk_mailbox_sleep_begin(wk_mailbox *mb)
 {
     atomic_store_explicit(&mb->asleep_since, wk_now_ns(), memory_order_relaxed);

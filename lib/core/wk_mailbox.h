@@ -75,6 +75,8 @@ void wk_mailbox_destroy(wk_mailbox *mb);
  * unless a whole limit of drops is owed already), WORKER_ENOMEM. On error
  * nothing was queued. */
 int wk_mailbox_push(wk_mailbox *mb, worker_event_t *e, wk_thread *t);
+/* The same for an event known to be a user event (the fire path). */
+int wk_mailbox_push_user(wk_mailbox *mb, worker_event_t *e, wk_thread *t);
 /* The same with `node`, a WK_POOL_QNODE object taken in advance, which the
  * call takes over (NULL: WORKER_ENOMEM). */
 int wk_mailbox_push_node(wk_mailbox *mb, worker_event_t *e, void *node, wk_thread *t);
@@ -103,6 +105,11 @@ void wk_mailbox_wake_room(wk_mailbox *mb);
 
 /* Any thread (statistics): user events accepted so far, over every run. */
 uint64_t wk_mailbox_accepted(const wk_mailbox *mb);
+/* Any thread (statistics): messages of every kind the owner has taken out
+ * so far (the queue's head generation). */
+uint64_t wk_mailbox_taken(const wk_mailbox *mb);
+/* Any thread: messages of every kind in the queue now (a snapshot). */
+uint64_t wk_mailbox_queued_all(const wk_mailbox *mb);
 /* Any thread (statistics): seconds the owner spent asleep in park, or
  * resting outside its host loop's calls (mailbox_fd.c), up to now. */
 uint64_t wk_mailbox_slept_ns(const wk_mailbox *mb, uint64_t now_ns);

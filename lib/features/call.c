@@ -196,7 +196,7 @@ static bool request_show(worker_t *owner, worker_event_t *e)
     if (leave_queued(r, late ? REQ_EXPIRED : REQ_SHOWN) ? !late
                                                         : atomic_load(&r->state) == REQ_SHOWN)
         return true;
-    atomic_fetch_add_explicit(&owner->stats.dropped, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&owner->stats.expired, 1, memory_order_relaxed);
     wk_probe_request_expired(
         (uint32_t)owner->id, wk_event_serial(e), e->sender ? (uint32_t)e->sender->id : 0, e->atom);
     return false;

@@ -34,7 +34,9 @@ int worker_fd(void)
 
 static bool has_queued(const worker_t *w)
 {
-    return w->batch_pos < w->batch_len || wk_mailbox_has_work(&w->mb);
+    return atomic_load_explicit(&w->batch_pos, memory_order_relaxed)
+        < atomic_load_explicit(&w->batch_len, memory_order_relaxed)
+        || wk_mailbox_has_work(&w->mb);
 }
 
 double worker_next_timeout(void)

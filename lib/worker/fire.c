@@ -24,7 +24,6 @@
  *   waiting. A refusal counts once in the refuser's statistics, after the
  *   last try.
  */
-#include <math.h>
 #include <stdint.h>
 
 #include "wk_array.h"
@@ -188,10 +187,12 @@ static void fan_release(fan *f)
     wk_list_release(f->to, f->count);
 }
 
-/* An untraced event to one receiver: the common case, kept short. */
+/* An untraced user event to one receiver: the common case, kept short.
+ * (Only user events come here: library events to one receiver go through
+ * push_or_discard, fanned-out ones through hops.) */
 static inline int deliver_plain(worker_t *to, worker_event_t *e, void *origin_data, wk_thread *t)
 {
-    int rc = wk_mailbox_push(&to->mb, e, t);
+    int rc = wk_mailbox_push_user(&to->mb, e, t);
     return rc == WORKER_OK ? WORKER_OK : refused(to, e, rc, origin_data, t);
 }
 
@@ -219,7 +220,7 @@ int wk_deliver_waiting(worker_t *to, worker_event_t *e, bool bubble, bool broadc
     void *origin_data, wk_room *rw, wk_thread *t)
 {
     bool fan_out = bubble || broadcast;
-    if (!fan_out && !wk_traced(e) && !rw)
+    if (!fan_out && !wk_traced(e) && !rw && e->kind == WK_EV_USER)
         return deliver_plain(to, e, origin_data, t);
     fan f = { 0 };
     if (fan_out && !fan_collect(&f, to, bubble, broadcast)) {
@@ -332,8 +333,6 @@ static int check_fire_args(worker_t *w, const char *name, const worker_fire_opts
         return WORKER_EINVAL;
     if (opts && opts->copy_size > UINT32_MAX)
         return WORKER_EINVAL;
-    if (opts && isnan(opts->wait))
-        return WORKER_EINVAL;
     if (!wk_worker_here(w))
         return WORKER_EREJECTED; /* a parent process's worker, seen from a fork() child */
     return wk_init();
@@ -349,16 +348,24 @@ static __attribute__((noinline, cold)) int fire_traced(worker_t *w, const wk_ato
     if (!e)
         return WORKER_ENOMEM;
     wk_room rw;
-    bool waits = opts->wait != 0 && wk_room_begin(&rw, opts->wait) == WORKER_OK;
-    return wk_deliver_waiting(w, e, opts->bubble, opts->broadcast, origin, waits ? &rw : NULL, t);
+    if (opts->wait != 0 && wk_room_begin(&rw, opts->wait) != WORKER_OK) {
+        wk_event_discard(e);
+        return WORKER_EINVAL; /* a NaN wait */
+    }
+    return wk_deliver_waiting(
+        w, e, opts->bubble, opts->broadcast, origin, opts->wait != 0 ? &rw : NULL, t);
 }
 
-/* A fire that may wait for room (opts->wait != 0, not NaN). */
+/* A fire that may wait for room (opts->wait != 0). The wait is checked
+ * here, off the common path: a NaN refuses the fire. */
 static __attribute__((noinline)) int fire_waiting(
     worker_t *w, worker_event_t *e, const worker_fire_opts *opts, void *origin, wk_thread *t)
 {
     wk_room rw;
-    wk_room_begin(&rw, opts->wait);
+    if (wk_room_begin(&rw, opts->wait) != WORKER_OK) {
+        wk_event_discard(e);
+        return WORKER_EINVAL;
+    }
     return wk_deliver_waiting(w, e, opts->bubble, opts->broadcast, origin, &rw, t);
 }
 

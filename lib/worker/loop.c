@@ -15,11 +15,11 @@
  * - Drop-oldest: right after a pop, the owner drops as many of the popped
  *   user events (oldest first) as producers owe it (mailbox.c), so a
  *   dropped event is never shown to a listener, and is released once.
- * - Statistics (stats.c): per event, one owner-only increment for a
- *   handled user event and one for a user event taken from the batch;
- *   per batch, the high-water mark: a batch that is not full held the
- *   whole queue, so its user events were all that was queued; after a full
- *   batch the queue is measured (a read of the producers' tail).
+ * - Statistics (stats.c): nothing per user event (the queue's head
+ *   generation counts what was taken); one owner-only increment per
+ *   message that is not a user event; per batch, the high-water mark: a
+ *   batch that is not full held the whole queue, so its user events were
+ *   all that was queued; after a full batch the queue is measured.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -35,26 +35,44 @@
 
 static uint32_t sender_id(const worker_event_t *e);
 
+/* The batch counts: the owner writes them, any thread may read them
+ * (stats.c). Relaxed atomics are plain moves on the owner's side. */
+static inline size_t batch_pos(const worker_t *w)
+{
+    return atomic_load_explicit(&((worker_t *)w)->batch_pos, memory_order_relaxed);
+}
+
+static inline size_t batch_len(const worker_t *w)
+{
+    return atomic_load_explicit(&((worker_t *)w)->batch_len, memory_order_relaxed);
+}
+
+static inline uint64_t owner_load(const _Atomic uint64_t *v)
+{
+    return atomic_load_explicit((_Atomic uint64_t *)v, memory_order_relaxed);
+}
+
+/* Owner-only counters: a relaxed load and store, no locked instruction. */
+static inline void owner_add(_Atomic uint64_t *v, uint64_t n)
+{
+    atomic_store_explicit(v, owner_load(v) + n, memory_order_relaxed);
+}
+
 static void raise_queued_max(worker_t *w, uint64_t queued)
 {
-    if (queued > atomic_load_explicit(&w->counts.queued_max, memory_order_relaxed))
-        atomic_store_explicit(&w->counts.queued_max, queued, memory_order_relaxed);
+    if (queued <= w->counts.queued_max_seen)
+        return;
+    w->counts.queued_max_seen = queued;
+    atomic_store_explicit(&w->counts.queued_max, queued, memory_order_relaxed);
 }
 
-/* A batch that was not full held the whole queue: its user events were
- * all that was queued (counted as they are taken). */
-static void note_batch_taken(worker_t *w)
+/* The batch just handled was not full, so it held the whole queue: its
+ * user events were all the user events queued then. */
+static void note_batch_done(worker_t *w)
 {
-    if (w->counts.batch_users)
-        raise_queued_max(w, w->counts.batch_users);
-    w->counts.batch_users = 0;
-}
-
-/* A full batch may have left more behind: measure the queue while the
- * batch still counts in it. */
-static void note_full_batch(worker_t *w)
-{
-    raise_queued_max(w, wk_worker_queued(w));
+    uint64_t not_user = owner_load(&w->counts.not_user) - w->counts.batch_not_user;
+    if (w->counts.batch_taken < WK_BATCH && w->counts.batch_taken > not_user)
+        raise_queued_max(w, w->counts.batch_taken - not_user);
 }
 
 static void drop_one(worker_t *w, worker_event_t *e)
@@ -67,41 +85,77 @@ static void drop_one(worker_t *w, worker_event_t *e)
 
 /* Drop the oldest user events of the batch just popped, as many as owed
  * (and as it holds). */
-static __attribute__((noinline, cold)) void drop_owed(worker_t *w, long owed)
+static void drop_owed(worker_t *w, long owed)
 {
-    size_t kept = 0;
+    size_t kept = 0, len = batch_len(w);
     long dropped = 0;
-    for (size_t i = 0; i < w->batch_len; i++) {
+    for (size_t i = 0; i < len; i++) {
         worker_event_t *e = w->batch[i];
         if (dropped < owed && e->kind == WK_EV_USER) {
-            w->counts.batch_users++;
             drop_one(w, e);
             dropped++;
         } else
             w->batch[kept++] = e;
     }
-    w->batch_len = kept;
-    atomic_fetch_add_explicit(&w->stats.dropped, (uint64_t)dropped, memory_order_relaxed);
+    atomic_store_explicit(&w->batch_len, kept, memory_order_relaxed);
+    w->counts.batch_taken = kept;
+    owner_add(&w->counts.dropped, (uint64_t)dropped);
     wk_mailbox_dropped(&w->mb, dropped);
 }
 
-static worker_event_t *next_event(worker_t *w, wk_thread *t)
+/* A full batch may have left more behind: measure the queue while the
+ * batch still counts in it. Everything queued (of every kind) bounds the
+ * user events queued, so the exact count is only worked out when that
+ * bound could raise the mark. */
+static void note_full_batch(worker_t *w)
 {
-    while (w->batch_pos == w->batch_len) {
-        note_batch_taken(w);
-        w->batch_pos = 0;
-        w->batch_len = wk_mailbox_pop_batch(&w->mb, t, w->batch, WK_BATCH);
-        if (w->batch_len == 0)
+    uint64_t bound = wk_mailbox_queued_all(&w->mb) + WK_BATCH;
+    if (bound > owner_load(&w->counts.queued_max))
+        raise_queued_max(w, wk_worker_queued(w));
+}
+
+/* After a pop that filled the batch or owes drops. */
+static __attribute__((noinline, cold)) void refill_rare(worker_t *w)
+{
+    long owed = wk_mailbox_drops_owed(&w->mb);
+    if (owed > 0)
+        drop_owed(w, owed);
+    if (batch_len(w) == WK_BATCH)
+        note_full_batch(w);
+}
+
+/* Take the next batch; false when the mailbox is empty. */
+static inline __attribute__((always_inline)) bool refill(worker_t *w, wk_thread *t)
+{
+    do {
+        if (w->counts.batch_taken > w->counts.queued_max_seen) /* it could raise the mark */
+            note_batch_done(w);
+        size_t n = wk_mailbox_pop_batch(&w->mb, t, w->batch, WK_BATCH);
+        atomic_store_explicit(&w->batch_pos, 0, memory_order_relaxed);
+        atomic_store_explicit(&w->batch_len, n, memory_order_relaxed);
+        w->counts.batch_taken = n;
+        if (n == 0)
+            return false;
+        w->counts.batch_not_user = owner_load(&w->counts.not_user);
+        if (__builtin_expect(n == WK_BATCH || wk_mailbox_drops_owed(&w->mb) > 0, 0))
+            refill_rare(w);
+    } while (batch_len(w) == 0); /* every event of it was dropped */
+    return true;
+}
+
+static inline __attribute__((always_inline)) worker_event_t *next_event(worker_t *w, wk_thread *t)
+{
+    size_t pos = batch_pos(w), len = batch_len(w);
+    if (pos == len) {
+        if (!refill(w, t))
             return NULL;
-        if (w->batch_len == WK_BATCH)
-            note_full_batch(w);
-        long owed = wk_mailbox_drops_owed(&w->mb);
-        if (__builtin_expect(owed > 0, 0))
-            drop_owed(w, owed);
+        pos = 0;
+        len = batch_len(w);
     }
-    worker_event_t *e = w->batch[w->batch_pos++];
-    if (w->batch_pos < w->batch_len) /* written on another core: fetch it early */
-        __builtin_prefetch(w->batch[w->batch_pos]);
+    worker_event_t *e = w->batch[pos++];
+    atomic_store_explicit(&w->batch_pos, pos, memory_order_relaxed);
+    if (pos < len) /* written on another core: fetch it early */
+        __builtin_prefetch(w->batch[pos]);
     return e;
 }
 
@@ -168,31 +222,37 @@ static inline __attribute__((always_inline)) bool shown(worker_t *w, worker_even
     return __builtin_expect(e->form != WK_FORM_CALL, 1) || e->body.call.show(w, e);
 }
 
-/* Owner-only counters: a relaxed load and store, no locked instruction. */
-static inline void count_handled(worker_t *w)
+static inline __attribute__((always_inline)) void show_to_listeners(
+    worker_t *w, worker_event_t *e, const bool traced)
 {
-    atomic_store_explicit(&w->counts.handled,
-        atomic_load_explicit(&w->counts.handled, memory_order_relaxed) + 1, memory_order_relaxed);
+    if (traced)
+        wk_listeners_dispatch_traced(&w->listeners, e, listener_failed, w, (uint32_t)w->id);
+    else
+        wk_listeners_dispatch(&w->listeners, e, listener_failed, w);
+    mark_frames(w, e);
+    run_action(w, e);
+}
+
+/* Everything but a plain user event: the library's messages (counted:
+ * the queue counts only user events), requests and calls. */
+static __attribute__((noinline)) void deliver_special(worker_t *w, worker_event_t *e, bool traced)
+{
+    if (e->kind != WK_EV_USER)
+        owner_add(&w->counts.not_user, 1);
+    if (shown(w, e))
+        show_to_listeners(w, e, traced);
+    wk_internal_fn call = wk_event_call_fn(e);
+    if (call)
+        call(w, e);
 }
 
 static inline __attribute__((always_inline)) void deliver_to_owner(
     worker_t *w, worker_event_t *e, const bool traced)
 {
-    bool user = e->kind == WK_EV_USER;
-    w->counts.batch_users += user;
-    if (shown(w, e)) {
-        if (user)
-            count_handled(w);
-        if (traced)
-            wk_listeners_dispatch_traced(&w->listeners, e, listener_failed, w, (uint32_t)w->id);
-        else
-            wk_listeners_dispatch(&w->listeners, e, listener_failed, w);
-        mark_frames(w, e);
-        run_action(w, e);
-    }
-    wk_internal_fn call = wk_event_call_fn(e);
-    if (call)
-        call(w, e);
+    if (__builtin_expect(e->kind == WK_EV_USER && e->form != WK_FORM_CALL, 1))
+        show_to_listeners(w, e, traced);
+    else
+        deliver_special(w, e, traced);
     wk_event_unref(e);
 }
 
@@ -278,7 +338,7 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
             rc = WORKER_OK;
             break;
         }
-        if (w->batch_pos == w->batch_len && wk_timers_pending(w))
+        if (batch_pos(w) == batch_len(w) && wk_timers_pending(w))
             wk_timers_run_due(w); /* between batches, so a busy loop still runs them */
         worker_event_t *e = next_event(w, t);
         if (e) {

@@ -5,13 +5,14 @@
  * - Nothing here is on the fire or delivery path. Every counter has its
  *   writers named where it is declared (wk_worker.h, wk_mailbox.h) and is
  *   read with relaxed loads, one field at a time.
- * - `accepted` is the mailbox's (derived from its queue, mailbox.c);
- *   every accepted user event is then handled, dropped (expired request or
- *   drop-oldest), owed to a drop not made yet, or still queued. So queued
- *   = accepted - handled - dropped - owed. The owner's counters are read
- *   before `accepted`, which only grows: a snapshot taken while events
- *   flow can count a handled event as not yet accepted only by clamping to
- *   zero, never count one twice.
+ * - `accepted` and `taken` are the mailbox's queue generations (mailbox.c),
+ *   less the messages that are not user events. Every accepted user event
+ *   is then handled, dropped (expired request or drop-oldest), owed to a
+ *   drop not made yet, or still queued (in the queue or in the owner's
+ *   batch). So queued = accepted - handled - dropped - owed. The owner's
+ *   side is read before `accepted`, which only grows; fields read while
+ *   events flow may be up to a batch apart (clamped at zero), and are
+ *   exact once the mailbox is quiet.
  * - busy = the time of its runs minus the time its mailbox slept. A run
  *   begins in enter_run (or when a thread's root worker is made) and ends
  *   in its end sequence; both are on the owner thread.
@@ -52,37 +53,55 @@ static double busy_seconds(const worker_t *w)
     return ran > slept ? (double)(ran - slept) / 1e9 : 0.0;
 }
 
-/* The owner's counters first, then `accepted` (see the top). */
-static uint64_t queued_now(const worker_t *w, uint64_t *accepted, uint64_t *handled, uint64_t *dropped)
+/* The user events its loop took out of the queue and gave to listeners:
+ * everything taken, minus what is not a user event, what is still in the
+ * batch, what was dropped and the requests that expired. */
+static uint64_t handled(const worker_t *w, uint64_t dropped)
 {
-    *handled = load(&w->counts.handled);
-    *dropped = load(&w->stats.dropped);
+    size_t pos = atomic_load_explicit(&((worker_t *)w)->batch_pos, memory_order_relaxed);
+    size_t len = atomic_load_explicit(&((worker_t *)w)->batch_len, memory_order_relaxed);
+    uint64_t not_user = load(&w->counts.not_user);
+    uint64_t taken = wk_mailbox_taken(&w->mb);
+    uint64_t gone = not_user + (len > pos ? len - pos : 0) + dropped;
+    return taken > gone ? taken - gone : 0;
+}
+
+typedef struct snapshot {
+    uint64_t accepted, handled, dropped, queued;
+} snapshot;
+
+/* The owner's side first, then `accepted` (see the top). */
+static snapshot take_snapshot(const worker_t *w)
+{
+    snapshot s;
+    uint64_t expired = load(&w->stats.expired);
+    s.dropped = load(&w->counts.dropped) + expired;
+    s.handled = handled(w, s.dropped);
     long owed = wk_mailbox_drops_owed((wk_mailbox *)&w->mb);
-    *accepted = wk_mailbox_accepted(&w->mb);
-    uint64_t gone = *handled + *dropped + (owed > 0 ? (uint64_t)owed : 0);
-    return *accepted > gone ? *accepted - gone : 0;
+    s.accepted = wk_mailbox_accepted(&w->mb);
+    uint64_t gone = s.handled + s.dropped + (owed > 0 ? (uint64_t)owed : 0);
+    s.queued = s.accepted > gone ? s.accepted - gone : 0;
+    return s;
 }
 
 uint64_t wk_worker_queued(const worker_t *w)
 {
-    uint64_t accepted, handled, dropped;
-    return queued_now(w, &accepted, &handled, &dropped);
+    return take_snapshot(w).queued;
 }
 
 int worker_stats(const worker_t *w, worker_stats_t *out)
 {
     if (!w || !out)
         return WORKER_EINVAL;
-    uint64_t accepted, handled, dropped;
     uint64_t max = load(&w->counts.queued_max);
-    uint64_t queued = queued_now(w, &accepted, &handled, &dropped);
+    snapshot s = take_snapshot(w);
     *out = (worker_stats_t) {
-        .accepted = accepted,
-        .handled = handled,
+        .accepted = s.accepted,
+        .handled = s.handled,
         .refused = load(&w->stats.refused),
-        .dropped = dropped,
-        .queued = (size_t)queued,
-        .queued_max = (size_t)(max > queued ? max : queued),
+        .dropped = s.dropped,
+        .queued = (size_t)s.queued,
+        .queued_max = (size_t)(max > s.queued ? max : s.queued),
         .busy = busy_seconds(w),
     };
     return WORKER_OK;

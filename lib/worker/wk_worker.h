@@ -116,7 +116,7 @@ typedef struct wk_worker_list {
  * publications); read by worker_stats (stats.c). Only refusals and drops
  * write them: never the fast path. */
 struct wk_worker_stats {
-    _Atomic uint64_t dropped; /* expired requests, drop-oldest drops (owner adds) */
+    _Atomic uint64_t expired; /* requests taken after their deadline (owner adds) */
     _Atomic uint64_t refused; /* user events refused: full or not running (senders add) */
     _Atomic uint64_t ran_ns; /* the length of its finished runs (owner) */
     _Atomic uint64_t run_since; /* 0, or when the running run began (owner) */
@@ -124,11 +124,18 @@ struct wk_worker_stats {
 
 /* Counters only the owner writes (relaxed load and store), any thread
  * reads (stats.c): among the owner's own fields, away from the lines
- * producers write. */
+ * producers write. Nothing is counted per user event: the events taken
+ * out of the queue are its head generation (mailbox.c), so only what is
+ * not a plain user event is counted here. */
 struct wk_owner_counts {
-    _Atomic uint64_t handled; /* user events given to its listeners */
+    _Atomic uint64_t not_user; /* messages taken that were not user events */
+    _Atomic uint64_t dropped; /* user events dropped by drop-oldest */
     _Atomic uint64_t queued_max; /* the most user events seen queued */
-    size_t batch_users; /* user events taken from the current batch */
+    /* When the current batch was taken: its size and the not_user count,
+     * so the next refill knows how many user events it held. */
+    size_t batch_taken;
+    uint64_t batch_not_user;
+    uint64_t queued_max_seen; /* queued_max as the owner last set it */
 };
 
 struct worker {
@@ -190,7 +197,9 @@ struct worker {
     worker_t *below; /* the worker under this one on its thread's stack */
     wk_timers timers;
     struct wk_owner_counts counts;
-    size_t batch_pos, batch_len;
+    /* The batch being handled: any thread may read the two counts (relaxed;
+     * stats.c), only the owner writes them. */
+    _Atomic size_t batch_pos, batch_len;
     worker_event_t *batch[WK_BATCH];
     /* Traced pushes and pops, for the depth records (any thread adds); last,
      * on lines of its own, so the hot fields above keep their places. */
