@@ -13,8 +13,13 @@
  *   signal-safe) and touches nothing else.
  * - The signal thread is made once, with every signal blocked, and lives
  *   as long as the process. It alone fires the events: one per signal it
- *   reads. `tid` is its kernel id, written once before any handler is
- *   installed (release), read by `forward` (acquire).
+ *   reads. It alone uses `sfd` once it runs: worker_signal changes
+ *   `watched` (setting `watched_changed`) and pokes `wake`; the thread
+ *   applies the new mask to `sfd` (signalfd() again) before it reads. A
+ *   signal routed meanwhile stays pending, blocked everywhere, until then.
+ *   (signalfd() on an fd another thread reads is safe for the kernel, but
+ *   ThreadSanitizer sees it as closing the fd under the reader.) `tid` is its kernel id, written
+ * once before any handler is installed (release), read by `forward` (acquire).
  * - A route holds a reference to its target worker (NULL: the main
  *   thread's root, looked up at each delivery).
  */
@@ -50,6 +55,7 @@ static struct {
     pthread_mutex_t lock;
     route routes[NSIG];
     sigset_t watched;
+    bool watched_changed; /* `sfd` does not have `watched` yet */
     int sfd; /* signalfd of `watched` */
     int wake; /* eventfd: `watched` changed */
     bool thread_made;
@@ -94,15 +100,18 @@ static void *signal_thread(void *arg)
     atomic_store_explicit(&sig.tid, wk_gettid(), memory_order_release);
     for (;;) {
         pthread_mutex_lock(&sig.lock);
+        if (sig.watched_changed)
+            signalfd(sig.sfd, &sig.watched, SFD_NONBLOCK | SFD_CLOEXEC);
+        sig.watched_changed = false;
         struct pollfd fds[2]
             = { { .fd = sig.sfd, .events = POLLIN }, { .fd = sig.wake, .events = POLLIN } };
         pthread_mutex_unlock(&sig.lock);
+        read_signals(fds[0].fd); /* also what was pending before the mask changed */
         if (poll(fds, 2, -1) < 0)
             continue;
         uint64_t pokes;
         if (fds[1].revents & POLLIN)
             (void)!read(fds[1].fd, &pokes, sizeof pokes);
-        read_signals(fds[0].fd);
     }
     return NULL;
 }
@@ -146,12 +155,12 @@ static int set_route(int signo, worker_t *target, char *name, worker_t **old_tar
     }
     wk_sigmask_add(signo);
     sigaddset(&sig.watched, signo);
-    signalfd(sig.sfd, &sig.watched, SFD_NONBLOCK | SFD_CLOEXEC);
+    sig.watched_changed = true; /* the signal thread applies it to sfd */
     *old_target = r->target;
     free(r->name);
     *r = (route) { .set = true, .target = target, .name = name, .before = r->before };
     uint64_t one = 1;
-    (void)!write(sig.wake, &one, sizeof one); /* read what was pending already */
+    (void)!write(sig.wake, &one, sizeof one); /* apply the mask, read what is pending */
     return WORKER_OK;
 }
 
@@ -209,6 +218,7 @@ void wk_signal_atfork_child(void)
     if (sig.wake >= 0)
         close(sig.wake);
     sig.sfd = sig.wake = -1;
+    sig.watched_changed = false;
     sig.thread_made = false;
     atomic_store(&sig.tid, 0);
     pthread_mutex_unlock(&sig.lock);
