@@ -362,6 +362,38 @@ Test(trace, expired_request_is_recorded, .timeout = 30)
     cr_assert_str_eq(name_of(sel[0]->b >> 32), "ASK");
 }
 
+Test(trace, dropped_event_is_recorded, .timeout = 30)
+{
+    char path[] = "/tmp/worker-trace-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+    sem_t hold;
+    sem_init(&hold, 0, 0);
+    worker_opts wo = { .name = "dropper", .mailbox_limit = 1, .full_policy = WORKER_FULL_DROP_OLDEST };
+    worker_t *w = worker_new(block_on, &hold, &wo);
+    cr_assert_eq(worker_start(w), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "OLD", NULL), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "NEW", NULL), WORKER_OK, "pushes OLD out");
+    sem_post(&hold);
+    cr_assert_eq(worker_stop(w), WORKER_OK);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    worker_unref(w);
+    sem_destroy(&hold);
+
+    read_trace(path);
+    unlink(path);
+    uint32_t id = find_worker("dropper");
+    cr_assert(id);
+    static wk_trace_record *sel[MAX_RECORDS];
+    size_t n = select_records(WK_TR_EVENT_DROPPED, id, sel);
+    cr_assert_eq(n, 1, "one EVENT_DROPPED on the receiver");
+    cr_assert_str_eq(name_of(sel[0]->b >> 32), "OLD");
+    cr_assert_neq(sel[0]->a, 0, "a sampled event carries its serial");
+}
+
 Test(trace, bad_input, .timeout = 10)
 {
     cr_assert_eq(worker_trace_start(NULL), WORKER_EINVAL);
