@@ -24,6 +24,7 @@
  *   waiting. A refusal counts once in the refuser's statistics, after the
  *   last try.
  */
+#include <math.h>
 #include <stdint.h>
 
 #include "wk_array.h"
@@ -356,9 +357,8 @@ static __attribute__((noinline, cold)) int fire_traced(worker_t *w, const wk_ato
         w, e, opts->bubble, opts->broadcast, origin, opts->wait != 0 ? &rw : NULL, t);
 }
 
-/* A fire that may wait for room (opts->wait != 0). The wait is checked
- * here, off the common path: a NaN refuses the fire. */
-static __attribute__((noinline)) int fire_waiting(
+/* A fan-out, or a NaN wait (refused). */
+static __attribute__((noinline)) int fire_special(
     worker_t *w, worker_event_t *e, const worker_fire_opts *opts, void *origin, wk_thread *t)
 {
     wk_room rw;
@@ -366,7 +366,21 @@ static __attribute__((noinline)) int fire_waiting(
         wk_event_discard(e);
         return WORKER_EINVAL;
     }
-    return wk_deliver_waiting(w, e, opts->bubble, opts->broadcast, origin, &rw, t);
+    return wk_deliver_waiting(
+        w, e, opts->bubble, opts->broadcast, origin, opts->wait != 0 ? &rw : NULL, t);
+}
+
+/* One receiver refused a plain fire. A full one is waited for when the
+ * fire asks to (so the success path never looks at `wait`). */
+static __attribute__((noinline)) int plain_refused(worker_t *w, worker_event_t *e, int rc,
+    const worker_fire_opts *opts, void *origin, wk_thread *t)
+{
+    if (rc == WORKER_EFULL && opts->wait != 0) {
+        wk_room rw;
+        wk_room_begin(&rw, opts->wait); /* not NaN: checked before */
+        return wk_deliver_waiting(w, e, false, false, origin, &rw, t);
+    }
+    return refused(w, e, rc, origin, t);
 }
 
 int worker_fire_ex(worker_t *w, const char *name, void *data, const worker_fire_opts *opts)
@@ -389,11 +403,12 @@ int worker_fire_ex(worker_t *w, const char *name, void *data, const worker_fire_
         atom, WK_EV_USER, data, opts->copy, opts->copy_size, opts->release, sender);
     if (!e)
         return WORKER_ENOMEM;
-    if (opts->wait != 0)
-        return fire_waiting(w, e, opts, origin, t);
-    if (opts->bubble || opts->broadcast)
-        return wk_deliver(w, e, opts->bubble, opts->broadcast, origin, t);
-    return deliver_plain(w, e, origin, t);
+    if (opts->bubble || opts->broadcast || isnan(opts->wait))
+        return fire_special(w, e, opts, origin, t);
+    int pushed = wk_mailbox_push_user(&w->mb, e, t);
+    if (__builtin_expect(pushed == WORKER_OK, 1))
+        return WORKER_OK;
+    return plain_refused(w, e, pushed, opts, origin, t);
 }
 
 int worker_fire(worker_t *w, const char *name, void *data)
