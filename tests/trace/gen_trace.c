@@ -173,7 +173,11 @@ static void handle(uint64_t t, uint32_t w, uint64_t ser, uint32_t from, uint32_t
     rec(&T[w], t, w, WK_TR_DELIVER, 0, ser, pack(from, ev));
     if (!listener)
         return;
-    rec(&T[w], t + 1 * US, w, WK_TR_LISTENER_START, 0, ser, pack(listener, ev));
+    /* on_job was named by worker_listen_opts.name, on_work by its symbol */
+    uint16_t named = listener == S_ON_JOB ? WK_TRF_NAME_GIVEN
+        : listener == S_ON_WORK           ? WK_TRF_NAME_SYMBOL
+                                          : 0;
+    rec(&T[w], t + 1 * US, w, WK_TR_LISTENER_START, named, ser, pack(listener, ev));
     rec(&T[w], t + 1 * US + dur, w, WK_TR_LISTENER_END, ret ? WK_TRF_ERROR : 0, ser,
         pack(listener, (uint32_t)ret));
 }

@@ -385,6 +385,8 @@ def test_view(args):
     check(title_of(dom) == "worker-trace: small.wktrace", "after a click, the title is still the trace's: %r"
           % title_of(dom))
     check("queued for" in dom and "boss" in dom and "deliveries" in dom, "the details name the event's sender and deliveries")
+    check("on_job <span class=\"meta\">(given name)</span>" in dom,
+          "the details say the listener's name was given (worker_listen_opts.name)")
     shot = os.path.join(args.work, "trace-view-click.png")
     browser(html, ["--screenshot=" + shot, "--window-size=1400,900"], hash="#click=1")
     check(os.path.exists(shot), "screenshot after the click saved: " + shot)

@@ -131,6 +131,8 @@ typedef struct wt_worker {
 
 #define WT_SLICE_OPEN 0x1u /* no end record: ends at the trace's end */
 #define WT_SLICE_ERROR 0x2u /* listener returned non-zero */
+#define WT_SLICE_NAME_GIVEN 0x4u /* the listener's name was given (worker_listen_opts.name) */
+#define WT_SLICE_NAME_SYMBOL 0x8u /* the listener's name is its function's symbol */
 
 typedef struct wt_slice { /* one listener run */
     uint64_t t0, t1; /* ns from trace start */
