@@ -390,6 +390,8 @@ def test_view(args):
     shot = os.path.join(args.work, "trace-view-click.png")
     browser(html, ["--screenshot=" + shot, "--window-size=1400,900"], hash="#click=1")
     check(os.path.exists(shot), "screenshot after the click saved: " + shot)
+    check_view_tools(args, html)
+    check_fit_activity(args)
     # the big trace renders too
     big = os.path.join(args.work, "big.wktrace")
     rc, _, err = run([args.gen, "big", big, "1000000"])
@@ -415,7 +417,109 @@ def test_view(args):
           "zoomed to 1 ms, the page draws only what is in view")
     shot = os.path.join(args.work, "trace-view-big-zoom.png")
     browser(bightml, ["--screenshot=" + shot, "--window-size=1400,900"], hash=zoom)
+    # a 4 us window 229 ms into the run: every axis label differs
+    st = page_status(bightml, "#view=229290000,229294000&report=axis")
+    labels = axis_labels(st)
+    print("  4 us window at 229.29 ms: " + st)
+    check(st.startswith("ok ") and len(labels) >= 3 and len(set(labels)) == len(labels),
+          "axis labels at a 4 us window are distinct: %s" % labels)
+    check("axisbase=229.29_ms_+" in st, "they are offsets from a base shown at the left")
+    st = page_status(bightml, "#search=shard-a&next=3")
+    m = re.search(r"matches=(\d+) match=3 ", st)
+    check(st.startswith("ok ") and m and int(m.group(1)) > 10000 and "detail=" in st,
+          "search in 1,000,000 records steps to the third match: " + st)
     return 0
+
+
+def page_status(html, hash):
+    rc, dom, err = browser(html, ["--dump-dom", "--window-size=1400,900"], hash=hash)
+    return status_of(dom)
+
+
+def axis_labels(st):
+    m = re.search(r" axis=(\S*)", st)
+    return m.group(1).split("|") if m and m.group(1) else []
+
+
+def view_range(st):
+    m = re.search(r" range=(-?\d+),(-?\d+)", st)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def shot_of(args, html, name, hash):
+    shot = os.path.join(args.work, name)
+    if os.path.exists(shot):
+        os.remove(shot)
+    browser(html, ["--screenshot=" + shot, "--window-size=1400,900"], hash=hash)
+    check(os.path.exists(shot) and os.path.getsize(shot) > 10000, "screenshot saved: " + shot)
+
+
+def check_view_tools(args, html):
+    """Zoom by selection, double-click, keys, search, filters and the axis,
+    each driven through the page's own input handlers (URL hash actions)."""
+    st0 = page_status(html, "")
+    a0, b0 = view_range(st0)
+    st = page_status(html, "#select=400,600")
+    a, b = view_range(st)
+    print("  after a shift+drag from x 400 to 600: " + st)
+    check(st.startswith("ok ") and a0 < a < b < b0 and (b - a) < (b0 - a0) / 3,
+          "shift+drag zooms to the selected range (%d..%d inside %d..%d)" % (a, b, a0, b0))
+    shot_of(args, html, "trace-view-select.png", "#select=400,600")
+    st = page_status(html, "#dblclick=1")
+    a, b = view_range(st)
+    check("selected=slice:1 " in st and a < 100000 + 6000 and b > 100000 + 106000 and b - a < 200000,
+          "double-click zooms to boss's first job run (100 us) and selects it: " + st)
+    st = page_status(html, "#key=w,w")
+    a, b = view_range(st)
+    check(st.startswith("ok ") and abs((b - a) - (b0 - a0) * 0.49) < (b0 - a0) * 0.01, "W W zooms in twice: " + st)
+    st = page_status(html, "#key=d")
+    a, b = view_range(st)
+    check(abs((a - a0) - (b0 - a0) * 0.15) < 1000 and abs((b - a) - (b0 - a0)) < 10, "D pans right: " + st)
+    st = page_status(html, "#key=w,w,w,f")
+    check(view_range(st) == (a0, b0), "F fits to activity again: " + st)
+    # search: by event name, stepping; by sender
+    st = page_status(html, "#search=job&next=2")
+    print("  search job, Enter twice: " + st)
+    check("matches=3 match=2 " in st and "selected=slice:2 " in st and "detail=job" in st,
+          "search finds the 3 job runs and Enter steps to the second")
+    st = page_status(html, "#search=alpha&next=1")
+    check("matches=9 " in st, "search by worker or sender: alpha runs 7 listeners and sent 2 handled events: " + st)
+    st = page_status(html, "#search=no-such-thing&next=1")
+    check(st.startswith("ok ") and "matches=0 " in st and "searchinfo=no_match" in st, "no match: " + st)
+    shot_of(args, html, "trace-view-search.png", "#search=work&next=1")
+    # filters
+    st = page_status(html, "#hide=beta")
+    print("  beta hidden: " + st)
+    check(st.startswith("ok ") and " lanes=3 " in st and "slices=%d " % (RUNS - 6) in st,
+          "unticking beta hides its lane and its 6 runs")
+    st = page_status(html, "#hideev=work")
+    check(st.startswith("ok ") and "slices=%d " % (RUNS - 9) in st, "unticking the event work hides its 9 runs: " + st)
+    shot_of(args, html, "trace-view-filter.png", "#hide=beta&hideev=tick")
+    # the axis: absolute labels to the step's digit at a 4 us window
+    st = page_status(html, "#view=5000000,5004000&report=axis")
+    labels = axis_labels(st)
+    check(len(labels) >= 3 and len(set(labels)) == len(labels) and labels[0].startswith("5.00"),
+          "axis labels at a 4 us window at 5 ms: %s" % labels)
+    dom = browser(html, ["--dump-dom", "--window-size=1400,900"], hash="#search=job&next=1")[1]
+    check(title_of(dom) == "worker-trace: small.wktrace", "the title stays clean after a search: %r" % title_of(dom))
+    check("Legend" in dom and "bubble / broadcast hop" in dom and "wait: future" in dom, "the page has a legend")
+
+
+def check_fit_activity(args):
+    path = os.path.join(args.work, "burst.wktrace")
+    html = os.path.join(args.work, "burst.html")
+    rc, _, err = run([args.gen, "burst", path])
+    rc2, _, err2 = run([args.tool, "view", path, "-o", html])
+    check(rc == 0 and rc2 == 0, "burst trace and page " + err + err2)
+    st = page_status(html, "")
+    a, b = view_range(st)
+    print("  burst page: " + st)
+    check(st.startswith("ok ") and "slices=100 " in st and 9890000000 < a < 9900000000 < 9902000000 < b < 9910000000,
+          "the page opens fitted to the 2 ms burst at 9.9 s, not to the 10 s run")
+    st = page_status(html, "#key=0")
+    a, b = view_range(st)
+    check(a < 0 and b > 10000000000, "0 shows the whole run: " + st)
+    shot_of(args, html, "trace-view-burst.png", "")
 
 
 def test_big(args):
