@@ -595,7 +595,8 @@ int main(int argc, char **argv)
         fuzz(strtoull(argv[2], NULL, 10), argv[3]);
         return 0;
     } else {
-        fputs("usage: gen_trace small OUT | burst OUT | big OUT [N] | bad DIR | fuzz SEED OUT\n", stderr);
+        fputs("usage: gen_trace small OUT | burst OUT | big OUT [N] | bad DIR | fuzz SEED OUT\n",
+            stderr);
         return 2;
     }
     if (fclose(out) != 0)

@@ -197,6 +197,132 @@ def test_perfetto(args):
     check(len(waits) == 4, "4 waits as X slices")
     b = [e for e in ev if e["ph"] == "b" and e.get("cat") == "pause"]
     check(len(b) == 1 and b[0]["tid"] == 2, "one pause (boss) as an async span")
+    test_perfetto_proto(args, path)
+
+
+# --- a small protobuf reader (the wire format: varints, fixed64, lengths) ---------
+
+def pb_fields(buf):
+    """{field: [values]} of one message; LEN fields as bytes."""
+    out, i = {}, 0
+    def varint():
+        nonlocal i
+        v, shift = 0, 0
+        while True:
+            b = buf[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v
+    while i < len(buf):
+        key = varint()
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            val = varint()
+        elif wire == 1:
+            val = int.from_bytes(buf[i:i + 8], "little")
+            i += 8
+        elif wire == 2:
+            n = varint()
+            val = bytes(buf[i:i + n])
+            if len(val) != n:
+                raise ValueError("length past the end")
+            i += n
+        else:
+            raise ValueError("wire type %d" % wire)
+        out.setdefault(field, []).append(val)
+    return out
+
+
+def one(d, f, default=None):
+    return d[f][0] if f in d else default
+
+
+def read_pftrace(path):
+    """The packets of a Perfetto trace as plain dicts: interned names,
+    tracks, and track events (ts, type, track, name, cat, flows, args)."""
+    data = open(path, "rb").read()
+    names, cats, argn, tracks, events = {}, {}, {}, {}, []
+    for pkt in pb_fields(data).get(1, []):
+        p = pb_fields(pkt)
+        if 12 in p:
+            it = pb_fields(p[12][0])
+            for field, table in ((2, names), (1, cats), (3, argn)):
+                for e in it.get(field, []):
+                    e = pb_fields(e)
+                    table[one(e, 1)] = one(e, 2).decode()
+        if 60 in p:
+            td = pb_fields(p[60][0])
+            th = pb_fields(one(td, 4)) if 4 in td else {}
+            tracks[one(td, 1)] = {"name": one(td, 2, b"").decode(), "tid": one(th, 2),
+                                  "thread": one(th, 5, b"").decode(), "counter": 8 in td,
+                                  "parent": one(td, 5)}
+        if 11 in p:
+            te = pb_fields(p[11][0])
+            args = {}
+            for a in te.get(4, []):
+                a = pb_fields(a)
+                args[argn.get(one(a, 1))] = one(a, 4)
+            events.append({"ts": one(p, 8), "type": one(te, 9), "track": one(te, 11),
+                           "name": names.get(one(te, 10)), "cat": cats.get(one(te, 3)),
+                           "out": te.get(47, []), "in": te.get(48, []), "value": one(te, 30), "args": args})
+    return tracks, events
+
+
+def test_perfetto_proto(args, path):
+    out = os.path.join(args.work, "small.pftrace")
+    rc, _, err = run([args.tool, "perfetto", path, "-o", out])
+    check(rc == 0, "perfetto writes protobuf by default " + err.strip())
+    tracks, ev = read_pftrace(out)
+    threads = {t["tid"]: t["thread"] for t in tracks.values() if t["tid"]}
+    check(threads == {1: "main #1", 2: "boss #2", 3: "alpha #3", 4: "beta #4"}, "proto thread tracks: %s" % threads)
+    tid = {u: t["tid"] for u, t in tracks.items() if t["tid"]}
+    runs = [e for e in ev if e["type"] == 1 and e["cat"] == "listener"]
+    per = {}
+    for e in runs:
+        per[tid[e["track"]]] = per.get(tid[e["track"]], 0) + 1
+    check(len(runs) == RUNS and per == {1: 1, 2: 5, 3: 7, 4: 6}, "proto listener runs per worker: %s" % per)
+    # begins and ends pair up per track, properly nested, in time order
+    stack, ok, durs = {}, True, []
+    last = 0
+    for e in ev:
+        ok = ok and e["ts"] >= last
+        last = e["ts"]
+        if e["type"] == 1:
+            stack.setdefault(e["track"], []).append(e)
+        elif e["type"] == 2:
+            st = stack.get(e["track"])
+            if not st:
+                ok = False
+                continue
+            b = st.pop()
+            if b["cat"] == "listener" and tid[b["track"]] == 2 and b["name"] == "on_job":
+                durs.append(e["ts"] - b["ts"])
+    check(ok and all(not s for s in stack.values()), "proto slices begin and end in order, each closed")
+    check(sorted(round(d / 1000) for d in durs) == [100, 200, 300], "boss's on_job runs last 100/200/300 us: %s" % durs)
+    outs = {f: e for e in ev for f in e["out"]}
+    ins = {f: e for e in ev for f in e["in"]}
+    check(len(outs) == MESSAGES and set(outs) == set(ins), "%d flows out and in (want %d)" % (len(outs), MESSAGES))
+    pairs = {}
+    for f in outs:
+        k = (tid[outs[f]["track"]], tid[ins[f]["track"]])
+        pairs[k] = pairs.get(k, 0) + 1
+    want = {(1, 2): 5, (2, 3): 6, (2, 4): 5, (3, 2): 1, (2, 1): 1, (1, 3): 1, (1, 4): 1}
+    check(pairs == want, "proto flow endpoints: %s" % sorted(pairs.items()))
+    counters = {u: t["name"] for u, t in tracks.items() if t["counter"]}
+    depth = [e["value"] for e in ev if e["type"] == 4]
+    beta = [e["value"] for e in ev if e["type"] == 4 and counters.get(e["track"]) == "mailbox beta #4"]
+    check(beta == [1, 2, 4, 0] and depth == beta, "proto mailbox counter for beta: %s" % beta)
+    waits = [e["name"] for e in ev if e["type"] == 1 and e["cat"] == "wait"]
+    check(sorted(waits) == ["wait event", "wait forever", "wait thread", "wait timeout"], "proto waits: %s" % waits)
+    pause = [e for e in ev if e["type"] == 1 and e["cat"] == "pause"]
+    check(len(pause) == 1 and tracks[pause[0]["track"]]["parent"] == [u for u in tid if tid[u] == 2][0],
+          "one pause, on boss's pause track")
+    serials = [e["args"].get("serial") for e in ev if e["type"] == 1 and e["cat"] == "event"]
+    check(len(serials) == MESSAGES and all(serials), "every event slice carries its serial")
+    rc, _, _ = run([args.tool, "perfetto", "--json", path, "-o", out])
+    check(rc == 0 and json.load(open(out))["traceEvents"], "--json writes JSON to any file name")
 
 
 def test_cli(args):
@@ -306,10 +432,16 @@ def test_fuzz(args):
         rc, _, err = run([args.gen, "fuzz", str(seed), path])
         if rc != 0:
             sys.exit("gen_trace fuzz failed: " + err)
-        for cmd in (["stats", path], ["perfetto", path, "-o", out], ["view", path, "-o", out]):
+        for cmd in (["stats", path], ["perfetto", "--json", path, "-o", out], ["view", path, "-o", out],
+                    ["perfetto", path, "-o", out + ".pftrace"]):
             rc, so, err = run([args.tool] + cmd)
             if rc not in (0, 2) or not sanitizer_clean(err):
                 bad.append((seed, cmd[0], rc, err[-400:]))
+            elif rc == 0 and cmd[0] == "perfetto" and cmd[-1].endswith(".pftrace"):
+                try:
+                    read_pftrace(out + ".pftrace")
+                except (ValueError, IndexError, KeyError) as e:
+                    bad.append((seed, "perfetto protobuf", str(e)))
             elif rc == 0 and cmd[0] == "perfetto":
                 try:
                     json.load(open(out))
@@ -536,6 +668,16 @@ def test_big(args):
         rc, out, err = run([args.tool] + cmd, timeout=600)
         dt = time.time() - t
         check(rc == 0 and dt < 60, "%s of %d records: exit %d in %.1f s" % (cmd[0], n, rc, dt))
+    pf = os.path.join(args.work, "big.pftrace")
+    t = time.time()
+    rc, out, err = run([args.tool, "perfetto", path, "-o", pf], timeout=600)
+    check(rc == 0 and time.time() - t < 60, "perfetto protobuf of %d records: exit %d in %.1f s" % (n, rc, time.time() - t))
+    js, pb = os.path.getsize(os.path.join(args.work, "big.json")), os.path.getsize(pf)
+    check(pb * 5 <= js, "the protobuf is at most a fifth of the JSON: %.1f MB against %.1f MB (1/%.1f)"
+          % (pb / 1048576.0, js / 1048576.0, js / max(pb, 1)))
+    tracks, ev = read_pftrace(pf)
+    runs = sum(1 for e in ev if e["type"] == 1 and e["cat"] == "listener")
+    check(runs >= 200000, "the big protobuf parses back: %d listener runs" % runs)
     size = os.path.getsize(os.path.join(args.work, "big.html"))
     check(size < 80 * 1024 * 1024, "the page is %.1f MB" % (size / 1048576.0))
     t = time.time()

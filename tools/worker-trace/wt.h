@@ -207,7 +207,9 @@ const char *wt_model_str(const wt_model *m, uint64_t id); /* "" when unknown */
 /* --- outputs ---------------------------------------------------------------- */
 
 int wt_stats(const wt_model *m, FILE *out, int top);
-int wt_perfetto(const wt_model *m, FILE *out);
+int wt_perfetto(const wt_model *m, FILE *out); /* Chrome Trace Event JSON */
+int wt_perfetto_proto(const wt_model *m, FILE *out); /* Perfetto's protobuf (TrackEvent) */
+const char *wt_mark_kind_name(uint16_t kind); /* "ended", "reject", ... or "mark" */
 int wt_view(const wt_model *m, FILE *out, const char *title);
 
 #endif
