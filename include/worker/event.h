@@ -78,6 +78,8 @@ typedef struct worker_listen_opts {
     bool once; /* remove after the first call */
     bool transient; /* removed when the worker ends (pyThreadWorker's permanent=False) */
     worker_t *target; /* only events whose sender is this worker */
+    const char *name; /* copied; shown in traces and the viewer; NULL: the function's symbol
+                         name where the binary has one */
 } worker_listen_opts;
 
 /* Add a listener for `name` on `w`. Any thread, also from inside a listener;

@@ -50,9 +50,12 @@
 
 #include "wk_event.h"
 #include "wk_probe.h"
+#include "wk_symbol.h"
 
 struct worker_listener {
-    const wk_atom *trace_name; /* owner thread: the name traces show, made on first use */
+    const wk_atom *trace_name; /* the name traces show: given at add, else made on first
+                                  traced call (owner thread) */
+    uint8_t name_from; /* WK_TRF_NAME_*: where trace_name came from (0: the address) */
     _Atomic uint32_t refs;
     _Atomic bool removed;
     uint64_t id; /* what the user's handle encodes; unique in the process */
@@ -304,6 +307,14 @@ worker_listener_t *wk_listeners_add(wk_listeners *ls, const wk_atom *atom, worke
     worker_listener_t *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
+    if (opts && opts->name && *opts->name) {
+        l->trace_name = wk_atom_intern(opts->name); /* the copy */
+        l->name_from = WK_TRF_NAME_GIVEN;
+        if (!l->trace_name) {
+            free(l);
+            return NULL;
+        }
+    }
     atomic_init(&l->refs, 1);
     atomic_init(&l->removed, false);
     l->id = atomic_fetch_add_explicit(&next_listener_id, 1, memory_order_relaxed);
@@ -511,16 +522,21 @@ static const wk_lslot *snap_find(const wk_lsnap *s, const wk_atom *atom)
     return NULL;
 }
 
-/* The name a trace shows for a listener: its function's symbol when the
- * dynamic symbol table has it, else its address. */
-static const wk_atom *listener_name(const worker_listener_t *l)
+/* The name a trace shows for a listener not named at add: its function's
+ * symbol from the binary's symbol table (static functions too), else from
+ * the dynamic one, else its address. */
+static const wk_atom *listener_name(worker_listener_t *l)
 {
     void *address;
     memcpy(&address, &l->fn, sizeof address);
+    char name[256];
     Dl_info info;
-    char name[64];
+    l->name_from = WK_TRF_NAME_SYMBOL;
+    if (wk_symbol_name(address, name, sizeof name))
+        return wk_atom_intern(name);
     if (dladdr(address, &info) && info.dli_sname && info.dli_saddr == address)
         return wk_atom_intern(info.dli_sname);
+    l->name_from = 0;
     snprintf(name, sizeof name, "listener@%p", address);
     return wk_atom_intern(name);
 }
@@ -531,7 +547,7 @@ static __attribute__((noinline, cold)) int call_traced(
 {
     if (!l->trace_name)
         l->trace_name = listener_name(l);
-    wk_probe_listener_start(receiver, wk_event_serial(e), l->trace_name, e->atom);
+    wk_probe_listener_start(receiver, wk_event_serial(e), l->trace_name, l->name_from, e->atom);
     int code = l->fn(e, l->userdata);
     wk_probe_listener_end(receiver, wk_event_serial(e), l->trace_name, code);
     return code;

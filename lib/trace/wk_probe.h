@@ -72,9 +72,9 @@ static inline void wk_probe_event_dropped(
 static inline void wk_probe_channel_publish(
     uint32_t sender, int reached, uint64_t serial, uint64_t channel_id, const wk_atom *atom)
 {
-    WK_PROBE(wk_trace_emit(sender, WK_TR_CHANNEL_PUBLISH,
-        (uint16_t)(reached > 65535 ? 65535 : reached), serial,
-        wk_trace_pair((uint32_t)channel_id, wk_trace_atom(atom))));
+    WK_PROBE(
+        wk_trace_emit(sender, WK_TR_CHANNEL_PUBLISH, (uint16_t)(reached > 65535 ? 65535 : reached),
+            serial, wk_trace_pair((uint32_t)channel_id, wk_trace_atom(atom))));
 }
 
 static inline void wk_probe_deliver(
@@ -84,10 +84,11 @@ static inline void wk_probe_deliver(
         receiver, WK_TR_DELIVER, 0, serial, wk_trace_pair(sender, wk_trace_atom(atom))));
 }
 
-static inline void wk_probe_listener_start(
-    uint32_t receiver, uint64_t serial, const wk_atom *listener, const wk_atom *event)
+/* `from`: where the listener's name came from (WK_TRF_NAME_*, or 0). */
+static inline void wk_probe_listener_start(uint32_t receiver, uint64_t serial,
+    const wk_atom *listener, unsigned from, const wk_atom *event)
 {
-    WK_PROBE(wk_trace_emit(receiver, WK_TR_LISTENER_START, 0, serial,
+    WK_PROBE(wk_trace_emit(receiver, WK_TR_LISTENER_START, (uint16_t)from, serial,
         wk_trace_pair(wk_trace_atom(listener), wk_trace_atom(event))));
 }
 
@@ -161,11 +162,10 @@ static inline void wk_probe_future_settled(uint32_t worker, uint64_t future, int
 }
 
 /* `flags`: WK_TRF_REJECTED, WK_TRF_IGNORED. */
-static inline void wk_probe_defer_settled(
-    uint32_t worker, unsigned flags, uint64_t defer, int err)
+static inline void wk_probe_defer_settled(uint32_t worker, unsigned flags, uint64_t defer, int err)
 {
-    WK_PROBE(wk_trace_emit(
-        worker, WK_TR_DEFER_SETTLED, (uint16_t)flags, defer, (uint64_t)(int64_t)err));
+    WK_PROBE(
+        wk_trace_emit(worker, WK_TR_DEFER_SETTLED, (uint16_t)flags, defer, (uint64_t)(int64_t)err));
 }
 
 /* ---- mailbox depth ---- */

@@ -30,7 +30,7 @@
 #define WK_TRACE_MAGIC "WKTRACE" /* the 8 bytes "WKTRACE\0" */
 #define WK_TRACE_MAGIC_LEN 8
 #define WK_TRACE_VERSION 2 /* readers refuse any other version */
-#define WK_TRACE_MINOR 2 /* compatible additions (new record kinds) */
+#define WK_TRACE_MINOR 2 /* compatible additions (new record kinds, new flags) */
 #define WK_TRACE_ENDIAN_MARK 0x01020304u
 #define WK_TRACE_CLOCK_MONOTONIC 1 /* clock_gettime(CLOCK_MONOTONIC), in ns */
 
@@ -113,7 +113,8 @@ enum wk_trace_kind {
     WK_TR_DELIVER = 33, /* the receiver's loop took the event. worker: receiver;
                            a: serial; b: sender | event name id << 32 */
     WK_TR_LISTENER_START = 34, /* worker: receiver; a: serial;
-                                  b: listener name id | event name id << 32 */
+                                  b: listener name id | event name id << 32;
+                                  flags (minor 2): WK_TRF_NAME_GIVEN, WK_TRF_NAME_SYMBOL */
     WK_TR_LISTENER_END = 35, /* worker: receiver; a: serial; b: listener name id |
                                 (uint32) ret << 32; flags: WK_TRF_ERROR when ret != 0 */
     WK_TR_REJECT = 36, /* fire refused. worker: sender; a: serial;
@@ -172,6 +173,11 @@ enum wk_trace_kind {
 #define WK_TRF_HOP_DOWN 0x10u /* reached this receiver by broadcast from its parent */
 #define WK_TRF_LIBRARY 0x20u /* one of the library's own events (STOP_THREAD, ...) */
 #define WK_TRF_COPY 0x40u /* the data was copied into the event */
+
+/* flags of LISTENER_START (minor 2): where the listener's name came from;
+ * neither: "listener@ADDRESS", or a writer before minor 2 */
+#define WK_TRF_NAME_GIVEN 0x1u /* worker_listen_opts.name */
+#define WK_TRF_NAME_SYMBOL 0x2u /* the function's symbol (an ELF symbol table) */
 
 /* flags of LISTENER_END */
 #define WK_TRF_ERROR 0x1u

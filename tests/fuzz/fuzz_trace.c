@@ -55,7 +55,7 @@ static void run(const uint8_t *data, size_t size)
         wt_model m;
         wt_model_build(&t, &m);
         if (wt_stats(&m, devnull, 10) < 0 || wt_perfetto(&m, devnull) < 0
-            || wt_view(&m, devnull, "fuzz") < 0)
+            || wt_perfetto_proto(&m, devnull) < 0 || wt_view(&m, devnull, "fuzz") < 0)
             abort(); /* /dev/null takes anything */
         wt_model_free(&m);
         wt_trace_free(&t);

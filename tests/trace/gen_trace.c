@@ -173,7 +173,11 @@ static void handle(uint64_t t, uint32_t w, uint64_t ser, uint32_t from, uint32_t
     rec(&T[w], t, w, WK_TR_DELIVER, 0, ser, pack(from, ev));
     if (!listener)
         return;
-    rec(&T[w], t + 1 * US, w, WK_TR_LISTENER_START, 0, ser, pack(listener, ev));
+    /* on_job was named by worker_listen_opts.name, on_work by its symbol */
+    uint16_t named = listener == S_ON_JOB ? WK_TRF_NAME_GIVEN
+        : listener == S_ON_WORK           ? WK_TRF_NAME_SYMBOL
+                                          : 0;
+    rec(&T[w], t + 1 * US, w, WK_TR_LISTENER_START, named, ser, pack(listener, ev));
     rec(&T[w], t + 1 * US + dur, w, WK_TR_LISTENER_END, ret ? WK_TRF_ERROR : 0, ser,
         pack(listener, (uint32_t)ret));
 }
@@ -292,6 +296,34 @@ static void small(void)
     for (int i = 4; i >= 2; i--)
         flush(&T[i]);
     trace_end(m, 9000 * US, 3);
+}
+
+/* --- a burst at the end of a long, idle run ----------------------------------------- */
+
+/* Two workers live for 10 s; all their messages fall in 9.900..9.902 s
+ * (the viewer's fit-to-activity must show that, not the 10 s). */
+static void burst(void)
+{
+    file_header(4343);
+    tb_init(&T[1], 1, 64);
+    tbuf *m = &T[1];
+    name(m, 0, 1, "main");
+    name(m, 0, 2, "sink");
+    name(m, 0, 3, "burst");
+    name(m, 0, 4, "on_burst");
+    rec(m, 1 * US, 1, WK_TR_THREAD, 0, 6001, 0);
+    rec(m, 1 * US, 1, WK_TR_WORKER_CREATED, WK_TRF_ROOT | WK_TRF_MAIN, 0, 1);
+    rec(m, 2 * US, 2, WK_TR_WORKER_CREATED, 0, 1, 2);
+    rec(m, 3 * US, 2, WK_TR_WORKER_STARTED, 0, 6001, 0);
+    for (uint64_t i = 0; i < 100; i++) {
+        uint64_t t = 9900 * MS + i * 20 * US;
+        rec(m, t, 1, WK_TR_FIRE, 0, i + 1, pack(2, 3));
+        rec(m, t + 2 * US, 2, WK_TR_DELIVER, 0, i + 1, pack(1, 3));
+        rec(m, t + 3 * US, 2, WK_TR_LISTENER_START, 0, i + 1, pack(4, 3));
+        rec(m, t + 13 * US, 2, WK_TR_LISTENER_END, 0, i + 1, pack(4, 0));
+    }
+    rec(m, 10000 * MS, 2, WK_TR_WORKER_ENDED, 0, 0, 0);
+    trace_end(m, 10000 * MS, 0);
 }
 
 /* --- a big trace ------------------------------------------------------------------ */
@@ -546,6 +578,11 @@ int main(int argc, char **argv)
         if (!out)
             return perror(argv[2]), 1;
         small();
+    } else if (argc >= 3 && strcmp(argv[1], "burst") == 0) {
+        out = fopen(argv[2], "wb");
+        if (!out)
+            return perror(argv[2]), 1;
+        burst();
     } else if (argc >= 3 && strcmp(argv[1], "big") == 0) {
         out = fopen(argv[2], "wb");
         if (!out)
@@ -558,7 +595,8 @@ int main(int argc, char **argv)
         fuzz(strtoull(argv[2], NULL, 10), argv[3]);
         return 0;
     } else {
-        fputs("usage: gen_trace small OUT | big OUT [N] | bad DIR | fuzz SEED OUT\n", stderr);
+        fputs("usage: gen_trace small OUT | burst OUT | big OUT [N] | bad DIR | fuzz SEED OUT\n",
+            stderr);
         return 2;
     }
     if (fclose(out) != 0)

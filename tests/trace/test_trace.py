@@ -197,6 +197,132 @@ def test_perfetto(args):
     check(len(waits) == 4, "4 waits as X slices")
     b = [e for e in ev if e["ph"] == "b" and e.get("cat") == "pause"]
     check(len(b) == 1 and b[0]["tid"] == 2, "one pause (boss) as an async span")
+    test_perfetto_proto(args, path)
+
+
+# --- a small protobuf reader (the wire format: varints, fixed64, lengths) ---------
+
+def pb_fields(buf):
+    """{field: [values]} of one message; LEN fields as bytes."""
+    out, i = {}, 0
+    def varint():
+        nonlocal i
+        v, shift = 0, 0
+        while True:
+            b = buf[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v
+    while i < len(buf):
+        key = varint()
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            val = varint()
+        elif wire == 1:
+            val = int.from_bytes(buf[i:i + 8], "little")
+            i += 8
+        elif wire == 2:
+            n = varint()
+            val = bytes(buf[i:i + n])
+            if len(val) != n:
+                raise ValueError("length past the end")
+            i += n
+        else:
+            raise ValueError("wire type %d" % wire)
+        out.setdefault(field, []).append(val)
+    return out
+
+
+def one(d, f, default=None):
+    return d[f][0] if f in d else default
+
+
+def read_pftrace(path):
+    """The packets of a Perfetto trace as plain dicts: interned names,
+    tracks, and track events (ts, type, track, name, cat, flows, args)."""
+    data = open(path, "rb").read()
+    names, cats, argn, tracks, events = {}, {}, {}, {}, []
+    for pkt in pb_fields(data).get(1, []):
+        p = pb_fields(pkt)
+        if 12 in p:
+            it = pb_fields(p[12][0])
+            for field, table in ((2, names), (1, cats), (3, argn)):
+                for e in it.get(field, []):
+                    e = pb_fields(e)
+                    table[one(e, 1)] = one(e, 2).decode()
+        if 60 in p:
+            td = pb_fields(p[60][0])
+            th = pb_fields(one(td, 4)) if 4 in td else {}
+            tracks[one(td, 1)] = {"name": one(td, 2, b"").decode(), "tid": one(th, 2),
+                                  "thread": one(th, 5, b"").decode(), "counter": 8 in td,
+                                  "parent": one(td, 5)}
+        if 11 in p:
+            te = pb_fields(p[11][0])
+            args = {}
+            for a in te.get(4, []):
+                a = pb_fields(a)
+                args[argn.get(one(a, 1))] = one(a, 4)
+            events.append({"ts": one(p, 8), "type": one(te, 9), "track": one(te, 11),
+                           "name": names.get(one(te, 10)), "cat": cats.get(one(te, 3)),
+                           "out": te.get(47, []), "in": te.get(48, []), "value": one(te, 30), "args": args})
+    return tracks, events
+
+
+def test_perfetto_proto(args, path):
+    out = os.path.join(args.work, "small.pftrace")
+    rc, _, err = run([args.tool, "perfetto", path, "-o", out])
+    check(rc == 0, "perfetto writes protobuf by default " + err.strip())
+    tracks, ev = read_pftrace(out)
+    threads = {t["tid"]: t["thread"] for t in tracks.values() if t["tid"]}
+    check(threads == {1: "main #1", 2: "boss #2", 3: "alpha #3", 4: "beta #4"}, "proto thread tracks: %s" % threads)
+    tid = {u: t["tid"] for u, t in tracks.items() if t["tid"]}
+    runs = [e for e in ev if e["type"] == 1 and e["cat"] == "listener"]
+    per = {}
+    for e in runs:
+        per[tid[e["track"]]] = per.get(tid[e["track"]], 0) + 1
+    check(len(runs) == RUNS and per == {1: 1, 2: 5, 3: 7, 4: 6}, "proto listener runs per worker: %s" % per)
+    # begins and ends pair up per track, properly nested, in time order
+    stack, ok, durs = {}, True, []
+    last = 0
+    for e in ev:
+        ok = ok and e["ts"] >= last
+        last = e["ts"]
+        if e["type"] == 1:
+            stack.setdefault(e["track"], []).append(e)
+        elif e["type"] == 2:
+            st = stack.get(e["track"])
+            if not st:
+                ok = False
+                continue
+            b = st.pop()
+            if b["cat"] == "listener" and tid[b["track"]] == 2 and b["name"] == "on_job":
+                durs.append(e["ts"] - b["ts"])
+    check(ok and all(not s for s in stack.values()), "proto slices begin and end in order, each closed")
+    check(sorted(round(d / 1000) for d in durs) == [100, 200, 300], "boss's on_job runs last 100/200/300 us: %s" % durs)
+    outs = {f: e for e in ev for f in e["out"]}
+    ins = {f: e for e in ev for f in e["in"]}
+    check(len(outs) == MESSAGES and set(outs) == set(ins), "%d flows out and in (want %d)" % (len(outs), MESSAGES))
+    pairs = {}
+    for f in outs:
+        k = (tid[outs[f]["track"]], tid[ins[f]["track"]])
+        pairs[k] = pairs.get(k, 0) + 1
+    want = {(1, 2): 5, (2, 3): 6, (2, 4): 5, (3, 2): 1, (2, 1): 1, (1, 3): 1, (1, 4): 1}
+    check(pairs == want, "proto flow endpoints: %s" % sorted(pairs.items()))
+    counters = {u: t["name"] for u, t in tracks.items() if t["counter"]}
+    depth = [e["value"] for e in ev if e["type"] == 4]
+    beta = [e["value"] for e in ev if e["type"] == 4 and counters.get(e["track"]) == "mailbox beta #4"]
+    check(beta == [1, 2, 4, 0] and depth == beta, "proto mailbox counter for beta: %s" % beta)
+    waits = [e["name"] for e in ev if e["type"] == 1 and e["cat"] == "wait"]
+    check(sorted(waits) == ["wait event", "wait forever", "wait thread", "wait timeout"], "proto waits: %s" % waits)
+    pause = [e for e in ev if e["type"] == 1 and e["cat"] == "pause"]
+    check(len(pause) == 1 and tracks[pause[0]["track"]]["parent"] == [u for u in tid if tid[u] == 2][0],
+          "one pause, on boss's pause track")
+    serials = [e["args"].get("serial") for e in ev if e["type"] == 1 and e["cat"] == "event"]
+    check(len(serials) == MESSAGES and all(serials), "every event slice carries its serial")
+    rc, _, _ = run([args.tool, "perfetto", "--json", path, "-o", out])
+    check(rc == 0 and json.load(open(out))["traceEvents"], "--json writes JSON to any file name")
 
 
 def test_cli(args):
@@ -306,10 +432,16 @@ def test_fuzz(args):
         rc, _, err = run([args.gen, "fuzz", str(seed), path])
         if rc != 0:
             sys.exit("gen_trace fuzz failed: " + err)
-        for cmd in (["stats", path], ["perfetto", path, "-o", out], ["view", path, "-o", out]):
+        for cmd in (["stats", path], ["perfetto", "--json", path, "-o", out], ["view", path, "-o", out],
+                    ["perfetto", path, "-o", out + ".pftrace"]):
             rc, so, err = run([args.tool] + cmd)
             if rc not in (0, 2) or not sanitizer_clean(err):
                 bad.append((seed, cmd[0], rc, err[-400:]))
+            elif rc == 0 and cmd[0] == "perfetto" and cmd[-1].endswith(".pftrace"):
+                try:
+                    read_pftrace(out + ".pftrace")
+                except (ValueError, IndexError, KeyError) as e:
+                    bad.append((seed, "perfetto protobuf", str(e)))
             elif rc == 0 and cmd[0] == "perfetto":
                 try:
                     json.load(open(out))
@@ -385,9 +517,13 @@ def test_view(args):
     check(title_of(dom) == "worker-trace: small.wktrace", "after a click, the title is still the trace's: %r"
           % title_of(dom))
     check("queued for" in dom and "boss" in dom and "deliveries" in dom, "the details name the event's sender and deliveries")
+    check("on_job <span class=\"meta\">(given name)</span>" in dom,
+          "the details say the listener's name was given (worker_listen_opts.name)")
     shot = os.path.join(args.work, "trace-view-click.png")
     browser(html, ["--screenshot=" + shot, "--window-size=1400,900"], hash="#click=1")
     check(os.path.exists(shot), "screenshot after the click saved: " + shot)
+    check_view_tools(args, html)
+    check_fit_activity(args)
     # the big trace renders too
     big = os.path.join(args.work, "big.wktrace")
     rc, _, err = run([args.gen, "big", big, "1000000"])
@@ -413,7 +549,109 @@ def test_view(args):
           "zoomed to 1 ms, the page draws only what is in view")
     shot = os.path.join(args.work, "trace-view-big-zoom.png")
     browser(bightml, ["--screenshot=" + shot, "--window-size=1400,900"], hash=zoom)
+    # a 4 us window 229 ms into the run: every axis label differs
+    st = page_status(bightml, "#view=229290000,229294000&report=axis")
+    labels = axis_labels(st)
+    print("  4 us window at 229.29 ms: " + st)
+    check(st.startswith("ok ") and len(labels) >= 3 and len(set(labels)) == len(labels),
+          "axis labels at a 4 us window are distinct: %s" % labels)
+    check("axisbase=229.29_ms_+" in st, "they are offsets from a base shown at the left")
+    st = page_status(bightml, "#search=shard-a&next=3")
+    m = re.search(r"matches=(\d+) match=3 ", st)
+    check(st.startswith("ok ") and m and int(m.group(1)) > 10000 and "detail=" in st,
+          "search in 1,000,000 records steps to the third match: " + st)
     return 0
+
+
+def page_status(html, hash):
+    rc, dom, err = browser(html, ["--dump-dom", "--window-size=1400,900"], hash=hash)
+    return status_of(dom)
+
+
+def axis_labels(st):
+    m = re.search(r" axis=(\S*)", st)
+    return m.group(1).split("|") if m and m.group(1) else []
+
+
+def view_range(st):
+    m = re.search(r" range=(-?\d+),(-?\d+)", st)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def shot_of(args, html, name, hash):
+    shot = os.path.join(args.work, name)
+    if os.path.exists(shot):
+        os.remove(shot)
+    browser(html, ["--screenshot=" + shot, "--window-size=1400,900"], hash=hash)
+    check(os.path.exists(shot) and os.path.getsize(shot) > 10000, "screenshot saved: " + shot)
+
+
+def check_view_tools(args, html):
+    """Zoom by selection, double-click, keys, search, filters and the axis,
+    each driven through the page's own input handlers (URL hash actions)."""
+    st0 = page_status(html, "")
+    a0, b0 = view_range(st0)
+    st = page_status(html, "#select=400,600")
+    a, b = view_range(st)
+    print("  after a shift+drag from x 400 to 600: " + st)
+    check(st.startswith("ok ") and a0 < a < b < b0 and (b - a) < (b0 - a0) / 3,
+          "shift+drag zooms to the selected range (%d..%d inside %d..%d)" % (a, b, a0, b0))
+    shot_of(args, html, "trace-view-select.png", "#select=400,600")
+    st = page_status(html, "#dblclick=1")
+    a, b = view_range(st)
+    check("selected=slice:1 " in st and a < 100000 + 6000 and b > 100000 + 106000 and b - a < 200000,
+          "double-click zooms to boss's first job run (100 us) and selects it: " + st)
+    st = page_status(html, "#key=w,w")
+    a, b = view_range(st)
+    check(st.startswith("ok ") and abs((b - a) - (b0 - a0) * 0.49) < (b0 - a0) * 0.01, "W W zooms in twice: " + st)
+    st = page_status(html, "#key=d")
+    a, b = view_range(st)
+    check(abs((a - a0) - (b0 - a0) * 0.15) < 1000 and abs((b - a) - (b0 - a0)) < 10, "D pans right: " + st)
+    st = page_status(html, "#key=w,w,w,f")
+    check(view_range(st) == (a0, b0), "F fits to activity again: " + st)
+    # search: by event name, stepping; by sender
+    st = page_status(html, "#search=job&next=2")
+    print("  search job, Enter twice: " + st)
+    check("matches=3 match=2 " in st and "selected=slice:2 " in st and "detail=job" in st,
+          "search finds the 3 job runs and Enter steps to the second")
+    st = page_status(html, "#search=alpha&next=1")
+    check("matches=9 " in st, "search by worker or sender: alpha runs 7 listeners and sent 2 handled events: " + st)
+    st = page_status(html, "#search=no-such-thing&next=1")
+    check(st.startswith("ok ") and "matches=0 " in st and "searchinfo=no_match" in st, "no match: " + st)
+    shot_of(args, html, "trace-view-search.png", "#search=work&next=1")
+    # filters
+    st = page_status(html, "#hide=beta")
+    print("  beta hidden: " + st)
+    check(st.startswith("ok ") and " lanes=3 " in st and "slices=%d " % (RUNS - 6) in st,
+          "unticking beta hides its lane and its 6 runs")
+    st = page_status(html, "#hideev=work")
+    check(st.startswith("ok ") and "slices=%d " % (RUNS - 9) in st, "unticking the event work hides its 9 runs: " + st)
+    shot_of(args, html, "trace-view-filter.png", "#hide=beta&hideev=tick")
+    # the axis: absolute labels to the step's digit at a 4 us window
+    st = page_status(html, "#view=5000000,5004000&report=axis")
+    labels = axis_labels(st)
+    check(len(labels) >= 3 and len(set(labels)) == len(labels) and labels[0].startswith("5.00"),
+          "axis labels at a 4 us window at 5 ms: %s" % labels)
+    dom = browser(html, ["--dump-dom", "--window-size=1400,900"], hash="#search=job&next=1")[1]
+    check(title_of(dom) == "worker-trace: small.wktrace", "the title stays clean after a search: %r" % title_of(dom))
+    check("Legend" in dom and "bubble / broadcast hop" in dom and "wait: future" in dom, "the page has a legend")
+
+
+def check_fit_activity(args):
+    path = os.path.join(args.work, "burst.wktrace")
+    html = os.path.join(args.work, "burst.html")
+    rc, _, err = run([args.gen, "burst", path])
+    rc2, _, err2 = run([args.tool, "view", path, "-o", html])
+    check(rc == 0 and rc2 == 0, "burst trace and page " + err + err2)
+    st = page_status(html, "")
+    a, b = view_range(st)
+    print("  burst page: " + st)
+    check(st.startswith("ok ") and "slices=100 " in st and 9890000000 < a < 9900000000 < 9902000000 < b < 9910000000,
+          "the page opens fitted to the 2 ms burst at 9.9 s, not to the 10 s run")
+    st = page_status(html, "#key=0")
+    a, b = view_range(st)
+    check(a < 0 and b > 10000000000, "0 shows the whole run: " + st)
+    shot_of(args, html, "trace-view-burst.png", "")
 
 
 def test_big(args):
@@ -430,6 +668,16 @@ def test_big(args):
         rc, out, err = run([args.tool] + cmd, timeout=600)
         dt = time.time() - t
         check(rc == 0 and dt < 60, "%s of %d records: exit %d in %.1f s" % (cmd[0], n, rc, dt))
+    pf = os.path.join(args.work, "big.pftrace")
+    t = time.time()
+    rc, out, err = run([args.tool, "perfetto", path, "-o", pf], timeout=600)
+    check(rc == 0 and time.time() - t < 60, "perfetto protobuf of %d records: exit %d in %.1f s" % (n, rc, time.time() - t))
+    js, pb = os.path.getsize(os.path.join(args.work, "big.json")), os.path.getsize(pf)
+    check(pb * 5 <= js, "the protobuf is at most a fifth of the JSON: %.1f MB against %.1f MB (1/%.1f)"
+          % (pb / 1048576.0, js / 1048576.0, js / max(pb, 1)))
+    tracks, ev = read_pftrace(pf)
+    runs = sum(1 for e in ev if e["type"] == 1 and e["cat"] == "listener")
+    check(runs >= 200000, "the big protobuf parses back: %d listener runs" % runs)
     size = os.path.getsize(os.path.join(args.work, "big.html"))
     check(size < 80 * 1024 * 1024, "the page is %.1f MB" % (size / 1048576.0))
     t = time.time()

@@ -156,11 +156,10 @@ Test(trace, library_trace_reads_back_exactly, .timeout = 30)
     size_t starts = select_records(WK_TR_LISTENER_START, a, sel);
     cr_assert_eq(starts, PINGS);
     for (size_t i = 0; i < starts; i++) {
-        /* Named by symbol when the dynamic symbol table has it, else by
-         * address (a static function of an executable). */
-        const char *listener = name_of((uint32_t)sel[i]->b);
-        cr_assert(strcmp(listener, "on_ping") == 0 || strncmp(listener, "listener@", 9) == 0,
-            "listener name %s", listener);
+        /* Named by its symbol, read from the executable's symbol table (a
+         * static function, no -rdynamic). */
+        cr_assert_str_eq(name_of((uint32_t)sel[i]->b), "on_ping");
+        cr_assert_eq(sel[i]->flags, WK_TRF_NAME_SYMBOL);
         cr_assert_str_eq(name_of(sel[i]->b >> 32), "PING");
     }
     cr_assert_eq(select_records(WK_TR_LISTENER_END, a, sel), PINGS);
@@ -175,6 +174,49 @@ Test(trace, library_trace_reads_back_exactly, .timeout = 30)
     cr_assert_eq(select_records(WK_TR_WAIT_BEGIN, m, sel), 1);
     cr_assert_eq(sel[0]->flags, WK_TRW_JOIN);
     cr_assert_eq(sel[0]->b, a);
+}
+
+/* worker_listen_opts.name names a listener in the trace (a copy: the
+ * caller's buffer is reused at once); without it, the function's symbol. */
+Test(trace, listener_names_given_or_from_the_symbol_table, .timeout = 30)
+{
+    memset(&tr, 0, sizeof tr);
+    char path[] = "/tmp/worker-trace-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+    int pings = 0;
+    char given[32];
+    strcpy(given, "ping-counter");
+    worker_t *w = worker_new(NULL, NULL, &(worker_opts) { .name = "named" });
+    cr_assert_not_null(
+        worker_listen(w, "PING", on_ping, &pings, &(worker_listen_opts) { .name = given }));
+    strcpy(given, "overwritten");
+    cr_assert_not_null(
+        worker_listen(w, "PING", on_ping, &pings, &(worker_listen_opts) { .name = NULL }));
+    cr_assert_eq(worker_start(w), WORKER_OK);
+    cr_assert_eq(worker_fire(w, "PING", NULL), WORKER_OK);
+    cr_assert_eq(worker_stop(w), WORKER_OK);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    worker_unref(w);
+    cr_assert_eq(pings, 2);
+
+    read_trace(path);
+    unlink(path);
+    cr_assert_eq(tr.header.minor, WK_TRACE_MINOR);
+    cr_assert_geq(tr.header.minor, 2, "LISTENER_START flags say where the name came from");
+    static wk_trace_record *sel[MAX_RECORDS];
+    size_t starts = select_records(WK_TR_LISTENER_START, find_worker("named"), sel);
+    cr_assert_eq(starts, 2);
+    cr_assert_str_eq(name_of((uint32_t)sel[0]->b), "ping-counter");
+    cr_assert_eq(sel[0]->flags, WK_TRF_NAME_GIVEN);
+    cr_assert_str_eq(name_of((uint32_t)sel[1]->b), "on_ping");
+    cr_assert_eq(sel[1]->flags, WK_TRF_NAME_SYMBOL);
+    size_t ends = select_records(WK_TR_LISTENER_END, find_worker("named"), sel);
+    cr_assert_eq(ends, 2);
+    cr_assert_str_eq(name_of((uint32_t)sel[0]->b), "ping-counter");
 }
 
 /* The PING events main fired, as seen in the trace. */

@@ -1,7 +1,7 @@
 /* worker-trace: look at a libworker-actor trace file.
  *
  *   worker-trace view TRACE -o trace.html      self-contained HTML timeline
- *   worker-trace perfetto TRACE -o trace.json  Chrome Trace Event JSON
+ *   worker-trace perfetto TRACE -o trace.pftrace  Perfetto protobuf (-o x.json, --json: JSON)
  *   worker-trace stats TRACE                   text summary per worker
  *   worker-trace check TRACE                   validate only
  *   worker-trace --version                     the program's version
@@ -28,9 +28,10 @@ static void usage(FILE *f)
           "  view TRACE -o FILE.html   one self-contained HTML page: a lane per worker,\n"
           "                            listener runs, messages, waits, pauses, mailbox\n"
           "                            depth and the supervision tree (open it in a browser)\n"
-          "  perfetto TRACE -o FILE.json\n"
-          "                            Chrome Trace Event JSON for ui.perfetto.dev or\n"
-          "                            chrome://tracing\n"
+          "  perfetto TRACE -o FILE.pftrace\n"
+          "                            Perfetto's protobuf trace (TrackEvent) for\n"
+          "                            ui.perfetto.dev; with --json or -o FILE.json,\n"
+          "                            Chrome Trace Event JSON (also chrome://tracing)\n"
           "  stats TRACE               per worker: events received and sent, listener\n"
           "                            time percentiles, longest waits, top pairs\n"
           "  check TRACE               validate the file and print one summary line\n"
@@ -40,6 +41,8 @@ static void usage(FILE *f)
           "  --top N       rows in the stats tables (default 10)\n"
           "  --title TEXT  page title for view (default: the trace's file name)\n"
           "  --partial     read a cut or damaged trace up to its first bad chunk\n"
+          "  --json, --proto  perfetto's output format (default: by the -o file's\n"
+          "                name, .json for JSON, else protobuf)\n"
           "  -h, --help    this text\n"
           "  --version     the program's version\n"
           "  --            the arguments after it are not options (a file named '-x')\n"
@@ -62,6 +65,7 @@ typedef struct options {
     const char *command_name, *in, *out, *title;
     command cmd; /* from command_name */
     bool partial;
+    int format; /* perfetto: 0 by the file's name, 'j' JSON, 'p' protobuf */
     bool operands_only; /* after "--" */
     long top;
 } options;
@@ -109,6 +113,8 @@ static bool parse_option(int argc, char **argv, int *i, options *o, int *status)
         o->title = argv[*i];
     } else if (strcmp(a, "--partial") == 0) {
         o->partial = true;
+    } else if (strcmp(a, "--json") == 0 || strcmp(a, "--proto") == 0) {
+        o->format = a[2];
     } else {
         fprintf(stderr, "worker-trace: unknown option %s\n", a);
         return false;
@@ -169,6 +175,15 @@ static void print_check(const wt_trace *t, const char *in)
         t->dropped, wt_sample_every(t), t->partial ? ", partial" : "");
 }
 
+/* JSON when asked for, or by default for a file named *.json. */
+static bool perfetto_json(const options *o)
+{
+    size_t n = o->out ? strlen(o->out) : 0;
+    if (o->format)
+        return o->format == 'j';
+    return n >= 5 && strcmp(o->out + n - 5, ".json") == 0;
+}
+
 static int render(const wt_model *m, FILE *f, const options *o)
 {
     if (o->cmd == CMD_VIEW) {
@@ -176,7 +191,7 @@ static int render(const wt_model *m, FILE *f, const options *o)
         return wt_view(m, f, o->title ? o->title : base ? base + 1 : o->in);
     }
     if (o->cmd == CMD_PERFETTO)
-        return wt_perfetto(m, f);
+        return perfetto_json(o) ? wt_perfetto(m, f) : wt_perfetto_proto(m, f);
     return wt_stats(m, f, (int)o->top);
 }
 

@@ -391,7 +391,8 @@ static void on_listener_start(const record_at *at)
     s->listener_name = (uint32_t)r->b;
     s->event_name = (uint32_t)(r->b >> 32);
     s->depth = (uint16_t)(ls->nl < 0xffff ? ls->nl : 0xffff);
-    s->flags = WT_SLICE_OPEN;
+    s->flags = (uint16_t)(WT_SLICE_OPEN | (r->flags & WK_TRF_NAME_GIVEN ? WT_SLICE_NAME_GIVEN : 0)
+        | (r->flags & WK_TRF_NAME_SYMBOL ? WT_SLICE_NAME_SYMBOL : 0));
     uint64_t *gi = wt_map_get(&at->bd->msgs, r->a, (uint64_t)r->worker + 1);
     s->msg = gi ? (int64_t)*gi - 1 : -1;
     if (s->depth > m->max_slice_depth)
@@ -413,7 +414,9 @@ static void on_listener_end(const record_at *at)
             continue;
         s->t1 = at->t;
         s->ret = (int32_t)(uint32_t)(r->b >> 32);
-        s->flags = (uint16_t)((r->flags & WK_TRF_ERROR) || s->ret ? WT_SLICE_ERROR : 0);
+        s->flags &= (uint16_t)(WT_SLICE_NAME_GIVEN | WT_SLICE_NAME_SYMBOL);
+        if ((r->flags & WK_TRF_ERROR) || s->ret)
+            s->flags |= WT_SLICE_ERROR;
         w->runs++;
         if (s->flags & WT_SLICE_ERROR)
             w->errors++;

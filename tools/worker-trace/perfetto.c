@@ -37,9 +37,9 @@ static void head(json_out *o, const char *ph, uint32_t tid)
     fprintf(o->f, "{\"ph\":\"%s\",\"pid\":%" PRIu32 ",\"tid\":%" PRIu32, ph, o->pid, tid);
 }
 
-static const char *mark_name(const wt_mark *k)
+const char *wt_mark_kind_name(uint16_t kind)
 {
-    switch (k->kind) {
+    switch (kind) {
     case WK_TR_WORKER_ENDED:
         return "ended";
     case WK_TR_REJECT:
@@ -257,7 +257,7 @@ static void put_marks(const wt_model *m, json_out *o)
         fprintf(o->f,
             ",\"s\":\"t\",\"cat\":\"mark\",\"name\":\"%s\",\"args\":{\"a\":%" PRIu64
             ",\"b\":%" PRIu64 ",\"flags\":%u}}",
-            mark_name(k), k->a, k->b, k->flags);
+            wt_mark_kind_name(k->kind), k->a, k->b, k->flags);
     }
 }
 

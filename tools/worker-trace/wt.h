@@ -131,6 +131,8 @@ typedef struct wt_worker {
 
 #define WT_SLICE_OPEN 0x1u /* no end record: ends at the trace's end */
 #define WT_SLICE_ERROR 0x2u /* listener returned non-zero */
+#define WT_SLICE_NAME_GIVEN 0x4u /* the listener's name was given (worker_listen_opts.name) */
+#define WT_SLICE_NAME_SYMBOL 0x8u /* the listener's name is its function's symbol */
 
 typedef struct wt_slice { /* one listener run */
     uint64_t t0, t1; /* ns from trace start */
@@ -205,7 +207,9 @@ const char *wt_model_str(const wt_model *m, uint64_t id); /* "" when unknown */
 /* --- outputs ---------------------------------------------------------------- */
 
 int wt_stats(const wt_model *m, FILE *out, int top);
-int wt_perfetto(const wt_model *m, FILE *out);
+int wt_perfetto(const wt_model *m, FILE *out); /* Chrome Trace Event JSON */
+int wt_perfetto_proto(const wt_model *m, FILE *out); /* Perfetto's protobuf (TrackEvent) */
+const char *wt_mark_kind_name(uint16_t kind); /* "ended", "reject", ... or "mark" */
 int wt_view(const wt_model *m, FILE *out, const char *title);
 
 #endif
