@@ -6,7 +6,7 @@
  *
  * Who touches what:
  * - Immutable after worker_new(): id, name, task, arg, parent, daemon_mode,
- *   quiet, is_root, is_main, mb.limit, stack_size, cpu.
+ *   quiet, is_root, is_main, trap_links, mb.limit, stack_size, cpu.
  * - `lock` guards: state (also readable atomically without it), children,
  *   awaited, watchers (and their spares), told, channels, result_err,
  *   result_ret, finished, runs; and in each of its children, stop_round and
@@ -72,6 +72,7 @@ typedef enum wk_watch_kind {
     WK_WATCH_PARENT, /* CHILD_THREAD_STOP/ERROR/DONE, then CHILD_THREAD_END */
     WK_WATCH_WAITER, /* WAIT_THREAD_PENDING_DONE (worker_wait_thread) */
     WK_WATCH_MONITOR, /* WORKER_DOWN (worker_monitor) */
+    WK_WATCH_LINK, /* LINKED_EXIT or STOP_THREAD (worker_link, link.c) */
 } wk_watch_kind;
 
 /* Memory taken in advance for one notice: an event object (WK_POOL_EVENT)
@@ -131,6 +132,7 @@ struct worker {
     bool is_root;
     bool is_main; /* the main thread's root worker (worker_is_main: see current.c) */
     bool is_future; /* runs a worker_async task: its end settles a future */
+    bool trap_links; /* a linked worker's end comes as LINKED_EXIT (link.c) */
     /* Its thread's attributes (thread_attr.c). */
     size_t stack_size; /* 0: the system default */
     int cpu; /* 0: no affinity; n > 0: CPU n-1 */

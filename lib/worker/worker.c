@@ -86,6 +86,7 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
     w->arg = arg;
     w->daemon_mode = opts->daemon;
     w->quiet = opts->quiet;
+    w->trap_links = opts->trap_links;
     w->stack_size = opts->stack_size;
     w->cpu = opts->cpu;
     if (!opts->no_parent)
