@@ -88,7 +88,9 @@ typedef struct worker_sup_opts {
  * A restarted child is the same worker_t; events fired at it between its
  * end and its restart wait in its mailbox (up to its mailbox_limit) and are
  * handled by its next run (docs/semantics.md "Supervisors" says what a
- * restart keeps). The caller owns the returned reference. NULL for a NULL
+ * restart keeps). Returns once every child's first run has begun (or the
+ * supervisor has given up), without running the caller's event loop meanwhile
+ * (like worker_join). The caller owns the returned reference. NULL for a NULL
  * `children` with n > 0, a NULL or empty or duplicate child name, an
  * unknown restart type or strategy, a negative intensity, a negative or
  * non-finite period, backoff or backoff_max, bad child opts, or no memory.

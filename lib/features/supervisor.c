@@ -43,6 +43,7 @@
 #include "wk_hold.h"
 #include "wk_loop.h"
 #include "wk_os.h"
+#include "wk_probe.h"
 #include "wk_worker.h"
 
 #define SUP_REQUEST "worker.supervisor.request"
@@ -70,7 +71,9 @@ typedef struct kid {
     worker_timer_t *timer; /* its restart after a backoff */
     double delay; /* its last backoff */
     uint64_t last_restart_ns;
-    uint64_t restarts;
+    uint64_t restarts; /* restarts made (for traces) */
+    bool started; /* has run: its next start is a restart */
+    int reason; /* the err that makes its next restart (for traces) */
 } kid;
 
 struct wk_sup {
@@ -88,7 +91,20 @@ struct wk_sup {
     double group_delay;
     bool running, shutting, done;
     int end_err;
+    /* worker_supervisor returns once the first children's runs have begun
+     * (or the supervisor gave up): `ready`, under ready_lock. */
+    pthread_mutex_t ready_lock;
+    pthread_cond_t ready_cond;
+    bool ready;
 };
+
+static void mark_ready(wk_sup *s)
+{
+    pthread_mutex_lock(&s->ready_lock);
+    s->ready = true;
+    pthread_cond_broadcast(&s->ready_cond);
+    pthread_mutex_unlock(&s->ready_lock);
+}
 
 typedef struct sup_request {
     _Atomic int refs;
@@ -346,7 +362,7 @@ static void kid_failed(wk_sup *s, kid *k, int err)
         shut_down(s, WORKER_EINTENSITY);
         return;
     }
-    k->restarts++;
+    k->reason = err;
     double delay = next_delay(s, k);
     if (s->strategy == WORKER_ONE_FOR_ONE) {
         schedule(s, k, delay);
@@ -358,6 +374,7 @@ static void kid_failed(wk_sup *s, kid *k, int err)
         kid *j = s->kids[i];
         if (j == k || j->removing)
             continue;
+        j->reason = err; /* the failure its group restart answers */
         switch (j->phase) {
         case K_RUNNING:
             j->phase = K_PENDING_STOP;
@@ -456,6 +473,10 @@ static bool start_kid(wk_sup *s, kid *k)
     wk_worker_set_hold(k->w, base_hold(k));
     k->phase = K_RUNNING;
     k->last_restart_ns = wk_now_ns();
+    if (k->started)
+        wk_probe_child_restart((uint32_t)k->w->id, (uint32_t)s->self->id, (uint32_t)++k->restarts,
+            k->reason, s->strategy != WORKER_ONE_FOR_ONE);
+    k->started = true;
     int rc = wk_worker_restart(k->w);
     if (rc == WORKER_OK || rc == WORKER_EAGAIN) { /* EAGAIN: it ran and failed here */
         s->starting = k;
@@ -483,6 +504,7 @@ static void step(wk_sup *s)
         }
         if (s->shutting) {
             s->done = true;
+            mark_ready(s);
             /* An event for the task's wait to test (step may run in a
              * timer, which no wait sees). */
             worker_fire(s->self, SUP_REQUEST, NULL);
@@ -494,7 +516,11 @@ static void step(wk_sup *s)
         for (size_t i = 0; i < s->count && !next; i++)
             if (s->kids[i]->phase == K_QUEUED)
                 next = s->kids[i];
-        if (!next || start_kid(s, next))
+        if (!next) {
+            mark_ready(s); /* every child queued so far has begun its run */
+            return;
+        }
+        if (start_kid(s, next))
             return;
     }
 }
@@ -603,6 +629,7 @@ static int sup_task(void *arg, void **result)
     s->running = false;
     while (s->count)
         forget(s, s->kids[s->count - 1]);
+    mark_ready(s);
     return s->end_err;
 }
 
@@ -613,6 +640,8 @@ static void sup_free(void *ext)
         kid_free(s->kids[i]);
     free(s->kids);
     free(s->history);
+    pthread_mutex_destroy(&s->ready_lock);
+    pthread_cond_destroy(&s->ready_cond);
     free(s);
 }
 
@@ -638,6 +667,8 @@ static wk_sup *sup_new(const worker_sup_opts *o)
     s->backoff_max = o->backoff_max > 0 ? o->backoff_max : 10 * o->backoff;
     if (s->backoff_max < s->backoff)
         s->backoff_max = s->backoff;
+    pthread_mutex_init(&s->ready_lock, NULL);
+    pthread_cond_init(&s->ready_cond, NULL);
     s->history_cap = 8;
     s->history = calloc(s->history_cap, sizeof *s->history);
     if (!s->history) {
@@ -691,6 +722,11 @@ worker_t *worker_supervisor(
         worker_unref(w);
         return NULL;
     }
+    /* Like OTP's start_link: back once the children are started. */
+    pthread_mutex_lock(&s->ready_lock);
+    while (!s->ready)
+        pthread_cond_wait(&s->ready_cond, &s->ready_lock);
+    pthread_mutex_unlock(&s->ready_lock);
     return w;
 }
 

@@ -64,6 +64,8 @@ static const char *mark_name(const wt_mark *k)
         return "records dropped";
     case WK_TR_REQUEST_EXPIRED:
         return "request expired";
+    case WK_TR_CHILD_RESTART:
+        return "restart";
     default:
         return "mark";
     }
