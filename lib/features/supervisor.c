@@ -25,9 +25,8 @@
  *   event its mailbox accepted is handled exactly once.
  * - At most one kid is being started (`starting`) and one being stopped
  *   (`stopping`) at a time; stops go before starts.
- * - A request holds two references: the caller's and its event's (dropped
- *   by the event's release, also when the supervisor ends without handling
- *   it). `delivered` tells the caller whether the supervisor saw it.
+ * - Requests (supervisor_calls.c) are handled here, in mailbox order with
+ *   the children's notices; `delivered` is set on each one seen.
  * - The kids hold references to their workers, and the workers to their
  *   parent (the supervisor): the task forgets every kid before it returns,
  *   which breaks that cycle.
@@ -44,9 +43,8 @@
 #include "wk_loop.h"
 #include "wk_os.h"
 #include "wk_probe.h"
+#include "wk_supervisor.h"
 #include "wk_worker.h"
-
-#define SUP_REQUEST "worker.supervisor.request"
 
 enum kid_phase {
     K_IDLE, /* not running, not to be started (a TRANSIENT that ended well) */
@@ -57,9 +55,9 @@ enum kid_phase {
     K_DOWN, /* ended; restarted after its backoff or with its group */
 };
 
-typedef struct wk_sup wk_sup;
+typedef struct wk_sup_kid kid;
 
-typedef struct kid {
+struct wk_sup_kid {
     wk_sup *sup;
     char *name;
     worker_t *w; /* holds a reference */
@@ -74,7 +72,7 @@ typedef struct kid {
     uint64_t restarts; /* restarts made (for traces) */
     bool started; /* has run: its next start is a restart */
     int reason; /* the err that makes its next restart (for traces) */
-} kid;
+};
 
 struct wk_sup {
     worker_t *self; /* the supervisor (the state lives as long as it) */
@@ -106,17 +104,9 @@ static void mark_ready(wk_sup *s)
     pthread_mutex_unlock(&s->ready_lock);
 }
 
-typedef struct sup_request {
-    _Atomic int refs;
-    atomic_bool delivered;
-    bool remove;
-    kid *add; /* the kid to add (taken by the supervisor) */
-    char *name; /* the kid to remove */
-} sup_request;
-
 static void sup_free(void *ext);
 
-static wk_sup *sup_of(worker_t *w)
+wk_sup *wk_sup_of(worker_t *w)
 {
     return w && !w->is_root && w->ext_free == sup_free ? w->ext : NULL;
 }
@@ -139,7 +129,7 @@ static void cancel_timer(worker_timer_t **t)
     }
 }
 
-static void kid_free(kid *k)
+void wk_sup_kid_free(kid *k)
 {
     if (!k)
         return;
@@ -159,7 +149,7 @@ static int check_spec(const worker_child_spec *spec)
 }
 
 /* A kid with its worker (made, not started), child of `self`. */
-static int kid_new(worker_t *self, const worker_child_spec *spec, kid **out)
+int wk_sup_kid_new(worker_t *self, const worker_child_spec *spec, kid **out)
 {
     *out = NULL;
     int rc = check_spec(spec);
@@ -176,7 +166,7 @@ static int kid_new(worker_t *self, const worker_child_spec *spec, kid **out)
     }
     k->w = worker_new(spec->task, spec->arg, &o);
     if (!k->w) {
-        kid_free(k);
+        wk_sup_kid_free(k);
         return spec->opts ? WORKER_EINVAL : WORKER_ENOMEM; /* bad opts, or memory */
     }
     k->restart = spec->restart;
@@ -254,7 +244,7 @@ static void forget(wk_sup *s, kid *k)
         worker_event_unref(k->remove_req);
         k->remove_req = NULL;
     }
-    kid_free(k);
+    wk_sup_kid_free(k);
 }
 
 /* ---- restarts ---- */
@@ -507,7 +497,7 @@ static void step(wk_sup *s)
             mark_ready(s);
             /* An event for the task's wait to test (step may run in a
              * timer, which no wait sees). */
-            worker_fire(s->self, SUP_REQUEST, NULL);
+            worker_fire(s->self, WK_SUP_REQUEST, NULL);
             return;
         }
         if (!group_restart(s))
@@ -579,7 +569,7 @@ static void serve_remove(wk_sup *s, const worker_event_t *e, const char *name)
 static int on_request(const worker_event_t *e, void *userdata)
 {
     wk_sup *s = userdata;
-    sup_request *r = worker_event_data(e);
+    wk_sup_request *r = worker_event_data(e);
     if (!r)
         return 0;
     atomic_store(&r->delivered, true);
@@ -637,7 +627,7 @@ static void sup_free(void *ext)
 {
     wk_sup *s = ext;
     for (size_t i = 0; i < s->count; i++)
-        kid_free(s->kids[i]);
+        wk_sup_kid_free(s->kids[i]);
     free(s->kids);
     free(s->history);
     pthread_mutex_destroy(&s->ready_lock);
@@ -707,18 +697,18 @@ worker_t *worker_supervisor(
     w->ext_free = sup_free;
     bool ok = worker_listen(w, WORKER_EV_CHILD_THREAD_START, on_child_start, s, NULL)
         && worker_listen(w, WORKER_EV_CHILD_THREAD_END, on_child_end, s, NULL)
-        && worker_listen(w, SUP_REQUEST, on_request, s, NULL);
+        && worker_listen(w, WK_SUP_REQUEST, on_request, s, NULL);
     for (size_t i = 0; ok && i < n; i++) {
         kid *k = NULL;
-        ok = kid_new(w, &children[i], &k) == WORKER_OK && kids_append(s, k);
+        ok = wk_sup_kid_new(w, &children[i], &k) == WORKER_OK && kids_append(s, k);
         if (!ok)
-            kid_free(k);
+            wk_sup_kid_free(k);
     }
     if (!ok || worker_start(w) != WORKER_OK) {
         /* Never started: its kids hold it (their parent), so let them go
          * first. */
         while (s->count)
-            kid_free(s->kids[--s->count]);
+            wk_sup_kid_free(s->kids[--s->count]);
         worker_unref(w);
         return NULL;
     }
@@ -730,75 +720,16 @@ worker_t *worker_supervisor(
     return w;
 }
 
-/* ---- requests from other threads ---- */
-
-static void request_unref(void *p)
+worker_t *wk_sup_find(wk_sup *s, const char *name)
 {
-    sup_request *r = p;
-    if (atomic_fetch_sub(&r->refs, 1) != 1)
-        return;
-    kid_free(r->add);
-    free(r->name);
-    free(r);
-}
-
-/* Send the request and wait for the answer; takes `r`. */
-static int request(wk_sup *s, sup_request *r)
-{
-    if (worker_current() == s->self) { /* the answer would wait for itself */
-        atomic_store(&r->refs, 1);
-        request_unref(r);
-        return WORKER_EDEADLK;
-    }
-    atomic_init(&r->refs, 2); /* the caller's and the event's */
-    worker_fire_opts fo = { .release = request_unref };
-    int rc = worker_call_ex(s->self, SUP_REQUEST, r, &fo, -1.0, NULL, NULL);
-    bool refused = rc == WORKER_EREJECTED || rc == WORKER_EFULL || rc == WORKER_ENOMEM
-        || rc == WORKER_EINVAL;
-    if (refused && !atomic_load(&r->delivered))
-        request_unref(r); /* never queued: the event's reference is ours too */
-    request_unref(r);
-    return rc;
-}
-
-int worker_supervisor_add(worker_t *sup, const worker_child_spec *spec)
-{
-    wk_sup *s = sup_of(sup);
-    if (!s)
-        return WORKER_EINVAL;
-    sup_request *r = calloc(1, sizeof *r);
-    if (!r)
-        return WORKER_ENOMEM;
-    int rc = kid_new(sup, spec, &r->add);
-    if (rc != WORKER_OK) {
-        free(r);
-        return rc;
-    }
-    return request(s, r);
-}
-
-int worker_supervisor_remove(worker_t *sup, const char *name)
-{
-    wk_sup *s = sup_of(sup);
-    if (!s || !name)
-        return WORKER_EINVAL;
-    sup_request *r = calloc(1, sizeof *r);
-    if (!r || !(r->name = strdup(name))) {
-        free(r);
-        return WORKER_ENOMEM;
-    }
-    r->remove = true;
-    return request(s, r);
-}
-
-worker_t *worker_supervisor_child(worker_t *sup, const char *name)
-{
-    wk_sup *s = sup_of(sup);
-    if (!s || !name)
-        return NULL;
-    pthread_mutex_lock(&sup->lock);
+    pthread_mutex_lock(&s->self->lock);
     kid *k = find_name(s, name);
     worker_t *w = k ? k->w : NULL;
-    pthread_mutex_unlock(&sup->lock);
+    pthread_mutex_unlock(&s->self->lock);
     return w;
+}
+
+worker_t *wk_sup_self(const wk_sup *s)
+{
+    return s->self;
 }

@@ -64,9 +64,9 @@ static inline void wk_probe_request_expired(
 static inline void wk_probe_channel_publish(
     uint32_t sender, int reached, uint64_t serial, uint64_t channel_id, const wk_atom *atom)
 {
-    WK_PROBE(
-        wk_trace_emit(sender, WK_TR_CHANNEL_PUBLISH, (uint16_t)(reached > 65535 ? 65535 : reached),
-            serial, wk_trace_pair((uint32_t)channel_id, wk_trace_atom(atom))));
+    WK_PROBE(wk_trace_emit(sender, WK_TR_CHANNEL_PUBLISH,
+        (uint16_t)(reached > 65535 ? 65535 : reached), serial,
+        wk_trace_pair((uint32_t)channel_id, wk_trace_atom(atom))));
 }
 
 static inline void wk_probe_deliver(
@@ -162,10 +162,11 @@ static inline void wk_probe_future_settled(uint32_t worker, uint64_t future, int
 }
 
 /* `flags`: WK_TRF_REJECTED, WK_TRF_IGNORED. */
-static inline void wk_probe_defer_settled(uint32_t worker, unsigned flags, uint64_t defer, int err)
+static inline void wk_probe_defer_settled(
+    uint32_t worker, unsigned flags, uint64_t defer, int err)
 {
-    WK_PROBE(
-        wk_trace_emit(worker, WK_TR_DEFER_SETTLED, (uint16_t)flags, defer, (uint64_t)(int64_t)err));
+    WK_PROBE(wk_trace_emit(
+        worker, WK_TR_DEFER_SETTLED, (uint16_t)flags, defer, (uint64_t)(int64_t)err));
 }
 
 /* ---- mailbox depth ---- */
