@@ -26,7 +26,8 @@ extern "C" {
     X(WORKER_EAGAIN, -9, "the system refused a resource")                                          \
     X(WORKER_ENOREPLY, -10, "the request was released without a reply")                            \
     X(WORKER_EWOULDBLOCK, -11, "the call would block a pooled worker's scheduler thread")            \
-    X(WORKER_EEXPIRED, -12, "the request's deadline passed before it was handled")
+    X(WORKER_EEXPIRED, -12, "the request's deadline passed before it was handled")               \
+    X(WORKER_EINTENSITY, -13, "the supervisor gave up: too many restarts within its period")
 
 enum worker_error {
 #define WORKER_ERROR_ENUM_(name, value, message) name = value,

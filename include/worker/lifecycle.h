@@ -55,6 +55,9 @@ typedef struct worker_opts {
      * on. */
     size_t stack_size; /* 0: the system default; else rounded up to whole pages */
     int cpu; /* 0: no affinity; n > 0: pin the thread to CPU n-1 */
+    /* Links (supervision.h): true, a linked worker's failed or stopped end
+     * comes as a LINKED_EXIT event; false, it stops this worker. */
+    bool trap_links;
 } worker_opts;
 
 /* What a worker's end reports: the data of CHILD_THREAD_END (and of

@@ -17,6 +17,7 @@
 #include <worker/monitor.h>
 #include <worker/service.h>
 #include <worker/stats.h>
+#include <worker/supervision.h>
 #include <worker/timer.h>
 #include <worker/trace.h>
 #include <worker/types.h>

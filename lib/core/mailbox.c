@@ -212,7 +212,8 @@ static inline __attribute__((always_inline)) int push(wk_mailbox *mb, worker_eve
     int rc = WORKER_OK;
     wk_epoch_enter(t);
     int level = atomic_load_explicit(&mb->closed, memory_order_acquire);
-    if (level == WK_MB_CLOSED || (level == WK_MB_ENDING && e->kind != WK_EV_LINK))
+    if (level == WK_MB_CLOSED || (level == WK_MB_ENDING && e->kind != WK_EV_LINK)
+        || (level == WK_MB_HELD && e->kind == WK_EV_LIBRARY))
         rc = WORKER_EREJECTED;
     else if (counted(mb, e) && !take_slot(mb))
         rc = WORKER_EFULL;

@@ -21,6 +21,11 @@ enum wk_mailbox_level {
     WK_MB_OPEN = 0, /* everything is admitted */
     WK_MB_ENDING = 1, /* only supervision messages (WK_EV_LINK) are admitted */
     WK_MB_CLOSED = 2, /* nothing is admitted */
+    WK_MB_HELD = 3, /* all but the library's named events (stop, pause,
+                       notices for the run that ended) are admitted, and the
+                       owner is not running: a supervised worker between its
+                       end and its restart (lib/worker/hold.c); the next run
+                       pops what waits */
 };
 
 /* Queue nodes are bare ck_fifo_mpmc entries (32 bytes). Garbage nodes are
@@ -130,7 +135,7 @@ void wk_mailbox_sleep_end(wk_mailbox *mb);
 /* Owner: accept pushes again (start). */
 void wk_mailbox_open(wk_mailbox *mb);
 
-/* Owner: raise the level (WK_MB_ENDING or WK_MB_CLOSED), and return only
+/* Owner: set the level (WK_MB_ENDING, WK_MB_CLOSED or WK_MB_HELD), and return only
  * when every push accepted under the lower level is in the queue. Outside
  * epoch sections. */
 void wk_mailbox_close(wk_mailbox *mb, wk_thread *t, int level);

@@ -119,6 +119,15 @@ static inline void wk_probe_worker_ended(uint32_t worker, int err)
     WK_PROBE(wk_trace_emit(worker, WK_TR_WORKER_ENDED, 0, (uint64_t)(int64_t)err, 0));
 }
 
+/* A supervisor starts its child again (CHILD_RESTART): `reason` is the err
+ * of the end that made the restart; `group`: with its group. */
+static inline void wk_probe_child_restart(
+    uint32_t child, uint32_t sup, uint32_t restarts, int reason, bool group)
+{
+    WK_PROBE(wk_trace_emit(child, WK_TR_CHILD_RESTART, group ? WK_TRF_GROUP : 0,
+        wk_trace_pair(sup, restarts), (uint64_t)(int64_t)reason));
+}
+
 /* STOP, PAUSE or RESUME handled by `worker`, sent by `sender`. */
 static inline void wk_probe_control(uint32_t worker, uint16_t kind, uint32_t sender)
 {

@@ -154,16 +154,26 @@ enum wk_trace_kind {
     WK_TR_EVENT_DROPPED = 97, /* a user event dropped unhandled by its receiver's
                                  WORKER_FULL_DROP_OLDEST. worker: receiver;
                                  a: serial; b: sender | event name id << 32 */
+
+    /* supervision (minor 2) */
+    WK_TR_CHILD_RESTART = 112, /* a supervisor starts its child again. worker: the
+                                  child; a: the supervisor | restarts so far << 32;
+                                  b: (int64) the reason: err of the end that made the
+                                  restart (the child's own, or the group member's
+                                  that failed); flags: WK_TRF_GROUP */
 };
 
-/* The highest kind a version-1.WK_TRACE_MINOR reader knows. */
-#define WK_TR_KIND_MAX 97
+/* The highest kind a version-2.WK_TRACE_MINOR reader knows. */
+#define WK_TR_KIND_MAX 112
 
 /* flags of WORKER_CREATED / WORKER_STARTED */
 #define WK_TRF_DAEMON 0x1u
 #define WK_TRF_ROOT 0x2u
 #define WK_TRF_MAIN 0x4u
 #define WK_TRF_OVERLAY 0x1u
+
+/* flags of CHILD_RESTART */
+#define WK_TRF_GROUP 0x1u /* restarted with its group (ONE_FOR_ALL, REST_FOR_ONE) */
 
 /* flags of FIRE */
 #define WK_TRF_BUBBLE 0x1u /* the fire asked for bubble */

@@ -82,6 +82,8 @@ static int send_control(worker_t *w, const wk_atom *const *atom)
     wk_thread *t = wk_thread_get();
     if (!t)
         return WORKER_ENOMEM;
+    if (!wk_mailbox_is_open(&w->mb)) /* also a held mailbox (hold.c): not running */
+        return WORKER_EREJECTED;
     return wk_send_library(w, *atom, NULL, NULL, 0, wk_current(t), t);
 }
 

@@ -71,6 +71,7 @@ static int init_builtins(void)
         { &wk_atoms.listener_error, WORKER_EV_LISTENER_ERROR },
         { &wk_atoms.defer_fulfill, WORKER_EV_DEFER_FULFILL },
         { &wk_atoms.worker_down, WORKER_EV_WORKER_DOWN },
+        { &wk_atoms.linked_exit, WORKER_EV_LINKED_EXIT },
     };
     for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
         *table[i].slot = wk_atom_intern(table[i].name);

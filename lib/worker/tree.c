@@ -188,8 +188,8 @@ void wk_tree_report_end(worker_t *w, wk_thread *t)
             w->told[w->told_count++] = watchers.items[i].watcher->id;
     pthread_cond_broadcast(&w->ended);
     pthread_mutex_unlock(&w->lock);
-    /* The parent first, then waiters and monitors. */
-    for (int kind = WK_WATCH_PARENT; kind <= WK_WATCH_MONITOR; kind++)
+    /* The parent first, then waiters, monitors and links. */
+    for (int kind = WK_WATCH_PARENT; kind <= WK_WATCH_LINK; kind++)
         for (size_t i = 0; i < watchers.count; i++)
             if ((int)watchers.items[i].kind == kind)
                 wk_watch_notify(w, watchers.items[i].watcher, (wk_watch_kind)kind, t,

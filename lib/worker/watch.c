@@ -6,6 +6,7 @@
  *   parent         CHILD_THREAD_STOP / _ERROR / _DONE, then CHILD_THREAD_END
  *   waiter         WAIT_THREAD_PENDING_DONE          (worker_wait_thread)
  *   monitor        WORKER_DOWN                       (worker_monitor)
+ *   link           LINKED_EXIT or STOP_THREAD        (worker_link, link.c)
  *
  * Invariants:
  * - `watchers` are added under the target's lock while it is not ENDED; the
@@ -35,6 +36,7 @@
 #include "wk_event.h"
 #include "wk_fire.h"
 #include "wk_init.h"
+#include "wk_link.h"
 #include "wk_loop.h"
 #include "wk_os.h"
 #include "wk_tree.h"
@@ -144,6 +146,9 @@ void wk_watch_notify(
     case WK_WATCH_MONITOR:
         wk_send_spared(
             watcher, WK_EV_LIBRARY, wk_atoms.worker_down, NULL, &down, sizeof down, w, t, spares);
+        break;
+    case WK_WATCH_LINK:
+        wk_link_tell(w, watcher, t, spares);
         break;
     }
 }

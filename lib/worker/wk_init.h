@@ -12,6 +12,7 @@ typedef struct wk_builtin_atoms {
     const wk_atom *child_start, *child_stop, *child_error, *child_done, *child_end;
     const wk_atom *wait_pending, *wait_pending_done;
     const wk_atom *event_reject, *execute, *listener_error, *defer_fulfill, *worker_down;
+    const wk_atom *linked_exit;
 } wk_builtin_atoms;
 
 /* Valid after wk_init(). */

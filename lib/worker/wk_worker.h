@@ -6,10 +6,10 @@
  *
  * Who touches what:
  * - Immutable after worker_new(): id, name, task, arg, parent, daemon_mode,
- *   quiet, is_root, is_main, mb.limit, stack_size, cpu.
+ *   quiet, is_root, is_main, trap_links, mb.limit, stack_size, cpu.
  * - `lock` guards: state (also readable atomically without it), children,
  *   awaited, watchers (and their spares), told, channels, result_err,
- *   result_ret, finished, runs; and in each of its children, stop_round and
+ *   result_ret, finished, runs, hold_mode, held; and in each of its children, stop_round and
  *   stop_spare. `ended` is
  *   signalled when state becomes WK_ENDED and when `finished` is set.
  * - A run holds one reference on the worker (taken by start/overlay, or for
@@ -40,6 +40,13 @@
 #include "wk_thread.h"
 
 #define WK_BATCH 32
+
+/* Does an end keep the mailbox for a restart (hold.c)? */
+enum wk_hold {
+    WK_HOLD_NEVER = 0, /* every end closes it (unsupervised workers) */
+    WK_HOLD_ON_ERROR = 1, /* an end with err != 0 keeps it */
+    WK_HOLD_ALWAYS = 2, /* every end keeps it */
+};
 
 typedef enum wk_state { WK_NEW, WK_STARTING, WK_RUNNING, WK_ENDING, WK_ENDED } wk_state;
 
@@ -72,6 +79,7 @@ typedef enum wk_watch_kind {
     WK_WATCH_PARENT, /* CHILD_THREAD_STOP/ERROR/DONE, then CHILD_THREAD_END */
     WK_WATCH_WAITER, /* WAIT_THREAD_PENDING_DONE (worker_wait_thread) */
     WK_WATCH_MONITOR, /* WORKER_DOWN (worker_monitor) */
+    WK_WATCH_LINK, /* LINKED_EXIT or STOP_THREAD (worker_link, link.c) */
 } wk_watch_kind;
 
 /* Memory taken in advance for one notice: an event object (WK_POOL_EVENT)
@@ -151,6 +159,7 @@ struct worker {
     bool is_root;
     bool is_main; /* the main thread's root worker (worker_is_main: see current.c) */
     bool is_future; /* runs a worker_async task: its end settles a future */
+    bool trap_links; /* a linked worker's end comes as LINKED_EXIT (link.c) */
     /* Its thread's attributes (thread_attr.c). */
     size_t stack_size; /* 0: the system default */
     int cpu; /* 0: no affinity; n > 0: CPU n-1 */
@@ -184,6 +193,16 @@ struct worker {
     int result_err;
     void *result_ret;
     bool finished; /* the last run has dropped its reference (true when NEW) */
+    /* Supervised restarts (hold.c): whether an end keeps the mailbox
+     * admitting events for the next run (enum wk_hold), and whether the
+     * last end did (the mailbox is WK_MB_HELD; only wk_worker_restart
+     * starts it then). */
+    uint8_t hold_mode;
+    bool held;
+    /* What a layer above hangs on the worker (a supervisor's state), freed
+     * with it by ext_free. Set before the worker starts. */
+    void *ext;
+    void (*ext_free)(void *ext);
     uint64_t runs; /* how many runs were started (prepare_start waits for
                       the last one to finish before it counts the next) */
 

@@ -11,6 +11,7 @@
 #include "wk_event.h"
 #include "wk_fire.h"
 #include "wk_fork.h"
+#include "wk_hold.h"
 #include "wk_init.h"
 #include "wk_loop.h"
 #include "wk_os.h"
@@ -89,6 +90,7 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
     w->arg = arg;
     w->daemon_mode = opts->daemon;
     w->quiet = opts->quiet;
+    w->trap_links = opts->trap_links;
     w->stack_size = opts->stack_size;
     w->cpu = opts->cpu;
     if (!opts->no_parent)
@@ -109,15 +111,19 @@ void wk_worker_trace_created(worker_t *w)
         (uint32_t)w->id, flags, w->parent ? (uint32_t)w->parent->id : 0, w->name);
 }
 
-/* Move a NEW or ENDED worker to STARTING with an open mailbox. */
-static int prepare_start(worker_t *w)
+/* Move a NEW or ENDED worker to STARTING with an open mailbox. A worker
+ * whose mailbox is held for its supervisor is started only by it
+ * (`restart`). */
+static int prepare_start(worker_t *w, bool restart)
 {
     pthread_mutex_lock(&w->lock);
     while (wk_worker_state(w) == WK_ENDED && !w->finished)
         pthread_cond_wait(&w->ended, &w->lock); /* the last run is telling its watchers */
     wk_state s = wk_worker_state(w);
-    int rc = (s == WK_NEW || s == WK_ENDED) ? wk_tree_link(w) : WORKER_ESTATE;
+    int rc
+        = (s == WK_NEW || s == WK_ENDED) && (!w->held || restart) ? wk_tree_link(w) : WORKER_ESTATE;
     if (rc == WORKER_OK) {
+        w->held = false;
         w->exiting = w->paused = w->ending = false;
         w->frames = NULL;
         w->result_err = 0;
@@ -152,16 +158,28 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-static int start_checks(worker_t *w, wk_thread **t)
+static int start_checks(worker_t *w, wk_thread **t, bool restart)
 {
     if (!w || w->is_root)
         return WORKER_EINVAL;
     if (wk_init() != WORKER_OK || !(*t = wk_thread_get()))
         return WORKER_ENOMEM;
-    return prepare_start(w);
+    return prepare_start(w, restart);
 }
 
+static int start(worker_t *w, bool restart);
+
 int worker_start(worker_t *w)
+{
+    return start(w, false);
+}
+
+int wk_worker_restart(worker_t *w)
+{
+    return start(w, true);
+}
+
+static int start(worker_t *w, bool restart)
 {
     if (!w || w->is_root)
         return WORKER_EINVAL;
@@ -174,7 +192,7 @@ int worker_start(worker_t *w)
     thread_start *start = malloc(sizeof *start);
     wk_thread *context = start ? wk_thread_prepare() : NULL;
     wk_thread *t = NULL;
-    rc = context ? start_checks(w, &t) : WORKER_ENOMEM;
+    rc = context ? start_checks(w, &t, restart) : WORKER_ENOMEM;
     if (rc != WORKER_OK) {
         pthread_attr_destroy(&attr);
         free(start);
@@ -207,7 +225,7 @@ worker_t *worker_spawn(worker_task_fn task, void *arg, const worker_opts *opts)
 int worker_start_overlay(worker_t *w)
 {
     wk_thread *t = NULL;
-    int rc = start_checks(w, &t);
+    int rc = start_checks(w, &t, false);
     if (rc != WORKER_OK)
         return rc;
     worker_ref(w); /* the run's reference, dropped at its end */
@@ -279,19 +297,25 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
     w->result_err = err;
     w->result_ret = ret;
     bool has_children = w->children.count > 0;
+    bool hold = wk_hold_decide(w, err);
     pthread_mutex_unlock(&w->lock);
 
     /* 1. Refuse user events; deliver every one accepted before. Only
      * children send supervision messages, so without children the mailbox
-     * closes for good at once (one grace period instead of two). */
-    wk_mailbox_close(&w->mb, t, has_children ? WK_MB_ENDING : WK_MB_CLOSED);
+     * closes for good at once (one grace period instead of two). A held
+     * mailbox (hold.c) keeps admitting user events: this run delivers
+     * those accepted before its end, the next run those after. */
+    wk_mailbox_close(&w->mb, t, hold ? WK_MB_HELD : has_children ? WK_MB_ENDING : WK_MB_CLOSED);
     wk_timers_drop_all(w);
-    wk_loop_drain(w, t);
+    if (hold)
+        wk_hold_drain(w, t);
+    else
+        wk_loop_drain(w, t);
     wk_listeners_remove_transient(&w->listeners);
     /* 2. Stop the children; wait for the non-daemon ones' CHILD_THREAD_END. */
     wk_tree_stop_children(w, t);
     /* 3. Refuse everything; deliver the last supervision messages. */
-    if (has_children) {
+    if (has_children && !hold) {
         wk_mailbox_close(&w->mb, t, WK_MB_CLOSED);
         wk_loop_drain(w, t);
     }
@@ -430,6 +454,8 @@ void wk_worker_free(worker_t *w)
     free(w->told);
     free(w->channels);
     free(w->timers.heap);
+    if (w->ext_free)
+        w->ext_free(w->ext);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->ended);
     worker_t *parent = w->parent;

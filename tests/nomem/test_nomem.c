@@ -2583,3 +2583,59 @@ Test(nomem, a_thread_refused_on_any_thread, .timeout = 30)
             break;
     }
 }
+
+/* ---- links ------------------------------------------------------------- */
+
+static int go_code_task(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    void *d = NULL;
+    int rc = worker_wait_event("GO", TU_WAIT, NULL, &d);
+    return rc != WORKER_OK ? rc : TU_INT(d);
+}
+
+static int count_linked_exit(const worker_event_t *e, void *userdata)
+{
+    (void)e;
+    (*(int *)userdata)++;
+    return 0;
+}
+
+/* worker_link out of memory: WORKER_ENOMEM and no half link (neither end
+ * acts); WORKER_OK and the link acts when the other fails, without memory
+ * of its own (its notices were taken when it was made). */
+Test(nomem, worker_link_out_of_memory_links_nothing, .timeout = 60)
+{
+    tu_main();
+    int exits = 0;
+    worker_listener_t *li = worker_on(WORKER_EV_LINKED_EXIT, count_linked_exit, &exits, NULL);
+    static const worker_opts quiet = { .quiet = true };
+    int refused = 0;
+    for (int k = 0;; k++) {
+        cr_assert_lt(k, 30);
+        worker_t *b = worker_spawn(go_code_task, NULL, &quiet);
+        cr_assert_not_null(b);
+        nm_starved s;
+        nm_starve(&s, k);
+        nm_fail_slabs();
+        int rc = worker_link(b);
+        long failed = nm_disarm();
+        nm_feed(&s);
+        cr_assert(
+            rc == WORKER_OK || (failed && rc == WORKER_ENOMEM), "%d: %s", k, worker_err_name(rc));
+        int before = exits;
+        cr_assert_eq(worker_fire(b, "GO", TU_PTR(9)), WORKER_OK);
+        cr_assert_eq(worker_join(b), WORKER_OK);
+        cr_assert_eq(worker_update(), WORKER_OK);
+        cr_assert_eq(exits - before, rc == WORKER_OK ? 1 : 0, "%d: %d LINKED_EXIT after %s", k,
+            exits - before, worker_err_name(rc));
+        cr_assert_eq(worker_unlink(b), WORKER_EINVAL, "%d: a link left behind", k);
+        worker_unref(b);
+        refused += rc == WORKER_ENOMEM;
+        if (!failed)
+            break;
+    }
+    cr_assert_gt(refused, 0, "no allocation of worker_link was made to fail");
+    worker_unlisten(worker_current(), li);
+}

@@ -25,6 +25,7 @@ static const struct code_row rows[] = {
     { WORKER_ENOREPLY, -10, "WORKER_ENOREPLY" },
     { WORKER_EWOULDBLOCK, -11, "WORKER_EWOULDBLOCK" },
     { WORKER_EEXPIRED, -12, "WORKER_EEXPIRED" },
+    { WORKER_EINTENSITY, -13, "WORKER_EINTENSITY" },
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 

@@ -574,3 +574,53 @@ Test(trace, traces_stopped_while_traced_threads_exit_are_whole, .timeout = 120)
     }
     cr_assert_eq(broken, 0, "%d of %d trace files are not whole", broken, CYCLES);
 }
+
+/* A supervisor's restart leaves a CHILD_RESTART record on the child's
+ * lane with its supervisor and the reason (the err of the end). */
+static int fail_on_go(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    void *d = NULL;
+    int rc = worker_wait_event("GO", 5.0, NULL, &d);
+    return rc != WORKER_OK ? rc : (int)(intptr_t)d;
+}
+
+Test(trace, restart_is_recorded, .timeout = 30)
+{
+    char path[] = "/tmp/worker-trace-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+    worker_opts quiet = { .quiet = true };
+    worker_child_spec spec = { .name = "flaky", .task = fail_on_go, .opts = &quiet };
+    worker_sup_opts so = { .name = "sup" };
+    worker_t *sup = worker_supervisor(&spec, 1, &so);
+    worker_t *child = worker_supervisor_child(sup, "flaky");
+    cr_assert_eq(worker_monitor(child), WORKER_OK);
+    cr_assert_eq(worker_fire(child, "GO", (void *)(intptr_t)42), WORKER_OK);
+    cr_assert_eq(worker_wait_event(WORKER_EV_WORKER_DOWN, 5.0, child, NULL), WORKER_OK);
+    /* Stopping the supervisor joins the restarted child first. */
+    cr_assert_eq(worker_stop(sup), WORKER_OK);
+    cr_assert_eq(worker_join(sup), WORKER_OK);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    worker_unref(sup);
+
+    read_trace(path);
+    cr_assert_eq(tr.header.minor, WK_TRACE_MINOR);
+    cr_assert_geq(WK_TRACE_MINOR, 2);
+    uint32_t c = find_worker("flaky"), s = find_worker("sup");
+    cr_assert(c && s);
+    static wk_trace_record *sel[MAX_RECORDS];
+    size_t n = select_records(WK_TR_CHILD_RESTART, c, sel);
+    cr_assert_eq(n, 1, "one CHILD_RESTART on the child's lane");
+    cr_assert_eq((uint32_t)sel[0]->a, s, "its supervisor");
+    cr_assert_eq((uint32_t)(sel[0]->a >> 32), 1, "its first restart");
+    cr_assert_eq((int64_t)sel[0]->b, 42, "the reason: the err of its end");
+    cr_assert_eq(sel[0]->flags, 0, "ONE_FOR_ONE: not a group restart");
+#ifdef WORKER_TRACE_TOOL
+    cr_assert_eq(tool_check(path), 0, "worker-trace reads it");
+#endif
+    unlink(path);
+}

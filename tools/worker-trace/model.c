@@ -523,6 +523,15 @@ static void on_timer_fired(const record_at *at)
     add_mark(at->bd, at->r, at->lane);
 }
 
+/* A restart's reason (an err, int64 in the record) as a 32-bit two's
+ * complement value, which the page reads back exactly. */
+static void on_restart(const record_at *at)
+{
+    add_mark(at->bd, at->r, at->lane);
+    wt_model *m = at->bd->m;
+    m->marks[m->nmarks - 1].b = (uint32_t)(int32_t)(int64_t)at->r->b;
+}
+
 static void on_instant(const record_at *at)
 {
     add_mark(at->bd, at->r, at->lane);
@@ -552,6 +561,7 @@ static void (*const record_handlers[WK_TR_KIND_MAX + 1])(const record_at *) = {
     [WK_TR_DROPPED] = on_instant,
     [WK_TR_REQUEST_EXPIRED] = on_instant,
     [WK_TR_EVENT_DROPPED] = on_instant,
+    [WK_TR_CHILD_RESTART] = on_restart,
 };
 
 static void on_record(builder *bd, const wt_rec *r)

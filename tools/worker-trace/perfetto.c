@@ -66,6 +66,8 @@ const char *wt_mark_kind_name(uint16_t kind)
         return "request expired";
     case WK_TR_EVENT_DROPPED:
         return "event dropped";
+    case WK_TR_CHILD_RESTART:
+        return "restart";
     default:
         return "mark";
     }

@@ -131,6 +131,7 @@ static bool is_plain_kind(uint16_t kind)
     case WK_TR_MAILBOX_DEPTH:
     case WK_TR_REQUEST_EXPIRED:
     case WK_TR_EVENT_DROPPED:
+    case WK_TR_CHILD_RESTART:
         return true;
     default:
         return false;
