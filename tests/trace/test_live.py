@@ -13,7 +13,8 @@ looks at its trace while it runs:
             refreshes, q and Ctrl-C quit (77 without tmux)
   live      `view --live --port 0` with curl: the page, /data that grows,
             /status, 404, a foreign Host refused, a listener on 127.0.0.1
-            only (77 without curl)
+            only, the served page in headless Chromium (when installed)
+            (77 without curl)
 Exit status 0 when every check passed, 1 on a failure, 77 when skipped.
 """
 import argparse
@@ -24,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 FAILS = []
@@ -225,6 +227,26 @@ def check_live_data(base):
     check(code == 200 and json.loads(s2)["bytes"] > json.loads(s1)["bytes"], "/status's bytes grow")
 
 
+def check_page_in_browser(base):
+    """The served page in headless Chromium: no script error, live on."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        print("  (no chromium: the page is not run)")
+        return
+    prof = tempfile.mkdtemp(prefix="wt-chromium-")
+    try:
+        rc, dom, _ = run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update",
+                          "--user-data-dir=" + prof, "--virtual-time-budget=5000", "--dump-dom", base],
+                         timeout=240)
+    finally:
+        shutil.rmtree(prof, ignore_errors=True)
+    m = re.search(r'<pre id="status">([^<]*)', dom)
+    st = m.group(1) if m else ""
+    print("  status: " + st)
+    check(st.startswith("ok lanes=4") and "live:on" in st, "the served page runs in Chromium, live on, no error")
+
+
 def test_live(args):
     if not shutil.which("curl"):
         print("SKIP: no curl")
@@ -246,6 +268,8 @@ def test_live(args):
             check(curl("http://localhost:%d/status" % port)[0] == 200, "Host localhost is served")
             ok, found = loopback_only(port)
             check(ok, "the only listener on the port is 127.0.0.1 (%s)" % found)
+            svc.kill()  # the trace stops growing: the page stays as loaded
+            check_page_in_browser(base)
         finally:
             p.send_signal(signal.SIGINT)
             try:
