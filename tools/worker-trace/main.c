@@ -4,6 +4,8 @@
  *   worker-trace perfetto TRACE -o trace.pftrace  Perfetto protobuf (-o x.json, --json: JSON)
  *   worker-trace stats TRACE                   text summary per worker
  *   worker-trace check TRACE                   validate only
+ *   worker-trace top PID-or-TRACE              live per-worker view in the terminal
+ *   worker-trace view --live TRACE [--port N]  the page served on 127.0.0.1, refreshing
  *   worker-trace --version                     the program's version
  *
  * Exit status: 0 ok, 1 bad command line or output error, 2 bad trace file
@@ -35,12 +37,22 @@ static void usage(FILE *f)
           "  stats TRACE               per worker: events received and sent, listener\n"
           "                            time percentiles, longest waits, top pairs\n"
           "  check TRACE               validate the file and print one summary line\n"
+          "  top PID|TRACE             live view of a running traced process, like top:\n"
+          "                            per worker queue depth, events/s, busy %%, restarts\n"
+          "                            (a PID: the trace file it has open, else its\n"
+          "                            WORKER_TRACE); q or Ctrl-C quits\n"
+          "  view --live TRACE [--port N]\n"
+          "                            serve the page on http://127.0.0.1:N/ (default\n"
+          "                            8377, 0: any free port); it refreshes as the trace\n"
+          "                            grows; Ctrl-C stops\n"
           "\n"
           "options:\n"
           "  -o FILE       output file ('-' or none for stats/check: standard output)\n"
           "  --top N       rows in the stats tables (default 10)\n"
           "  --title TEXT  page title for view (default: the trace's file name)\n"
           "  --partial     read a cut or damaged trace up to its first bad chunk\n"
+          "  --once        top: print one frame and exit\n"
+          "  --interval S  top: seconds between refreshes (default 1)\n"
           "  --json, --proto  perfetto's output format (default: by the -o file's\n"
           "                name, .json for JSON, else protobuf)\n"
           "  -h, --help    this text\n"
@@ -59,7 +71,7 @@ static bool usage_error(const char *msg)
     return false;
 }
 
-typedef enum command { CMD_VIEW, CMD_PERFETTO, CMD_STATS, CMD_CHECK } command;
+typedef enum command { CMD_VIEW, CMD_PERFETTO, CMD_STATS, CMD_CHECK, CMD_TOP } command;
 
 typedef struct options {
     const char *command_name, *in, *out, *title;
@@ -68,6 +80,9 @@ typedef struct options {
     int format; /* perfetto: 0 by the file's name, 'j' JSON, 'p' protobuf */
     bool operands_only; /* after "--" */
     long top;
+    bool live, once; /* view --live; top --once */
+    long port; /* view --live */
+    double interval; /* top */
 } options;
 
 /* The value of --top: a number from 1 to 1000000. */
@@ -82,12 +97,55 @@ static bool parse_top(const char *text, long *top)
     return true;
 }
 
+/* A number in [lo, hi] (a decimal fraction when `real`). */
+static bool parse_number(const char *text, double lo, double hi, bool real, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = real ? strtod(text, &end) : (double)strtol(text, &end, 10);
+    if (errno || end == text || *end || !(v >= lo && v <= hi))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* The options of top and view --live. Returns 1 when argv[*i] was one of
+ * them, 0 when not, -1 on a bad value. */
+static int parse_live_option(int argc, char **argv, int *i, options *o)
+{
+    const char *a = argv[*i];
+    double v;
+    if (strcmp(a, "--live") == 0) {
+        o->live = true;
+    } else if (strcmp(a, "--once") == 0) {
+        o->once = true;
+    } else if (strcmp(a, "--port") == 0) {
+        if (++*i >= argc || !parse_number(argv[*i], 0, 65535, false, &v)) {
+            usage_error("--port needs a number from 0 to 65535");
+            return -1;
+        }
+        o->port = (long)v;
+    } else if (strcmp(a, "--interval") == 0) {
+        if (++*i >= argc || !parse_number(argv[*i], 0.1, 3600, true, &v)) {
+            usage_error("--interval needs seconds from 0.1 to 3600");
+            return -1;
+        }
+        o->interval = v;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 /* The option at argv[*i] and its value, if it takes one (*i moves past
  * it). Returns true to go on; false to exit with *status. */
 static bool parse_option(int argc, char **argv, int *i, options *o, int *status)
 {
     const char *a = argv[*i];
     *status = WT_EXIT_USAGE;
+    int live = parse_live_option(argc, argv, i, o);
+    if (live != 0)
+        return live > 0;
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
         usage(stdout);
         *status = WT_EXIT_OK;
@@ -149,7 +207,7 @@ static bool check_command(options *o, int *status)
     *status = WT_EXIT_USAGE;
     if (!o->command_name)
         return usage_error("no command");
-    static const char *const names[] = { "view", "perfetto", "stats", "check" };
+    static const char *const names[] = { "view", "perfetto", "stats", "check", "top" };
     size_t k = 0;
     while (k < sizeof names / sizeof names[0] && strcmp(o->command_name, names[k]) != 0)
         k++;
@@ -161,7 +219,13 @@ static bool check_command(options *o, int *status)
     o->cmd = (command)k;
     if (!o->in)
         return usage_error("no trace file");
-    if ((o->cmd == CMD_VIEW || o->cmd == CMD_PERFETTO) && !o->out)
+    if (o->live && o->cmd != CMD_VIEW)
+        return usage_error("--live goes with view");
+    if (o->live && o->out)
+        return usage_error("view --live serves the page: no -o");
+    if ((o->once || o->interval > 0) && o->cmd != CMD_TOP)
+        return usage_error("--once and --interval go with top");
+    if (((o->cmd == CMD_VIEW && !o->live) || o->cmd == CMD_PERFETTO) && !o->out)
         return usage_error("view and perfetto need -o FILE");
     return true;
 }
@@ -224,12 +288,30 @@ static int write_output(const wt_trace *t, const options *o)
     return rc < 0 ? WT_EXIT_USAGE : WT_EXIT_OK;
 }
 
+/* top and view --live: they read the trace again and again themselves. */
+static int run_live(const options *o)
+{
+    if (o->cmd == CMD_VIEW) {
+        const char *base = strrchr(o->in, '/');
+        return wt_live_serve(o->in, o->title ? o->title : base ? base + 1 : o->in, (int)o->port);
+    }
+    char path[4096];
+    long pid;
+    if (wt_top_resolve(o->in, path, sizeof path, &pid) < 0)
+        return WT_EXIT_INPUT;
+    if (pid && !o->once)
+        fprintf(stderr, "worker-trace: process %ld traces to %s\n", pid, path);
+    return wt_top(o->in, path, o->interval > 0 ? o->interval : 1.0, o->once);
+}
+
 int main(int argc, char **argv)
 {
-    options o = { .top = 10 };
+    options o = { .top = 10, .port = 8377 };
     int status;
     if (!parse_options(argc, argv, &o, &status) || !check_command(&o, &status))
         return status;
+    if (o.cmd == CMD_TOP || o.live)
+        return run_live(&o);
     wt_trace t;
     char err[512];
     if (wt_load(o.in, o.partial, &t, err, sizeof err) < 0) {

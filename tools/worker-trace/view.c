@@ -310,11 +310,12 @@ static void emit_depth_samples(const wt_sample *samples, size_t n, FILE *f)
     for (size_t i = 0; i < n; i++)
         col_u(&c, sm[i].depth);
     col_close(&c);
-    fputs("}}", f);
+    fputc('}', f);
     free(sm);
 }
 
-static void emit_data(const wt_model *m, FILE *f, const char *title)
+/* The data object; `extra` (or NULL) is added to its members. */
+static void emit_data(const wt_model *m, FILE *f, const char *title, const char *extra)
 {
     emit_summary(m, f, title);
     emit_names(m->trace, f);
@@ -325,9 +326,22 @@ static void emit_data(const wt_model *m, FILE *f, const char *title)
     emit_spans(f, "pauses", m->pauses, m->npauses);
     emit_marks(m->marks, m->nmarks, f);
     emit_depth_samples(m->samples, m->nsamples, f);
+    fputs(extra ? extra : "", f);
+    fputc('}', f);
+}
+
+int wt_view_data(const wt_model *m, FILE *f, const char *title, const char *extra)
+{
+    emit_data(m, f, title, extra);
+    return ferror(f) ? -1 : 0;
 }
 
 int wt_view(const wt_model *m, FILE *f, const char *title)
+{
+    return wt_view_page(m, f, title, NULL);
+}
+
+int wt_view_page(const wt_model *m, FILE *f, const char *title, const char *extra)
 {
     const char *page = (const char *)wt_view_html;
     size_t len = sizeof wt_view_html;
@@ -344,7 +358,7 @@ int wt_view(const wt_model *m, FILE *f, const char *title)
         return -1;
     }
     fwrite(page, 1, (size_t)(at - page), f);
-    emit_data(m, f, title);
+    emit_data(m, f, title, extra);
     fwrite(at + mlen, 1, len - (size_t)(at - page) - mlen, f);
     return ferror(f) ? -1 : 0;
 }

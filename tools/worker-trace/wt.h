@@ -211,5 +211,22 @@ int wt_perfetto(const wt_model *m, FILE *out); /* Chrome Trace Event JSON */
 int wt_perfetto_proto(const wt_model *m, FILE *out); /* Perfetto's protobuf (TrackEvent) */
 const char *wt_mark_kind_name(uint16_t kind); /* "ended", "reject", ... or "mark" */
 int wt_view(const wt_model *m, FILE *out, const char *title);
+/* wt_view with `extra` (a JSON fragment ",\"key\":value...", or NULL)
+ * added to the page's data object; wt_view_data writes that object alone. */
+int wt_view_page(const wt_model *m, FILE *out, const char *title, const char *extra);
+int wt_view_data(const wt_model *m, FILE *out, const char *title, const char *extra);
+
+/* --- live: top.c, live.c ------------------------------------------------------ */
+
+/* The trace of `arg`: a file name as it is, or a process id (all digits,
+ * no such file) resolved through /proc (top.c). Returns 0, or -1 with a
+ * message on standard error. *pid is the process id or 0. */
+int wt_top_resolve(const char *arg, char *path, size_t pathlen, long *pid);
+/* The top view of the trace at `path` every `interval` seconds until q or
+ * a signal; with `once`, one plain frame on standard output. Exit status. */
+int wt_top(const char *arg, const char *path, double interval, bool once);
+/* Serves the view of the trace at `path` on 127.0.0.1:port (0: any free
+ * port) until a signal: the page, its data and the file's size. Exit status. */
+int wt_live_serve(const char *path, const char *title, int port);
 
 #endif
