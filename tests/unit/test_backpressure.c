@@ -187,6 +187,7 @@ Test(backpressure, sender_stopped_while_waiting_gives_exit, .timeout = 10)
 
 struct peer {
     worker_t *other;
+    tu_gate *both_started; /* a fire at a worker not started yet is refused */
     atomic_int got;
     int fire_errors;
 };
@@ -201,6 +202,8 @@ static int peer_task(void *arg, void **result)
 {
     (void)result;
     struct peer *p = arg;
+    if (tu_gate_pass(p->both_started, 30) != 0)
+        return WORKER_ETIMEDOUT;
     worker_fire_opts fo = { .wait = -1 };
     for (int i = 0; i < PINGS; i++)
         if (worker_fire_ex(p->other, "PING", NULL, &fo) != WORKER_OK)
@@ -216,12 +219,17 @@ Test(backpressure, two_workers_firing_at_each_other_never_deadlock, .timeout = 3
     worker_opts wo = { .mailbox_limit = 2, .daemon = WORKER_DAEMON_YES };
     worker_t *wa = worker_new(peer_task, &a, &wo);
     worker_t *wb = worker_new(peer_task, &b, &wo);
+    tu_gate started;
+    tu_gate_init(&started);
     a.other = wb;
     b.other = wa;
+    a.both_started = b.both_started = &started;
     worker_listen(wa, "PING", tu_count_listener, &a.got, NULL);
     worker_listen(wb, "PING", tu_count_listener, &b.got, NULL);
     cr_assert_eq(worker_start(wa), WORKER_OK);
     cr_assert_eq(worker_start(wb), WORKER_OK);
+    tu_gate_open(&started);
+    tu_gate_open(&started);
     int ea = -1, eb = -1;
     cr_assert_eq(worker_wait_thread(wa, &ea, NULL), WORKER_OK);
     cr_assert_eq(worker_wait_thread(wb, &eb, NULL), WORKER_OK);
@@ -230,6 +238,7 @@ Test(backpressure, two_workers_firing_at_each_other_never_deadlock, .timeout = 3
     cr_assert_eq(atomic_load(&b.got), PINGS);
     worker_unref(wa);
     worker_unref(wb);
+    tu_gate_destroy(&started);
 }
 
 Test(backpressure, channel_applies_each_subscribers_policy_and_waits, .timeout = 10)
