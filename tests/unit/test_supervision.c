@@ -369,6 +369,7 @@ struct kc {
     atomic_int handled;
     atomic_int exits; /* runs that ended with WORKER_EXIT */
     struct kc *before, *after; /* neighbours in start order (order test) */
+    const char *before_name; /* the child spec name of `before` */
     worker_t *self;
     bool saw_before_running; /* at each run: the one before was running */
     bool saw_after_ended; /* at each stop: the one after had ended */
@@ -391,8 +392,12 @@ static int kid_task(void *arg, void **result)
         worker_listen(c->self, "WORK", kid_on_work, c, NULL);
         tu_sync_install(c->self);
     }
-    if (c->before)
-        c->saw_before_running = c->before->self && worker_is_running(c->before->self);
+    if (c->before) {
+        /* Its handle from the supervisor, not from its task (which may not
+         * have run its first line yet although its run has begun). */
+        worker_t *prev = worker_supervisor_child(worker_parent(c->self), c->before_name);
+        c->saw_before_running = prev && worker_is_running(prev);
+    }
     if (c->main)
         worker_fire(c->main, "RUN", c);
     void *d = NULL;
@@ -478,6 +483,8 @@ Test(supervisor, starts_in_order_and_stops_in_reverse, .timeout = 20)
     memset(c, 0, sizeof c);
     c[1].before = &c[0];
     c[2].before = &c[1];
+    c[1].before_name = "a";
+    c[2].before_name = "b";
     c[0].after = &c[1];
     c[1].after = &c[2];
     worker_child_spec specs[3] = { spec("a", &c[0], WORKER_RESTART_PERMANENT),
