@@ -597,6 +597,13 @@ static bool sup_done(const worker_event_t *e, void *userdata)
     return ((wk_sup *)userdata)->done;
 }
 
+/* ms, capped at UINT32_MAX (for the trace). */
+static uint32_t ms_of(double seconds)
+{
+    double ms = seconds * 1e3 + 0.5;
+    return ms >= (double)UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+}
+
 static int sup_task(void *arg, void **result)
 {
     (void)result;
@@ -605,6 +612,8 @@ static int sup_task(void *arg, void **result)
     s->shutting = s->done = false;
     s->end_err = WORKER_OK;
     s->history_count = 0;
+    wk_probe_supervisor_started((uint32_t)s->self->id, s->strategy, s->intensity,
+        ms_of((double)s->period_ns / 1e9), ms_of(s->backoff));
     step(s);
     int rc = s->done ? WORKER_OK : worker_wait_until(sup_done, s, -1.0, NULL);
     if (rc != WORKER_OK) {

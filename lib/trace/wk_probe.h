@@ -128,6 +128,16 @@ static inline void wk_probe_child_restart(
         wk_trace_pair(sup, restarts), (uint64_t)(int64_t)reason));
 }
 
+/* A supervisor starts its run (SUPERVISOR_STARTED): its strategy,
+ * intensity, period and first backoff (ms). */
+static inline void wk_probe_supervisor_started(
+    uint32_t sup, int strategy, int intensity, uint32_t period_ms, uint32_t backoff_ms)
+{
+    WK_PROBE(wk_trace_emit(sup, WK_TR_SUPERVISOR_STARTED, 0,
+        wk_trace_pair((uint32_t)strategy, (uint32_t)intensity),
+        wk_trace_pair(period_ms, backoff_ms)));
+}
+
 /* STOP, PAUSE or RESUME handled by `worker`, sent by `sender`. */
 static inline void wk_probe_control(uint32_t worker, uint16_t kind, uint32_t sender)
 {

@@ -161,10 +161,17 @@ enum wk_trace_kind {
                                   b: (int64) the reason: err of the end that made the
                                   restart (the child's own, or the group member's
                                   that failed); flags: WK_TRF_GROUP */
+    WK_TR_SUPERVISOR_STARTED = 113, /* a supervisor starts its run (each run: a
+                                       supervisor under a supervisor is restarted
+                                       too). worker: the supervisor; a: strategy
+                                       (WORKER_ONE_FOR_ONE 0, ONE_FOR_ALL 1,
+                                       REST_FOR_ONE 2) | intensity << 32;
+                                       b: period ms | backoff ms << 32 (each
+                                       capped at UINT32_MAX) */
 };
 
 /* The highest kind a version-2.WK_TRACE_MINOR reader knows. */
-#define WK_TR_KIND_MAX 112
+#define WK_TR_KIND_MAX 113
 
 /* flags of WORKER_CREATED / WORKER_STARTED */
 #define WK_TRF_DAEMON 0x1u

@@ -3,6 +3,8 @@
  *
  *   gen_trace small OUT          the known 4-worker scenario (test_trace.py
  *                                holds the counts it must give)
+ *   gen_trace sup OUT            two supervisors and their restarted children
+ *                                (the viewer's supervision badges)
  *   gen_trace big OUT [N]        about N records (default 1,000,000), 8 workers
  *   gen_trace bad DIR            one file per kind of damage, DIR/bad-*.wktrace
  *   gen_trace fuzz SEED OUT      the small trace with random field values in
@@ -326,6 +328,50 @@ static void burst(void)
     trace_end(m, 10000 * MS, 0);
 }
 
+/* --- supervision ------------------------------------------------------------------ */
+
+/* main (1) has two supervisors: "sup" (2, ONE_FOR_ALL, 3 in 5 s) with
+ * "flaky" (3) and "steady" (4), restarted together twice after flaky
+ * fails; "pool" (5, ONE_FOR_ONE, 10 in 1 s, backoff 20 ms) with "w1" (6),
+ * restarted 4 times, and "w2" (7), never. */
+static void restart(
+    tbuf *m, uint64_t t, uint32_t child, uint32_t sup, uint32_t n, int64_t why, uint16_t fl)
+{
+    rec(m, t, child, WK_TR_WORKER_ENDED, 0, (uint64_t)why, 0);
+    rec(m, t + 10 * US, child, WK_TR_CHILD_RESTART, fl, pack(sup, n), (uint64_t)why);
+    rec(m, t + 20 * US, child, WK_TR_WORKER_STARTED, 0, 7000 + child, 0);
+}
+
+static void supervision(void)
+{
+    static const char *const names[] = { "", "main", "sup", "flaky", "steady", "pool", "w1", "w2" };
+    static const uint32_t parents[] = { 0, 0, 1, 2, 2, 1, 5, 5 };
+    file_header(4444);
+    tb_init(&T[1], 1, 64);
+    tbuf *m = &T[1];
+    for (uint32_t i = 1; i <= 7; i++)
+        name(m, 0, i, names[i]);
+    rec(m, 1 * US, 1, WK_TR_THREAD, 0, 7001, 0);
+    for (uint32_t i = 1; i <= 7; i++) {
+        rec(m, i * US, i, WK_TR_WORKER_CREATED, i == 1 ? WK_TRF_ROOT | WK_TRF_MAIN : 0, parents[i],
+            i);
+        rec(m, i * US + 500, i, WK_TR_WORKER_STARTED, 0, 7000 + i, 0);
+        if (i == 2)
+            rec(m, i * US + 600, 2, WK_TR_SUPERVISOR_STARTED, 0, pack(1, 3), pack(5000, 0));
+        if (i == 5)
+            rec(m, i * US + 600, 5, WK_TR_SUPERVISOR_STARTED, 0, pack(0, 10), pack(1000, 20));
+    }
+    for (uint32_t n = 1; n <= 2; n++) {
+        restart(m, n * 10 * MS, 3, 2, n, 7, WK_TRF_GROUP);
+        restart(m, n * 10 * MS + 100 * US, 4, 2, n, 7, WK_TRF_GROUP);
+    }
+    for (uint32_t n = 1; n <= 4; n++)
+        restart(m, 30 * MS + n * 5 * MS, 6, 5, n, -1, 0);
+    for (uint32_t i = 7; i >= 1; i--)
+        rec(m, 60 * MS + (8 - i) * US, i, WK_TR_WORKER_ENDED, 0, 0, 0);
+    trace_end(m, 61 * MS, 0);
+}
+
 /* --- a big trace ------------------------------------------------------------------ */
 
 static uint64_t rng = 88172645463325252ull;
@@ -583,6 +629,11 @@ int main(int argc, char **argv)
         if (!out)
             return perror(argv[2]), 1;
         burst();
+    } else if (argc >= 3 && strcmp(argv[1], "sup") == 0) {
+        out = fopen(argv[2], "wb");
+        if (!out)
+            return perror(argv[2]), 1;
+        supervision();
     } else if (argc >= 3 && strcmp(argv[1], "big") == 0) {
         out = fopen(argv[2], "wb");
         if (!out)
@@ -595,7 +646,8 @@ int main(int argc, char **argv)
         fuzz(strtoull(argv[2], NULL, 10), argv[3]);
         return 0;
     } else {
-        fputs("usage: gen_trace small OUT | burst OUT | big OUT [N] | bad DIR | fuzz SEED OUT\n",
+        fputs("usage: gen_trace small OUT | burst OUT | sup OUT | big OUT [N] | bad DIR |"
+              " fuzz SEED OUT\n",
             stderr);
         return 2;
     }

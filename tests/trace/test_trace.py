@@ -198,6 +198,38 @@ def test_perfetto(args):
     b = [e for e in ev if e["ph"] == "b" and e.get("cat") == "pause"]
     check(len(b) == 1 and b[0]["tid"] == 2, "one pause (boss) as an async span")
     test_perfetto_proto(args, path)
+    check_sup_data(args)
+
+
+def sup_trace(args):
+    path = os.path.join(args.work, "sup.wktrace")
+    rc, _, err = run([args.gen, "sup", path])
+    check(rc == 0, "gen_trace sup " + err)
+    return path
+
+
+def check_sup_data(args):
+    """SUPERVISOR_STARTED and CHILD_RESTART in the Chrome JSON and the view's data."""
+    path = sup_trace(args)
+    out = os.path.join(args.work, "sup.json")
+    rc, _, err = run([args.tool, "perfetto", path, "-o", out])
+    check(rc == 0, "perfetto of the supervision trace exits 0 " + err.strip())
+    with open(out) as f:
+        ev = json.load(f)["traceEvents"]
+    marks = [(e["tid"], e["name"]) for e in ev if e["ph"] == "i"]
+    check(sorted(t for t, n in marks if n == "supervisor started") == [2, 5], "a supervisor started mark on sup and pool")
+    check(len([1 for t, n in marks if n == "restart"]) == 8, "8 restart marks")
+    html = os.path.join(args.work, "sup.html")
+    rc, _, err = run([args.tool, "view", path, "-o", html])
+    check(rc == 0, "view of the supervision trace exits 0 " + err.strip())
+    m = re.search(r'<script[^>]*application/json[^>]*>(.*?)</script>', open(html, encoding="utf-8").read(), re.S)
+    w = {x["name"]: x for x in json.loads(m.group(1))["workers"]} if m else {}
+    check(w.get("sup", {}).get("sup") == {"strategy": 1, "intensity": 3, "periodMs": 5000, "backoffMs": 0}
+          and w.get("pool", {}).get("sup") == {"strategy": 0, "intensity": 10, "periodMs": 1000, "backoffMs": 20}
+          and "sup" not in w.get("flaky", {"sup": 1}), "the view's data: supervisors with their strategy")
+    got = {n: w[n]["restarts"] for n in ("flaky", "steady", "w1", "w2", "main")} if len(w) == 7 else {}
+    check(got == {"flaky": 2, "steady": 2, "w1": 4, "w2": 0, "main": 0}, "the view's data: restarts per child: %s" % got)
+    return html
 
 
 # --- a small protobuf reader (the wire format: varints, fixed64, lengths) ---------
@@ -524,6 +556,7 @@ def test_view(args):
     check(os.path.exists(shot), "screenshot after the click saved: " + shot)
     check_view_tools(args, html)
     check_fit_activity(args)
+    check_view_sup(args)
     # the big trace renders too
     big = os.path.join(args.work, "big.wktrace")
     rc, _, err = run([args.gen, "big", big, "1000000"])
@@ -635,6 +668,24 @@ def check_view_tools(args, html):
     dom = browser(html, ["--dump-dom", "--window-size=1400,900"], hash="#search=job&next=1")[1]
     check(title_of(dom) == "worker-trace: small.wktrace", "the title stays clean after a search: %r" % title_of(dom))
     check("Legend" in dom and "bubble / broadcast hop" in dom and "wait: future" in dom, "the page has a legend")
+
+
+def check_view_sup(args):
+    """The tree's supervision badges and a supervisor's details."""
+    html = check_sup_data(args)
+    st = page_status(html, "#report=sup")
+    print("  supervision page: " + st.encode("ascii", "backslashreplace").decode("ascii"))
+    want = ("sup=sup:sup_one_for_all,_3/5s|flaky:\u21bb_2|steady:\u21bb_2|pool:sup_one_for_one,_10/1s|"
+            "w1:\u21bb_4|w2:\u21bb_0 ")
+    check(st.startswith("ok ") and " lanes=7 " in st and want in st + " ",
+          "the tree marks supervisors with their strategy and children with their restarts")
+    rc, dom, err = browser(html, ["--dump-dom", "--window-size=1400,900"], hash="#worker=pool")
+    st = status_of(dom)
+    check("selected=worker:" in st and "detail=pool" in st, "#worker=pool selects the supervisor: " + st)
+    check(re.search(r"children \(restarts\)</td><td>.*w1 .*#6.*\u21bb 4.*w2 .*#7.*\u21bb 0", dom) is not None,
+          "the supervisor's details list its children with their restarts")
+    check("sup one_for_one, 10/1s" in dom and "20 ms" in dom, "... and its strategy and backoff")
+    shot_of(args, html, "trace-view-sup.png", "#worker=pool")
 
 
 def check_fit_activity(args):

@@ -624,3 +624,40 @@ Test(trace, restart_is_recorded, .timeout = 30)
 #endif
     unlink(path);
 }
+
+/* A supervisor's run starts with a SUPERVISOR_STARTED record on its lane:
+ * its strategy and intensity, its period and first backoff in ms. */
+Test(trace, supervisor_started_is_recorded, .timeout = 30)
+{
+    char path[] = "/tmp/worker-trace-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+    worker_sup_opts so = { .name = "sup",
+        .strategy = WORKER_ONE_FOR_ALL,
+        .intensity = 4,
+        .period = 2.5,
+        .backoff = 0.02 };
+    worker_t *sup = worker_supervisor(NULL, 0, &so);
+    cr_assert_not_null(sup);
+    cr_assert_eq(worker_stop(sup), WORKER_OK);
+    cr_assert_eq(worker_join(sup), WORKER_OK);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    worker_unref(sup);
+
+    read_trace(path);
+    uint32_t s = find_worker("sup");
+    cr_assert(s);
+    static wk_trace_record *sel[MAX_RECORDS];
+    size_t n = select_records(WK_TR_SUPERVISOR_STARTED, s, sel);
+    cr_assert_eq(n, 1, "one SUPERVISOR_STARTED on the supervisor's lane");
+    cr_assert_eq((uint32_t)sel[0]->a, WORKER_ONE_FOR_ALL, "its strategy");
+    cr_assert_eq((uint32_t)(sel[0]->a >> 32), 4, "its intensity");
+    cr_assert_eq((uint32_t)sel[0]->b, 2500, "its period in ms");
+    cr_assert_eq((uint32_t)(sel[0]->b >> 32), 20, "its first backoff in ms");
+#ifdef WORKER_TRACE_TOOL
+    cr_assert_eq(tool_check(path), 0, "worker-trace reads it");
+#endif
+    unlink(path);
+}

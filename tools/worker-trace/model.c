@@ -532,6 +532,29 @@ static void on_restart(const record_at *at)
     m->marks[m->nmarks - 1].b = (uint32_t)(int32_t)(int64_t)at->r->b;
 }
 
+static void on_child_restart(const record_at *at)
+{
+    wt_worker *w = at->w;
+    uint32_t so_far = (uint32_t)(at->r->a >> 32);
+    w->restart_records++;
+    if (so_far > w->restarts)
+        w->restarts = so_far;
+    if (w->restart_records > w->restarts)
+        w->restarts = w->restart_records;
+    on_restart(at);
+}
+
+static void on_supervisor_started(const record_at *at)
+{
+    wt_worker *w = at->w;
+    w->supervisor = true;
+    w->strategy = (uint32_t)at->r->a;
+    w->intensity = (uint32_t)(at->r->a >> 32);
+    w->period_ms = (uint32_t)at->r->b;
+    w->backoff_ms = (uint32_t)(at->r->b >> 32);
+    add_mark(at->bd, at->r, at->lane);
+}
+
 static void on_instant(const record_at *at)
 {
     add_mark(at->bd, at->r, at->lane);
@@ -561,7 +584,8 @@ static void (*const record_handlers[WK_TR_KIND_MAX + 1])(const record_at *) = {
     [WK_TR_DROPPED] = on_instant,
     [WK_TR_REQUEST_EXPIRED] = on_instant,
     [WK_TR_EVENT_DROPPED] = on_instant,
-    [WK_TR_CHILD_RESTART] = on_restart,
+    [WK_TR_CHILD_RESTART] = on_child_restart,
+    [WK_TR_SUPERVISOR_STARTED] = on_supervisor_started,
 };
 
 static void on_record(builder *bd, const wt_rec *r)

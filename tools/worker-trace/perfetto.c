@@ -68,6 +68,8 @@ const char *wt_mark_kind_name(uint16_t kind)
         return "event dropped";
     case WK_TR_CHILD_RESTART:
         return "restart";
+    case WK_TR_SUPERVISOR_STARTED:
+        return "supervisor started";
     default:
         return "mark";
     }

@@ -110,7 +110,7 @@ static const char *const arg_names[] = { NULL, "serial", "ret", "result", "a" };
 static const uint16_t mark_kinds[] = { 0, WK_TR_WORKER_ENDED, WK_TR_REJECT, WK_TR_RESUME,
     WK_TR_STOP, WK_TR_TIMER_ARMED, WK_TR_TIMER_FIRED, WK_TR_TIMER_CANCELLED, WK_TR_FUTURE_SETTLED,
     WK_TR_DEFER_SETTLED, WK_TR_CHANNEL_PUBLISH, WK_TR_DROPPED, WK_TR_REQUEST_EXPIRED,
-    WK_TR_EVENT_DROPPED, WK_TR_CHILD_RESTART };
+    WK_TR_EVENT_DROPPED, WK_TR_CHILD_RESTART, WK_TR_SUPERVISOR_STARTED };
 #define NMARKS (sizeof mark_kinds / sizeof *mark_kinds)
 
 /* Names that are not in the trace, interned after its strings. */

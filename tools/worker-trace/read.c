@@ -132,6 +132,7 @@ static bool is_plain_kind(uint16_t kind)
     case WK_TR_REQUEST_EXPIRED:
     case WK_TR_EVENT_DROPPED:
     case WK_TR_CHILD_RESTART:
+    case WK_TR_SUPERVISOR_STARTED:
         return true;
     default:
         return false;

@@ -152,12 +152,18 @@ static void emit_worker(FILE *f, const wt_worker *w)
         "\"main\":%s,\"created\":%" PRId64 ",\"started\":%" PRId64 ",\"ended\":%" PRId64
         ",\"err\":%" PRId64 ",\"tid\":%" PRIu64 ",\"recv\":%" PRIu64 ",\"sent\":%" PRIu64
         ",\"handled\":%" PRIu64 ",\"runs\":%zu,\"rejects\":%" PRIu64 ",\"maxMailbox\":%" PRIu64
-        ",\"waitNs\":%" PRIu64 "}",
+        ",\"waitNs\":%" PRIu64 ",\"restarts\":%" PRIu32,
         w->parent_idx, w->parent, w->depth, w->cflags & WK_TRF_DAEMON ? "true" : "false",
         w->cflags & WK_TRF_ROOT ? "true" : "false", w->cflags & WK_TRF_MAIN ? "true" : "false",
         w->seen_created ? (int64_t)w->created : -1, w->seen_started ? (int64_t)w->started : -1,
         w->seen_ended ? (int64_t)w->ended : -1, w->err, w->os_tid, w->recv, w->sent, w->handled,
-        w->nrun, w->rejects, w->max_mailbox, w->wait_ns);
+        w->nrun, w->rejects, w->max_mailbox, w->wait_ns, w->restarts);
+    if (w->supervisor)
+        fprintf(f,
+            ",\"sup\":{\"strategy\":%" PRIu32 ",\"intensity\":%" PRIu32 ",\"periodMs\":%" PRIu32
+            ",\"backoffMs\":%" PRIu32 "}",
+            w->strategy, w->intensity, w->period_ms, w->backoff_ms);
+    fputc('}', f);
 }
 
 static void emit_workers(const wt_model *m, FILE *f)

@@ -127,6 +127,12 @@ typedef struct wt_worker {
     uint64_t max_mailbox;
     uint64_t *run_ns; /* listener run durations, sorted after build */
     size_t nrun, caprun;
+    /* supervision: from its last SUPERVISOR_STARTED (a supervisor), and
+     * its restarts as a child (the highest count of its CHILD_RESTARTs, at
+     * least their number) */
+    bool supervisor;
+    uint32_t strategy, intensity, period_ms, backoff_ms;
+    uint32_t restarts, restart_records;
 } wt_worker;
 
 #define WT_SLICE_OPEN 0x1u /* no end record: ends at the trace's end */
