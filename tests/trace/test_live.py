@@ -145,6 +145,16 @@ def pane_gone(sock, target, timeout=10):
     return False
 
 
+def pane_shows(sock, target, text, timeout=20):
+    """Poll the pane until it shows `text` (a loaded machine draws late)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if text in tmux(sock, "capture-pane", "-p", "-t", target)[1]:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def test_top_tmux(args):
     if not shutil.which("tmux"):
         print("SKIP: no tmux (./tools/run deps installs it)")
@@ -172,8 +182,7 @@ def test_top_tmux(args):
             check(pane_gone(sock, "top"), "q quits top")
             tmux(sock, "new-session", "-d", "-s", "top2", "-x", "120", "-y", "30",
                  "%s top --interval 0.5 %s" % (args.tool, svc.trace))
-            time.sleep(1.5)
-            check("consumer-b" in tmux(sock, "capture-pane", "-p", "-t", "top2")[1], "top TRACE --interval 0.5 shows")
+            check(pane_shows(sock, "top2", "consumer-b"), "top TRACE --interval 0.5 shows")
             tmux(sock, "send-keys", "-t", "top2", "C-c")
             check(pane_gone(sock, "top2"), "Ctrl-C quits top")
         finally:
