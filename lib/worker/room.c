@@ -63,13 +63,6 @@ static void room_came(worker_t *owner, worker_event_t *e)
     ticket_unref(k); /* the notice's */
 }
 
-static bool never_shown(worker_t *owner, worker_event_t *e)
-{
-    (void)owner;
-    (void)e;
-    return false;
-}
-
 /* The mailbox's owner (or its close) hands the ticket back: queue the
  * notice to the sender. Refused, the sender has ended: nobody waits. */
 static void wake(wk_room_waiter *waiter)
@@ -103,7 +96,6 @@ static room_ticket *ticket_new(worker_t *sender)
         free(k);
         return NULL;
     }
-    k->notice->body.call.show = never_shown;
     k->waiter.wake = wake;
     atomic_init(&k->refs, 2); /* the sender's and the stack's */
     k->sender = worker_ref(sender);
