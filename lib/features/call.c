@@ -303,22 +303,32 @@ static int take_answer(wk_request *r, int rc, wk_thread *t, void **reply, size_t
     return WORKER_OK;
 }
 
+/* What both calls do first: check, find the caller, make the request
+ * (`*opts` NULL becomes the defaults). */
+static int request_begin(worker_t *w, const char *name, void *data, const worker_fire_opts **opts,
+    double timeout, wk_thread **t, worker_t **me, wk_request **r)
+{
+    static const worker_fire_opts defaults;
+    int rc = check_call(w, name, *opts, timeout);
+    if (rc == WORKER_OK)
+        rc = caller_context(t, me);
+    if (rc != WORKER_OK)
+        return rc;
+    if (!*opts)
+        *opts = &defaults;
+    *r = request_new(*me, data, *opts, timeout);
+    return *r ? WORKER_OK : WORKER_ENOMEM;
+}
+
 int worker_call_ex(worker_t *w, const char *name, void *data, const worker_fire_opts *opts,
     double timeout, void **reply, size_t *reply_size)
 {
-    static const worker_fire_opts defaults;
-    int rc = check_call(w, name, opts, timeout);
     wk_thread *t;
     worker_t *me;
-    if (rc == WORKER_OK)
-        rc = caller_context(&t, &me);
+    wk_request *r;
+    int rc = request_begin(w, name, data, &opts, timeout, &t, &me, &r);
     if (rc != WORKER_OK)
         return rc;
-    if (!opts)
-        opts = &defaults;
-    wk_request *r = request_new(me, data, opts, timeout);
-    if (!r)
-        return WORKER_ENOMEM;
     rc = request_fire(w, name, r, opts, me, t);
     if (rc != WORKER_OK) {
         request_free(r); /* nothing else held it */
@@ -368,19 +378,12 @@ static void async_caller_ends(void *arg)
 int worker_call_async(worker_t *w, const char *name, void *data, const worker_fire_opts *opts,
     double timeout, worker_reply_fn fn, void *userdata)
 {
-    static const worker_fire_opts defaults;
-    int rc = fn ? check_call(w, name, opts, timeout) : WORKER_EINVAL;
     wk_thread *t;
     worker_t *me;
-    if (rc == WORKER_OK)
-        rc = caller_context(&t, &me);
+    wk_request *r;
+    int rc = fn ? request_begin(w, name, data, &opts, timeout, &t, &me, &r) : WORKER_EINVAL;
     if (rc != WORKER_OK)
         return rc;
-    if (!opts)
-        opts = &defaults;
-    wk_request *r = request_new(me, data, opts, timeout);
-    if (!r)
-        return WORKER_ENOMEM;
     r->fn = fn;
     r->userdata = userdata;
     /* Armed before the fire: an answer may run on this thread's next turn. */
