@@ -30,6 +30,14 @@ typedef struct trace {
 
 static trace tr;
 
+/* Make the file named by the template `path` (XXXXXX replaced), empty. */
+static void make_temp_file(char *path)
+{
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+}
+
 static void read_trace(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -92,9 +100,7 @@ static uint32_t find_worker(const char *name)
 Test(trace, library_trace_reads_back_exactly, .timeout = 30)
 {
     char path[] = "/tmp/worker-trace-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    make_temp_file(path);
     cr_assert_eq(worker_trace_start(path), WORKER_OK);
     cr_assert_eq(worker_trace_start(path), WORKER_ESTATE);
 
@@ -182,9 +188,7 @@ Test(trace, listener_names_given_or_from_the_symbol_table, .timeout = 30)
 {
     memset(&tr, 0, sizeof tr);
     char path[] = "/tmp/worker-trace-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    make_temp_file(path);
     cr_assert_eq(worker_trace_start(path), WORKER_OK);
     int pings = 0;
     char given[32];
@@ -240,9 +244,7 @@ static size_t ping_records(uint16_t kind, uint32_t w, uint64_t *serials, size_t 
 Test(trace, sampled_trace_records_one_event_in_n, .timeout = 30)
 {
     char path[] = "/tmp/worker-trace-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    make_temp_file(path);
     cr_assert_eq(worker_trace_sample(0), WORKER_EINVAL);
     cr_assert_eq(worker_trace_sample(10), WORKER_OK);
     cr_assert_eq(worker_trace_start(path), WORKER_OK);
@@ -324,9 +326,7 @@ static int block_on(void *arg, void **result)
 Test(trace, channel_reject_records_the_reason, .timeout = 30)
 {
     char path[] = "/tmp/worker-trace-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    make_temp_file(path);
     cr_assert_eq(worker_trace_start(path), WORKER_OK);
 
     sem_t hold;
@@ -377,9 +377,7 @@ Test(trace, channel_reject_records_the_reason, .timeout = 30)
 Test(trace, expired_request_is_recorded, .timeout = 30)
 {
     char path[] = "/tmp/worker-trace-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    make_temp_file(path);
     cr_assert_eq(worker_trace_start(path), WORKER_OK);
     sem_t hold;
     sem_init(&hold, 0, 0);
@@ -407,9 +405,7 @@ Test(trace, expired_request_is_recorded, .timeout = 30)
 Test(trace, dropped_event_is_recorded, .timeout = 30)
 {
     char path[] = "/tmp/worker-trace-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    make_temp_file(path);
     cr_assert_eq(worker_trace_start(path), WORKER_OK);
     sem_t hold;
     sem_init(&hold, 0, 0);
@@ -589,9 +585,7 @@ static int fail_on_go(void *arg, void **result)
 Test(trace, restart_is_recorded, .timeout = 30)
 {
     char path[] = "/tmp/worker-trace-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    make_temp_file(path);
     cr_assert_eq(worker_trace_start(path), WORKER_OK);
     worker_opts quiet = { .quiet = true };
     worker_child_spec spec = { .name = "flaky", .task = fail_on_go, .opts = &quiet };
@@ -630,9 +624,7 @@ Test(trace, restart_is_recorded, .timeout = 30)
 Test(trace, supervisor_started_is_recorded, .timeout = 30)
 {
     char path[] = "/tmp/worker-trace-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    make_temp_file(path);
     cr_assert_eq(worker_trace_start(path), WORKER_OK);
     worker_sup_opts so = { .name = "sup",
         .strategy = WORKER_ONE_FOR_ALL,
