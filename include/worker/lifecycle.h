@@ -58,7 +58,22 @@ typedef struct worker_opts {
     /* Links (supervision.h): true, a linked worker's failed or stopped end
      * comes as a LINKED_EXIT event; false, it stops this worker. */
     bool trap_links;
+    /* Pooled (M:N): no thread of its own; its listeners and later/every
+     * calls run one batch at a time on the scheduler's threads
+     * (worker_scheduler_threads), so its state still needs no lock. A
+     * pooled worker is created with a NULL task (else WORKER_EINVAL / NULL)
+     * and lives until stopped; inside it every blocking call returns
+     * WORKER_EWOULDBLOCK at once. docs/pooled.md says when to choose it. */
+    bool pooled;
 } worker_opts;
+
+/* The number of scheduler threads that run pooled workers: n > 0 threads,
+ * 0 one per CPU the process may run on (the default). Call it before the
+ * first pooled worker starts, at most once: WORKER_ESTATE when the
+ * scheduler has already started or the number was already set,
+ * WORKER_EINVAL for n < 0 or n > 1024. The threads start with the first
+ * pooled worker and live as long as the process; they are not workers. */
+WORKER_API int worker_scheduler_threads(int n);
 
 /* What a worker's end reports: the data of CHILD_THREAD_END (and of
  * WORKER_DOWN). `err` is 0 when the task succeeded, WORKER_EXIT when it was
