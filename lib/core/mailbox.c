@@ -38,7 +38,9 @@
  *   it is set. Either the owner sees the event or the producer sees the
  *   flag, so no wake-up is lost and an awake owner costs producers nothing.
  *   An owner driven by a host loop keeps `sleeping` set while it is outside
- *   its loop, and the producer then also signals its fd (mailbox_fd.c).
+ *   its loop, and the producer then also signals its fd (mailbox_fd.c). A
+ *   pooled owner (mailbox_pooled.c) keeps `sleeping` set while it is idle,
+ *   and the producer that takes it back schedules it.
  * - `user_queued` counts user events pushed and not yet popped; only kept
  *   when `limit` is set, so unbounded mailboxes skip that atomic.
  * - Statistics cost the fire path nothing: ck_fifo_mpmc's tail generation
@@ -134,7 +136,7 @@ int wk_mailbox_init(wk_mailbox *mb, size_t limit, bool drop_oldest)
     mb->garbage_count = 0;
     atomic_init(&mb->closed, WK_MB_CLOSED);
     atomic_init(&mb->sleeping, 0);
-    atomic_init(&mb->wake_fd, -1);
+    atomic_init(&mb->wake_fd, WK_MB_NO_FD);
     atomic_init(&mb->user_queued, 0);
     atomic_init(&mb->drop_owed, 0);
     atomic_init(&mb->room_waiters, NULL);
@@ -194,12 +196,16 @@ static bool counted(const wk_mailbox *mb, const worker_event_t *e)
 static void wake_owner(wk_mailbox *mb)
 {
     int fd = atomic_load_explicit(&mb->wake_fd, memory_order_relaxed);
-    if (fd < 0) {
+    if (fd == WK_MB_NO_FD) {
         ck_ec32_inc(&mb->ec, &ec_mode);
         return;
     }
     if (!atomic_exchange_explicit(&mb->sleeping, 0, memory_order_acq_rel))
-        return; /* another producer signalled */
+        return; /* another producer signalled (or scheduled it) */
+    if (fd == WK_MB_POOLED) {
+        wk_mailbox_pooled_wake(mb);
+        return;
+    }
     ck_ec32_inc(&mb->ec, &ec_mode);
     wk_mailbox_signal_fd(fd);
 }

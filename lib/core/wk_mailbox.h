@@ -28,6 +28,9 @@ enum wk_mailbox_level {
                        pops what waits */
 };
 
+/* What `wake_fd` holds besides an fd. */
+enum { WK_MB_NO_FD = -1, WK_MB_POOLED = -2 };
+
 /* Queue nodes are bare ck_fifo_mpmc entries (32 bytes). Garbage nodes are
  * chained through their `value` (only the single consumer reads it) and
  * retired a batch at a time, with one ticket per batch. */
@@ -49,7 +52,8 @@ typedef struct wk_mailbox {
     /* Read-mostly: producers read these on every push. */
     _Alignas(64) _Atomic int closed; /* enum wk_mailbox_level */
     _Atomic int sleeping; /* the owner is about to park or parked */
-    _Atomic int wake_fd; /* -1, or the eventfd of an embedded owner (mailbox_fd.c) */
+    _Atomic int wake_fd; /* WK_MB_NO_FD, the eventfd of an embedded owner
+                            (mailbox_fd.c), or WK_MB_POOLED (mailbox_pooled.c) */
     size_t limit; /* 0: unbounded */
     bool drop_oldest; /* the policy past `limit`: drop the oldest user event */
     /* Written by producers of counted events (a limit is set), of library
@@ -156,6 +160,28 @@ void wk_mailbox_busy(wk_mailbox *mb);
 void wk_mailbox_detach_fd(wk_mailbox *mb);
 /* Producers: make the fd readable. */
 void wk_mailbox_signal_fd(int fd);
+
+/* A pooled owner (mailbox_pooled.c): no thread of its own parks on the
+ * mailbox; while it is idle `sleeping` stays set, and the producer that
+ * takes it back hands the owner to the hook set here, once, by the layer
+ * that schedules pooled owners. */
+typedef void (*wk_mailbox_wake_fn)(wk_mailbox *mb);
+void wk_mailbox_set_pooled_wake(wk_mailbox_wake_fn wake);
+void wk_mailbox_pooled_wake(wk_mailbox *mb); /* calls the hook */
+/* Owner, once, before its first rest: producers schedule it from now on. */
+void wk_mailbox_make_pooled(wk_mailbox *mb);
+/* The owner goes idle: set `sleeping`, then look at the queue again. True
+ * when an event came meanwhile and the caller took `sleeping` back: it
+ * must schedule the owner itself. False: idle (a producer schedules it). */
+bool wk_mailbox_pooled_rest(wk_mailbox *mb);
+/* Any thread: take an idle pooled owner for running (a timer fell due).
+ * True when taken: the caller schedules it. */
+bool wk_mailbox_pooled_claim(wk_mailbox *mb);
+
+static inline bool wk_mailbox_is_pooled(const wk_mailbox *mb)
+{
+    return atomic_load_explicit(&((wk_mailbox *)mb)->wake_fd, memory_order_relaxed) == WK_MB_POOLED;
+}
 
 static inline bool wk_mailbox_has_fd(wk_mailbox *mb)
 {

@@ -30,6 +30,7 @@
 
 #include <worker/call.h>
 
+#include "wk_sched.h"
 #include "wk_current.h"
 #include "wk_event.h"
 #include "wk_fire.h"
@@ -326,6 +327,8 @@ int worker_call_ex(worker_t *w, const char *name, void *data, const worker_fire_
     wk_thread *t;
     worker_t *me;
     wk_request *r;
+    if (wk_in_pooled(wk_thread_peek()))
+        return WORKER_EWOULDBLOCK;
     int rc = request_begin(w, name, data, &opts, timeout, &t, &me, &r);
     if (rc != WORKER_OK)
         return rc;

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "wk_sched.h"
 #include "wk_array.h"
 #include "wk_current.h"
 #include "wk_event.h"
@@ -176,6 +177,8 @@ int worker_defer_wait(worker_defer_t *d, double timeout, void **value)
     if (wk_init() != WORKER_OK)
         return WORKER_ENOMEM;
     wk_thread *t = wk_thread_get();
+    if (wk_in_pooled(t))
+        return WORKER_EWOULDBLOCK;
     worker_t *me = t ? wk_current(t) : NULL;
     if (!me)
         return WORKER_ENOMEM;

@@ -5,6 +5,7 @@
 
 #include <math.h>
 
+#include "wk_sched.h"
 #include "wk_os.h"
 #include "wk_watch.h"
 #include "wk_worker.h"
@@ -70,6 +71,8 @@ void worker_future_free(worker_future_t *f)
 
 int worker_await(worker_task_fn fn, void *arg, void **result)
 {
+    if (wk_in_pooled(wk_thread_peek()))
+        return WORKER_EWOULDBLOCK; /* before its task starts */
     worker_future_t *f = worker_async(fn, arg);
     if (!f)
         return fn ? WORKER_ENOMEM : WORKER_EINVAL;

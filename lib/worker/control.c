@@ -47,6 +47,8 @@ static void on_pause(worker_t *w, worker_event_t *e)
         return;
     wk_probe_control((uint32_t)w->id, WK_TR_PAUSE, sender_id(e));
     w->paused = true;
+    if (w->pooled)
+        return; /* no task to hold: it goes on handling events (on_resume) */
     wk_frame until_resumed = { .kind = WK_WAIT_EVENT, .atom = wk_atoms.resume };
     wk_loop_wait(w, wk_thread_peek(), &until_resumed, WK_NO_DEADLINE);
     w->paused = false;
@@ -54,10 +56,21 @@ static void on_pause(worker_t *w, worker_event_t *e)
         until_resumed.matched ? sender_id(until_resumed.matched) : 0);
 }
 
+/* A thread worker's pause ends in on_pause's own loop; a pooled worker,
+ * which may not wait there, ends its pause here. */
+static void on_resume(worker_t *w, worker_event_t *e)
+{
+    if (!w->pooled || !w->paused || w->ending)
+        return;
+    w->paused = false;
+    wk_probe_control((uint32_t)w->id, WK_TR_RESUME, sender_id(e));
+}
+
 void wk_control_install(void)
 {
     wk_atom_set_action(wk_atoms.stop, on_stop);
     wk_atom_set_action(wk_atoms.pause, on_pause);
+    wk_atom_set_action(wk_atoms.resume, on_resume);
 }
 
 int worker_stop(worker_t *w)

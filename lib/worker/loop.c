@@ -329,6 +329,7 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
     f->outer = w->frames;
     w->frames = f;
     int rc;
+    bool handled = false;
     for (;;) {
         if (must_leave(w, f)) {
             rc = WORKER_EXIT;
@@ -338,10 +339,17 @@ int wk_loop_wait(worker_t *w, wk_thread *t, wk_frame *f, uint64_t deadline_ns)
             rc = WORKER_OK;
             break;
         }
-        if (batch_pos(w) == batch_len(w) && wk_timers_pending(w))
-            wk_timers_run_due(w); /* between batches, so a busy loop still runs them */
+        if (batch_pos(w) == batch_len(w)) { /* between batches */
+            if (f->slice && handled) {
+                rc = WORKER_OK; /* a pooled worker's slice is one batch */
+                break;
+            }
+            if (wk_timers_pending(w))
+                wk_timers_run_due(w); /* so a busy loop still runs them */
+        }
         worker_event_t *e = next_event(w, t);
         if (e) {
+            handled = true;
             dispatch(w, e);
             continue;
         }

@@ -25,6 +25,7 @@
  */
 #include <stdlib.h>
 
+#include "wk_sched.h"
 #include "wk_current.h"
 #include "wk_event.h"
 #include "wk_init.h"
@@ -115,6 +116,8 @@ int wk_room_wait(wk_room *rw, worker_t *to, wk_thread *t)
 {
     if (rw->deadline_ns != WK_NO_DEADLINE && wk_now_ns() >= rw->deadline_ns)
         return WORKER_EFULL;
+    if (wk_in_pooled(t))
+        return WORKER_EWOULDBLOCK; /* it may not wait for room */
     worker_t *me = wk_current(t);
     room_ticket *k = me ? ticket_new(me) : NULL;
     if (!k)

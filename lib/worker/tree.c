@@ -135,12 +135,10 @@ void wk_tree_tell_children_stop(worker_t *w, wk_thread *t)
 
 #define STOP_RETRY_NS 10000000ull /* 10 ms */
 
-void wk_tree_stop_children(worker_t *w, wk_thread *t)
+/* The ids of the non-daemon children into `awaited` (a new round that
+ * waits); true when there are any. */
+static bool note_awaited(worker_t *w, bool await)
 {
-    /* A root worker stopped again while it waits for its children: that
-     * round goes on waiting; this one only stops the children (again). */
-    bool await = !w->stopping;
-    uint64_t round = ++w->stop_rounds;
     pthread_mutex_lock(&w->lock);
     if (await) {
         w->awaited_count = 0;
@@ -150,6 +148,16 @@ void wk_tree_stop_children(worker_t *w, wk_thread *t)
     }
     bool waiting = w->awaited_count > 0;
     pthread_mutex_unlock(&w->lock);
+    return waiting;
+}
+
+void wk_tree_stop_children(worker_t *w, wk_thread *t)
+{
+    /* A root worker stopped again while it waits for its children: that
+     * round goes on waiting; this one only stops the children (again). */
+    bool await = !w->stopping;
+    uint64_t round = ++w->stop_rounds;
+    bool waiting = note_awaited(w, await);
     w->stopping |= await;
     bool all_told = send_stops(w, t, round);
     while (!all_told || (await && waiting)) {
@@ -162,6 +170,32 @@ void wk_tree_stop_children(worker_t *w, wk_thread *t)
     }
     if (await)
         w->stopping = false;
+}
+
+bool wk_tree_stop_children_begin(worker_t *w, wk_thread *t)
+{
+    bool waiting = note_awaited(w, true);
+    w->stopping = true;
+    w->stops_untold = !send_stops(w, t, ++w->stop_rounds);
+    return waiting || w->stops_untold;
+}
+
+bool wk_tree_stop_children_step(worker_t *w, wk_thread *t)
+{
+    if (w->stops_untold)
+        w->stops_untold = !send_stops(w, t, w->stop_rounds);
+    pthread_mutex_lock(&w->lock);
+    bool waiting = w->awaited_count > 0;
+    pthread_mutex_unlock(&w->lock);
+    if (waiting || w->stops_untold)
+        return false;
+    w->stopping = false;
+    return true;
+}
+
+bool wk_tree_child_ended(const worker_event_t *e, void *userdata)
+{
+    return child_ended(e, userdata);
 }
 
 /* The run's last step: `finished`, and its reference dropped under the

@@ -1,5 +1,6 @@
 /* The waits of the calling thread's worker (the shortcuts of current.h).
  * Each one builds a frame and runs the loop of loop.c. */
+#include "wk_sched.h"
 #include "wk_current.h"
 #include "wk_event.h"
 #include "wk_init.h"
@@ -14,6 +15,8 @@ static int run(wk_frame *f, double seconds, void **data)
     if (!wk_deadline_after(seconds, &deadline))
         return WORKER_EINVAL;
     wk_thread *t = wk_thread_get();
+    if (wk_in_pooled(t))
+        return WORKER_EWOULDBLOCK;
     worker_t *me = t ? wk_current(t) : NULL;
     if (!me)
         return WORKER_ENOMEM;

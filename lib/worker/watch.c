@@ -26,6 +26,7 @@
  *   there yet (then it is added). A restart empties `told`.
  * - Lock order: child, then parent (see wk_worker.h).
  */
+#include "wk_sched.h"
 #include "wk_watch.h"
 
 #include <stdint.h>
@@ -165,6 +166,8 @@ int wk_wait_thread_until(worker_t *w, int *err, void **ret, uint64_t deadline_ns
     if (!w || w->is_root)
         return WORKER_EINVAL;
     wk_thread *t = wk_thread_get();
+    if (wk_in_pooled(t))
+        return WORKER_EWOULDBLOCK;
     worker_t *me = t ? wk_current(t) : NULL;
     if (!me)
         return WORKER_ENOMEM;

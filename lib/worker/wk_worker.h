@@ -67,6 +67,7 @@ typedef struct wk_frame {
     worker_cond_fn cond;
     void *userdata;
     bool update_only; /* worker_update: never park */
+    bool slice; /* a pooled worker's slice: update_only, and one batch at most */
     bool ignore_exit; /* the end sequence's own waits */
     uint16_t trace_kind; /* enum wk_trace_wait; 0: not traced (internal waits) */
     uint64_t trace_what; /* what a traced wait waits for */
@@ -160,6 +161,7 @@ struct worker {
     bool is_main; /* the main thread's root worker (worker_is_main: see current.c) */
     bool is_future; /* runs a worker_async task: its end settles a future */
     bool trap_links; /* a linked worker's end comes as LINKED_EXIT (link.c) */
+    bool pooled; /* runs in slices on the scheduler's threads (pooled.c) */
     /* Its thread's attributes (thread_attr.c). */
     size_t stack_size; /* 0: the system default */
     int cpu; /* 0: no affinity; n > 0: CPU n-1 */
@@ -212,6 +214,9 @@ struct worker {
     bool paused;
     bool ending;
     bool stopping; /* a stop round waits for its children (tree.c) */
+    bool end_children; /* it had children when its end sequence began */
+    uint8_t end_phase; /* pooled: enum wk_end_phase (pooled.c) */
+    bool stops_untold; /* pooled: a STOP to a child is still to be sent */
     uint64_t stop_rounds; /* the stop rounds it began */
     worker_t *below; /* the worker under this one on its thread's stack */
     wk_timers timers;
@@ -220,6 +225,10 @@ struct worker {
      * stats.c), only the owner writes them. */
     _Atomic size_t batch_pos, batch_len;
     worker_event_t *batch[WK_BATCH];
+    /* The scheduler's (sched.c): the next worker on its run queue (the
+     * queue's lock), its earliest deadline in the timer heap (the heap's). */
+    worker_t *sched_next;
+    uint64_t sched_deadline;
     /* Traced pushes and pops, for the depth records (any thread adds); last,
      * on lines of its own, so the hot fields above keep their places. */
     _Alignas(64) wk_trace_depth depth;
@@ -255,8 +264,18 @@ void wk_sender_credit_return(wk_thread *t);
 /* Run the task and the end sequence on the calling thread. */
 void wk_worker_run(worker_t *w, wk_thread *t);
 
+/* A run begins (traced, RUNNING, its parent told), without putting the
+ * worker on a thread's stack: the first step of every run. */
+void wk_worker_run_begins(worker_t *w, wk_thread *t, long tid);
+
 /* The end sequence after the task (or, for root workers, the thread) ended. */
 void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret);
+/* Its two halves, around the stop of the children (tree.c): the first
+ * closes the mailbox and delivers what it holds; the last closes it for
+ * good, leaves t's stack and tells the watchers (the worker may be freed
+ * when it returns). */
+void wk_worker_end_begin(worker_t *w, wk_thread *t, int err, void *ret);
+void wk_worker_end_complete(worker_t *w, wk_thread *t);
 
 /* Run `hook(w)` at every worker's last reference, before its memory goes
  * (channels leave the worker there). Set once, by the layer above. */

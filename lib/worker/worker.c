@@ -17,6 +17,7 @@
 #include "wk_os.h"
 #include "wk_probe.h"
 #include "wk_report.h"
+#include "wk_sched.h"
 #include "wk_sigmask.h"
 #include "wk_thread_attr.h"
 #include "wk_timers.h"
@@ -80,6 +81,8 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
         return NULL;
     if (opts->full_policy != WORKER_FULL_REJECT && opts->full_policy != WORKER_FULL_DROP_OLDEST)
         return NULL;
+    if (opts->pooled && (task || opts->stack_size || opts->cpu))
+        return NULL; /* no task and no thread of its own */
     if (wk_init() != WORKER_OK)
         return NULL;
     worker_t *w = wk_worker_alloc(
@@ -91,6 +94,7 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
     w->daemon_mode = opts->daemon;
     w->quiet = opts->quiet;
     w->trap_links = opts->trap_links;
+    w->pooled = opts->pooled;
     w->stack_size = opts->stack_size;
     w->cpu = opts->cpu;
     if (!opts->no_parent)
@@ -169,6 +173,21 @@ static int start_checks(worker_t *w, wk_thread **t, bool restart)
 
 static int start(worker_t *w, bool restart);
 
+/* A pooled worker's run begins on the calling thread and goes on in
+ * slices on the scheduler's threads (pooled.c). */
+static int start_pooled(worker_t *w, bool restart)
+{
+    int rc = wk_sched_start(); /* before the mailbox opens: nothing to undo */
+    wk_thread *t = NULL;
+    if (rc == WORKER_OK)
+        rc = start_checks(w, &t, restart);
+    if (rc != WORKER_OK)
+        return rc;
+    worker_ref(w); /* the run's reference, dropped at its end */
+    wk_pooled_begin(w, t);
+    return WORKER_OK;
+}
+
 int worker_start(worker_t *w)
 {
     return start(w, false);
@@ -183,6 +202,8 @@ static int start(worker_t *w, bool restart)
 {
     if (!w || w->is_root)
         return WORKER_EINVAL;
+    if (w->pooled)
+        return start_pooled(w, restart);
     /* Before start_checks opens the mailbox: a failure after that would
      * have to drop the events accepted meanwhile. */
     pthread_attr_t attr;
@@ -224,6 +245,8 @@ worker_t *worker_spawn(worker_task_fn task, void *arg, const worker_opts *opts)
 
 int worker_start_overlay(worker_t *w)
 {
+    if (w && w->pooled)
+        return WORKER_EINVAL; /* it runs on the scheduler's threads only */
     wk_thread *t = NULL;
     int rc = start_checks(w, &t, false);
     if (rc != WORKER_OK)
@@ -241,22 +264,27 @@ static int run_task(worker_t *w, void **ret)
     return WORKER_EXIT;
 }
 
-/* A run begins on t: w on top of t's stack, RUNNING, its parent told. */
-static void enter_run(worker_t *w, wk_thread *t)
+void wk_worker_run_begins(worker_t *w, wk_thread *t, long tid)
 {
     if (wk_tracing()) {
         wk_worker_trace_created(w); /* the trace may have started after worker_new */
-        wk_probe_worker_started((uint32_t)w->id, t->current != NULL, wk_gettid());
+        wk_probe_worker_started((uint32_t)w->id, t->current != NULL, tid);
     }
     wk_worker_run_began(w);
-    w->below = t->current;
-    t->current = w;
-    wk_stack_changed(t);
     pthread_mutex_lock(&w->lock);
     wk_worker_set_state(w, WK_RUNNING);
     pthread_mutex_unlock(&w->lock);
     if (w->parent)
         wk_watch_tell_started(w, t);
+}
+
+/* A run begins on t: w on top of t's stack, RUNNING, its parent told. */
+static void enter_run(worker_t *w, wk_thread *t)
+{
+    w->below = t->current;
+    t->current = w;
+    wk_stack_changed(t);
+    wk_worker_run_begins(w, t, wk_gettid());
 }
 
 void wk_worker_run(worker_t *w, wk_thread *t)
@@ -286,6 +314,14 @@ static void run_refused(worker_t *w, wk_thread *t)
 
 void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
 {
+    wk_worker_end_begin(w, t, err, ret);
+    /* 2. Stop the children; wait for the non-daemon ones' CHILD_THREAD_END. */
+    wk_tree_stop_children(w, t);
+    wk_worker_end_complete(w, t);
+}
+
+void wk_worker_end_begin(worker_t *w, wk_thread *t, int err, void *ret)
+{
     if (err != WORKER_OK && err != WORKER_EXIT && !w->quiet)
         wk_report(w, "failed", err);
     wk_drop_last_returned(t); /* the task is over: so is its last wait's data */
@@ -296,7 +332,7 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
     wk_worker_set_state(w, WK_ENDING); /* from here no new child can start */
     w->result_err = err;
     w->result_ret = ret;
-    bool has_children = w->children.count > 0;
+    w->end_children = w->children.count > 0;
     bool hold = wk_hold_decide(w, err);
     pthread_mutex_unlock(&w->lock);
 
@@ -305,17 +341,21 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
      * closes for good at once (one grace period instead of two). A held
      * mailbox (hold.c) keeps admitting user events: this run delivers
      * those accepted before its end, the next run those after. */
-    wk_mailbox_close(&w->mb, t, hold ? WK_MB_HELD : has_children ? WK_MB_ENDING : WK_MB_CLOSED);
+    wk_mailbox_close(
+        &w->mb, t, hold ? WK_MB_HELD : w->end_children ? WK_MB_ENDING : WK_MB_CLOSED);
     wk_timers_drop_all(w);
     if (hold)
         wk_hold_drain(w, t);
     else
         wk_loop_drain(w, t);
     wk_listeners_remove_transient(&w->listeners);
-    /* 2. Stop the children; wait for the non-daemon ones' CHILD_THREAD_END. */
-    wk_tree_stop_children(w, t);
+}
+
+void wk_worker_end_complete(worker_t *w, wk_thread *t)
+{
+    int err = w->result_err; /* owner: only this run wrote it */
     /* 3. Refuse everything; deliver the last supervision messages. */
-    if (has_children && !hold) {
+    if (w->end_children && !w->held) {
         wk_mailbox_close(&w->mb, t, WK_MB_CLOSED);
         wk_loop_drain(w, t);
     }
@@ -330,7 +370,7 @@ void wk_worker_finish(worker_t *w, wk_thread *t, int err, void *ret)
     wk_probe_worker_ended((uint32_t)w->id, err);
     if (w->is_future)
         wk_probe_future_settled((uint32_t)w->id, w->id, err);
-    /* 4. ENDED; tell the parent, then waiters and monitors. */
+    /* 4. ENDED; tell the parent, then waiters, and monitors. */
     wk_tree_report_end(w, t);
 }
 
@@ -349,6 +389,8 @@ int worker_join(worker_t *w)
     wk_thread *t = wk_thread_peek();
     if (t && wk_on_stack(t, w))
         return WORKER_EDEADLK;
+    if (wk_in_pooled(t))
+        return WORKER_EWOULDBLOCK;
     uint32_t me = t && t->current ? (uint32_t)t->current->id : 0;
     wk_probe_wait_begin(me, WK_TRW_JOIN, UINT64_MAX, (uint32_t)w->id);
     wait_finished(w);
