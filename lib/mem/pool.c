@@ -110,10 +110,10 @@ typedef struct depot {
     {                                                                                              \
         .lock = PTHREAD_MUTEX_INITIALIZER                                                          \
     }
-static depot depots[WK_POOL_CLASSES] = { DEPOT_INIT, DEPOT_INIT, DEPOT_INIT };
+static depot depots[WK_POOL_CLASSES] = { DEPOT_INIT, DEPOT_INIT, DEPOT_INIT, DEPOT_INIT };
 
 static const size_t class_size[WK_POOL_CLASSES]
-    = { WK_POOL_EVENT_SIZE, WK_POOL_TRACED_EVENT_SIZE, WK_POOL_QNODE_SIZE };
+    = { WK_POOL_EVENT_SIZE, WK_POOL_TRACED_EVENT_SIZE, WK_POOL_QNODE_SIZE, WK_POOL_WORKER_SIZE };
 
 /* ---- slabs (depot locked) ---- */
 

@@ -16,11 +16,16 @@
 #define WK_POOL_EVENT_SIZE 64
 #define WK_POOL_TRACED_EVENT_SIZE 80
 #define WK_POOL_QNODE_SIZE 32
+/* The worker object (lib/worker/wk_worker.h checks that it fits): carved
+ * from slabs like events, so a million pooled workers cost no malloc
+ * each, and their 64-byte alignment costs nothing. */
+#define WK_POOL_WORKER_SIZE 1472
 
 enum wk_pool_class {
     WK_POOL_EVENT = 0, /* struct worker_event */
     WK_POOL_TRACED_EVENT = 1, /* wk_traced_event: events made while tracing */
     WK_POOL_QNODE = 2, /* mailbox queue nodes and retirement tickets */
+    WK_POOL_WORKER = 3, /* struct worker */
 };
 
 /* An object of the class; NULL when memory runs out. Any thread. */

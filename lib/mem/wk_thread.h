@@ -16,7 +16,7 @@
 
 #include "wk_atom.h"
 
-#define WK_POOL_CLASSES 3
+#define WK_POOL_CLASSES 4
 
 typedef struct wk_pool_cache {
     void *head; /* free objects linked through their first word */

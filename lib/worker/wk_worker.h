@@ -36,6 +36,7 @@
 #include "wk_event.h"
 #include "wk_listeners.h"
 #include "wk_mailbox.h"
+#include "wk_pool.h"
 #include "wk_probe.h"
 #include "wk_thread.h"
 
@@ -233,6 +234,9 @@ struct worker {
      * on lines of its own, so the hot fields above keep their places. */
     _Alignas(64) wk_trace_depth depth;
 };
+
+_Static_assert(sizeof(struct worker) <= WK_POOL_WORKER_SIZE, "the worker outgrew its pool class");
+_Static_assert(WK_POOL_WORKER_SIZE % 64 == 0, "pool objects of a class stay line aligned");
 
 static inline uint64_t wk_worker_id(const worker_t *w)
 {

@@ -15,6 +15,7 @@
 #include "wk_init.h"
 #include "wk_loop.h"
 #include "wk_os.h"
+#include "wk_pool.h"
 #include "wk_probe.h"
 #include "wk_report.h"
 #include "wk_sched.h"
@@ -30,8 +31,8 @@ static _Atomic uint64_t next_worker_id = 1;
 
 worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit, bool drop_oldest)
 {
-    worker_t *w;
-    if (posix_memalign((void **)&w, 64, sizeof *w) != 0)
+    worker_t *w = wk_pool_alloc(WK_POOL_WORKER);
+    if (!w)
         return NULL;
     memset(w, 0, sizeof *w);
     w->id = atomic_fetch_add(&next_worker_id, 1);
@@ -42,7 +43,7 @@ worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit, bool drop_olde
     }
     if (!w->name || wk_mailbox_init(&w->mb, mailbox_limit, drop_oldest) != WORKER_OK) {
         free(w->name);
-        free(w);
+        wk_pool_free(WK_POOL_WORKER, w);
         return NULL;
     }
     atomic_init(&w->refs, 1);
@@ -502,7 +503,7 @@ void wk_worker_free(worker_t *w)
     pthread_cond_destroy(&w->ended);
     worker_t *parent = w->parent;
     free(w->name);
-    free(w);
+    wk_pool_free(WK_POOL_WORKER, w);
     worker_unref(parent);
 }
 
