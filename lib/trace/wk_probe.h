@@ -108,10 +108,21 @@ static inline void wk_probe_worker_created(
         worker, WK_TR_WORKER_CREATED, (uint16_t)flags, parent, wk_trace_string(name)));
 }
 
-static inline void wk_probe_worker_started(uint32_t worker, bool overlay, long tid)
+static inline void wk_probe_worker_started(uint32_t worker, unsigned flags, long tid)
 {
-    WK_PROBE(wk_trace_emit(
-        worker, WK_TR_WORKER_STARTED, overlay ? WK_TRF_OVERLAY : 0, (uint64_t)tid, 0));
+    WK_PROBE(wk_trace_emit(worker, WK_TR_WORKER_STARTED, (uint16_t)flags, (uint64_t)tid, 0));
+}
+
+/* A pooled worker's slice on scheduler thread `index` (SLICE_BEGIN and
+ * SLICE_END; `ended`: its run ended in the slice). */
+static inline void wk_probe_slice_begin(uint32_t worker, int index)
+{
+    WK_PROBE(wk_trace_emit(worker, WK_TR_SLICE_BEGIN, 0, (uint64_t)index, 0));
+}
+
+static inline void wk_probe_slice_end(uint32_t worker, int index, bool ended)
+{
+    WK_PROBE(wk_trace_emit(worker, WK_TR_SLICE_END, ended ? WK_TRF_ENDED : 0, (uint64_t)index, 0));
 }
 
 static inline void wk_probe_worker_ended(uint32_t worker, int err)

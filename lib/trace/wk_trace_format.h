@@ -168,16 +168,29 @@ enum wk_trace_kind {
                                        REST_FOR_ONE 2) | intensity << 32;
                                        b: period ms | backoff ms << 32 (each
                                        capped at UINT32_MAX) */
+
+    /* pooled workers (minor 2) */
+    WK_TR_SLICE_BEGIN = 114, /* a scheduler thread takes a pooled worker for a
+                                slice (one batch of events, or a step of its end).
+                                worker: the pooled worker; a: the scheduler
+                                thread's index (its OS tid is that of the
+                                record's chunk) */
+    WK_TR_SLICE_END = 115, /* the slice is over. worker; a: the index; flags:
+                              WK_TRF_ENDED when the worker's run ended in it */
 };
 
 /* The highest kind a version-2.WK_TRACE_MINOR reader knows. */
-#define WK_TR_KIND_MAX 113
+#define WK_TR_KIND_MAX 115
 
 /* flags of WORKER_CREATED / WORKER_STARTED */
 #define WK_TRF_DAEMON 0x1u
 #define WK_TRF_ROOT 0x2u
 #define WK_TRF_MAIN 0x4u
 #define WK_TRF_OVERLAY 0x1u
+#define WK_TRF_POOLED 0x2u /* WORKER_STARTED (minor 2): it runs in slices on the scheduler's threads */
+
+/* flags of SLICE_END */
+#define WK_TRF_ENDED 0x1u
 
 /* flags of CHILD_RESTART */
 #define WK_TRF_GROUP 0x1u /* restarted with its group (ONE_FOR_ALL, REST_FOR_ONE) */

@@ -120,10 +120,14 @@ static void rest(worker_t *w, wk_thread *t)
 
 void wk_pooled_run_slice(worker_t *w, wk_thread *t)
 {
+    uint32_t id = (uint32_t)w->id;
+    int index = wk_sched_queue_index();
+    wk_probe_slice_begin(id, index);
     wk_mailbox_sleep_end(&w->mb);
     w->below = t->current;
     t->current = w;
     bool ended = w->end_phase == END_AWAITING_CHILDREN ? end_goes_on(w, t) : handle_batch(w, t);
+    wk_probe_slice_end(id, index, ended);
     if (ended)
         return; /* the end sequence left the stack; w may be gone */
     t->current = w->below;

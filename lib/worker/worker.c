@@ -269,7 +269,9 @@ void wk_worker_run_begins(worker_t *w, wk_thread *t, long tid)
 {
     if (wk_tracing()) {
         wk_worker_trace_created(w); /* the trace may have started after worker_new */
-        wk_probe_worker_started((uint32_t)w->id, t->current != NULL, tid);
+        unsigned flags = (t->current && !w->pooled ? WK_TRF_OVERLAY : 0)
+            | (w->pooled ? WK_TRF_POOLED : 0);
+        wk_probe_worker_started((uint32_t)w->id, flags, tid);
     }
     wk_worker_run_began(w);
     pthread_mutex_lock(&w->lock);
