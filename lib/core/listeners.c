@@ -177,7 +177,9 @@ static bool lmap_room(wk_lmap *m)
 {
     if ((m->count + 1) * 2 <= m->cap)
         return true;
-    wk_lmap grown = { .cap = m->cap ? m->cap * 2 : 16 };
+    /* Small first: most workers listen to a few names (a million pooled
+     * workers with one listener each pay for this table a million times). */
+    wk_lmap grown = { .cap = m->cap ? m->cap * 2 : 4 };
     grown.items = calloc(grown.cap, sizeof *grown.items);
     if (!grown.items)
         return false;
@@ -220,7 +222,7 @@ static wk_lslot *slot_get(wk_listeners *ls, const wk_atom *atom)
     wk_lslot *s = slot_find(ls, atom);
     if (s)
         return s;
-    wk_lslot *grown = wk_array_room(ls->slots, &ls->slot_cap, ls->slot_count, sizeof *grown, 8);
+    wk_lslot *grown = wk_array_room(ls->slots, &ls->slot_cap, ls->slot_count, sizeof *grown, 2);
     if (!grown)
         return NULL;
     ls->slots = grown;
@@ -234,7 +236,7 @@ static wk_lslot *slot_get(wk_listeners *ls, const wk_atom *atom)
 
 static bool slot_insert(wk_lslot *s, worker_listener_t *l)
 {
-    worker_listener_t **grown = wk_array_room(s->items, &s->cap, s->count, sizeof *grown, 4);
+    worker_listener_t **grown = wk_array_room(s->items, &s->cap, s->count, sizeof *grown, 2);
     if (!grown)
         return false;
     s->items = grown;

@@ -38,6 +38,7 @@
 
 #include <worker/worker.h>
 
+#include "wk_sched.h"
 #include "wk_current.h"
 #include "wk_hold.h"
 #include "wk_loop.h"
@@ -145,6 +146,8 @@ static int check_spec(const worker_child_spec *spec)
         return WORKER_EINVAL;
     if (spec->restart < WORKER_RESTART_PERMANENT || spec->restart > WORKER_RESTART_TEMPORARY)
         return WORKER_EINVAL;
+    if (spec->opts && spec->opts->pooled && spec->task)
+        return WORKER_EINVAL; /* a pooled child has no task */
     return WORKER_OK;
 }
 
@@ -685,6 +688,8 @@ worker_t *worker_supervisor(
         opts = &defaults;
     if (n && !children)
         return NULL;
+    if (wk_in_pooled(wk_thread_peek()))
+        return NULL; /* it waits for the children's first runs */
     for (size_t i = 0; i < n; i++) {
         if (check_spec(&children[i]) != WORKER_OK)
             return NULL;

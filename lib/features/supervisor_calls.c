@@ -18,6 +18,7 @@
 
 #include <worker/worker.h>
 
+#include "wk_sched.h"
 #include "wk_supervisor.h"
 
 /* ---- requests from other threads ---- */
@@ -56,6 +57,8 @@ int worker_supervisor_add(worker_t *sup, const worker_child_spec *spec)
     wk_sup *s = wk_sup_of(sup);
     if (!s)
         return WORKER_EINVAL;
+    if (wk_in_pooled(wk_thread_peek()))
+        return WORKER_EWOULDBLOCK; /* it waits for the supervisor's answer */
     wk_sup_request *r = calloc(1, sizeof *r);
     if (!r)
         return WORKER_ENOMEM;
@@ -72,6 +75,8 @@ int worker_supervisor_remove(worker_t *sup, const char *name)
     wk_sup *s = wk_sup_of(sup);
     if (!s || !name)
         return WORKER_EINVAL;
+    if (wk_in_pooled(wk_thread_peek()))
+        return WORKER_EWOULDBLOCK; /* it waits for the supervisor's answer */
     wk_sup_request *r = calloc(1, sizeof *r);
     if (!r || !(r->name = strdup(name))) {
         free(r);

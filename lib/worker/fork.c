@@ -13,7 +13,9 @@
  *   the forking thread's stack are claimed for it: every other worker of
  *   the parent is not running in the child (fire: WORKER_EREJECTED). The
  *   epoch records of the other threads are given back, tracing is off,
- *   signal routes are dropped. What the other threads owned (their pool
+ *   signal routes are dropped, and the scheduler of pooled workers is
+ *   forgotten (its threads are gone; the first pooled worker started in
+ *   the child starts a new one). What the other threads owned (their pool
  *   caches, trace buffers, workers) is left alone and lost in the child.
  * - Not supported: fork() from inside a listener or with a worker lock
  *   held (the forking thread must not be inside the library).
@@ -27,6 +29,7 @@
 #include "wk_epoch.h"
 #include "wk_log.h"
 #include "wk_pool.h"
+#include "wk_sched.h"
 #include "wk_signal.h"
 #include "wk_trace.h"
 
@@ -74,6 +77,7 @@ static void child(void)
     wk_trace_atfork_child();
     wk_flusher_atfork_child();
     wk_signal_atfork_child();
+    wk_sched_atfork_child();
 }
 
 __attribute__((constructor)) static void install_fork_handlers(void)

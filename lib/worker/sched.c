@@ -375,6 +375,16 @@ int wk_sched_start(void)
     return rc;
 }
 
+void wk_sched_atfork_child(void)
+{
+    /* Only the forking thread exists: the old scheduler's threads and
+     * queues are gone with the parent's other threads (its memory is left,
+     * as theirs is). */
+    pthread_mutex_init(&start_lock, NULL);
+    sched = NULL;
+    atomic_store(&started, NULL);
+}
+
 int wk_sched_queue_index(void)
 {
     return my_queue;
