@@ -29,6 +29,27 @@
  * compare them; default names use them). */
 static _Atomic uint64_t next_worker_id = 1;
 
+/* "worker-<id>", without printf's machinery (a million pooled workers
+ * are named a million times). NULL when memory runs out. */
+static char *default_name(uint64_t id)
+{
+    char digits[20];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id);
+    static const char prefix[] = "worker-";
+    char *name = malloc(sizeof prefix + (size_t)n);
+    if (!name)
+        return NULL;
+    memcpy(name, prefix, sizeof prefix - 1);
+    for (int i = 0; i < n; i++)
+        name[sizeof prefix - 1 + i] = digits[n - 1 - i];
+    name[sizeof prefix - 1 + n] = '\0';
+    return name;
+}
+
 worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit, bool drop_oldest)
 {
     worker_t *w = wk_pool_alloc(WK_POOL_WORKER);
@@ -36,11 +57,7 @@ worker_t *wk_worker_alloc(const char *name, size_t mailbox_limit, bool drop_olde
         return NULL;
     memset(w, 0, sizeof *w);
     w->id = atomic_fetch_add(&next_worker_id, 1);
-    if (name) {
-        w->name = strdup(name);
-    } else if (asprintf(&w->name, "worker-%llu", (unsigned long long)w->id) < 0) {
-        w->name = NULL;
-    }
+    w->name = name ? strdup(name) : default_name(w->id);
     if (!w->name || wk_mailbox_init(&w->mb, mailbox_limit, drop_oldest) != WORKER_OK) {
         free(w->name);
         wk_pool_free(WK_POOL_WORKER, w);
