@@ -85,14 +85,31 @@ const struct ck_ec_ops wk_ec_ops = {
     .wake64 = ec_wake64,
 };
 
+/* The calling thread's tid and the process's pid, asked of the kernel once
+ * per thread (each a system call, and every worker's start and end asks
+ * whether it runs on the main thread). Per thread, so no shared state; a
+ * fork() child forgets them (wk_os_atfork_child): its only thread has a new
+ * tid and the process a new pid. */
+static _Thread_local long cached_tid, cached_pid;
+
 long wk_gettid(void)
 {
-    return (long)syscall(SYS_gettid);
+    if (__builtin_expect(!cached_tid, 0))
+        cached_tid = (long)syscall(SYS_gettid);
+    return cached_tid;
 }
 
 bool wk_on_main_thread(void)
 {
-    return wk_gettid() == (long)getpid();
+    if (__builtin_expect(!cached_pid, 0))
+        cached_pid = (long)getpid();
+    return wk_gettid() == cached_pid;
+}
+
+void wk_os_atfork_child(void)
+{
+    cached_tid = 0;
+    cached_pid = 0;
 }
 
 void wk_set_thread_name(const char *name)

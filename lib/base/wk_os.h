@@ -24,6 +24,8 @@ extern const struct ck_ec_ops wk_ec_ops;
 /* The kernel's id of the calling thread; equals getpid() on the main thread. */
 long wk_gettid(void);
 bool wk_on_main_thread(void);
+/* In a fork() child, on the forking thread: forget the cached ids. */
+void wk_os_atfork_child(void);
 
 /* Name the calling thread (first 15 bytes). */
 void wk_set_thread_name(const char *name);

@@ -28,6 +28,7 @@
 #include "wk_atom.h"
 #include "wk_epoch.h"
 #include "wk_log.h"
+#include "wk_os.h"
 #include "wk_pool.h"
 #include "wk_sched.h"
 #include "wk_signal.h"
@@ -66,6 +67,7 @@ static void claim_own_stack(wk_thread *t)
 
 static void child(void)
 {
+    wk_os_atfork_child(); /* first: what follows may ask for the tid */
     atomic_fetch_add(&wk_fork_generation, 1);
     wk_thread *t = wk_thread_peek();
     if (t)
