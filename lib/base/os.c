@@ -1,6 +1,7 @@
 /* Platform layer: Linux futexes and CLOCK_MONOTONIC. */
 #define _GNU_SOURCE
 #include "wk_os.h"
+#include "wk_tls.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -90,7 +91,7 @@ const struct ck_ec_ops wk_ec_ops = {
  * whether it runs on the main thread). Per thread, so no shared state; a
  * fork() child forgets them (wk_os_atfork_child): its only thread has a new
  * tid and the process a new pid. */
-static _Thread_local long cached_tid, cached_pid;
+static WK_TLS long cached_tid, cached_pid;
 
 long wk_gettid(void)
 {

@@ -21,7 +21,7 @@
 #include "wk_epoch.h"
 #include "wk_pool.h"
 
-_Thread_local wk_thread *wk_self;
+WK_TLS wk_thread *wk_self;
 static pthread_key_t exit_key;
 static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic bool key_made; /* set once exit_key exists; a failed creation is retried */

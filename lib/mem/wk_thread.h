@@ -15,6 +15,7 @@
 #include <worker/types.h>
 
 #include "wk_atom.h"
+#include "wk_tls.h"
 
 #define WK_POOL_CLASSES 4
 
@@ -42,7 +43,7 @@ typedef struct wk_thread {
 } wk_thread;
 
 /* The calling thread's context (its own thread only reads or writes it). */
-extern _Thread_local wk_thread *wk_self;
+extern WK_TLS wk_thread *wk_self;
 
 wk_thread *wk_thread_make(void); /* the slow path of wk_thread_get */
 

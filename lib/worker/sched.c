@@ -45,6 +45,7 @@
 #include "wk_array.h"
 #include "wk_os.h"
 #include "wk_sigmask.h"
+#include "wk_tls.h"
 #include "wk_worker.h"
 
 typedef struct run_queue {
@@ -75,7 +76,7 @@ static scheduler *sched;
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(scheduler *) started;
 /* The index of the calling thread's run queue; -1 on other threads. */
-static _Thread_local int my_queue = -1;
+static WK_TLS int my_queue = -1;
 
 enum { SLICES_BETWEEN_TIMER_CHECKS = 64 };
 
