@@ -33,7 +33,9 @@ WORKER_API int worker_channel_unsub(worker_channel_t *ch, worker_t *w);
  * any more, at once when none took it. bubble/broadcast are not allowed
  * here (WORKER_EINVAL). Out of memory for the event: WORKER_ENOMEM, nothing
  * is queued and `release` is not called; a subscriber whose queue entry
- * cannot be made is skipped like a stopped one. Any thread. */
+ * cannot be made is skipped like a stopped one. Any thread. With `wait`
+ * (pub_ex) inside a pooled worker, which may not wait: WORKER_EWOULDBLOCK,
+ * nothing published. */
 WORKER_API int worker_channel_pub(worker_channel_t *ch, const char *name, void *data);
 WORKER_API int worker_channel_pub_ex(
     worker_channel_t *ch, const char *name, void *data, const worker_fire_opts *opts);

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wk_sched.h"
 #include "wk_array.h"
 #include "wk_current.h"
 #include "wk_epoch.h"
@@ -398,6 +399,11 @@ int worker_channel_pub_ex(
     if (!opts)
         opts = &defaults;
     wk_thread *t = wk_thread_get();
+    /* A pooled publisher may not wait; refusing the whole publish up front
+     * keeps "nothing changed" true (a publish that stopped at its first
+     * full subscriber would have reached some already). */
+    if (opts->wait != 0 && wk_in_pooled(t))
+        return WORKER_EWOULDBLOCK;
     const wk_atom *atom = wk_atom_intern(name);
     worker_t *sender = opts->target ? opts->target : (t ? wk_current(t) : NULL);
     worker_event_t *e = t && atom && sender
