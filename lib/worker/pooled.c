@@ -25,6 +25,8 @@
  */
 #include "wk_sched.h"
 
+#include <ck_pr.h>
+
 #include "wk_loop.h"
 #include "wk_os.h"
 #include "wk_timers.h"
@@ -97,12 +99,30 @@ static uint64_t next_deadline(worker_t *w)
     return wk_timers_pending(w) ? wk_timers_next_deadline(w) : WK_NO_DEADLINE;
 }
 
+/* Senders that keep one pooled worker busy (fan-in) refill its mailbox
+ * within a few hundred nanoseconds: a scheduler thread with nothing else
+ * to run looks a little longer before the worker rests, as a thread
+ * worker spins before it parks, so they do not pay a wake-up each. */
+#define LOOKS_BEFORE_REST 64
+
+static bool work_came(worker_t *w)
+{
+    if (wk_mailbox_has_work(&w->mb))
+        return true;
+    for (int i = 0; i < LOOKS_BEFORE_REST && wk_sched_nothing_queued_here(); i++) {
+        ck_pr_stall();
+        if (wk_mailbox_has_work(&w->mb))
+            return true;
+    }
+    return false;
+}
+
 /* After a slice: back on a queue when it has more, else idle (and its
  * next deadline registered). */
 static void rest(worker_t *w, wk_thread *t)
 {
     wk_sender_credit_return(t);
-    if (wk_mailbox_has_work(&w->mb)) {
+    if (w->end_phase == END_NONE ? work_came(w) : wk_mailbox_has_work(&w->mb)) {
         wk_sched_submit(w);
         return;
     }

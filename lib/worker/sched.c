@@ -376,6 +376,12 @@ int wk_sched_start(void)
     return rc;
 }
 
+bool wk_sched_nothing_queued_here(void)
+{
+    int me = my_queue;
+    return me < 0 || atomic_load_explicit(&sched->queues[me].length, memory_order_relaxed) == 0;
+}
+
 void wk_sched_atfork_child(void)
 {
     /* Only the forking thread exists: the old scheduler's threads and

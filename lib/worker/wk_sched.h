@@ -24,6 +24,8 @@ void wk_sched_submit(worker_t *w);
  * reference on w when it returns true; false: out of memory, the caller
  * keeps it. */
 bool wk_sched_timer(worker_t *w, uint64_t deadline);
+/* True when the calling scheduler thread's own queue is empty (a hint). */
+bool wk_sched_nothing_queued_here(void);
 /* In a fork() child: forget the parent's scheduler (fork.c). */
 void wk_sched_atfork_child(void);
 /* The calling thread's index among the scheduler's threads, or -1. */
