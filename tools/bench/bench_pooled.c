@@ -112,6 +112,57 @@ static void await_tally(tally *t, const char *what, bench_result *r)
         bench_fail(r, "%s: %ld of %ld were right", what, t->good, t->wanted);
 }
 
+/* Threads of the process now (/proc/self/task), -1 if unknown. */
+static int thread_count(void)
+{
+    static bench_task_stat tasks[8192];
+    return bench_task_stats(tasks, (int)(sizeof tasks / sizeof *tasks));
+}
+
+static int on_nothing(const worker_event_t *e, void *userdata)
+{
+    (void)e;
+    (void)userdata;
+    return 0;
+}
+
+/* True when a pooled worker still gets a thread of its own (a build
+ * without the scheduler, where worker_opts.pooled is ignored): the first
+ * pooled worker starts the scheduler, the next 16 must add no thread. */
+static bool pooled_workers_are_threads(void)
+{
+    enum { PROBES = 16 };
+    worker_t *ws[PROBES + 1];
+    long made = 0;
+    int before = -1, after = -1;
+    for (; made <= PROBES; made++) {
+        if (made == 1)
+            before = thread_count();
+        ws[made] = start_or_drop(new_pooled("NOTHING", on_nothing, NULL));
+        if (!ws[made])
+            break;
+    }
+    after = thread_count();
+    bench_result ignored = { .ok = true };
+    stop_and_release(ws, made, &ignored);
+    return before >= 0 && after - before >= PROBES;
+}
+
+/* Refuse a run of more than THREAD_MODE_MOST workers when they would be
+ * threads: a million threads is no benchmark. */
+#define THREAD_MODE_MOST 10000L
+
+static bool scale_is_possible(long workers, bench_result *r)
+{
+    if (workers <= THREAD_MODE_MOST || !pooled_workers_are_threads())
+        return true;
+    bench_fail(r,
+        "%ld workers: pooled workers run as threads in this build (no scheduler); "
+        "at most %ld here (--quick, --workers, --count)",
+        workers, THREAD_MODE_MOST);
+    return false;
+}
+
 static double per_item_us(uint64_t t0, uint64_t t1, long n)
 {
     return (double)(t1 - t0) / 1e3 / (double)(n ? n : 1);
@@ -197,6 +248,8 @@ static long hello_round(worker_t **ws, long n, unsigned char *seen, p9_phases *p
 void bench_pooled_p9(const bench_args *a, bench_result *r)
 {
     long n = bench_workers(a);
+    if (!scale_is_possible(n, r))
+        return;
     worker_t **ws = calloc((size_t)n, sizeof *ws);
     unsigned char *seen = calloc((size_t)n, 1);
     if (!ws || !seen) {
@@ -353,6 +406,8 @@ void bench_pooled_p10(const bench_args *a, bench_result *r)
         return;
     }
     skynet_tree tree = { .count = bench_skynet_nodes(leaves), .main = worker_current() };
+    if (!scale_is_possible(tree.count, r))
+        return;
     tree.inner = tree.count - leaves;
     atomic_init(&tree.failures, 0);
     tree.nodes = calloc((size_t)tree.count, sizeof *tree.nodes);
@@ -506,6 +561,8 @@ void bench_pooled_p11(const bench_args *a, bench_result *r)
 {
     long rounds = bench_count(a);
     pairs p = { .count = bench_workers(a) };
+    if (!scale_is_possible(2 * p.count, r))
+        return;
     p.workers = calloc((size_t)(2 * p.count), sizeof *p.workers);
     p.pingers = calloc((size_t)p.count, sizeof *p.pingers);
     p.pongers = calloc((size_t)p.count, sizeof *p.pongers);
