@@ -39,13 +39,12 @@ using pong_atom = caf::atom_constant<caf::atom("pong")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
 
 constexpr uint64_t bad_sequence = UINT64_MAX;
-constexpr int scheduler_threads = 2;
 const auto wait_limit = std::chrono::seconds(300);
 
 caf::actor_system_config make_config()
 {
     caf::actor_system_config cfg;
-    cfg.set("scheduler.max-threads", scheduler_threads);
+    cfg.set("scheduler.max-threads", BENCH_SCHEDULER_THREADS);
     return cfg;
 }
 

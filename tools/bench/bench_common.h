@@ -33,6 +33,11 @@ _Static_assert(sizeof(bench_msg) == 32, "the benchmark message is 32 bytes");
 #endif
 
 #define BENCH_MSG_SIZE ((size_t)32)
+
+/* Threads that run pooled workers, CAF actors and Erlang processes (Part
+ * 2): the same for every system, the core count of the machine these
+ * figures come from (bench_erlang.erl says +S 2:2 itself). */
+#define BENCH_SCHEDULER_THREADS 2
 #define BENCH_MAX_SENDERS 64
 
 static inline uint32_t bench_msg_check(uint32_t sender, uint64_t seq)

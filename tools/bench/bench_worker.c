@@ -781,5 +781,12 @@ int main(int argc, char **argv)
         { "P13", p13 },
         { "P14", p14 },
     };
+    /* Pooled workers run on as many threads as CAF's and Erlang's schedulers
+     * (the default would be one per CPU). */
+    int rc = worker_scheduler_threads(BENCH_SCHEDULER_THREADS);
+    if (rc != WORKER_OK) {
+        fprintf(stderr, "worker_scheduler_threads: %s\n", worker_strerror(rc));
+        return 1;
+    }
     return bench_main(argc, argv, "worker", scenarios, sizeof scenarios / sizeof *scenarios);
 }
