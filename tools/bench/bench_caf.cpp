@@ -29,7 +29,8 @@
 #include <cstdint>
 #include <vector>
 
-namespace {
+namespace
+{
 
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
 using sum_atom = caf::atom_constant<caf::atom("sum")>;
@@ -96,8 +97,8 @@ void p9(const bench_args *a, bench_result *r)
 {
     long n = bench_workers(a);
     auto cfg = make_config();
-    caf::actor_system system{ cfg };
-    caf::scoped_actor self{ system };
+    caf::actor_system system { cfg };
+    caf::scoped_actor self { system };
     std::vector<caf::actor> actors(static_cast<size_t>(n)); // touched before the baseline
     long rss0 = bench_rss_bytes(), heap0 = bench_heap_bytes();
     double cpu0 = bench_cpu_seconds();
@@ -120,9 +121,12 @@ void p9(const bench_args *a, bench_result *r)
     r->elapsed = seconds_between(t0, t1);
     bench_fig(r, "us_per_worker", r->elapsed * 1e6 / static_cast<double>(n));
     bench_fig(r, "rss_bytes_per_worker", static_cast<double>(rss1 - rss0) / static_cast<double>(n));
-    bench_fig(r, "heap_bytes_per_worker", static_cast<double>(heap1 - heap0) / static_cast<double>(n));
-    bench_fig(r, "spawn_us_per_worker", seconds_between(t0, t_spawned) * 1e6 / static_cast<double>(n));
-    bench_fig(r, "stop_us_per_worker", seconds_between(t_answered, t1) * 1e6 / static_cast<double>(n));
+    bench_fig(
+        r, "heap_bytes_per_worker", static_cast<double>(heap1 - heap0) / static_cast<double>(n));
+    bench_fig(
+        r, "spawn_us_per_worker", seconds_between(t0, t_spawned) * 1e6 / static_cast<double>(n));
+    bench_fig(
+        r, "stop_us_per_worker", seconds_between(t_answered, t1) * 1e6 / static_cast<double>(n));
     bench_fig(r, "cpu_s", bench_cpu_seconds() - cpu0);
 }
 
@@ -162,13 +166,13 @@ void p10(const bench_args *a, bench_result *r)
         return;
     }
     auto cfg = make_config();
-    caf::actor_system system{ cfg };
-    caf::scoped_actor self{ system };
+    caf::actor_system system { cfg };
+    caf::scoped_actor self { system };
     uint64_t total = 0;
     bool timed_out = false;
     double cpu0 = bench_cpu_seconds();
     uint64_t t0 = bench_now_ns();
-    system.spawn(skynet, caf::actor_cast<caf::actor>(self.ptr()), uint64_t{ 0 },
+    system.spawn(skynet, caf::actor_cast<caf::actor>(self.ptr()), uint64_t { 0 },
         static_cast<uint64_t>(leaves));
     self->receive([&](sum_atom, uint64_t sum) { total = sum; },
         caf::after(wait_limit) >> [&] { timed_out = true; });
@@ -214,7 +218,7 @@ caf::behavior pinger(caf::stateful_actor<pinger_state> *self, caf::actor partner
     return {
         [=](go_atom) {
             self->state.report_to = caf::actor_cast<caf::actor>(self->current_sender());
-            self->send(self->state.partner, ping_atom::value, uint64_t{ 0 });
+            self->send(self->state.partner, ping_atom::value, uint64_t { 0 });
         },
         [=](pong_atom, uint64_t seq) {
             auto &st = self->state;
@@ -234,8 +238,8 @@ void p11(const bench_args *a, bench_result *r)
 {
     long pairs = bench_workers(a), rounds = bench_count(a);
     auto cfg = make_config();
-    caf::actor_system system{ cfg };
-    caf::scoped_actor self{ system };
+    caf::actor_system system { cfg };
+    caf::scoped_actor self { system };
     std::vector<caf::actor> pongers, pingers;
     for (long i = 0; i < pairs; i++) {
         pongers.push_back(system.spawn<caf::lazy_init>(ponger));

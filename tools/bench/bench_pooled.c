@@ -103,9 +103,8 @@ static bool tally_complete(const worker_event_t *e, void *userdata)
 /* Run the main thread's loop until `t` is complete. */
 static void await_tally(tally *t, const char *what, bench_result *r)
 {
-    int rc = tally_complete(NULL, t)
-        ? WORKER_OK
-        : worker_wait_until(tally_complete, t, WAIT_LIMIT_S, NULL);
+    int rc = tally_complete(NULL, t) ? WORKER_OK
+                                     : worker_wait_until(tally_complete, t, WAIT_LIMIT_S, NULL);
     if (rc != WORKER_OK)
         bench_fail(r, "%s: %ld of %ld, then %s", what, t->got, t->wanted, worker_strerror(rc));
     else if (t->good != t->wanted)

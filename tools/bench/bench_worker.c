@@ -90,8 +90,8 @@ static void sink_verdict(const sink *s, const char *who, bench_result *r)
 
 /* A started worker (task NULL: waits forever, or pooled: lives until
  * stopped) made with `opts`, with `fn` listening on `name`. */
-static worker_t *spawn_listening_opts(const char *name, worker_listener_fn fn, void *ud,
-    const worker_opts *opts, bench_result *r)
+static worker_t *spawn_listening_opts(
+    const char *name, worker_listener_fn fn, void *ud, const worker_opts *opts, bench_result *r)
 {
     worker_t *w = worker_new(NULL, NULL, opts);
     if (!w) {
