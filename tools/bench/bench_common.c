@@ -86,7 +86,7 @@ long bench_count(const bench_args *a)
 {
     if (a->count > 0)
         return a->count;
-    if (is(a, "P1") || is(a, "P3"))
+    if (is(a, "P1") || is(a, "P3") || is(a, "P3p"))
         return a->quick ? 20000 : 2000000;
     if (is(a, "P2") || is(a, "P13"))
         return a->quick ? 2000 : 200000;
@@ -94,6 +94,10 @@ long bench_count(const bench_args *a)
         return a->quick ? 500 : 50000;
     if (is(a, "P5"))
         return a->quick ? 200 : 10000;
+    if (is(a, "P10"))
+        return a->quick ? 100 : 1000000;
+    if (is(a, "P11"))
+        return a->quick ? 100 : 1000;
     return 0;
 }
 
@@ -114,6 +118,10 @@ int bench_workers(const bench_args *a)
         return a->quick ? 100 : 1000;
     if (is(a, "P7"))
         return a->quick ? 10 : 100;
+    if (is(a, "P9"))
+        return a->quick ? 200 : 1000000;
+    if (is(a, "P11"))
+        return a->quick ? 10 : 1000;
     return 1;
 }
 
@@ -134,6 +142,32 @@ long bench_warmup(long count)
 {
     long w = count / 20;
     return w > 2000 ? 2000 : w;
+}
+
+/* --- skynet ------------------------------------------------------------------------ */
+
+int bench_skynet_levels(long leaves)
+{
+    int levels = 0;
+    for (long n = leaves; n > 1; n /= 10) {
+        if (n % 10)
+            return -1;
+        levels++;
+    }
+    return leaves >= 1 ? levels : -1;
+}
+
+uint64_t bench_skynet_sum(long leaves)
+{
+    return (uint64_t)leaves * (uint64_t)(leaves - 1) / 2;
+}
+
+long bench_skynet_nodes(long leaves)
+{
+    long nodes = 0;
+    for (long level = leaves; level >= 1; level /= 10)
+        nodes += level;
+    return nodes;
 }
 
 /* --- time, memory, CPU --------------------------------------------------------- */

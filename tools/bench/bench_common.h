@@ -13,6 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" { /* bench_caf.cpp shares the harness */
+#endif
+
 /* --- the message ------------------------------------------------------------ */
 
 typedef struct bench_msg {
@@ -22,9 +26,18 @@ typedef struct bench_msg {
     unsigned char fill[16];
 } bench_msg;
 
+#ifdef __cplusplus
+static_assert(sizeof(bench_msg) == 32, "the benchmark message is 32 bytes");
+#else
 _Static_assert(sizeof(bench_msg) == 32, "the benchmark message is 32 bytes");
+#endif
 
 #define BENCH_MSG_SIZE ((size_t)32)
+
+/* Threads that run pooled workers, CAF actors and Erlang processes (Part
+ * 2): the same for every system, the core count of the machine these
+ * figures come from (bench_erlang.erl says +S 2:2 itself). */
+#define BENCH_SCHEDULER_THREADS 2
 #define BENCH_MAX_SENDERS 64
 
 static inline uint32_t bench_msg_check(uint32_t sender, uint64_t seq)
@@ -71,9 +84,9 @@ void bench_check_verdict(const bench_checker *c, long expected, struct bench_res
 
 typedef struct bench_args {
     const char *scenario; /* "P1" ... */
-    long count; /* messages / round trips / publishes / workers; 0: default */
+    long count; /* messages / round trips / publishes / workers / skynet leaves; 0: default */
     long events; /* P6b: events queued; 0: default */
-    int workers; /* P4 subscribers, P6a idle workers, P7 idle workers; 0: default */
+    int workers; /* P4 subscribers, P6a/P7 idle workers, P9 workers, P11 pairs; 0: default */
     int senders; /* P3: sender threads; 0: default (4) */
     double seconds; /* P7: observation time; 0: default (2) */
     int runs; /* runs in this process (default 1) */
@@ -115,14 +128,24 @@ int bench_main(
     int argc, char **argv, const char *system, const bench_scenario *scenarios, size_t n_scenarios);
 
 /* Default counts (full or quick) for a scenario's parameters. */
-long bench_count(
-    const bench_args *a); /* P1/P3 messages, P2 round trips, P4 publishes, P5 workers */
+long bench_count(const bench_args *a); /* P1/P3/P3p messages, P2 round trips, P4 publishes,
+                                          P5 workers, P10 skynet leaves, P11 round trips per pair */
 long bench_events(const bench_args *a); /* P6b */
-int bench_workers(const bench_args *a); /* P4 64, P6a 1000, P7 100 */
+int bench_workers(const bench_args *a); /* P4 64, P6a 1000, P7 100, P9 1,000,000, P11 1000 pairs */
 int bench_senders(const bench_args *a); /* P3: 4 */
 double bench_seconds(const bench_args *a); /* P7: 2 */
 /* Warm-up round trips before the measured ones (P2). */
 long bench_warmup(long count);
+
+/* Skynet (P10): a tree whose every inner node has 10 children and whose
+ * leaves, `leaves` of them (a power of 10), reply their number 0..leaves-1.
+ * The number of levels below the root, or -1 when `leaves` is not a power
+ * of 10 (1 is 10^0: a root that is its own leaf). */
+int bench_skynet_levels(long leaves);
+/* What the root must add up: 0 + 1 + ... + (leaves - 1). */
+uint64_t bench_skynet_sum(long leaves);
+/* Every node of the tree: 1 + 10 + ... + leaves. */
+long bench_skynet_nodes(long leaves);
 
 /* --- time, memory, CPU ----------------------------------------------------- */
 
@@ -189,4 +212,7 @@ void bench_gate_wait(bench_gate *g);
 void bench_gate_open(bench_gate *g);
 void bench_gate_destroy(bench_gate *g);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

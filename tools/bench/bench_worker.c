@@ -8,6 +8,7 @@
  *     (copied) back at worker_event_target(e); the main thread waits with
  *     worker_wait_event(). p50/p99 of per-round-trip timestamps.
  * P3  like P1 with 4 plain pthreads as senders, per-sender order checked.
+ * P3p P3 into one pooled worker (worker_opts.pooled, BENCH.md Part 2).
  * P4  worker_channel_pub_ex() (32 bytes copied once) to 64 subscriber
  *     workers: deliveries/s and ns per delivery. Built only when
  *     <worker/channel.h> exists.
@@ -22,9 +23,12 @@
  *     the listener answers with worker_reply_ex (copied); the same round
  *     trip as P2 with a request in place of two events. p50/p99.
  * P14 P1 turned around: a worker fires at the main thread, which an epoll
- *     loop on worker_fd() drives with worker_update(). */
+ *     loop on worker_fd() drives with worker_update().
+ * P9, P10, P11 pooled workers at scale (spawn, skynet, ping-pong pairs):
+ *     bench_pooled.c. */
 #define _GNU_SOURCE
 #include "bench_common.h"
+#include "bench_pooled.h"
 
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -84,10 +88,12 @@ static void sink_verdict(const sink *s, const char *who, bench_result *r)
             (unsigned long long)s->expected);
 }
 
-/* A started worker (task NULL: waits forever) with `fn` listening on `name`. */
-static worker_t *spawn_listening(const char *name, worker_listener_fn fn, void *ud, bench_result *r)
+/* A started worker (task NULL: waits forever, or pooled: lives until
+ * stopped) made with `opts`, with `fn` listening on `name`. */
+static worker_t *spawn_listening_opts(
+    const char *name, worker_listener_fn fn, void *ud, const worker_opts *opts, bench_result *r)
 {
-    worker_t *w = worker_new(NULL, NULL, &(worker_opts) { .name = "bench" });
+    worker_t *w = worker_new(NULL, NULL, opts);
     if (!w) {
         bench_fail(r, "worker_new failed");
         return NULL;
@@ -104,6 +110,11 @@ static worker_t *spawn_listening(const char *name, worker_listener_fn fn, void *
         return NULL;
     }
     return w;
+}
+
+static worker_t *spawn_listening(const char *name, worker_listener_fn fn, void *ud, bench_result *r)
+{
+    return spawn_listening_opts(name, fn, ud, &(worker_opts) { .name = "bench" }, r);
 }
 
 static void finish(worker_t *w, bench_result *r)
@@ -317,13 +328,14 @@ static void *p3_send(void *arg)
     return NULL;
 }
 
-static void p3(const bench_args *a, bench_result *r)
+/* P3 into a receiver made with `receiver_opts`. */
+static void p3_into(const bench_args *a, const worker_opts *receiver_opts, bench_result *r)
 {
     int ns = bench_senders(a);
     long per = bench_count(a) / ns, n = per * ns;
     sink s = { .expected = (uint64_t)n, .notify = worker_current() };
     bench_checker_init(&s.check, (uint32_t)ns);
-    worker_t *w = spawn_listening("E", on_event, &s, r);
+    worker_t *w = spawn_listening_opts("E", on_event, &s, receiver_opts, r);
     if (!w)
         return;
     bench_gate gate;
@@ -354,6 +366,16 @@ static void p3(const bench_args *a, bench_result *r)
     if (r->ok)
         sink_verdict(&s, "worker", r);
     bench_rate_result(r, (long)s.check.received, n, t0, t1);
+}
+
+static void p3(const bench_args *a, bench_result *r)
+{
+    p3_into(a, &(worker_opts) { .name = "bench" }, r);
+}
+
+static void p3_pooled(const bench_args *a, bench_result *r)
+{
+    p3_into(a, &(worker_opts) { .name = "bench", .pooled = true }, r);
 }
 
 /* --- P4 ------------------------------------------------------------------------ */
@@ -745,6 +767,7 @@ int main(int argc, char **argv)
         { "P1", p1 },
         { "P2", p2 },
         { "P3", p3 },
+        { "P3p", p3_pooled },
 #ifdef BENCH_HAVE_CHANNEL
         { "P4", p4 },
 #endif
@@ -752,8 +775,18 @@ int main(int argc, char **argv)
         { "P6a", p6a },
         { "P6b", p6b },
         { "P7", p7 },
+        { "P9", bench_pooled_p9 },
+        { "P10", bench_pooled_p10 },
+        { "P11", bench_pooled_p11 },
         { "P13", p13 },
         { "P14", p14 },
     };
+    /* Pooled workers run on as many threads as CAF's and Erlang's schedulers
+     * (the default would be one per CPU). */
+    int rc = worker_scheduler_threads(BENCH_SCHEDULER_THREADS);
+    if (rc != WORKER_OK) {
+        fprintf(stderr, "worker_scheduler_threads: %s\n", worker_strerror(rc));
+        return 1;
+    }
     return bench_main(argc, argv, "worker", scenarios, sizeof scenarios / sizeof *scenarios);
 }
