@@ -25,6 +25,10 @@ extern const struct ck_ec_ops wk_ec_ops;
 long wk_gettid(void);
 bool wk_on_main_thread(void);
 
+/* The host's boot: the first 16 hex digits of the kernel's boot_id (equal
+ * for every process of one host since one boot); 0 when unknown. */
+uint64_t wk_boot_id(void);
+
 /* Name the calling thread (first 15 bytes). */
 void wk_set_thread_name(const char *name);
 
