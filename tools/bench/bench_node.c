@@ -55,6 +55,12 @@ static worker_t *listening(const char *event, worker_listener_fn fn, void *ud)
     return w;
 }
 
+static void disconnect(worker_node_t *node)
+{
+    if (node)
+        disconnect(node);
+}
+
 static void finish(worker_t *w)
 {
     worker_stop(w);
@@ -119,7 +125,7 @@ static int sink_peer(bench_link *l, void *arg)
         report_sink(l, &s);
     if (w)
         finish(w);
-    worker_node_close(node);
+    disconnect(node);
     sem_destroy(&s.done);
     return ready && atomic_load(&s.errors) == 0 ? 0 : 1;
 }
@@ -172,7 +178,7 @@ static void p12(const bench_args *a, bench_result *r)
     if (r->ok)
         bench_far_verdict(&l, n, t0, r);
     worker_unref(proxy);
-    worker_node_close(node);
+    disconnect(node);
     if (bench_link_wait(&l) != 0 && r->ok)
         bench_fail(r, "the receiving process failed");
 }
@@ -202,7 +208,7 @@ static int echo_peer(bench_link *l, void *arg)
         bench_link_recv(l, &end, 1, 3600.0); /* EOF when the parent is done */
     if (w)
         finish(w);
-    worker_node_close(node);
+    disconnect(node);
     return ready ? 0 : 1;
 }
 
@@ -271,7 +277,7 @@ static void p13x(const bench_args *a, bench_result *r)
     if (r->ok)
         call_all(proxy, n, warm, r);
     worker_unref(proxy);
-    worker_node_close(node);
+    disconnect(node);
     if (bench_link_wait(&l) != 0 && r->ok)
         bench_fail(r, "the replying process failed");
 }
