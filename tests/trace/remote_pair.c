@@ -29,8 +29,8 @@ static int inbox_task(void *arg, void **result)
 {
     (void)arg;
     (void)result;
-    if (!worker_listen(worker_current(), "PING", on_ping, NULL,
-            &(worker_listen_opts) { .name = "on_ping" }))
+    if (!worker_listen(
+            worker_current(), "PING", on_ping, NULL, &(worker_listen_opts) { .name = "on_ping" }))
         return WORKER_ENOMEM;
     return worker_wait_forever();
 }

@@ -409,7 +409,8 @@ Test(trace, dropped_event_is_recorded, .timeout = 30)
     cr_assert_eq(worker_trace_start(path), WORKER_OK);
     sem_t hold;
     sem_init(&hold, 0, 0);
-    worker_opts wo = { .name = "dropper", .mailbox_limit = 1, .full_policy = WORKER_FULL_DROP_OLDEST };
+    worker_opts wo
+        = { .name = "dropper", .mailbox_limit = 1, .full_policy = WORKER_FULL_DROP_OLDEST };
     worker_t *w = worker_new(block_on, &hold, &wo);
     cr_assert_eq(worker_start(w), WORKER_OK);
     cr_assert_eq(worker_fire(w, "OLD", NULL), WORKER_OK);

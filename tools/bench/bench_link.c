@@ -98,8 +98,8 @@ const char *bench_nats_url(void)
     return url && *url ? url : "nats://127.0.0.1:4222";
 }
 
-int bench_far_receive(bench_link *l, bool ready, long n, int (*next)(void *ctx, bench_msg *m),
-    void *ctx)
+int bench_far_receive(
+    bench_link *l, bool ready, long n, int (*next)(void *ctx, bench_msg *m), void *ctx)
 {
     char byte = ready ? 1 : 0;
     if (bench_link_send(l, &byte, 1) != 0 || !ready)

@@ -42,8 +42,8 @@ int bench_link_wait(bench_link *l);
  * `ready` is true), then takes n messages with next() (0 per message; any
  * other value, a timeout or an error, ends the run early), checks each
  * (one sender, in order) and reports. Returns 0 when all n were fine. */
-int bench_far_receive(bench_link *l, bool ready, long n, int (*next)(void *ctx, bench_msg *m),
-    void *ctx);
+int bench_far_receive(
+    bench_link *l, bool ready, long n, int (*next)(void *ctx, bench_msg *m), void *ctx);
 /* The parent's side: waits for the peer to be ready (false: it is not). */
 bool bench_far_ready(const bench_link *l);
 /* The parent's side at the end: the peer's report, judged (all n received,

@@ -161,8 +161,8 @@ static bool request_once(natsConnection *nc, long i, uint64_t *ns, bench_result 
     bench_msg_make(&m, 0, (uint64_t)i);
     natsMsg *reply = NULL;
     uint64_t t0 = bench_now_ns();
-    natsStatus s = natsConnection_Request(
-        &reply, nc, SUBJECT_P13, &m, (int)sizeof m, REQUEST_TIMEOUT_MS);
+    natsStatus s
+        = natsConnection_Request(&reply, nc, SUBJECT_P13, &m, (int)sizeof m, REQUEST_TIMEOUT_MS);
     *ns = bench_now_ns() - t0;
     if (s != NATS_OK)
         bench_fail(r, "request %ld: %s", i, natsStatus_GetText(s));

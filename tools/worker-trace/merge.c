@@ -210,10 +210,9 @@ void wt_single_process(wt_trace *t)
 {
     t->procs = wt_xcalloc(1, sizeof *t->procs);
     t->nprocs = 1;
-    t->procs[0] = (wt_process) { .path = t->path,
-        .label = process_label(t),
-        .pid = t->hdr.pid,
-        .worker_end = UINT32_MAX };
+    t->procs[0] = (wt_process) {
+        .path = t->path, .label = process_label(t), .pid = t->hdr.pid, .worker_end = UINT32_MAX
+    };
 }
 
 size_t wt_process_of(const wt_trace *t, uint32_t id)
@@ -318,8 +317,8 @@ static void merged_header(const wt_trace *in, size_t n, wt_trace *out)
     int64_t moved = (int64_t)start - (int64_t)in[0].hdr.start_ns;
     out->hdr.start_ns = start;
     if (out->hdr.start_realtime_ns)
-        out->hdr.start_realtime_ns = (uint64_t)((int64_t)in[0].hdr.start_realtime_ns + moved
-            - out->procs[0].shift_ns);
+        out->hdr.start_realtime_ns
+            = (uint64_t)((int64_t)in[0].hdr.start_realtime_ns + moved - out->procs[0].shift_ns);
 }
 
 void wt_merge(const wt_trace *in, size_t n, wt_trace *out)

@@ -9,9 +9,9 @@
  * merge.c) is one too: its REMOTE_SEND paired with the REMOTE_RECEIVEs of
  * the same message id, found in a first pass so that the message is made
  * at its send, in time order, whichever record comes first on the merged
- * axis. Lanes are grouped by process (roots in process order). Records that do not pair up (an END whose START was
- * dropped) are ignored; spans still open at the end close at the last
- * record and are flagged open. */
+ * axis. Lanes are grouped by process (roots in process order). Records that do not pair up (an END
+ * whose START was dropped) are ignored; spans still open at the end close at the last record and
+ * are flagged open. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>

@@ -9,9 +9,9 @@
  * the listener runs nested in it (cat "listener"), a 1 ns "send" slice
  * where an event was fired (something for the flow to start from), and the waits (cat "wait").
  * Messages are v1 flows: "s" on the sender's send slice, "f" (bp "e") on the receiver's event
- * slice, one flow id per queued event (a message across processes too). Pauses are async "b"/"e" pairs (they need not nest with
- * slices), mailbox depth a "C" counter per worker, and stops, rejects, timers, settles and ends are
- * thread instants ("i"). */
+ * slice, one flow id per queued event (a message across processes too). Pauses are async "b"/"e"
+ * pairs (they need not nest with slices), mailbox depth a "C" counter per worker, and stops,
+ * rejects, timers, settles and ends are thread instants ("i"). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
