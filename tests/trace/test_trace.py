@@ -14,6 +14,7 @@ import os
 import random
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -824,9 +825,34 @@ def check_remote_perfetto(args, a, b, pa, pb):
     check(len(names) == 2, "JSON: both processes named: %s" % names)
 
 
+def remote_queue(d):
+    m = d["msgs"]
+    return [m["q"][i] for i, f in enumerate(m["flags"]) if f & 0x40000 and f & 0x10000]
+
+
+def check_other_host(args, a, b):
+    """b as if written on another host whose wall clock is 5 ms ahead: its
+    boot id differs, so it is aligned by the wall-clock anchors."""
+    data = bytearray(open(b, "rb").read())
+    realtime = struct.unpack_from("<Q", data, 32)[0]
+    struct.pack_into("<Q", data, 32, realtime + 5000000)
+    struct.pack_into("<Q", data, 56, 0x1234)
+    b2 = os.path.join(args.work, "b-other-host.wktrace")
+    open(b2, "wb").write(data)
+    same, other = os.path.join(args.work, "same.html"), os.path.join(args.work, "other.html")
+    run([args.tool, "view", a, b, "-o", same])
+    rc, _, err = run([args.tool, "view", a, b2, "-o", other])
+    d = view_data(other)
+    check(rc == 0 and d["processes"][1]["clock"] == "wall clock", "another host: aligned by wall clock")
+    q0, q1 = remote_queue(view_data(same)), remote_queue(d)
+    check(len(q0) == 1 and len(q1) == 1 and abs(q1[0] - q0[0] - 5000000) < 1000000,
+          "its times move by the 5 ms of its wall clock: %s -> %s ns" % (q0, q1))
+
+
 def test_remote(args):
     a, b, mid, pa, pb = remote_traces(args)
     check_remote_view(args, a, b, pa, pb)
+    check_other_host(args, a, b)
     check_remote_perfetto(args, a, b, pa, pb)
     rc, out, err = run([args.tool, "stats", a, b])
     check(rc == 0 and "process 0: " in out and "process 1: " in out, "stats a b lists both processes")
