@@ -293,7 +293,7 @@ static void add_counts(const wt_trace *t, wt_trace *out)
     out->complete = out->complete && t->complete;
     if (t->partial && !out->partial) {
         out->partial = true;
-        snprintf(out->error, sizeof out->error, "%s: %s", t->path, t->error);
+        snprintf(out->error, sizeof out->error, "%.200s: %.300s", t->path, t->error);
     }
 }
 
