@@ -8,6 +8,8 @@
 #ifndef WORKER_TRACE_H
 #define WORKER_TRACE_H
 
+#include <stdint.h>
+
 #include <worker/export.h>
 
 #ifdef __cplusplus
@@ -36,6 +38,26 @@ WORKER_API int worker_trace_sample(unsigned every);
  * recording. A thread that exits meanwhile has its records written before
  * the end marker or not at all (never after it, nor into a next trace). */
 WORKER_API int worker_trace_stop(void);
+
+/* For transports that carry messages to other processes (a node on NATS),
+ * so that `worker-trace view a.wktrace b.wktrace` draws an arrow from the
+ * send in one process's trace to the receive in the other's.
+ *
+ * worker_trace_remote_send: call it as the message leaves for another
+ * process, on the sending thread. While tracing, it records a REMOTE_SEND
+ * (attributed to the calling thread's worker, with `event_name` and
+ * `destination`, which may be NULL) and returns the message's id: never 0,
+ * unique across processes (a random 64-bit start per process, then
+ * consecutive). Put the id on the wire with the message. When not
+ * tracing it records nothing and returns 0 (nothing to carry). */
+WORKER_API uint64_t worker_trace_remote_send(const char *event_name, const char *destination);
+
+/* worker_trace_remote_receive: call it in the receiving process, on the
+ * transport's thread, just before the message is fired into a local worker,
+ * with the id that came on the wire. While tracing and for an id other
+ * than 0, it records a REMOTE_RECEIVE (attributed to the calling thread's
+ * worker); otherwise it does nothing. */
+WORKER_API void worker_trace_remote_receive(uint64_t id, const char *event_name);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #include <linux/futex.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -119,4 +120,24 @@ void wk_set_thread_name(const char *name)
     strncpy(buf, name, sizeof buf - 1);
     buf[sizeof buf - 1] = '\0';
     pthread_setname_np(pthread_self(), buf);
+}
+
+uint64_t wk_boot_id(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (!f)
+        return 0;
+    char text[64] = "";
+    bool got = fgets(text, sizeof text, f) != NULL;
+    fclose(f);
+    uint64_t id = 0;
+    int digits = 0;
+    for (const char *p = text; got && *p && digits < 16; p++) {
+        int v = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+        if (v < 0)
+            continue; /* the dashes */
+        id = id << 4 | (uint64_t)v;
+        digits++;
+    }
+    return digits == 16 ? id : 0;
 }

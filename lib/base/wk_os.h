@@ -27,6 +27,10 @@ bool wk_on_main_thread(void);
 /* In a fork() child, on the forking thread: forget the cached ids. */
 void wk_os_atfork_child(void);
 
+/* The host's boot: the first 16 hex digits of the kernel's boot_id (equal
+ * for every process of one host since one boot); 0 when unknown. */
+uint64_t wk_boot_id(void);
+
 /* Name the calling thread (first 15 bytes). */
 void wk_set_thread_name(const char *name);
 

@@ -363,6 +363,7 @@ static int write_header(int fd)
         .start_realtime_ns = (uint64_t)real.tv_sec * 1000000000u + (uint64_t)real.tv_nsec,
         .pid = (uint32_t)getpid(),
         .sample_every = atomic_load(&wk_trace_sample_every),
+        .boot_id = wk_boot_id(),
     };
     memcpy(h.magic, WK_TRACE_MAGIC, WK_TRACE_MAGIC_LEN);
     return write(fd, &h, sizeof h) == (ssize_t)sizeof h ? 0 : -1;
@@ -464,6 +465,7 @@ void wk_trace_atfork_parent(void)
 void wk_trace_atfork_child(void)
 {
     atomic_store(&wk_trace_on, 0);
+    wk_trace_remote_atfork_child();
     int fd = atomic_exchange(&rec.fd, -1);
     if (fd >= 0)
         close(fd); /* the child's copy; the parent's trace goes on */

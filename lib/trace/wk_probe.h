@@ -99,6 +99,24 @@ static inline void wk_probe_listener_end(
         wk_trace_pair(wk_trace_atom(listener), (uint32_t)code)));
 }
 
+/* ---- across processes ---- */
+
+/* A message handed to a transport for another process (REMOTE_SEND); its
+ * message id is `id`. */
+static inline void wk_probe_remote_send(
+    uint32_t sender, uint64_t id, const char *event, const char *destination)
+{
+    WK_PROBE(wk_trace_emit(sender, WK_TR_REMOTE_SEND, 0, id,
+        wk_trace_pair(wk_trace_string(event), wk_trace_string(destination))));
+}
+
+/* The message `id` from another process, about to be fired into a local
+ * worker by its transport (REMOTE_RECEIVE). */
+static inline void wk_probe_remote_receive(uint32_t receiver, uint64_t id, const char *event)
+{
+    WK_PROBE(wk_trace_emit(receiver, WK_TR_REMOTE_RECEIVE, 0, id, wk_trace_string(event)));
+}
+
 /* ---- a worker's life ---- */
 
 static inline void wk_probe_worker_created(

@@ -111,6 +111,12 @@ void wk_flusher_atfork_prepare(void);
 void wk_flusher_atfork_parent(void);
 void wk_flusher_atfork_child(void);
 
+/* A message id for a message that leaves the process (remote.c): never 0,
+ * unique across processes in practice (a random 64-bit start per process,
+ * then consecutive). The child of a fork() draws a start of its own. */
+uint64_t wk_trace_remote_id(void);
+void wk_trace_remote_atfork_child(void);
+
 /* A serial unique within the trace (events, timers, defers). */
 uint64_t wk_trace_serial(void);
 

@@ -48,7 +48,9 @@ typedef struct wk_trace_file_header {
     uint32_t flags; /* 44: 0 (no flag defined in version 2) */
     uint32_t sample_every; /* 48: 1 in this many events has its flow recorded; 1 = all */
     uint32_t reserved32; /* 52: 0 */
-    uint64_t reserved; /* 56: 0 */
+    uint64_t boot_id; /* 56 (minor 2): the host's boot, the first 16 hex digits of
+                         /proc/sys/kernel/random/boot_id; 0 unknown. Equal in two
+                         traces: one host since one boot, so one CLOCK_MONOTONIC */
 } wk_trace_file_header; /* 64 bytes */
 
 /* --- chunk header ----------------------------------------------------------- */
@@ -177,10 +179,27 @@ enum wk_trace_kind {
                                 record's chunk) */
     WK_TR_SLICE_END = 115, /* the slice is over. worker; a: the index; flags:
                               WK_TRF_ENDED when the worker's run ended in it */
+    /* 116-127: reserved (minor 2); a reader that does not know one skips it
+       (WK_TR_RESERVED_FIRST..LAST) */
+
+    /* across processes (minor 2): a message a transport carries to another
+       process, paired by its message id (worker_trace_remote_send) */
+    WK_TR_REMOTE_SEND = 128, /* worker: the sender (the calling thread's worker,
+                                0 none); a: message id (never 0, unique across
+                                processes); b: event name id | destination
+                                string id << 32 */
+    WK_TR_REMOTE_RECEIVE = 129, /* the transport is about to fire the message
+                                   into a local worker. worker: the calling
+                                   thread's worker (0 none); a: message id
+                                   (as REMOTE_SEND's); b: event name id */
 };
 
 /* The highest kind a version-2.WK_TRACE_MINOR reader knows. */
-#define WK_TR_KIND_MAX 115
+#define WK_TR_KIND_MAX 129
+/* Kinds set aside for additions of this minor that a reader may not know
+ * yet: skipped, not taken for corruption. */
+#define WK_TR_RESERVED_FIRST 116
+#define WK_TR_RESERVED_LAST 127
 
 /* flags of WORKER_CREATED / WORKER_STARTED */
 #define WK_TRF_DAEMON 0x1u

@@ -14,6 +14,7 @@ import os
 import random
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -287,9 +288,11 @@ def read_pftrace(path):
         if 60 in p:
             td = pb_fields(p[60][0])
             th = pb_fields(one(td, 4)) if 4 in td else {}
+            pr = pb_fields(one(td, 3)) if 3 in td else {}
             tracks[one(td, 1)] = {"name": one(td, 2, b"").decode(), "tid": one(th, 2),
                                   "thread": one(th, 5, b"").decode(), "counter": 8 in td,
-                                  "parent": one(td, 5)}
+                                  "parent": one(td, 5), "pid": one(th, 1, one(pr, 1)),
+                                  "process": one(pr, 6, b"").decode() if pr else None}
         if 11 in p:
             te = pb_fields(p[11][0])
             args = {}
@@ -382,7 +385,7 @@ def test_cli(args):
     page = open(os.path.join(args.work, "x.html"), encoding="utf-8").read() if rc == 0 else ""
     check(rc == 0 and '"title":"-x.wktrace"' in page, "view -- -x.wktrace titles the page -x.wktrace")
     rc, out, err = run([tool, "check", "--", "-x.wktrace", "--"], cwd=args.work)
-    check(rc == 1 and "too many arguments" in err, "a second -- is an argument")
+    check(rc == 2 and "--: cannot open" in err, "a second -- is an argument (a second trace)")
 
 
 BAD = {  # file -> a word the message must hold
@@ -738,9 +741,134 @@ def test_big(args):
     check(runs >= 200000, "the big JSON parses (%d listener runs, %.1f s)" % (runs, time.time() - t))
 
 
+# --- traces of two processes merged (remote_pair.c) ------------------------------
+
+def remote_traces(args):
+    """Runs remote_pair: two traces, the message id and the two pids."""
+    a, b = os.path.join(args.work, "a.wktrace"), os.path.join(args.work, "b.wktrace")
+    rc, out, err = run([args.pair, a, b])
+    check(rc == 0, "remote_pair exits 0: %s %s" % (out.strip(), err.strip()))
+    mid = int(re.search(r"id ([0-9a-f]+)", out).group(1), 16)
+    pa, pb = (int(x) for x in re.search(r"pids (\d+) (\d+)", out).group(1, 2))
+    check(mid != 0, "worker_trace_remote_send gave an id while tracing")
+    return a, b, mid, pa, pb
+
+
+def view_data(html):
+    """The data object inlined in a page written by view."""
+    page = open(html, encoding="utf-8").read()
+    m = re.search(r'<script id="trace-data" type="application/json">(.*?)</script>', page, re.S)
+    return json.loads(m.group(1))
+
+
+def check_remote_view(args, a, b, pa, pb):
+    html = os.path.join(args.work, "both.html")
+    rc, _, err = run([args.tool, "view", a, b, "-o", html])
+    check(rc == 0, "view a b exits 0 " + err.strip())
+    d = view_data(html)
+    procs = [p["pid"] for p in d["processes"]]
+    check(procs == [pa, pb], "the page has both processes in order: %s" % procs)
+    check(all(p["clock"] == "same host" for p in d["processes"]), "one host: times kept as they are")
+    lanes = {w["name"]: (i, w["proc"]) for i, w in enumerate(d["workers"])}
+    check(lanes.get("sender", (0, -1))[1] == 0 and lanes.get("transport", (0, -1))[1] == 1
+          and lanes.get("inbox", (0, -1))[1] == 1, "workers grouped by process: %s" % lanes)
+    order = [w["proc"] for w in d["workers"]]
+    check(order == sorted(order), "a process's lanes are together: %s" % order)
+    m = d["msgs"]
+    remote = [i for i, f in enumerate(m["flags"]) if f & 0x40000]
+    check(len(remote) == 1, "one message across processes (%d)" % len(remote))
+    if remote:
+        i = remote[0]
+        check(m["from"][i] == lanes["sender"][0] and m["to"][i] == lanes["transport"][0],
+              "the arrow goes from sender (process a) to transport (process b)")
+        check(m["flags"][i] & 0x10000 and m["q"][i] > 0, "delivered, after it was sent (%d ns)" % m["q"][i])
+        check(d["names"].get(str(m["ev"][i])) == "PING", "the message is named PING")
+    local = [i for i, f in enumerate(m["flags"]) if not f & 0x40000 and m["to"][i] == lanes["inbox"][0]]
+    check(len(local) >= 1, "the transport's local fire to inbox is there too")
+    if chromium():
+        rc, dom, _ = browser(html, ["--dump-dom", "--window-size=1400,900"])
+        st = status_of(dom)
+        print("  merged page status: " + st)
+        check(st.startswith("ok ") and "processes=2" in st and "remote=1" in st,
+              "the merged page runs and draws the arrow across processes")
+        shot = os.path.join(args.work, "trace-remote.png")
+        browser(html, ["--screenshot=" + shot, "--window-size=1400,700"])
+    else:
+        print("  chromium not found: the page is not run")
+
+
+def check_remote_perfetto(args, a, b, pa, pb):
+    out = os.path.join(args.work, "both.pftrace")
+    rc, _, err = run([args.tool, "perfetto", a, b, "-o", out])
+    check(rc == 0, "perfetto a b exits 0 " + err.strip())
+    tracks, ev = read_pftrace(out)
+    procs = sorted(t["pid"] for t in tracks.values() if t["process"] is not None)
+    check(procs == sorted([pa, pb]), "a process track per trace: %s" % procs)
+    pid_of = {u: t["pid"] for u, t in tracks.items() if t["tid"]}
+    name_of = {u: t["thread"] for u, t in tracks.items() if t["tid"]}
+    outs = {f: e for e in ev for f in e["out"]}
+    ins = {f: e for e in ev for f in e["in"]}
+    cross = [(name_of[outs[f]["track"]], name_of[ins[f]["track"]]) for f in outs
+             if f in ins and pid_of[outs[f]["track"]] != pid_of[ins[f]["track"]]]
+    check(len(cross) == 1 and cross[0][0].startswith("sender") and cross[0][1].startswith("transport"),
+          "protobuf: one flow from sender (pid %d) to transport (pid %d): %s" % (pa, pb, cross))
+    js = os.path.join(args.work, "both.json")
+    rc, _, err = run([args.tool, "perfetto", a, b, "-o", js])
+    doc = json.load(open(js)) if rc == 0 else {"traceEvents": []}
+    flows = {}
+    for e in doc["traceEvents"]:
+        if e["ph"] in ("s", "f"):
+            flows.setdefault(e["id"], {})[e["ph"]] = e["pid"]
+    crossing = [f for f in flows.values() if f.get("s") == pa and f.get("f") == pb]
+    check(len(crossing) == 1, "JSON: one flow from pid %d to pid %d" % (pa, pb))
+    names = [e["args"]["name"] for e in doc["traceEvents"] if e.get("name") == "process_name"]
+    check(len(names) == 2, "JSON: both processes named: %s" % names)
+
+
+def remote_queue(d):
+    m = d["msgs"]
+    return [m["q"][i] for i, f in enumerate(m["flags"]) if f & 0x40000 and f & 0x10000]
+
+
+def check_other_host(args, a, b):
+    """b as if written on another host whose wall clock is 5 ms ahead: its
+    boot id differs, so it is aligned by the wall-clock anchors."""
+    data = bytearray(open(b, "rb").read())
+    realtime = struct.unpack_from("<Q", data, 32)[0]
+    struct.pack_into("<Q", data, 32, realtime + 5000000)
+    struct.pack_into("<Q", data, 56, 0x1234)
+    b2 = os.path.join(args.work, "b-other-host.wktrace")
+    open(b2, "wb").write(data)
+    same, other = os.path.join(args.work, "same.html"), os.path.join(args.work, "other.html")
+    run([args.tool, "view", a, b, "-o", same])
+    rc, _, err = run([args.tool, "view", a, b2, "-o", other])
+    d = view_data(other)
+    check(rc == 0 and d["processes"][1]["clock"] == "wall clock", "another host: aligned by wall clock")
+    q0, q1 = remote_queue(view_data(same)), remote_queue(d)
+    check(len(q0) == 1 and len(q1) == 1 and abs(q1[0] - q0[0] - 5000000) < 1000000,
+          "its times move by the 5 ms of its wall clock: %s -> %s ns" % (q0, q1))
+
+
+def test_remote(args):
+    a, b, mid, pa, pb = remote_traces(args)
+    check_remote_view(args, a, b, pa, pb)
+    check_other_host(args, a, b)
+    check_remote_perfetto(args, a, b, pa, pb)
+    rc, out, err = run([args.tool, "stats", a, b])
+    check(rc == 0 and "process 0: " in out and "process 1: " in out, "stats a b lists both processes")
+    rc, out, err = run([args.tool, "check", a, b])
+    check(rc == 0 and out.count(": ok:") == 2, "check a b validates each: %s" % out.strip())
+    # alone, each side keeps its end: an undelivered send, a receive with no send
+    rc, _, err = run([args.tool, "view", b, "-o", os.path.join(args.work, "b.html")])
+    d = view_data(os.path.join(args.work, "b.html"))
+    check(rc == 0 and sum(1 for f in d["msgs"]["flags"] if f & 0x60000 == 0x60000) == 1,
+          "b alone: the receive is a message with no fire record")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["stats", "perfetto", "bad", "fuzz", "big", "view", "cli"])
+    ap.add_argument("what", choices=["stats", "perfetto", "bad", "fuzz", "big", "view", "cli", "remote"])
+    ap.add_argument("--pair", help="remote_pair (remote)")
     ap.add_argument("--tool", required=True)
     ap.add_argument("--gen", required=True)
     ap.add_argument("--work", required=True)

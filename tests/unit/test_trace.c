@@ -409,7 +409,8 @@ Test(trace, dropped_event_is_recorded, .timeout = 30)
     cr_assert_eq(worker_trace_start(path), WORKER_OK);
     sem_t hold;
     sem_init(&hold, 0, 0);
-    worker_opts wo = { .name = "dropper", .mailbox_limit = 1, .full_policy = WORKER_FULL_DROP_OLDEST };
+    worker_opts wo
+        = { .name = "dropper", .mailbox_limit = 1, .full_policy = WORKER_FULL_DROP_OLDEST };
     worker_t *w = worker_new(block_on, &hold, &wo);
     cr_assert_eq(worker_start(w), WORKER_OK);
     cr_assert_eq(worker_fire(w, "OLD", NULL), WORKER_OK);
@@ -430,6 +431,87 @@ Test(trace, dropped_event_is_recorded, .timeout = 30)
     cr_assert_eq(n, 1, "one EVENT_DROPPED on the receiver");
     cr_assert_str_eq(name_of(sel[0]->b >> 32), "OLD");
     cr_assert_neq(sel[0]->a, 0, "a sampled event carries its serial");
+}
+
+/* ---- messages across processes ---------------------------------------- */
+
+static uint64_t remote_ids[3];
+
+/* Sends two messages and receives the first back, as a transport would. */
+static int remote_transport(void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    remote_ids[0] = worker_trace_remote_send("PING", "node-b.inbox");
+    remote_ids[1] = worker_trace_remote_send("PONG", NULL);
+    worker_trace_remote_receive(remote_ids[0], "PING");
+    worker_trace_remote_receive(0, "NOTHING"); /* id 0: nothing recorded */
+    return 0;
+}
+
+Test(trace, remote_send_and_receive_read_back, .timeout = 30)
+{
+    cr_assert_eq(worker_trace_remote_send("PING", "x"), 0, "no id when not tracing");
+    char path[] = "/tmp/worker-trace-XXXXXX";
+    make_temp_file(path);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+    worker_t *w = worker_spawn(remote_transport, NULL, &(worker_opts) { .name = "transport" });
+    cr_assert_not_null(w);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    worker_unref(w);
+
+    read_trace(path);
+    unlink(path);
+    cr_assert_neq(tr.header.boot_id, 0, "the header names the host's boot");
+    cr_assert(remote_ids[0] && remote_ids[1] && remote_ids[0] != remote_ids[1]);
+    uint32_t id = find_worker("transport");
+    static wk_trace_record *sel[MAX_RECORDS];
+    cr_assert_eq(select_records(WK_TR_REMOTE_SEND, 0, sel), 2);
+    cr_assert_eq(sel[0]->worker, id, "attributed to the calling thread's worker");
+    cr_assert_eq(sel[0]->a, remote_ids[0]);
+    cr_assert_str_eq(name_of((uint32_t)sel[0]->b), "PING");
+    cr_assert_str_eq(name_of(sel[0]->b >> 32), "node-b.inbox");
+    cr_assert_eq(sel[1]->a, remote_ids[1]);
+    cr_assert_eq(sel[1]->b >> 32, 0, "no destination given");
+    cr_assert_eq(select_records(WK_TR_REMOTE_RECEIVE, 0, sel), 1, "id 0 records nothing");
+    cr_assert_eq(sel[0]->worker, id);
+    cr_assert_eq(sel[0]->a, remote_ids[0]);
+    cr_assert_str_eq(name_of(sel[0]->b), "PING");
+}
+
+/* A forked child draws ids of its own (its parent's would repeat). */
+Test(trace, remote_ids_differ_after_fork, .timeout = 30)
+{
+    char path[] = "/tmp/worker-trace-XXXXXX";
+    make_temp_file(path);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+    uint64_t before = worker_trace_remote_send("A", NULL);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        char cpath[] = "/tmp/worker-trace-XXXXXX";
+        int fd = mkstemp(cpath);
+        uint64_t mine = 0;
+        if (fd >= 0 && worker_trace_start(cpath) == WORKER_OK)
+            mine = worker_trace_remote_send("A", NULL);
+        worker_trace_stop();
+        unlink(cpath);
+        _exit(write(fds[1], &mine, sizeof mine) == sizeof mine ? 0 : 1);
+    }
+    uint64_t parent_next = worker_trace_remote_send("A", NULL), child_id = 0;
+    cr_assert_eq(read(fds[0], &child_id, sizeof child_id), (ssize_t)sizeof child_id);
+    int status;
+    waitpid(child, &status, 0);
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+    unlink(path);
+    close(fds[0]);
+    close(fds[1]);
+    cr_assert_neq(child_id, 0);
+    cr_assert_eq(parent_next, before + 1, "consecutive in one process");
+    cr_assert_neq(child_id, before + 1, "the child does not repeat its parent's next id");
 }
 
 Test(trace, bad_input, .timeout = 10)

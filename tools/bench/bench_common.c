@@ -90,6 +90,10 @@ long bench_count(const bench_args *a)
         return a->quick ? 20000 : 2000000;
     if (is(a, "P2") || is(a, "P13"))
         return a->quick ? 2000 : 200000;
+    if (is(a, "P12")) /* across processes */
+        return a->quick ? 20000 : 1000000;
+    if (is(a, "P13x")) /* across processes: about a millisecond each by default */
+        return a->quick ? 200 : 10000;
     if (is(a, "P4"))
         return a->quick ? 500 : 50000;
     if (is(a, "P5"))

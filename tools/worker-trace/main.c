@@ -1,6 +1,7 @@
 /* worker-trace: look at a libworker-actor trace file.
  *
  *   worker-trace view TRACE -o trace.html      self-contained HTML timeline
+ *   worker-trace view A B ... -o all.html      several processes' traces merged
  *   worker-trace perfetto TRACE -o trace.pftrace  Perfetto protobuf (-o x.json, --json: JSON)
  *   worker-trace stats TRACE                   text summary per worker
  *   worker-trace check TRACE                   validate only
@@ -24,7 +25,7 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: worker-trace COMMAND TRACE [options]\n"
+    fputs("usage: worker-trace COMMAND TRACE [TRACE...] [options]\n"
           "\n"
           "commands:\n"
           "  view TRACE -o FILE.html   one self-contained HTML page: a lane per worker,\n"
@@ -37,6 +38,12 @@ static void usage(FILE *f)
           "  stats TRACE               per worker: events received and sent, listener\n"
           "                            time percentiles, longest waits, top pairs\n"
           "  check TRACE               validate the file and print one summary line\n"
+          "  view|perfetto|stats|check TRACE TRACE...\n"
+          "                            several traces, one per process (nodes): merged\n"
+          "                            on one time axis (one host: exact; several hosts:\n"
+          "                            aligned by their wall clocks, approximate), a group\n"
+          "                            of lanes per process, arrows for the messages that\n"
+          "                            crossed processes; check validates each\n"
           "  top PID|TRACE             live view of a running traced process, like top:\n"
           "                            per worker queue depth, events/s, busy %%, restarts\n"
           "                            (a PID: the trace file it has open, else its\n"
@@ -73,8 +80,13 @@ static bool usage_error(const char *msg)
 
 typedef enum command { CMD_VIEW, CMD_PERFETTO, CMD_STATS, CMD_CHECK, CMD_TOP } command;
 
+/* Traces one command reads at most (merged: one per process). */
+#define WT_MAX_INPUTS 64
+
 typedef struct options {
-    const char *command_name, *in, *out, *title;
+    const char *command_name, *in, *out, *title; /* in: the first trace */
+    const char *ins[WT_MAX_INPUTS];
+    size_t nin;
     command cmd; /* from command_name */
     bool partial;
     int format; /* perfetto: 0 by the file's name, 'j' JSON, 'p' protobuf */
@@ -190,8 +202,9 @@ static bool parse_options(int argc, char **argv, options *o, int *status)
                 return false;
         } else if (!o->command_name) {
             o->command_name = a;
-        } else if (!o->in) {
-            o->in = a;
+        } else if (o->nin < WT_MAX_INPUTS) {
+            o->ins[o->nin++] = a;
+            o->in = o->ins[0];
         } else {
             *status = WT_EXIT_USAGE;
             return usage_error("too many arguments");
@@ -219,6 +232,8 @@ static bool check_command(options *o, int *status)
     o->cmd = (command)k;
     if (!o->in)
         return usage_error("no trace file");
+    if (o->nin > 1 && (o->cmd == CMD_TOP || o->live))
+        return usage_error("top and view --live read one trace");
     if (o->live && o->cmd != CMD_VIEW)
         return usage_error("--live goes with view");
     if (o->live && o->out)
@@ -248,11 +263,26 @@ static bool perfetto_json(const options *o)
     return n >= 5 && strcmp(o->out + n - 5, ".json") == 0;
 }
 
+/* The page's title: --title, else the trace's file name (the first and
+ * "+ N more" for several). */
+static void page_title(const options *o, char *buf, size_t len)
+{
+    const char *base = strrchr(o->in, '/');
+    base = base ? base + 1 : o->in;
+    if (o->title)
+        snprintf(buf, len, "%s", o->title);
+    else if (o->nin > 1)
+        snprintf(buf, len, "%s + %zu more", base, o->nin - 1);
+    else
+        snprintf(buf, len, "%s", base);
+}
+
 static int render(const wt_model *m, FILE *f, const options *o)
 {
     if (o->cmd == CMD_VIEW) {
-        const char *base = strrchr(o->in, '/');
-        return wt_view(m, f, o->title ? o->title : base ? base + 1 : o->in);
+        char title[1024];
+        page_title(o, title, sizeof title);
+        return wt_view(m, f, title);
     }
     if (o->cmd == CMD_PERFETTO)
         return perfetto_json(o) ? wt_perfetto(m, f) : wt_perfetto_proto(m, f);
@@ -304,6 +334,44 @@ static int run_live(const options *o)
     return wt_top(o->in, path, o->interval > 0 ? o->interval : 1.0, o->once);
 }
 
+/* Loads the trace at `path` (a message on standard error when it cannot). */
+static bool load_one(const char *path, const options *o, wt_trace *t)
+{
+    char err[512];
+    if (wt_load(path, o->partial, t, err, sizeof err) < 0) {
+        fprintf(stderr, "worker-trace: %s: %s\n", path, err);
+        return false;
+    }
+    if (t->partial)
+        fprintf(
+            stderr, "worker-trace: %s: warning: read only part of the trace: %s\n", path, t->error);
+    return true;
+}
+
+/* Every input loaded, then checked, or merged and rendered. */
+static int run_files(const options *o)
+{
+    wt_trace *ts = wt_xcalloc(o->nin, sizeof *ts);
+    size_t loaded = 0;
+    while (loaded < o->nin && load_one(o->ins[loaded], o, &ts[loaded]))
+        loaded++;
+    int status = loaded < o->nin ? WT_EXIT_INPUT : WT_EXIT_OK;
+    for (size_t k = 0; status == WT_EXIT_OK && o->cmd == CMD_CHECK && k < o->nin; k++)
+        print_check(&ts[k], o->ins[k]);
+    if (status == WT_EXIT_OK && o->cmd != CMD_CHECK && o->nin == 1) {
+        status = write_output(&ts[0], o);
+    } else if (status == WT_EXIT_OK && o->cmd != CMD_CHECK) {
+        wt_trace merged;
+        wt_merge(ts, o->nin, &merged);
+        status = write_output(&merged, o);
+        wt_trace_free(&merged);
+    }
+    for (size_t k = 0; k < loaded; k++)
+        wt_trace_free(&ts[k]);
+    free(ts);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     options o = { .top = 10, .port = 8377 };
@@ -312,21 +380,5 @@ int main(int argc, char **argv)
         return status;
     if (o.cmd == CMD_TOP || o.live)
         return run_live(&o);
-    wt_trace t;
-    char err[512];
-    if (wt_load(o.in, o.partial, &t, err, sizeof err) < 0) {
-        fprintf(stderr, "worker-trace: %s: %s\n", o.in, err);
-        return WT_EXIT_INPUT;
-    }
-    if (t.partial)
-        fprintf(
-            stderr, "worker-trace: %s: warning: read only part of the trace: %s\n", o.in, t.error);
-    if (o.cmd == CMD_CHECK) {
-        print_check(&t, o.in);
-        status = WT_EXIT_OK;
-    } else {
-        status = write_output(&t, &o);
-    }
-    wt_trace_free(&t);
-    return status;
+    return run_files(&o);
 }

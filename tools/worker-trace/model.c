@@ -5,9 +5,13 @@
  * time-sorted records then builds listener slices (a stack per lane, since a
  * listener that waits runs nested listeners), messages (a FIRE matched with
  * its DELIVER by (serial, receiver)), waits, pauses, instant marks and
- * mailbox depth samples. Records that do not pair up (an END whose START was
- * dropped) are ignored; spans still open at the end close at the last
- * record and are flagged open. */
+ * mailbox depth samples. A message that crossed processes (a merged trace,
+ * merge.c) is one too: its REMOTE_SEND paired with the REMOTE_RECEIVEs of
+ * the same message id, found in a first pass so that the message is made
+ * at its send, in time order, whichever record comes first on the merged
+ * axis. Lanes are grouped by process (roots in process order). Records that do not pair up (an END
+ * whose START was dropped) are ignored; spans still open at the end close at the last record and
+ * are flagged open. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +31,8 @@ typedef struct builder {
     const wt_trace *t;
     wt_map ids; /* (worker id, 0) -> lane */
     wt_map msgs; /* (serial, receiver id + 1) -> msg; (serial, 0) -> last msg of serial */
+    wt_map remote; /* (message id, 0) -> receives; (id, k) -> k-th REMOTE_RECEIVE's
+                      record index; (id, UINT64_MAX) -> 1 when a REMOTE_SEND has it */
     lane_state *ls;
 } builder;
 
@@ -71,6 +77,7 @@ static bool makes_lane(const wt_rec *r)
 
 /* A worker's place in creation order: (created, id) is unique. */
 typedef struct creation_key {
+    int process; /* lanes are grouped by process */
     uint64_t created; /* UINT64_MAX when no CREATED record was seen */
     uint32_t id;
     size_t index; /* into the proto array */
@@ -79,6 +86,8 @@ typedef struct creation_key {
 static int creation_cmp(const void *pa, const void *pb)
 {
     const creation_key *a = pa, *b = pb;
+    if (a->process != b->process)
+        return a->process < b->process ? -1 : 1;
     if (a->created != b->created)
         return a->created < b->created ? -1 : 1;
     return a->id < b->id ? -1 : a->id > b->id;
@@ -90,8 +99,8 @@ static size_t *creation_order(const proto *ps, size_t n)
 {
     creation_key *keys = wt_xcalloc(n ? n : 1, sizeof *keys);
     for (size_t i = 0; i < n; i++)
-        keys[i]
-            = (creation_key) { ps[i].w.seen_created ? ps[i].w.created : UINT64_MAX, ps[i].w.id, i };
+        keys[i] = (creation_key) { ps[i].w.process,
+            ps[i].w.seen_created ? ps[i].w.created : UINT64_MAX, ps[i].w.id, i };
     wt_sort(keys, n, sizeof *keys, creation_cmp);
     size_t *order = wt_xcalloc(n ? n : 1, sizeof *order);
     for (size_t i = 0; i < n; i++)
@@ -154,13 +163,17 @@ static void add_unseen_parents(proto_set *set)
     }
 }
 
-static void name_unnamed(proto_set *set)
+/* Each worker's process; a worker named by the id that stands for its
+ * process's threads without a worker is "(other threads)". */
+static void name_unnamed(proto_set *set, const wt_trace *t)
 {
     for (size_t i = 0; i < set->n; i++) {
         proto *p = &set->ps[i];
+        size_t k = wt_process_of(t, p->w.id);
+        p->w.process = (int)k;
         if (!p->w.name) {
             char buf[48];
-            if (p->w.id == 0)
+            if (p->w.id == t->procs[k].worker_base)
                 snprintf(buf, sizeof buf, "(other threads)");
             else
                 snprintf(buf, sizeof buf, "worker-%" PRIu32, p->w.id);
@@ -270,7 +283,7 @@ static void collect_workers(builder *bd)
     wt_map_init(&set.ids);
     protos_from_records(&set, bd->t, bd->m->t0);
     add_unseen_parents(&set);
-    name_unnamed(&set);
+    name_unnamed(&set, bd->t);
     size_t *order = creation_order(set.ps, set.n);
     link_children(&set, order);
     place_in_tree_order(&set, order, bd->m);
@@ -560,6 +573,74 @@ static void on_instant(const record_at *at)
     add_mark(at->bd, at->r, at->lane);
 }
 
+/* --- messages across processes ------------------------------------------------- */
+
+/* The first pass: every REMOTE_RECEIVE by message id, and which ids a
+ * REMOTE_SEND has. */
+static void index_remote(builder *bd)
+{
+    const wt_trace *t = bd->t;
+    for (size_t i = 0; i < t->nrecs; i++) {
+        const wt_rec *r = &t->recs[i];
+        if (r->kind == WK_TR_REMOTE_SEND) {
+            wt_map_put(&bd->remote, r->a, UINT64_MAX, 1, NULL);
+        } else if (r->kind == WK_TR_REMOTE_RECEIVE) {
+            uint64_t *n = wt_map_put(&bd->remote, r->a, 0, 0, NULL);
+            uint64_t k = ++*n;
+            wt_map_put(&bd->remote, r->a, k, i, NULL);
+        }
+    }
+}
+
+/* A message between processes (outside the serial chains of local ones). */
+static wt_msg *remote_msg(builder *bd, uint64_t id, uint32_t from, uint64_t t, uint32_t name)
+{
+    wt_model *m = bd->m;
+    wt_msg *g = WT_PUSH(m->msgs, m->nmsgs, m->capmsgs);
+    memset(g, 0, sizeof *g);
+    g->t_fire = g->t_deliver = t;
+    g->serial = id;
+    g->from_lane = g->sender_lane = g->to_lane = from;
+    g->event_name = name;
+    g->flags = WT_MSG_REMOTE;
+    g->next_same_serial = -1;
+    return g;
+}
+
+/* One message per receive of the id (a subject may reach several
+ * processes); one undelivered when no trace given has a receive. A receive
+ * before its send (clocks of two hosts apart) is put at the send. */
+static void on_remote_send(const record_at *at)
+{
+    builder *bd = at->bd;
+    const wt_rec *r = at->r;
+    uint64_t *n = wt_map_get(&bd->remote, r->a, 0);
+    uint64_t receives = n ? *n : 0;
+    at->w->sent++;
+    if (!receives)
+        remote_msg(bd, r->a, at->lane, at->t, (uint32_t)r->b);
+    for (uint64_t k = 1; k <= receives; k++) {
+        const wt_rec *in = &bd->t->recs[*wt_map_get(&bd->remote, r->a, k)];
+        uint64_t t_in = in->ts - bd->m->t0;
+        uint32_t to = lane_of(bd, in->worker);
+        wt_msg *g = remote_msg(bd, r->a, at->lane, at->t, (uint32_t)r->b);
+        g->to_lane = to;
+        g->t_deliver = t_in > at->t ? t_in : at->t;
+        g->flags |= WT_MSG_DELIVERED;
+        bd->m->workers[to].recv++;
+    }
+}
+
+/* A receive whose send is in none of the traces: a message of its own. */
+static void on_remote_receive(const record_at *at)
+{
+    if (wt_map_get(&at->bd->remote, at->r->a, UINT64_MAX))
+        return; /* made at its send */
+    at->w->recv++;
+    wt_msg *g = remote_msg(at->bd, at->r->a, at->lane, at->t, (uint32_t)at->r->b);
+    g->flags |= WT_MSG_NO_FIRE | WT_MSG_DELIVERED;
+}
+
 /* What each kind of record adds to the model; NULL: nothing. */
 static void (*const record_handlers[WK_TR_KIND_MAX + 1])(const record_at *) = {
     [WK_TR_WORKER_STARTED] = on_worker_started,
@@ -586,6 +667,8 @@ static void (*const record_handlers[WK_TR_KIND_MAX + 1])(const record_at *) = {
     [WK_TR_EVENT_DROPPED] = on_instant,
     [WK_TR_CHILD_RESTART] = on_child_restart,
     [WK_TR_SUPERVISOR_STARTED] = on_supervisor_started,
+    [WK_TR_REMOTE_SEND] = on_remote_send,
+    [WK_TR_REMOTE_RECEIVE] = on_remote_receive,
 };
 
 static void on_record(builder *bd, const wt_rec *r)
@@ -661,7 +744,9 @@ void wt_model_build(const wt_trace *t, wt_model *m)
     builder bd = { .m = m, .t = t };
     wt_map_init(&bd.ids);
     wt_map_init(&bd.msgs);
+    wt_map_init(&bd.remote);
     collect_workers(&bd);
+    index_remote(&bd);
     bd.ls = wt_xcalloc(m->nworkers, sizeof *bd.ls);
     for (size_t i = 0; i < m->nworkers; i++)
         bd.ls[i].pause = -1;
@@ -688,6 +773,7 @@ void wt_model_build(const wt_trace *t, wt_model *m)
     free(bd.ls);
     wt_map_free(&bd.ids);
     wt_map_free(&bd.msgs);
+    wt_map_free(&bd.remote);
 }
 
 void wt_model_free(wt_model *m)

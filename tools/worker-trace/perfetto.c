@@ -1,16 +1,17 @@
 /* worker-trace perfetto: Chrome Trace Event JSON (ui.perfetto.dev,
  * chrome://tracing).
  *
- * One process (the traced pid), one thread per worker (tid = worker id,
+ * One process per traced process (several for merged traces: each worker's
+ * own pid), one thread per worker (tid = worker id,
  * named by thread_name metadata, ordered by thread_sort_index = tree
  * order). On each worker's thread: a complete ("X") slice per delivered
  * event (cat "event", from its delivery to the end of its last listener run),
  * the listener runs nested in it (cat "listener"), a 1 ns "send" slice
  * where an event was fired (something for the flow to start from), and the waits (cat "wait").
  * Messages are v1 flows: "s" on the sender's send slice, "f" (bp "e") on the receiver's event
- * slice, one flow id per queued event. Pauses are async "b"/"e" pairs (they need not nest with
- * slices), mailbox depth a "C" counter per worker, and stops, rejects, timers, settles and ends are
- * thread instants ("i"). */
+ * slice, one flow id per queued event (a message across processes too). Pauses are async "b"/"e"
+ * pairs (they need not nest with slices), mailbox depth a "C" counter per worker, and stops,
+ * rejects, timers, settles and ends are thread instants ("i"). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@
 /* The output and what every event shares. */
 typedef struct json_out {
     FILE *f;
-    uint32_t pid;
+    const wt_trace *t;
     bool first; /* no event written yet */
 } json_out;
 
@@ -29,12 +30,17 @@ static void ts(FILE *f, const char *key, uint64_t ns)
     fprintf(f, ",\"%s\":%" PRIu64 ".%03u", key, ns / 1000, (unsigned)(ns % 1000));
 }
 
-/* Starts an event: its phase, process and thread. */
-static void head(json_out *o, const char *ph, uint32_t tid)
+static void head_in(json_out *o, const char *ph, uint32_t pid, uint32_t tid)
 {
     fputs(o->first ? "\n" : ",\n", o->f);
     o->first = false;
-    fprintf(o->f, "{\"ph\":\"%s\",\"pid\":%" PRIu32 ",\"tid\":%" PRIu32, ph, o->pid, tid);
+    fprintf(o->f, "{\"ph\":\"%s\",\"pid\":%" PRIu32 ",\"tid\":%" PRIu32, ph, pid, tid);
+}
+
+/* Starts an event: its phase, and the thread of worker `tid` in its process. */
+static void head(json_out *o, const char *ph, uint32_t tid)
+{
+    head_in(o, ph, o->t->procs[wt_process_of(o->t, tid)].pid, tid);
 }
 
 const char *wt_mark_kind_name(uint16_t kind)
@@ -83,12 +89,16 @@ static void put_metadata(const wt_model *m, json_out *o)
     FILE *f = o->f;
     fprintf(f,
         "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"tool\":\"worker-trace\","
-        "\"format\":\"%u.%u\",\"pid\":%" PRIu32 ",\"complete\":%s,\"sampleEvery\":%" PRIu32
-        "},\n\"traceEvents\":[",
-        t->hdr.version, t->hdr.minor, o->pid, t->complete ? "true" : "false", wt_sample_every(t));
-    head(o, "M", 0);
-    fprintf(f, ",\"name\":\"process_name\",\"args\":{\"name\":\"worker-actor pid %" PRIu32 "\"}}",
-        o->pid);
+        "\"format\":\"%u.%u\",\"pid\":%" PRIu32 ",\"processes\":%zu,\"complete\":%s,"
+        "\"sampleEvery\":%" PRIu32 "},\n\"traceEvents\":[",
+        t->hdr.version, t->hdr.minor, t->hdr.pid, t->nprocs, t->complete ? "true" : "false",
+        wt_sample_every(t));
+    for (size_t k = 0; k < t->nprocs; k++) {
+        head_in(o, "M", t->procs[k].pid, 0);
+        fputs(",\"name\":\"process_name\",\"args\":{\"name\":", f);
+        wt_json_str(f, t->procs[k].label);
+        fputs("}}", f);
+    }
     for (size_t i = 0; i < m->nworkers; i++) {
         const wt_worker *w = &m->workers[i];
         char buf[64];
@@ -267,7 +277,7 @@ static void put_marks(const wt_model *m, json_out *o)
 
 int wt_perfetto(const wt_model *m, FILE *f)
 {
-    json_out o = { .f = f, .pid = m->trace->hdr.pid, .first = true };
+    json_out o = { .f = f, .t = m->trace, .first = true };
     put_metadata(m, &o);
     put_messages(m, &o);
     put_listener_runs(m, &o);

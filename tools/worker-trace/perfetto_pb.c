@@ -25,7 +25,8 @@
  *   InternedData   event_categories 1, event_names 2,
  *                  debug_annotation_names 3 (each: iid 1, name 2)
  *
- * What is written is what the JSON output holds: one process, one thread
+ * What is written is what the JSON output holds: a process track per traced
+ * process (several for merged traces; uuid 1, then after the workers'), one thread
  * track per worker (tid = worker id), on it a slice per delivered event
  * with its listener runs nested, an instant where each event was sent (the
  * flow's start; the flow ends on the event's slice), the waits; a child
@@ -151,6 +152,11 @@ static uint64_t pause_track(const pf *o, uint32_t lane)
 {
     return 2 + 2 * o->m->nworkers + lane;
 }
+/* Process 0 keeps uuid 1; the others come after every worker's tracks. */
+static uint64_t process_track(const pf *o, size_t process)
+{
+    return process ? 1 + 3 * o->m->nworkers + process : 1;
+}
 
 /* Writes o->pkt as one packet of the Trace, then empties it. */
 static void put_packet(pf *o)
@@ -267,18 +273,19 @@ static void put_track(
     put_packet(o);
 }
 
-/* The process, and per worker its thread, pause and mailbox tracks. */
+/* The processes, and per worker its thread, pause and mailbox tracks. */
 static void put_tracks(pf *o)
 {
     const wt_model *m = o->m;
-    uint32_t pid = m->trace->hdr.pid;
-    char name[64];
-    snprintf(name, sizeof name, "worker-actor pid %" PRIu32, pid);
-    pb_uint(&o->sub2, 1, pid);
-    pb_str(&o->sub2, 6, name);
-    put_track(o, 1, 0, NULL, &o->sub2, 3);
+    const wt_trace *t = m->trace;
+    for (size_t k = 0; k < t->nprocs; k++) {
+        pb_uint(&o->sub2, 1, t->procs[k].pid);
+        pb_str(&o->sub2, 6, t->procs[k].label);
+        put_track(o, process_track(o, k), 0, NULL, &o->sub2, 3);
+    }
     for (uint32_t l = 0; l < m->nworkers; l++) {
         const wt_worker *w = &m->workers[l];
+        uint32_t pid = t->procs[w->process].pid;
         size_t n = strlen(w->name) + 32;
         char *label = wt_xmalloc(n);
         pb_uint(&o->sub2, 1, pid);
@@ -288,7 +295,8 @@ static void put_tracks(pf *o)
         put_track(o, thread_track(l), 0, NULL, &o->sub2, 4);
         put_track(o, pause_track(o, l), thread_track(l), "paused", NULL, 0);
         snprintf(label, n, "mailbox %s #%" PRIu32, w->name, w->id);
-        put_track(o, counter_track(o, l), 1, label, &o->sub2, 8); /* sub2 is empty: counter {} */
+        put_track(o, counter_track(o, l), process_track(o, (size_t)w->process), label, &o->sub2,
+            8); /* sub2 is empty: counter {} */
         free(label);
     }
 }

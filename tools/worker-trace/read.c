@@ -96,6 +96,11 @@ static wt_thread *thread_get(wt_trace *t, uint32_t number, bool create)
     return th;
 }
 
+wt_thread *wt_thread_add(wt_trace *t, uint32_t number)
+{
+    return thread_get(t, number, true);
+}
+
 const char *wt_name(const wt_trace *t, uint64_t id)
 {
     if (id == 0)
@@ -133,6 +138,10 @@ static bool is_plain_kind(uint16_t kind)
     case WK_TR_EVENT_DROPPED:
     case WK_TR_CHILD_RESTART:
     case WK_TR_SUPERVISOR_STARTED:
+    case WK_TR_SLICE_BEGIN:
+    case WK_TR_SLICE_END:
+    case WK_TR_REMOTE_SEND:
+    case WK_TR_REMOTE_RECEIVE:
         return true;
     default:
         return false;
@@ -204,7 +213,7 @@ static int check_record_kind(const wt_trace *t, const wk_trace_record *x, uint32
         }
         return 0;
     }
-    if (is_plain_kind(x->kind))
+    if (is_plain_kind(x->kind) || wt_reserved_kind(x->kind))
         return 0;
     if (t->hdr.minor > WK_TRACE_MINOR && x->kind > WK_TR_KIND_MAX)
         return 0; /* a newer writer's addition: skipped when kept */
@@ -257,7 +266,7 @@ static void keep_records(wt_trace *t, const wk_trace_record *r, uint32_t count, 
             i += slots;
             continue;
         }
-        if (x->kind > WK_TR_KIND_MAX) {
+        if (x->kind > WK_TR_KIND_MAX || wt_reserved_kind(x->kind)) {
             t->skipped_unknown++;
             continue;
         }
@@ -463,6 +472,7 @@ int wt_load(const char *path, bool partial, wt_trace *t, char *err, size_t errle
         snprintf(t->error, sizeof t->error, "%s", cerr);
     }
     wt_sort(t->recs, t->nrecs, sizeof *t->recs, rec_cmp);
+    wt_single_process(t);
     return 0;
 }
 
@@ -473,6 +483,9 @@ void wt_trace_free(wt_trace *t)
     free(t->strings);
     free(t->recs);
     free(t->threads);
+    for (size_t i = 0; i < t->nprocs; i++)
+        free(t->procs[i].label);
+    free(t->procs);
     wt_map_free(&t->names);
     memset(t, 0, sizeof *t);
 }

@@ -97,6 +97,20 @@ static void wait_what(const wt_model *m, const wt_span *s, char *buf, size_t len
     }
 }
 
+/* Merged traces: each process, its worker ids and how its clock was put
+ * on the common axis. */
+static void put_processes(const wt_trace *t, FILE *out)
+{
+    static const char *const how[] = { "same host", "wall clock (approximate)", "not aligned" };
+    for (size_t k = 0; t->nprocs > 1 && k < t->nprocs; k++) {
+        const wt_process *p = &t->procs[k];
+        fprintf(out,
+            "process %zu: %s  %s  workers #%" PRIu32 "..#%" PRIu32 "  clock: %s, %+.3f ms\n", k,
+            p->label, p->path, p->worker_base + 1, p->worker_end - 1,
+            how[p->clock >= 0 && p->clock <= 2 ? p->clock : 2], (double)p->shift_ns / 1e6);
+    }
+}
+
 static void put_summary(const wt_model *m, FILE *out)
 {
     const wt_trace *t = m->trace;
@@ -113,6 +127,7 @@ static void put_summary(const wt_model *m, FILE *out)
             wt_sample_every(t));
     if (t->partial)
         fprintf(out, "partial: %s\n", t->error);
+    put_processes(t, out);
     fprintf(
         out, "span %.3f ms (trace start to last record)\n\n", (double)(m->t_last - m->t0) / 1e6);
 }

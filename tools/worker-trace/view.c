@@ -145,7 +145,7 @@ static void emit_names(const wt_trace *t, FILE *f)
 
 static void emit_worker(FILE *f, const wt_worker *w)
 {
-    fprintf(f, "{\"id\":%" PRIu32 ",\"name\":", w->id);
+    fprintf(f, "{\"id\":%" PRIu32 ",\"proc\":%d,\"name\":", w->id, w->process);
     wt_json_str(f, w->name);
     fprintf(f,
         ",\"parent\":%d,\"parentId\":%" PRIu32 ",\"depth\":%d,\"daemon\":%s,\"root\":%s,"
@@ -164,6 +164,24 @@ static void emit_worker(FILE *f, const wt_worker *w)
             ",\"backoffMs\":%" PRIu32 "}",
             w->strategy, w->intensity, w->period_ms, w->backoff_ms);
     fputc('}', f);
+}
+
+/* The traced processes (several for a merged trace): each one's label,
+ * pid, trace file and how its clock was aligned. */
+static void emit_processes(const wt_trace *t, FILE *f)
+{
+    static const char *const how[] = { "same host", "wall clock", "not aligned" };
+    fputs(",\"processes\":[", f);
+    for (size_t k = 0; k < t->nprocs; k++) {
+        const wt_process *p = &t->procs[k];
+        fputs(k ? ",{\"label\":" : "{\"label\":", f);
+        wt_json_str(f, p->label);
+        fputs(",\"path\":", f);
+        wt_json_str(f, p->path ? p->path : "");
+        fprintf(f, ",\"pid\":%" PRIu32 ",\"clock\":\"%s\",\"shiftNs\":%" PRId64 "}", p->pid,
+            how[p->clock >= 0 && p->clock <= 2 ? p->clock : 2], p->shift_ns);
+    }
+    fputc(']', f);
 }
 
 static void emit_workers(const wt_model *m, FILE *f)
@@ -325,6 +343,7 @@ static void emit_data(const wt_model *m, FILE *f, const char *title, const char 
 {
     emit_summary(m, f, title);
     emit_names(m->trace, f);
+    emit_processes(m->trace, f);
     emit_workers(m, f);
     emit_slices(m->slices, m->nslices, f);
     emit_msgs(m->msgs, m->nmsgs, f);

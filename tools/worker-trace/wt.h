@@ -75,6 +75,24 @@ typedef struct wt_thread {
     uint64_t records, dropped, chunks;
 } wt_thread;
 
+/* One traced process of a (merged) trace: its workers have the ids
+ * [worker_base, worker_end) there (worker_base itself stands for its
+ * threads that run no worker). */
+typedef struct wt_process {
+    const char *path; /* its trace file */
+    char *label; /* "NAME pid N": NAME the main thread's name, or "worker-actor" */
+    uint32_t pid;
+    uint32_t worker_base, worker_end;
+    int64_t shift_ns; /* added to its times to put them on the merged axis */
+    int clock; /* how it was aligned: enum wt_alignment */
+} wt_process;
+
+enum wt_alignment {
+    WT_ALIGN_SAME = 0, /* the first trace, or one host: CLOCK_MONOTONIC is shared */
+    WT_ALIGN_WALL = 1, /* another host: aligned by the wall clocks (approximate) */
+    WT_ALIGN_NONE = 2, /* no wall-clock anchor: left as it is */
+};
+
 typedef struct wt_trace {
     const char *path;
     wk_trace_file_header hdr;
@@ -87,6 +105,8 @@ typedef struct wt_trace {
     wt_thread *threads;
     size_t nthreads, capthreads;
     uint64_t chunks, slots, dropped, skipped_unknown;
+    wt_process *procs; /* one per trace file; several after wt_merge */
+    size_t nprocs;
     bool complete; /* ended with TRACE_END */
     bool partial; /* --partial cut the file at its first error */
     char error[512]; /* with --partial: why the rest was ignored */
@@ -98,6 +118,30 @@ typedef struct wt_trace {
  * t->partial and t->error instead of failing. */
 int wt_load(const char *path, bool partial, wt_trace *t, char *err, size_t errlen);
 void wt_trace_free(wt_trace *t);
+
+/* Kinds set aside for additions of the current minor (skipped when unknown). */
+static inline bool wt_reserved_kind(uint16_t kind)
+{
+    return kind >= WK_TR_RESERVED_FIRST && kind <= WK_TR_RESERVED_LAST;
+}
+
+/* --- merge.c ------------------------------------------------------------------ */
+
+/* Describes a trace just loaded as one process (wt_load calls it). */
+void wt_single_process(wt_trace *t);
+/* Merges n loaded traces (one per process) into *out, on one time axis:
+ * traces of one host (same boot id, or no boot id and wall-clock anchors
+ * within a second) keep their shared CLOCK_MONOTONIC times; others are
+ * aligned by their wall-clock anchors (as good as the hosts' clock sync).
+ * Worker, string and thread ids are renumbered so they do not collide;
+ * serials and timer ids get the trace's index in their top bits. The
+ * inputs are left as they are (free them apart). */
+void wt_merge(const wt_trace *in, size_t n, wt_trace *out);
+/* The index of the process that worker id `id` belongs to (0 when none). */
+size_t wt_process_of(const wt_trace *t, uint32_t id);
+
+/* The thread numbered `number`, added (zeroed but its number) if new. */
+wt_thread *wt_thread_add(wt_trace *t, uint32_t number);
 
 /* 1 in how many events had its flow recorded (1: all). */
 static inline uint32_t wt_sample_every(const wt_trace *t)
@@ -119,6 +163,7 @@ typedef struct wt_worker {
     uint64_t created, started, ended; /* ns from trace start */
     int64_t err;
     uint64_t os_tid;
+    int process; /* index into the trace's procs */
     int depth; /* in the tree */
     int lane; /* position in tree order */
     /* counters */
@@ -152,6 +197,7 @@ typedef struct wt_slice { /* one listener run */
 
 #define WT_MSG_DELIVERED 0x10000u /* a DELIVER matched it */
 #define WT_MSG_NO_FIRE 0x20000u /* seen only at delivery */
+#define WT_MSG_REMOTE 0x40000u /* crossed processes: REMOTE_SEND to REMOTE_RECEIVE */
 
 typedef struct wt_msg { /* one queued event: a FIRE and its DELIVER */
     uint64_t t_fire, t_deliver; /* ns from start; t_deliver = t_fire when not delivered */
