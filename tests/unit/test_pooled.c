@@ -652,12 +652,19 @@ static int find_end(const struct parent_log *l, const worker_t *w)
 }
 
 /* A daemon child that cannot end until its gate opens (its loop does not
- * run meanwhile). */
+ * run meanwhile); it ACKs main once its run has begun (and so has told
+ * its parent CHILD_THREAD_START). */
+struct gated {
+    worker_t *main;
+    tu_gate gate;
+};
+
 static int gated_task(void *arg, void **result)
 {
     (void)result;
-    tu_gate *g = arg;
-    if (tu_gate_pass(g, 30) != 0)
+    struct gated *g = arg;
+    tu_ack(g->main, 60);
+    if (tu_gate_pass(&g->gate, 30) != 0)
         return 99;
     return worker_wait_forever();
 }
@@ -686,8 +693,9 @@ Test(pooled, pooled_parent_waits_for_its_non_daemon_children, .timeout = 40)
     start_ok(P);
     worker_t *T = thread_new("T", P, 0);
     worker_t *Q = pooled_new("Q", P, 0);
-    tu_gate gate;
-    tu_gate_init(&gate);
+    static struct gated gate;
+    gate.main = tu_main();
+    tu_gate_init(&gate.gate);
     worker_t *D = worker_new(gated_task, &gate,
         &(worker_opts) { .name = "D", .parent = P, .daemon = WORKER_DAEMON_YES, .quiet = true });
     cr_assert_not_null(D);
@@ -695,6 +703,7 @@ Test(pooled, pooled_parent_waits_for_its_non_daemon_children, .timeout = 40)
     worker_t *kids[] = { T, Q, D, DQ };
     for (int i = 0; i < 4; i++)
         start_ok(kids[i]);
+    wait_ack_eq(60); /* D is at its gate */
     cr_assert(!worker_is_daemon(T) && !worker_is_daemon(Q));
     cr_assert(worker_is_daemon(D) && worker_is_daemon(DQ));
     cr_assert_eq(worker_children_count(P), 4);
@@ -723,14 +732,14 @@ Test(pooled, pooled_parent_waits_for_its_non_daemon_children, .timeout = 40)
     cr_assert(worker_is_running(D), "P waited for its daemon child");
     cr_assert_eq(find_end(&log, D), -1);
 
-    tu_gate_open(&gate);
+    tu_gate_open(&gate.gate);
     cr_assert_eq(worker_wait_thread(D, &err, NULL), WORKER_OK);
     cr_assert_eq(err, WORKER_EXIT, "the daemon child was sent STOP_THREAD too");
     cr_assert_eq(worker_join(DQ), WORKER_OK);
     for (int i = 0; i < 4; i++)
         worker_unref(kids[i]);
     worker_unref(P);
-    tu_gate_destroy(&gate);
+    tu_gate_destroy(&gate.gate);
 }
 
 /* A thread parent whose task spawns pooled children (their default parent
@@ -2128,7 +2137,7 @@ Test(pooled, traced_pooled_run, .timeout = 60)
             && strcmp(name_of(tr.rec[i].b >> 32), "PING") == 0)
             m = tr.rec[i].worker;
     cr_assert(m && m != a, "main's PING fires");
-    uint64_t fired[TRACED_PINGS], delivered[TRACED_PINGS];
+    uint64_t fired[TRACED_PINGS], delivered[TRACED_PINGS], delivered_ts[TRACED_PINGS];
     size_t nf = 0, nd = 0, started = 0, listener_runs = 0, ended = 0, stops = 0;
     uint32_t main_writer = 0;
     bool listener_on_main_writer = false;
@@ -2148,7 +2157,16 @@ Test(pooled, traced_pooled_run, .timeout = 60)
             continue;
         if (r->kind == WK_TR_DELIVER && strcmp(name_of(r->b >> 32), "PING") == 0) {
             cr_assert_lt(nd, TRACED_PINGS);
-            delivered[nd++] = r->a;
+            /* A pooled worker's slices run on several scheduler threads,
+             * each writing its own chunks: file order is not time order
+             * across them. Insert by time. */
+            size_t k = nd++;
+            for (; k > 0 && delivered_ts[k - 1] > r->ts; k--) {
+                delivered[k] = delivered[k - 1];
+                delivered_ts[k] = delivered_ts[k - 1];
+            }
+            delivered[k] = r->a;
+            delivered_ts[k] = r->ts;
         } else if (r->kind == WK_TR_LISTENER_START && strcmp(name_of(r->b >> 32), "PING") == 0) {
             listener_runs++;
             listener_on_main_writer = listener_on_main_writer || tr.thread[i] == main_writer;
