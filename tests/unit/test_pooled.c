@@ -1076,7 +1076,9 @@ Test(pooled, supervisor_restarts_a_pooled_child, .timeout = 30)
     };
     worker_t *s = worker_supervisor(sp, 2, &(worker_sup_opts) { .strategy = WORKER_ONE_FOR_ONE });
     cr_assert_not_null(s);
-    worker_t *p = worker_supervisor_child(s, "p"), *q = worker_supervisor_child(s, "q");
+    /* Borrowed handles: keep them beyond the supervisor's end. */
+    worker_t *p = worker_ref(worker_supervisor_child(s, "p"));
+    worker_t *q = worker_ref(worker_supervisor_child(s, "q"));
     cr_assert(p && q);
     cr_assert(worker_is_running(p) && worker_is_running(q));
     static struct kid kp, kq;
@@ -1125,6 +1127,8 @@ Test(pooled, supervisor_restarts_a_pooled_child, .timeout = 30)
     cr_assert_eq(worker_wait_thread(s, &err, NULL), WORKER_OK);
     cr_assert_eq(err, WORKER_EXIT);
     cr_assert(!worker_is_running(p) && !worker_is_running(q));
+    worker_unref(p);
+    worker_unref(q);
     worker_unref(s);
 }
 
@@ -1470,8 +1474,10 @@ Test(pooled, call_a_pooled_worker_from_a_thread, .timeout = 30)
     cr_assert_eq(TU_INT(tc.reply), 100);
     cr_assert_eq(a.sender, t);
     worker_unref(t);
-    stop_end(p);
+    cr_assert_eq(worker_stop(p), WORKER_OK);
+    cr_assert_eq(worker_join(p), WORKER_OK);
     cr_assert_eq(worker_call(p, "ASK", NULL, 1.0, &reply), WORKER_EREJECTED, "ended");
+    worker_unref(p);
 }
 
 /* ==== stats ========================================================== */
