@@ -839,6 +839,140 @@ Test(pooled, stop_ends_with_worker_exit_and_the_parent_hears_it, .timeout = 30)
     }
 }
 
+/* Workers made inside a pooled worker's listener have it as their
+ * default parent (a pooled and a thread child); its stop ends them. */
+struct spawner {
+    worker_t *main;
+    worker_t *kids[2];
+};
+
+static int spawn_listener(const worker_event_t *e, void *userdata)
+{
+    (void)e;
+    struct spawner *sp = userdata;
+    sp->kids[0] = worker_spawn(NULL, NULL, &pooled_quiet);
+    sp->kids[1] = worker_spawn(NULL, NULL, &(worker_opts) { .quiet = true });
+    tu_ack(sp->main, sp->kids[0] && sp->kids[1] ? 1 : -1);
+    return 0;
+}
+
+Test(pooled, children_made_inside_a_pooled_worker, .timeout = 30)
+{
+    worker_t *m = setup();
+    static struct spawner sp;
+    memset(&sp, 0, sizeof sp);
+    sp.main = m;
+    worker_t *P = pooled_new("spawner", NULL, 0);
+    cr_assert_not_null(worker_listen(P, "SPAWN", spawn_listener, &sp, NULL));
+    start_ok(P);
+    cr_assert_eq(worker_fire(P, "SPAWN", NULL), WORKER_OK);
+    wait_ack_eq(1);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(worker_parent(sp.kids[i]), P, "child %d: the default parent", i);
+    cr_assert_eq(worker_children_count(P), 2);
+    stop_end(P);
+    for (int i = 0; i < 2; i++) {
+        cr_assert(!worker_is_running(sp.kids[i]), "child %d outlived its pooled parent", i);
+        worker_unref(sp.kids[i]);
+    }
+}
+
+/* Every event accepted before the stop is delivered before the end, also
+ * when many are queued. */
+Test(pooled, stop_delivers_every_accepted_event_first, .timeout = 30)
+{
+    setup();
+    for (int round = 0; round < 20; round++) {
+        int n = 0, accepted = 0;
+        worker_t *p = pooled_new("drained", NULL, 0);
+        cr_assert_not_null(worker_listen(p, "E", count_plain, &n, NULL));
+        start_ok(p);
+        for (int i = 0; i < 1000; i++)
+            accepted += worker_fire(p, "E", NULL) == WORKER_OK;
+        cr_assert_eq(worker_stop(p), WORKER_OK);
+        for (int i = 0; i < 100; i++)
+            accepted += worker_fire(p, "E", NULL) == WORKER_OK; /* some may still get in */
+        cr_assert_eq(worker_join(p), WORKER_OK);
+        cr_assert_geq(accepted, 1000);
+        cr_assert_eq(n, accepted, "round %d: %d accepted, %d handled", round, accepted, n);
+        worker_unref(p);
+    }
+}
+
+/* A pooled worker's failing listener: LISTENER_ERROR bubbles up to its
+ * (thread) parent with the code; a fire of a pooled worker refused by an
+ * ended worker comes back to it as EVENT_REJECT. */
+struct errs {
+    worker_t *main;
+    worker_t *dead;
+    int fire_rc;
+    intptr_t error_code;
+    worker_t *reject_sender;
+    void *reject_data;
+};
+
+static int failing_listener(const worker_event_t *e, void *userdata)
+{
+    (void)e;
+    (void)userdata;
+    return 17;
+}
+
+static int on_listener_error(const worker_event_t *e, void *userdata)
+{
+    struct errs *x = userdata;
+    x->error_code = (intptr_t)worker_event_data(e);
+    tu_ack(x->main, 70);
+    return 0;
+}
+
+static int fire_at_dead(const worker_event_t *e, void *userdata)
+{
+    (void)e;
+    struct errs *x = userdata;
+    x->fire_rc = worker_fire(x->dead, "HELLO", TU_PTR(1234));
+    return 0;
+}
+
+static int on_reject(const worker_event_t *e, void *userdata)
+{
+    struct errs *x = userdata;
+    x->reject_sender = worker_event_target(e);
+    x->reject_data = worker_event_data(e);
+    tu_ack(x->main, 71);
+    return 0;
+}
+
+Test(pooled, listener_error_and_event_reject, .timeout = 30)
+{
+    worker_t *m = setup();
+    static struct errs x;
+    memset(&x, 0, sizeof x);
+    x.main = m;
+    x.dead = pooled_new("dead", NULL, 0); /* never started */
+    worker_t *T = thread_new("parent", NULL, 0);
+    cr_assert_not_null(worker_listen(T, WORKER_EV_LISTENER_ERROR, on_listener_error, &x, NULL));
+    start_ok(T);
+    worker_t *p = pooled_new("failing", T, 0);
+    cr_assert_not_null(worker_listen(p, "FAIL", failing_listener, NULL, NULL));
+    cr_assert_not_null(worker_listen(p, "FIRE", fire_at_dead, &x, NULL));
+    cr_assert_not_null(worker_listen(p, WORKER_EV_EVENT_REJECT, on_reject, &x, NULL));
+    start_ok(p);
+    cr_assert_eq(worker_fire(p, "FAIL", NULL), WORKER_OK);
+    wait_ack_eq(70);
+    cr_assert_eq(x.error_code, 17);
+    cr_assert_eq(worker_fire(p, "FIRE", NULL), WORKER_OK);
+    wait_ack_eq(71);
+    cr_assert_eq(x.fire_rc, WORKER_EREJECTED);
+    cr_assert_eq(x.reject_sender, x.dead, "EVENT_REJECT comes from the refusing worker");
+    cr_assert_eq(TU_INT(x.reject_data), 1234);
+    cr_assert(worker_is_running(p), "a listener error does not end it");
+    stop_end(T); /* and its pooled child */
+    cr_assert(!worker_is_running(p));
+    worker_unref(p);
+    worker_unref(x.dead);
+}
+
 /* ==== monitors ======================================================= */
 
 static worker_down_t wait_down_from(worker_t *w)
@@ -1547,6 +1681,65 @@ Test(pooled, stats, .timeout = 30)
     stop_end(f);
     cr_assert(b.passed);
     tu_gate_destroy(&b.gate);
+}
+
+/* A pooled worker with mailbox_limit and WORKER_FULL_DROP_OLDEST, held
+ * inside a listener (on a scheduler thread): the oldest queued events are
+ * dropped, the newest delivered. */
+struct seen {
+    int n;
+    intptr_t v[16];
+};
+
+static int record_value(const worker_event_t *e, void *userdata)
+{
+    struct seen *s = userdata;
+    if (s->n < 16)
+        s->v[s->n] = (intptr_t)worker_event_data(e);
+    s->n++;
+    return 0;
+}
+
+Test(pooled, drop_oldest_at_a_full_pooled_mailbox, .timeout = 30)
+{
+    worker_t *m = setup();
+    static struct seen seen;
+    memset(&seen, 0, sizeof seen);
+    static struct blocker bl;
+    memset(&bl, 0, sizeof bl);
+    bl.main = m;
+    tu_gate_init(&bl.gate);
+    worker_t *p = worker_new(NULL, NULL,
+        &(worker_opts) { .name = "dropper",
+            .pooled = true,
+            .quiet = true,
+            .mailbox_limit = 3,
+            .full_policy = WORKER_FULL_DROP_OLDEST });
+    cr_assert_not_null(p);
+    cr_assert_not_null(worker_listen(p, "BLOCK", block_listener, &bl, NULL));
+    cr_assert_not_null(worker_listen(p, "V", record_value, &seen, NULL));
+    start_ok(p);
+    cr_assert_eq(worker_fire(p, "BLOCK", NULL), WORKER_OK);
+    wait_ack_eq(30);
+    /* 3 queued, then 3 more accepted as drops owed by the (held) owner;
+     * at most mailbox_limit drops are owed (semantics.md): the 7th is
+     * refused until the worker runs again. */
+    for (intptr_t i = 1; i <= 6; i++)
+        cr_assert_eq(worker_fire(p, "V", TU_PTR(i)), WORKER_OK, "drop-oldest accepts %ld", (long)i);
+    cr_assert_eq(worker_fire(p, "V", TU_PTR(7)), WORKER_EFULL);
+    tu_gate_open(&bl.gate);
+    cr_assert_eq(worker_stop(p), WORKER_OK);
+    cr_assert_eq(worker_join(p), WORKER_OK);
+    worker_stats_t st;
+    cr_assert_eq(worker_stats(p, &st), WORKER_OK);
+    cr_assert_eq(seen.n, 3, "%d delivered", seen.n);
+    cr_assert_eq(seen.v[0], 4, "the oldest were dropped");
+    cr_assert_eq(seen.v[1], 5);
+    cr_assert_eq(seen.v[2], 6);
+    cr_assert_eq(st.dropped, 3);
+    cr_assert_eq(st.refused, 1);
+    worker_unref(p);
+    tu_gate_destroy(&bl.gate);
 }
 
 /* ==== blocking calls inside a pooled worker ========================= */
