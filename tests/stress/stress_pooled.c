@@ -13,6 +13,15 @@
  * and joined. At the end: nothing lost (every mark set, total = senders x
  * events), nothing handled twice, no order broken, no fire refused.
  *
+ * Phase 2 (stops racing with fires): PHASE2_WORKERS pooled workers; the
+ * 8 senders fire events / 5 each at random ones while the main thread
+ * stops them one by one; the senders keep pace with the stops (so the
+ * stops spread over the first half of the stream; the rest is fired at
+ * stopped workers). A fire returns WORKER_OK (then the event must be handled exactly
+ * once, in order per sender, before the worker's end) or WORKER_EREJECTED
+ * (the worker had closed); per (sender, worker) the accepted count must
+ * equal the handled count.
+ *
  * The listeners run on the scheduler's threads, one at a time per worker,
  * so a worker's `last` array needs no lock (TSan checks that claim too).
  *
@@ -22,8 +31,11 @@
  * events). Environment: WORKER_STRESS_POOLED_WORKERS, WORKER_STRESS_N. */
 #include "test_util.h"
 
+#include <sched.h>
+
 #define SENDERS 8
 #define SEQ_BITS 40
+#define PHASE2_WORKERS 2000
 
 #if defined(__SANITIZE_THREAD__)
 #define DEFAULT_WORKERS 10000L
@@ -96,6 +108,139 @@ static void *send_stream(void *arg)
     return NULL;
 }
 
+/* ---- phase 2 ---- */
+
+struct p2worker {
+    long last[SENDERS];
+    long handled[SENDERS];
+    long order_errors;
+};
+
+static struct p2worker *p2;
+static worker_t **p2w;
+static long p2_events; /* per sender */
+static atomic_long p2_stopped; /* workers the main thread has stopped */
+
+static int on_p2(const worker_event_t *e, void *userdata)
+{
+    struct p2worker *s = userdata;
+    uintptr_t v = (uintptr_t)worker_event_data(e);
+    long sender = (long)(v >> SEQ_BITS);
+    long seq = (long)(v & (((uintptr_t)1 << SEQ_BITS) - 1));
+    if (sender < 0 || sender >= SENDERS) {
+        atomic_fetch_add(&bad_data, 1);
+        return 0;
+    }
+    if (seq <= s->last[sender])
+        s->order_errors++;
+    s->last[sender] = seq;
+    s->handled[sender]++;
+    return 0;
+}
+
+struct p2sender {
+    pthread_t thread;
+    long id;
+    long *accepted; /* per worker */
+    long other_rc;
+    int first_other;
+    pthread_barrier_t *go;
+};
+
+static void *p2_send(void *arg)
+{
+    struct p2sender *s = arg;
+    uint64_t x = 0x2545f4914f6cdd1dull * (uint64_t)(s->id + 1);
+    pthread_barrier_wait(s->go);
+    for (long seq = 0; seq < p2_events; seq++) {
+        /* Keep pace with the stops: over the first half of the stream the
+         * stops go from the first worker to the last. */
+        long need = seq * 2 * PHASE2_WORKERS / p2_events;
+        while (atomic_load_explicit(&p2_stopped, memory_order_relaxed)
+            < (need < PHASE2_WORKERS ? need : PHASE2_WORKERS))
+            sched_yield();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        long i = (long)(x % PHASE2_WORKERS);
+        uintptr_t v = ((uintptr_t)s->id << SEQ_BITS) | (uintptr_t)seq;
+        int rc = worker_fire(p2w[i], "SEQ", (void *)v);
+        if (rc == WORKER_OK)
+            s->accepted[i]++;
+        else if (rc != WORKER_EREJECTED && s->other_rc++ == 0)
+            s->first_other = rc;
+    }
+    return NULL;
+}
+
+static int phase2(void)
+{
+    p2 = calloc(PHASE2_WORKERS, sizeof *p2);
+    p2w = calloc(PHASE2_WORKERS, sizeof *p2w);
+    struct p2sender senders[SENDERS];
+    if (!p2 || !p2w)
+        return 1;
+    worker_opts o = { .name = "phase2", .pooled = true };
+    for (long i = 0; i < PHASE2_WORKERS; i++) {
+        for (int k = 0; k < SENDERS; k++)
+            p2[i].last[k] = -1;
+        p2w[i] = worker_new(NULL, NULL, &o);
+        if (!p2w[i] || !worker_listen(p2w[i], "SEQ", on_p2, &p2[i], NULL)
+            || worker_start(p2w[i]) != WORKER_OK)
+            return 1;
+    }
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, SENDERS + 1);
+    for (int k = 0; k < SENDERS; k++) {
+        senders[k] = (struct p2sender) { .id = k, .go = &go };
+        senders[k].accepted = calloc(PHASE2_WORKERS, sizeof(long));
+        if (!senders[k].accepted
+            || pthread_create(&senders[k].thread, NULL, p2_send, &senders[k]) != 0)
+            return 1;
+    }
+    pthread_barrier_wait(&go);
+    /* Stop them one by one while the senders fire (they keep pace). */
+    for (long i = 0; i < PHASE2_WORKERS; i++) {
+        if (worker_stop(p2w[i]) != WORKER_OK)
+            return 1;
+        atomic_fetch_add(&p2_stopped, 1);
+    }
+    for (int k = 0; k < SENDERS; k++)
+        pthread_join(senders[k].thread, NULL);
+    pthread_barrier_destroy(&go);
+    long mismatches = 0, order_errors = 0, accepted = 0, other = 0, fired = SENDERS * p2_events;
+    for (long i = 0; i < PHASE2_WORKERS; i++) {
+        if (worker_join(p2w[i]) != WORKER_OK)
+            return 1;
+        order_errors += p2[i].order_errors;
+        for (int k = 0; k < SENDERS; k++) {
+            accepted += senders[k].accepted[i];
+            if (senders[k].accepted[i] != p2[i].handled[k] && mismatches++ < 5)
+                fprintf(stderr, "stress_pooled: phase 2: worker %ld, sender %d: %ld accepted, %ld handled\n",
+                    i, k, senders[k].accepted[i], p2[i].handled[k]);
+        }
+        worker_unref(p2w[i]);
+    }
+    for (int k = 0; k < SENDERS; k++) {
+        if (senders[k].other_rc) {
+            fprintf(stderr, "stress_pooled: phase 2: sender %d: %ld fires failed with %s\n", k,
+                senders[k].other_rc, worker_err_name(senders[k].first_other));
+            other += senders[k].other_rc;
+        }
+        free(senders[k].accepted);
+    }
+    printf("stress_pooled: phase 2: %d workers stopped under fire, %ld of %ld fires accepted\n",
+        PHASE2_WORKERS, accepted, fired);
+    free(p2);
+    free(p2w);
+    if (mismatches)
+        fprintf(stderr, "stress_pooled: phase 2: %ld (sender, worker) pairs lost or duplicated\n",
+            mismatches);
+    if (order_errors)
+        fprintf(stderr, "stress_pooled: phase 2: %ld out of order\n", order_errors);
+    return mismatches || order_errors || other ? 1 : 0;
+}
+
 static long arg_or_env(int argc, char **argv, int i, const char *env, long dflt)
 {
     if (argc > i)
@@ -116,6 +261,7 @@ int main(int argc, char **argv)
     n_events = arg_or_env(argc, argv, 2, "WORKER_STRESS_N", DEFAULT_EVENTS);
     if (n_workers < 1 || n_events < 1)
         return fail("bad arguments");
+    setvbuf(stdout, NULL, _IOLBF, 0);
     main_w = worker_current();
     double t0 = tu_now();
 
@@ -211,6 +357,10 @@ int main(int argc, char **argv)
     free(states);
     free(workers);
     free((void *)marks);
+    p2_events = n_events / 5 > PHASE2_WORKERS ? n_events / 5 : PHASE2_WORKERS; /* 8 x 20,000 by default */
+
+    if (phase2() != 0)
+        rc = fail("phase 2: stops racing with fires");
     if (rc == 0)
         printf("stress_pooled: OK\n");
     return rc;

@@ -86,6 +86,7 @@ int main(int argc, char **argv)
     long n = arg_or_env(argc, argv, 2, "WORKER_STRESS_POOLED_WORKERS", DEFAULT_WORKERS);
     if (cycles < 1 || n < 1)
         return fail("bad arguments", 0);
+    setvbuf(stdout, NULL, _IOLBF, 0);
     main_w = worker_current();
     worker_t **w = calloc((size_t)n, sizeof *w);
     if (!w)
