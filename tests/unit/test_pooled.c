@@ -704,6 +704,12 @@ Test(pooled, pooled_parent_waits_for_its_non_daemon_children, .timeout = 40)
     for (int i = 0; i < 4; i++)
         start_ok(kids[i]);
     wait_ack_eq(60); /* D is at its gate */
+    /* T's run has begun (its loop answers), so its CHILD_THREAD_START,
+     * sent from its own thread, is in P's mailbox before P's stop. (A
+     * START that comes once P is ending is refused, while its END would
+     * be admitted.) */
+    cr_assert_not_null(tu_sync_install(T));
+    cr_assert_eq(tu_sync(T), WORKER_OK);
     cr_assert(!worker_is_daemon(T) && !worker_is_daemon(Q));
     cr_assert(worker_is_daemon(D) && worker_is_daemon(DQ));
     cr_assert_eq(worker_children_count(P), 4);
@@ -740,6 +746,86 @@ Test(pooled, pooled_parent_waits_for_its_non_daemon_children, .timeout = 40)
         worker_unref(kids[i]);
     worker_unref(P);
     tu_gate_destroy(&gate.gate);
+}
+
+/* Pooled parents waiting for their children do not hold scheduler
+ * threads: 32 pooled parents (more than the 4 scheduler threads setup()
+ * asks for) each wait for a thread child that cannot end yet (held at a
+ * gate); meanwhile another pooled worker still runs. Then the gates open
+ * and every parent ends. */
+#define WAITING_PARENTS 32
+
+static int held_child_task(void *arg, void **result)
+{
+    (void)result;
+    struct gated *g = arg;
+    tu_ack(g->main, 61);
+    if (tu_gate_pass(&g->gate, 30) != 0)
+        return 99;
+    return worker_wait_forever();
+}
+
+static int ack_62(const worker_event_t *e, void *userdata)
+{
+    (void)e;
+    tu_ack(((struct gated *)userdata)->main, 62);
+    return 0;
+}
+
+Test(pooled, waiting_parents_hold_no_scheduler_thread, .timeout = 60)
+{
+    worker_t *m = setup();
+    atomic_int downs = 0;
+    cr_assert_not_null(worker_on(WORKER_EV_WORKER_DOWN, tu_count_listener, &downs, NULL));
+    static struct gated gates[WAITING_PARENTS];
+    worker_t *parents[WAITING_PARENTS], *kids[WAITING_PARENTS];
+    for (int i = 0; i < WAITING_PARENTS; i++) {
+        gates[i].main = m;
+        tu_gate_init(&gates[i].gate);
+        parents[i] = pooled_new("waiting", NULL, 0);
+        cr_assert_not_null(
+            worker_listen(parents[i], WORKER_EV_STOP_THREAD, ack_62, &gates[i], NULL));
+        start_ok(parents[i]);
+        kids[i] = worker_new(held_child_task, &gates[i],
+            &(worker_opts) { .name = "held", .parent = parents[i], .quiet = true });
+        cr_assert_not_null(kids[i]);
+        start_ok(kids[i]);
+        wait_ack_eq(61);
+        cr_assert_eq(worker_monitor(parents[i]), WORKER_OK);
+    }
+    for (int i = 0; i < WAITING_PARENTS; i++)
+        cr_assert_eq(worker_stop(parents[i]), WORKER_OK);
+    /* Every parent has taken its STOP_THREAD (its listener ACKs): its end
+     * has begun, and it cannot end while its child is held. */
+    for (int i = 0; i < WAITING_PARENTS; i++)
+        wait_ack_eq(62);
+    int n = 0;
+    worker_t *other = pooled_new("other", NULL, 0);
+    cr_assert_not_null(worker_listen(other, "E", count_plain, &n, NULL));
+    cr_assert_not_null(tu_sync_install(other));
+    start_ok(other);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(worker_fire(other, "E", NULL), WORKER_OK);
+    cr_assert_eq(tu_sync(other), WORKER_OK,
+        "a pooled worker could not run while %d pooled parents waited for children",
+        WAITING_PARENTS);
+    cr_assert_eq(n, 100);
+    cr_assert_eq(worker_update(), WORKER_OK);
+    cr_assert_eq(atomic_load(&downs), 0, "a parent ended before its child");
+    for (int i = 0; i < WAITING_PARENTS; i++)
+        tu_gate_open(&gates[i].gate);
+    for (int i = 0; i < WAITING_PARENTS; i++) {
+        int err = 0;
+        cr_assert_eq(worker_wait_thread(parents[i], &err, NULL), WORKER_OK);
+        cr_assert_eq(err, WORKER_EXIT);
+        cr_assert(!worker_is_running(kids[i]), "parent %d ended before its child", i);
+        cr_assert_eq(worker_join(parents[i]), WORKER_OK);
+        cr_assert_eq(worker_join(kids[i]), WORKER_OK);
+        worker_unref(kids[i]);
+        worker_unref(parents[i]);
+        tu_gate_destroy(&gates[i].gate);
+    }
+    stop_end(other);
 }
 
 /* A thread parent whose task spawns pooled children (their default parent
