@@ -216,8 +216,9 @@ static int phase2(void)
         for (int k = 0; k < SENDERS; k++) {
             accepted += senders[k].accepted[i];
             if (senders[k].accepted[i] != p2[i].handled[k] && mismatches++ < 5)
-                fprintf(stderr, "stress_pooled: phase 2: worker %ld, sender %d: %ld accepted, %ld handled\n",
-                    i, k, senders[k].accepted[i], p2[i].handled[k]);
+                fprintf(stderr,
+                    "stress_pooled: phase 2: worker %ld, sender %d: %ld accepted, %ld handled\n", i,
+                    k, senders[k].accepted[i], p2[i].handled[k]);
         }
         worker_unref(p2w[i]);
     }
@@ -357,7 +358,8 @@ int main(int argc, char **argv)
     free(states);
     free(workers);
     free((void *)marks);
-    p2_events = n_events / 5 > PHASE2_WORKERS ? n_events / 5 : PHASE2_WORKERS; /* 8 x 20,000 by default */
+    p2_events
+        = n_events / 5 > PHASE2_WORKERS ? n_events / 5 : PHASE2_WORKERS; /* 8 x 20,000 by default */
 
     if (phase2() != 0)
         rc = fail("phase 2: stops racing with fires");

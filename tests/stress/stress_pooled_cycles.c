@@ -132,13 +132,15 @@ int main(int argc, char **argv)
         if (c == warm)
             rss_warm = rss;
         if (c == warm || c == cycles || c % (cycles >= 10 ? cycles / 10 : 1) == 0)
-            printf("stress_pooled_cycles: cycle %ld: rss %ld KiB (%.1f s)\n", c, rss, tu_now() - t0);
+            printf(
+                "stress_pooled_cycles: cycle %ld: rss %ld KiB (%.1f s)\n", c, rss, tu_now() - t0);
     }
     long rss_end = rss_kib();
     free(w);
     double secs = tu_now() - t0;
-    printf("stress_pooled_cycles: %ld cycles x %ld pooled workers in %.1f s (%.2f us per "
-           "spawn+ping+stop+join); rss after cycle %ld: %ld KiB, at the end: %ld KiB, peak %ld KiB\n",
+    printf(
+        "stress_pooled_cycles: %ld cycles x %ld pooled workers in %.1f s (%.2f us per "
+        "spawn+ping+stop+join); rss after cycle %ld: %ld KiB, at the end: %ld KiB, peak %ld KiB\n",
         cycles, n, secs, secs * 1e6 / ((double)cycles * (double)n), warm, rss_warm, rss_end,
         rss_peak);
     if (CHECK_RSS && cycles > warm && rss_warm > 0 && rss_end > 0) {

@@ -51,9 +51,8 @@ static worker_t *setup(void)
 
 static worker_t *pooled_new(const char *name, worker_t *parent, int daemon)
 {
-    worker_opts o = {
-        .name = name, .parent = parent, .daemon = daemon, .pooled = true, .quiet = true
-    };
+    worker_opts o
+        = { .name = name, .parent = parent, .daemon = daemon, .pooled = true, .quiet = true };
     worker_t *w = worker_new(NULL, NULL, &o);
     cr_assert_not_null(w, "worker_new(pooled %s)", name);
     return w;
@@ -189,8 +188,7 @@ static int ovl_listener(const worker_event_t *e, void *userdata)
     if (pthread_equal(pthread_self(), main_thread))
         atomic_fetch_add(&o->wrong_thread, 1);
     long v = o->plain;
-    for (volatile int i = 0; i < 50; i++) {
-    } /* widen the window between the read and the write */
+    for (volatile int i = 0; i < 50; i++) { } /* widen the window between the read and the write */
     o->plain = v + 1;
     atomic_fetch_sub(&o->inside, 1);
     if (o->plain == o->expected)
@@ -256,8 +254,8 @@ Test(pooled, one_listener_at_a_time_per_worker, .timeout = 120)
         cr_assert_eq(atomic_load(&o[i].overlaps), 0, "worker %d: %d overlapping listener runs", i,
             atomic_load(&o[i].overlaps));
         cr_assert_eq(atomic_load(&o[i].wrong_thread), 0);
-        cr_assert_eq(o[i].plain, o[i].expected, "worker %d: state %ld, expected %ld", i,
-            o[i].plain, o[i].expected);
+        cr_assert_eq(o[i].plain, o[i].expected, "worker %d: state %ld, expected %ld", i, o[i].plain,
+            o[i].expected);
     }
 }
 
@@ -450,7 +448,8 @@ Test(pooled, bubble_and_broadcast_in_a_mixed_tree, .timeout = 30)
     cr_assert_eq(worker_children_count(Q), 2);
 
     /* From the top, down to everyone. */
-    cr_assert_eq(worker_fire_ex(P, "BC", NULL, &(worker_fire_opts) { .broadcast = true }), WORKER_OK);
+    cr_assert_eq(
+        worker_fire_ex(P, "BC", NULL, &(worker_fire_opts) { .broadcast = true }), WORKER_OK);
     cr_assert_eq(collect_bits(5), BP | BT1 | BQ | BT2 | BQ2);
     /* From the bottom (pooled), up. */
     cr_assert_eq(worker_fire_ex(Q2, "UP", NULL, &(worker_fire_opts) { .bubble = true }), WORKER_OK);
@@ -468,8 +467,8 @@ Test(pooled, bubble_and_broadcast_in_a_mixed_tree, .timeout = 30)
 
     stop_end(P); /* stops the tree and waits for it */
     for (int i = 1; i < 5; i++) {
-        cr_assert(!worker_is_running(all[i]), "%s still runs after its root ended",
-            worker_name(all[i]));
+        cr_assert(
+            !worker_is_running(all[i]), "%s still runs after its root ended", worker_name(all[i]));
         worker_unref(all[i]);
     }
     cr_assert_eq(q2_bubble.rc, WORKER_OK);
@@ -854,7 +853,8 @@ Test(pooled, thread_parent_with_pooled_children, .timeout = 30)
     static struct thread_parent tp;
     memset(&tp, 0, sizeof tp);
     tp.main = m;
-    worker_t *T = worker_new(thread_parent_task, &tp, &(worker_opts) { .name = "T", .quiet = true });
+    worker_t *T
+        = worker_new(thread_parent_task, &tp, &(worker_opts) { .name = "T", .quiet = true });
     cr_assert_not_null(T);
     listen_children(T, &tp.log);
     start_ok(T);
@@ -895,7 +895,8 @@ Test(pooled, stop_ends_with_worker_exit_and_the_parent_hears_it, .timeout = 30)
         static struct parent_log log;
         memset(&log, 0, sizeof log);
         log.main = m;
-        worker_t *parent = kind == 0 ? thread_new("tparent", NULL, 0) : pooled_new("pparent", NULL, 0);
+        worker_t *parent
+            = kind == 0 ? thread_new("tparent", NULL, 0) : pooled_new("pparent", NULL, 0);
         listen_children(parent, &log);
         start_ok(parent);
         for (int how = 0; how < 2; how++) {
@@ -910,7 +911,8 @@ Test(pooled, stop_ends_with_worker_exit_and_the_parent_hears_it, .timeout = 30)
             int err = 0;
             void *ret = TU_PTR(1);
             cr_assert_eq(worker_wait_thread(c, &err, &ret), WORKER_OK);
-            cr_assert_eq(err, WORKER_EXIT, "kind %d how %d: err %s", kind, how, worker_err_name(err));
+            cr_assert_eq(
+                err, WORKER_EXIT, "kind %d how %d: err %s", kind, how, worker_err_name(err));
             cr_assert_null(ret);
             cr_assert_eq(log.ended[how], c);
             cr_assert_eq(log.ended_err[how], WORKER_EXIT);
@@ -1208,8 +1210,8 @@ static worker_t *pooled_linker(struct linker *l, worker_t *other, bool trap)
 {
     l->main = tu_main();
     l->other = other;
-    worker_t *p = worker_new(
-        NULL, NULL, &(worker_opts) { .name = "linker", .pooled = true, .quiet = true, .trap_links = trap });
+    worker_t *p = worker_new(NULL, NULL,
+        &(worker_opts) { .name = "linker", .pooled = true, .quiet = true, .trap_links = trap });
     cr_assert_not_null(p);
     cr_assert_not_null(worker_listen(p, "LINK", link_listener, l, NULL));
     cr_assert_not_null(worker_listen(p, WORKER_EV_LINKED_EXIT, linked_exit_listener, l, NULL));
@@ -2168,8 +2170,8 @@ Test(pooled, bad_input, .timeout = 30)
     cr_assert_null(worker_spawn(some_task, NULL, &pooled_quiet), "pooled with a task");
     cr_assert_null(worker_new(NULL, NULL, &(worker_opts) { .pooled = true, .stack_size = 1 << 20 }),
         "pooled with a stack size");
-    cr_assert_null(worker_new(NULL, NULL, &(worker_opts) { .pooled = true, .cpu = 1 }),
-        "pooled with a cpu");
+    cr_assert_null(
+        worker_new(NULL, NULL, &(worker_opts) { .pooled = true, .cpu = 1 }), "pooled with a cpu");
     worker_t *p = pooled_new("overlay", NULL, 0);
     cr_assert_eq(worker_start_overlay(p), WORKER_EINVAL, "a pooled worker on the caller's thread");
     cr_assert(!worker_is_running(p));
