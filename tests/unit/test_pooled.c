@@ -1354,6 +1354,53 @@ Test(pooled, supervisor_restarts_a_pooled_child, .timeout = 30)
     worker_unref(s);
 }
 
+/* worker_supervisor_add / _remove wait for the supervisor's answer: inside
+ * a pooled worker they return WORKER_EWOULDBLOCK and change nothing (no
+ * child added or removed; under ASan, nothing leaked: the request and the
+ * child made for it are given back). */
+struct sup_calls {
+    worker_t *main;
+    worker_t *sup;
+    int add_rc, remove_rc;
+};
+
+static int sup_calls_listener(const worker_event_t *e, void *userdata)
+{
+    (void)e;
+    struct sup_calls *x = userdata;
+    worker_child_spec spec = { .name = "late", .restart = WORKER_RESTART_PERMANENT };
+    x->add_rc = worker_supervisor_add(x->sup, &spec);
+    x->remove_rc = worker_supervisor_remove(x->sup, "k");
+    tu_ack(x->main, 80);
+    return 0;
+}
+
+Test(pooled, supervisor_calls_inside_a_pooled_worker, .timeout = 30)
+{
+    worker_t *m = setup();
+    worker_child_spec k = { .name = "k", .restart = WORKER_RESTART_PERMANENT };
+    static struct sup_calls x;
+    x = (struct sup_calls) { .main = m, .add_rc = 1, .remove_rc = 1 };
+    x.sup = worker_supervisor(&k, 1, NULL);
+    cr_assert_not_null(x.sup);
+    worker_t *p = pooled_new("asker", NULL, 0);
+    cr_assert_not_null(worker_listen(p, "TRY", sup_calls_listener, &x, NULL));
+    start_ok(p);
+    cr_assert_eq(worker_fire(p, "TRY", NULL), WORKER_OK);
+    wait_ack_eq(80);
+    cr_assert_eq(x.add_rc, WORKER_EWOULDBLOCK, "add: %s", worker_err_name(x.add_rc));
+    cr_assert_eq(x.remove_rc, WORKER_EWOULDBLOCK, "remove: %s", worker_err_name(x.remove_rc));
+    cr_assert_null(worker_supervisor_child(x.sup, "late"), "added");
+    cr_assert_not_null(worker_supervisor_child(x.sup, "k"), "removed");
+    cr_assert(worker_is_running(worker_supervisor_child(x.sup, "k")));
+    stop_end(p);
+    /* The supervisor still answers. */
+    worker_child_spec late = { .name = "late", .restart = WORKER_RESTART_PERMANENT };
+    cr_assert_eq(worker_supervisor_add(x.sup, &late), WORKER_OK);
+    cr_assert_eq(worker_supervisor_remove(x.sup, "late"), WORKER_OK);
+    stop_end(x.sup);
+}
+
 /* ==== timers ========================================================= */
 
 struct tctx {
