@@ -879,13 +879,20 @@ Test(pooled, thread_parent_with_pooled_children, .timeout = 30)
 
 /* A stopped pooled worker ends with WORKER_EXIT; its parent (thread or
  * pooled) hears CHILD_THREAD_START, CHILD_THREAD_STOP (data NULL) and
- * CHILD_THREAD_END. Also when it ends itself with worker_exit(). */
+ * CHILD_THREAD_END. Also when it ends itself with worker_exit() (in a
+ * listener, in a timer's fn). */
 static int exit_listener(const worker_event_t *e, void *userdata)
 {
     (void)e;
     (void)userdata;
     worker_exit();
     return 0;
+}
+
+static void exit_in_timer(void *arg)
+{
+    (void)arg;
+    worker_exit();
 }
 
 Test(pooled, stop_ends_with_worker_exit_and_the_parent_hears_it, .timeout = 30)
@@ -899,14 +906,16 @@ Test(pooled, stop_ends_with_worker_exit_and_the_parent_hears_it, .timeout = 30)
             = kind == 0 ? thread_new("tparent", NULL, 0) : pooled_new("pparent", NULL, 0);
         listen_children(parent, &log);
         start_ok(parent);
-        for (int how = 0; how < 2; how++) {
+        for (int how = 0; how < 3; how++) {
             worker_t *c = pooled_new("child", parent, 0);
             cr_assert_not_null(worker_listen(c, "EXIT", exit_listener, NULL, NULL));
             start_ok(c);
-            if (how == 0)
+            if (how == 0) /* stopped */
                 cr_assert_eq(worker_stop(c), WORKER_OK);
-            else
+            else if (how == 1) /* worker_exit() in a listener */
                 cr_assert_eq(worker_fire(c, "EXIT", NULL), WORKER_OK);
+            else /* worker_exit() in a timer's fn */
+                cr_assert_eq(worker_later(c, exit_in_timer, NULL, 0.01, NULL), WORKER_OK);
             wait_ack_eq(100 + how + 1); /* the parent's CHILD_THREAD_END */
             int err = 0;
             void *ret = TU_PTR(1);
@@ -920,10 +929,10 @@ Test(pooled, stop_ends_with_worker_exit_and_the_parent_hears_it, .timeout = 30)
             worker_unref(c);
         }
         stop_end(parent);
-        cr_assert_eq(log.starts, 2, "parent kind %d: CHILD_THREAD_START", kind);
-        cr_assert_eq(log.stops, 2, "parent kind %d: CHILD_THREAD_STOP with NULL data", kind);
+        cr_assert_eq(log.starts, 3, "parent kind %d: CHILD_THREAD_START", kind);
+        cr_assert_eq(log.stops, 3, "parent kind %d: CHILD_THREAD_STOP with NULL data", kind);
         cr_assert_eq(log.errors + log.dones, 0);
-        cr_assert_eq(log.ends, 2);
+        cr_assert_eq(log.ends, 3);
     }
 }
 
