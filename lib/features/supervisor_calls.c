@@ -44,8 +44,9 @@ static int request(wk_sup *s, wk_sup_request *r)
     atomic_init(&r->refs, 2); /* the caller's and the event's */
     worker_fire_opts fo = { .release = request_unref };
     int rc = worker_call_ex(wk_sup_self(s), WK_SUP_REQUEST, r, &fo, -1.0, NULL, NULL);
+    /* EWOULDBLOCK: a pooled caller, refused before anything was fired. */
     bool refused = rc == WORKER_EREJECTED || rc == WORKER_EFULL || rc == WORKER_ENOMEM
-        || rc == WORKER_EINVAL;
+        || rc == WORKER_EINVAL || rc == WORKER_EWOULDBLOCK;
     if (refused && !atomic_load(&r->delivered))
         request_unref(r); /* never queued: the event's reference is ours too */
     request_unref(r);
