@@ -55,6 +55,7 @@ void wk_pooled_begin(worker_t *w, wk_thread *t)
 static bool end_begins(worker_t *w, wk_thread *t)
 {
     wk_worker_end_begin(w, t, WORKER_EXIT, NULL);
+    wk_sched_forget(w); /* its timers are dropped: so is its deadline */
     if (wk_tree_stop_children_begin(w, t)) {
         w->end_phase = END_AWAITING_CHILDREN;
         return false;

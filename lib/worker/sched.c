@@ -25,10 +25,12 @@
  * - Timers: a worker that rests with a pending timer registers its next
  *   deadline here (a heap under `timer_lock`, holding one reference per
  *   entry). A thread that finds one due claims the worker (if it is idle)
- *   and submits it; the slice runs its due timers. `sched_deadline` (under
- *   `timer_lock`) is the earliest deadline the worker has in the heap, so a
- *   resting worker adds an entry only for an earlier one; a stale entry at
- *   most runs an empty slice.
+ *   and submits it; the slice runs its due timers. A worker has at most one
+ *   entry: `sched_heap_at` (under `timer_lock`) is its place in the heap
+ *   plus one (0: none), so a rest with an earlier deadline moves the entry
+ *   up, and the worker's end takes it out (wk_sched_forget) and with it
+ *   the heap's reference. An entry later than the worker's next deadline
+ *   at most runs a slice that finds nothing due, then registers again.
  * - Global state (the reason: the scheduler is the process's, like the
  *   threads it owns): `sched` is set up once under `start_lock` and never
  *   freed; the threads live as long as the process.
@@ -151,6 +153,13 @@ void wk_sched_submit(worker_t *w)
 
 /* ---- timers ---- */
 
+/* Timer lock held: entry i is now `e`; its worker learns where it is. */
+static void heap_place(size_t i, timer_entry e)
+{
+    sched->heap[i] = e;
+    e.worker->sched_heap_at = i + 1;
+}
+
 static bool heap_less(size_t a, size_t b)
 {
     return sched->heap[a].deadline < sched->heap[b].deadline;
@@ -159,8 +168,8 @@ static bool heap_less(size_t a, size_t b)
 static void heap_swap(size_t a, size_t b)
 {
     timer_entry x = sched->heap[a];
-    sched->heap[a] = sched->heap[b];
-    sched->heap[b] = x;
+    heap_place(a, sched->heap[b]);
+    heap_place(b, x);
 }
 
 static void heap_up(size_t i)
@@ -184,35 +193,75 @@ static void heap_down(size_t i)
     }
 }
 
+/* Take entry i out; returns its worker (whose reference the caller now
+ * holds). */
+static worker_t *heap_take(size_t i)
+{
+    worker_t *w = sched->heap[i].worker;
+    w->sched_heap_at = 0;
+    timer_entry last = sched->heap[--sched->heap_count];
+    if (i < sched->heap_count) {
+        heap_place(i, last);
+        heap_down(i);
+        heap_up(i);
+    }
+    return w;
+}
+
 static void publish_earliest(void)
 {
     atomic_store(&sched->earliest, sched->heap_count ? sched->heap[0].deadline : WK_NO_DEADLINE);
 }
 
+/* Timer lock held: move w's entry to `deadline` when that is earlier;
+ * true when the earliest deadline of all changed. */
+static bool move_earlier(worker_t *w, uint64_t deadline)
+{
+    size_t i = w->sched_heap_at - 1;
+    if (deadline >= sched->heap[i].deadline)
+        return false; /* its entry comes first: that slice registers again */
+    sched->heap[i].deadline = deadline;
+    heap_up(i);
+    return sched->heap[0].worker == w;
+}
+
 bool wk_sched_timer(worker_t *w, uint64_t deadline)
 {
+    bool first;
     pthread_mutex_lock(&sched->timer_lock);
-    if (w->sched_deadline && w->sched_deadline <= deadline) {
+    if (w->sched_heap_at) {
+        first = move_earlier(w, deadline);
+        publish_earliest();
         pthread_mutex_unlock(&sched->timer_lock);
-        worker_unref(w); /* an entry at least as early is there */
-        return true;
-    }
-    timer_entry *room = wk_array_room(
-        sched->heap, &sched->heap_cap, sched->heap_count, sizeof *sched->heap, 64);
-    if (!room) {
+        worker_unref(w); /* its entry holds one already */
+    } else {
+        timer_entry *room = wk_array_room(
+            sched->heap, &sched->heap_cap, sched->heap_count, sizeof *sched->heap, 64);
+        if (!room) {
+            pthread_mutex_unlock(&sched->timer_lock);
+            return false; /* the caller keeps its reference */
+        }
+        sched->heap = room;
+        heap_place(sched->heap_count++, (timer_entry) { deadline, w });
+        heap_up(sched->heap_count - 1);
+        first = sched->heap[0].worker == w;
+        publish_earliest();
         pthread_mutex_unlock(&sched->timer_lock);
-        return false; /* the caller keeps its reference */
     }
-    sched->heap = room;
-    w->sched_deadline = deadline;
-    sched->heap[sched->heap_count++] = (timer_entry) { deadline, w };
-    heap_up(sched->heap_count - 1);
-    bool first = sched->heap[0].worker == w && sched->heap[0].deadline == deadline;
-    publish_earliest();
-    pthread_mutex_unlock(&sched->timer_lock);
     if (first && atomic_load(&sched->sleepers) > 0)
         wake_one(); /* a parked thread may sleep past it */
     return true;
+}
+
+void wk_sched_forget(worker_t *w)
+{
+    if (!atomic_load_explicit(&started, memory_order_acquire))
+        return;
+    pthread_mutex_lock(&sched->timer_lock);
+    worker_t *gone = w->sched_heap_at ? heap_take(w->sched_heap_at - 1) : NULL;
+    publish_earliest();
+    pthread_mutex_unlock(&sched->timer_lock);
+    worker_unref(gone); /* the run's own reference keeps w */
 }
 
 static void timer_fired(worker_t *w)
@@ -232,14 +281,8 @@ static bool run_due_timers(void)
     worker_t *due[MAX_AT_ONCE];
     size_t n = 0;
     pthread_mutex_lock(&sched->timer_lock);
-    while (n < MAX_AT_ONCE && sched->heap_count && sched->heap[0].deadline <= now) {
-        timer_entry e = sched->heap[0];
-        sched->heap[0] = sched->heap[--sched->heap_count];
-        heap_down(0);
-        if (e.worker->sched_deadline == e.deadline)
-            e.worker->sched_deadline = 0;
-        due[n++] = e.worker;
-    }
+    while (n < MAX_AT_ONCE && sched->heap_count && sched->heap[0].deadline <= now)
+        due[n++] = heap_take(0);
     publish_earliest();
     pthread_mutex_unlock(&sched->timer_lock);
     for (size_t i = 0; i < n; i++)

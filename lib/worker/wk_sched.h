@@ -28,6 +28,9 @@ bool wk_sched_timer(worker_t *w, uint64_t deadline);
 bool wk_sched_nothing_queued_here(void);
 /* In a fork() child: forget the parent's scheduler (fork.c). */
 void wk_sched_atfork_child(void);
+/* A pooled worker's end: take its entry out of the timer heap, with the
+ * reference the entry held (the caller's run still holds one). */
+void wk_sched_forget(worker_t *w);
 /* The calling thread's index among the scheduler's threads, or -1. */
 int wk_sched_queue_index(void);
 

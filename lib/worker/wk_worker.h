@@ -227,9 +227,9 @@ struct worker {
     _Atomic size_t batch_pos, batch_len;
     worker_event_t *batch[WK_BATCH];
     /* The scheduler's (sched.c): the next worker on its run queue (the
-     * queue's lock), its earliest deadline in the timer heap (the heap's). */
+     * queue's lock), its place in the timer heap (the heap's lock). */
     worker_t *sched_next;
-    uint64_t sched_deadline;
+    size_t sched_heap_at; /* its entry's place in the timer heap + 1; 0: none */
     /* Traced pushes and pops, for the depth records (any thread adds); last,
      * on lines of its own, so the hot fields above keep their places. */
     _Alignas(64) wk_trace_depth depth;

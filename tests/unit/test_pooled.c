@@ -1595,17 +1595,11 @@ Test(pooled, ended_worker_freed_at_its_last_unref, .timeout = 30)
     cr_assert_eq(count_after_end(false, &ran), 0, "not freed at its last unref");
 }
 
-/* BUG (unfixed, see the report of the pooled tests): a pooled worker that
- * rests with a timer pending registers its deadline in the scheduler's
- * timer heap (sched.c, wk_sched_timer), which holds a reference to the
- * worker until that deadline. Its end drops the timer but not the heap's
- * entry, so an ended, unreferenced pooled worker stays allocated until the
- * deadline (here an hour): 100,000 such workers keep ~150 MB. Repro:
- * 50 cycles of 2,000 pooled workers, each with worker_later(w, fn, NULL,
- * 3600, NULL), stopped, joined, unref'ed: RSS 18 MB after cycle 5, 160 MB
- * after cycle 50 (5 MB without the timers). */
-Test(pooled, ended_worker_with_a_pending_timer_freed_at_its_last_unref, .timeout = 30,
-    .disabled = true)
+/* A pooled worker that rested with a timer pending has its deadline in the
+ * scheduler's timer heap, which holds a reference to it: its end takes the
+ * entry out (sched.c, wk_sched_forget), so it is freed at its last unref,
+ * not at the deadline (here an hour). */
+Test(pooled, ended_worker_with_a_pending_timer_freed_at_its_last_unref, .timeout = 30)
 {
     setup();
     atomic_int ran = 0;
@@ -2152,16 +2146,10 @@ Test(pooled, blocking_calls_return_ewouldblock, .timeout = 30)
     tu_gate_destroy(&future_gate);
 }
 
-/* A publish with .wait inside a pooled worker, at a subscriber whose
- * mailbox is full. The brief of issue 12 lists it with the blocking calls
- * that return WORKER_EWOULDBLOCK; the library returns 0 (the number of
- * subscribers reached) instead: channel.c's wait_for_full treats
- * wk_room_wait's WORKER_EWOULDBLOCK like a timeout, counts the subscriber
- * as refused and goes on. It does not block (checked in
- * blocking_calls_return_ewouldblock), but the caller cannot tell "would
- * have waited" from "refused". Disabled until the contract says which is
- * right (a publish may also have reached other subscribers, so a bare
- * EWOULDBLOCK would hide that count). */
+/* A publish with .wait inside a pooled worker is refused up front with
+ * WORKER_EWOULDBLOCK and publishes nothing (docs/semantics.md, "Pooled
+ * workers"): stopping at its first full subscriber would leave it half
+ * done. */
 struct pub_in_pooled {
     worker_t *main;
     worker_channel_t *ch;
@@ -2177,7 +2165,7 @@ static int pub_wait_listener(const worker_event_t *e, void *userdata)
     return 0;
 }
 
-Test(pooled, channel_pub_wait_returns_ewouldblock, .timeout = 30, .disabled = true)
+Test(pooled, channel_pub_wait_returns_ewouldblock, .timeout = 30)
 {
     worker_t *m = setup();
     tu_gate gate;
