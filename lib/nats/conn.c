@@ -154,6 +154,9 @@ natsSubscription *wk_conn_sub(worker_node_t *n, const char *subject, const char 
         return NULL;
     }
     natsSubscription_SetPendingLimits(sub, n->pending_limit, 256 * 1024 * 1024);
+    /* Once the call returns the server has the subscription (a round trip):
+     * what is published after it reaches it. */
+    natsConnection_FlushTimeout(n->nc, 2000);
     return sub;
 }
 

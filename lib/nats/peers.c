@@ -135,8 +135,6 @@ static bool update(wk_remote *r, const wk_msg *m)
         r->exports = copy;
         r->exports_size = m->size;
     }
-    if (!r->up)
-        wk_log_node(NULL, WORKER_LOG_DEBUG, "node %s is up", r->node);
     r->up = true;
     r->last_ns = wk_now_ns();
     if (m->number >= 0.001 && m->number <= 3600)
