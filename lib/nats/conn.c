@@ -83,6 +83,8 @@ static natsStatus set_options(worker_node_t *n, natsOptions *no, const char *url
     double timeout = o->connect_timeout > 0 ? o->connect_timeout : 2.0;
     double wait = o->reconnect_wait > 0 ? o->reconnect_wait : 0.25;
     natsStatus s = set_servers(no, url);
+    if (s == NATS_OK) /* the servers in the order given: the first is the node's own */
+        s = natsOptions_SetNoRandomize(no, true);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(no, (int64_t)(timeout * 1000));
     if (s == NATS_OK)

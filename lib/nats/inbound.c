@@ -31,6 +31,8 @@ void *wk_inbound_closure(worker_node_t *n, enum wk_sub_kind kind, uint64_t key)
 void wk_msg_bad(worker_node_t *n, const char *subject, size_t len)
 {
     uint64_t bad = atomic_fetch_add(&n->bad, 1) + 1;
+    if (bad > 100 && bad % 1000 != 0)
+        return; /* a flood is logged in samples, always counted */
     wk_log_node(n, WORKER_LOG_WARN, "dropped a message of %zu bytes on %s that does not parse "
                 "(%llu so far)", len, subject, (unsigned long long)bad);
 }
