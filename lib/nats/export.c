@@ -69,7 +69,8 @@ static int add(worker_node_t *n, worker_t *w, const char *name, bool group)
         pthread_mutex_unlock(&n->lock);
         return WORKER_EAGAIN;
     }
-    worker_later(n->core, monitor_on_core, worker_ref(w), 0, NULL);
+    if (worker_later(n->core, monitor_on_core, worker_ref(w), 0, NULL) != WORKER_OK)
+        worker_unref(w); /* the node is closing */
     wk_peers_announce(n);
     return WORKER_OK;
 }

@@ -36,8 +36,9 @@ uint64_t wk_sender_wid(worker_node_t *n, worker_t *w)
         n->senders = s;
     }
     pthread_mutex_unlock(&n->lock);
-    if (s && w != n->core)
-        worker_later(n->core, monitor_on_core, worker_ref(w), 0, NULL);
+    if (s && w != n->core
+        && worker_later(n->core, monitor_on_core, worker_ref(w), 0, NULL) != WORKER_OK)
+        worker_unref(w); /* the node is closing */
     return wid;
 }
 
