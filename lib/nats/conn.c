@@ -118,6 +118,34 @@ static int status_code(natsStatus s)
     }
 }
 
+/* `url` for the log, with any "user:password@" replaced by "***@". */
+static void redact(const char *url, char *out, size_t room)
+{
+    size_t used = 0;
+    for (const char *p = url; *p && used + 1 < room;) {
+        const char *scheme = strstr(p, "://"), *at, *end;
+        if (!scheme) {
+            used += (size_t)snprintf(out + used, room - used, "%s", p);
+            break;
+        }
+        end = strchr(scheme, ',');
+        at = strchr(scheme, '@');
+        size_t keep = (size_t)(scheme + 3 - p);
+        used += (size_t)snprintf(out + used, room - used, "%.*s", (int)keep, p);
+        p = scheme + 3;
+        if (at && (!end || at < end) && used + 4 < room) {
+            used += (size_t)snprintf(out + used, room - used, "***@");
+            p = at + 1;
+        }
+        end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) + 1 : strlen(p);
+        if (used < room)
+            used += (size_t)snprintf(out + used, room - used, "%.*s", (int)len, p);
+        p += len;
+    }
+    out[used < room ? used : room - 1] = '\0';
+}
+
 int wk_conn_open(worker_node_t *n, const char *url, const worker_node_opts *o)
 {
     natsOptions *no = NULL;
@@ -128,7 +156,9 @@ int wk_conn_open(worker_node_t *n, const char *url, const worker_node_opts *o)
         s = natsConnection_Connect(&n->nc, no) == NATS_OK ? NATS_OK : NATS_NO_SERVER;
     natsOptions_Destroy(no);
     if (s != NATS_OK) {
-        wk_log_node(n, WORKER_LOG_ERROR, "cannot connect to %s: %s", url, natsStatus_GetText(s));
+        char shown[512];
+        redact(url, shown, sizeof shown);
+        wk_log_node(n, WORKER_LOG_ERROR, "cannot connect to %s: %s", shown, natsStatus_GetText(s));
         return status_code(s);
     }
     char subject[WK_SUBJECT_MAX];

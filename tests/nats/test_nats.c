@@ -401,3 +401,32 @@ Test(nats, reconnect_after_the_server_restarts)
     worker_unref(p);
     worker_node_close(n);
 }
+
+Test(nats, credentials_pass_through)
+{
+    tn_server auth = { .auth = "s3cret-token" };
+    cr_assert(tn_server_start(&auth, NULL));
+    int err = 0;
+    worker_node_opts o = { .name = "t", .connect_timeout = 0.5 };
+    cr_assert_null(worker_node_connect(auth.url, &o, &err), "admitted without the token");
+    cr_assert_eq(err, WORKER_EAGAIN);
+    o.token = "wrong";
+    cr_assert_null(worker_node_connect(auth.url, &o, &err));
+    o.token = "s3cret-token";
+    worker_node_t *n = worker_node_connect(auth.url, &o, &err);
+    cr_assert(n, "refused with the token: %s", worker_err_name(err));
+    worker_node_close(n);
+    tn_server_kill(&auth, SIGTERM);
+
+    tn_server up = { .auth = "alice:pa55" };
+    cr_assert(tn_server_start(&up, NULL));
+    char url[128];
+    snprintf(url, sizeof url, "nats://alice:pa55@127.0.0.1:%d", up.port);
+    o.token = NULL;
+    n = worker_node_connect(url, &o, &err);
+    cr_assert(n, "user:password in the URL refused: %s", worker_err_name(err));
+    worker_node_close(n);
+    snprintf(url, sizeof url, "nats://alice:wrong@127.0.0.1:%d", up.port);
+    cr_assert_null(worker_node_connect(url, &o, &err));
+    tn_server_kill(&up, SIGTERM);
+}

@@ -24,6 +24,7 @@ typedef struct tn_server {
     pid_t pid;
     int port;
     int cluster_port; /* 0: not in a cluster */
+    const char *auth; /* NULL, or "--auth" token / "user:password" (with --user/--pass) */
     char url[64];
 } tn_server;
 
@@ -83,6 +84,19 @@ static inline bool tn_server_start(tn_server *s, const char *routes)
             argv[argc++] = "-routes";
             argv[argc++] = routes;
         }
+    }
+    char user[64] = "", *pass = NULL;
+    if (s->auth && strchr(s->auth, ':')) {
+        snprintf(user, sizeof user, "%s", s->auth);
+        pass = strchr(user, ':');
+        *pass++ = '\0';
+        argv[argc++] = "--user";
+        argv[argc++] = user;
+        argv[argc++] = "--pass";
+        argv[argc++] = pass;
+    } else if (s->auth) {
+        argv[argc++] = "--auth";
+        argv[argc++] = s->auth;
     }
     argv[argc] = NULL;
     s->pid = fork();
