@@ -62,6 +62,7 @@ static void on_subject(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     worker_node_t *n = b->node;
     wk_msg m;
     char name[WK_WIRE_NAME_MAX + 1];
+    atomic_fetch_add(&n->in_callback, 1);
     atomic_fetch_add(&n->received, 1);
     if (!wk_wire_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &m)
         || m.type != WK_MSG_PUB || m.name.len == 0) {
@@ -74,6 +75,7 @@ static void on_subject(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         worker_channel_pub_ex(b->ch, name, NULL, &fo);
     }
     natsMsg_Destroy(msg);
+    atomic_fetch_sub(&n->in_callback, 1);
 }
 
 static wk_bridge *bridge_new(worker_node_t *n, worker_channel_t *ch, const char *subject)
@@ -123,18 +125,29 @@ int worker_node_bridge(worker_node_t *n, worker_channel_t *ch, const char *subje
     return b->sub ? WORKER_OK : WORKER_EAGAIN;
 }
 
+/* Stop forwarding: unsubscribe, end the bridge workers. The entries stay
+ * until wk_bridges_free (a callback may still hold one until the
+ * connection is closed). */
 void wk_bridges_close(worker_node_t *n)
 {
     pthread_mutex_lock(&n->lock);
-    wk_bridge *b = n->bridges;
-    n->bridges = NULL;
+    wk_bridge *list = n->bridges;
     pthread_mutex_unlock(&n->lock);
-    while (b) {
-        wk_bridge *next = b->next;
+    for (wk_bridge *b = list; b; b = b->next) {
         wk_conn_unsub(b->sub);
+        b->sub = NULL;
         worker_channel_unsub(b->ch, b->w);
         worker_stop(b->w);
         worker_join(b->w);
+    }
+}
+
+void wk_bridges_free(worker_node_t *n)
+{
+    wk_bridge *b = n->bridges;
+    n->bridges = NULL;
+    while (b) {
+        wk_bridge *next = b->next;
         worker_unref(b->w);
         free(b);
         b = next;

@@ -6,6 +6,7 @@
  * thread-safe in nats.c and called from proxies, the core and the caller. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "wk_nats.h"
 
@@ -41,6 +42,35 @@ static void on_reconnected(natsConnection *nc, void *closure)
     atomic_fetch_add(&n->reconnects, 1);
     wk_log_node(n, WORKER_LOG_INFO, "reconnected to the NATS server");
     wk_peers_announce(n);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    worker_node_t *n = closure;
+    pthread_mutex_lock(&n->lock);
+    n->closed = true;
+    pthread_cond_broadcast(&n->closed_cv);
+    pthread_mutex_unlock(&n->lock);
+}
+
+void wk_conn_close(worker_node_t *n)
+{
+    if (!n->nc)
+        return;
+    natsConnection_Close(n->nc);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    pthread_mutex_lock(&n->lock);
+    while (!n->closed && pthread_cond_timedwait(&n->closed_cv, &n->lock, &until) == 0)
+        ;
+    pthread_mutex_unlock(&n->lock);
+    /* A message callback that started before the close ends soon: it only
+     * copies and fires. Nothing to wait on but the counter. */
+    struct timespec ms = { 0, 1000000 };
+    for (int i = 0; i < 5000 && atomic_load(&n->in_callback) > 0; i++)
+        nanosleep(&ms, NULL);
 }
 
 /* The servers: a comma-separated list in `url`. */
@@ -99,6 +129,8 @@ static natsStatus set_options(worker_node_t *n, natsOptions *no, const char *url
         s = natsOptions_SetDisconnectedCB(no, on_disconnected, n);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(no, on_reconnected, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(no, on_closed, n);
     if (s == NATS_OK)
         s = set_security(no, o);
     return s;

@@ -47,6 +47,7 @@ void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     const char *subject = natsMsg_GetSubject(msg), *reply = natsMsg_GetReply(msg);
     size_t sl = strlen(subject), rl = reply ? strlen(reply) : 0;
     size_t dl = (size_t)natsMsg_GetDataLength(msg);
+    atomic_fetch_add(&n->in_callback, 1);
     atomic_fetch_add(&n->received, 1);
     unsigned char *env = malloc(ENVELOPE_HEAD + sl + rl + dl + 2);
     if (env && sl < 65536 && rl < 65536) {
@@ -65,6 +66,7 @@ void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     }
     free(env);
     natsMsg_Destroy(msg);
+    atomic_fetch_sub(&n->in_callback, 1);
 }
 
 /* The sender seen by the receiver's listeners: a local worker for this

@@ -92,6 +92,7 @@ static worker_node_t *node_new(const worker_node_opts *o)
     if (!n)
         return NULL;
     pthread_mutex_init(&n->lock, NULL);
+    pthread_cond_init(&n->closed_cv, NULL);
     n->name = o->name ? wk_strdup(o->name) : default_name();
     n->heartbeat = o->heartbeat > 0 ? o->heartbeat : 1.0;
     n->pending_limit = o->pending_limit > 0 ? o->pending_limit : 65536;
@@ -109,6 +110,7 @@ static worker_node_t *node_new(const worker_node_opts *o)
 
 static void node_free(worker_node_t *n)
 {
+    pthread_cond_destroy(&n->closed_cv);
     pthread_mutex_destroy(&n->lock);
     free(n->name);
     free(n);
@@ -169,8 +171,8 @@ void worker_node_close(worker_node_t *n)
     for (int i = 0; i < 3; i++)
         wk_conn_unsub(n->subs[i]);
     wk_exports_close(n);
-    if (n->nc)
-        natsConnection_Close(n->nc);
+    wk_conn_close(n);
+    wk_bridges_free(n);
     wk_senders_close(n);
     wk_peers_close(n);
     if (n->nc)

@@ -19,7 +19,9 @@
  * - A proxy worker's thread only reads its proxy's immutable fields and
  *   publishes; it takes node->lock to register senders and pending calls.
  * - Entries are freed only by worker_node_close, after the connection is
- *   closed and every worker the node made has been joined. */
+ *   closed, its closed callback has run (nats.c's callbacks may run after
+ *   natsConnection_Close returns; the closed one comes last) and every
+ *   worker the node made has been joined. */
 #ifndef WK_NATS_H
 #define WK_NATS_H
 
@@ -124,6 +126,9 @@ struct worker_node {
     wk_closure *closures;
     uint64_t next_id; /* exports, wids and call ids (under lock) */
     atomic_bool closing;
+    atomic_int in_callback; /* message callbacks running now (close waits for 0) */
+    pthread_cond_t closed_cv; /* nats.c's closed callback has run (closed, under lock) */
+    bool closed;
     _Atomic uint64_t sent, received, bad, dropped, async_errors, reconnects;
 };
 
@@ -138,6 +143,9 @@ bool wk_str_eq(wk_str s, const char *c);
 
 /* conn.c: the connection, its options and callbacks */
 int wk_conn_open(worker_node_t *n, const char *url, const worker_node_opts *o);
+/* Close the connection and wait (up to 5 s) for nats.c's last callback on
+ * it, which may run on its own thread after natsConnection_Close returns. */
+void wk_conn_close(worker_node_t *n);
 natsSubscription *wk_conn_sub(worker_node_t *n, const char *subject, const char *queue,
     natsMsgHandler cb, void *closure);
 void wk_conn_unsub(natsSubscription *sub);
@@ -195,5 +203,6 @@ void wk_calls_close(worker_node_t *n);
 
 /* bridge.c */
 void wk_bridges_close(worker_node_t *n);
+void wk_bridges_free(worker_node_t *n);
 
 #endif
