@@ -45,7 +45,7 @@ int main(int argc, char **argv)
 {
     const char *url = argc > 1 ? argv[1] : "nats://127.0.0.1:4222";
     int count = argc > 2 ? atoi(argv[2]) : 10, err, bad = 0;
-    worker_node_t *node = worker_node_connect(url, &(worker_node_opts){ .name = "front" }, &err);
+    worker_node_t *node = worker_node_connect(url, &(worker_node_opts) { .name = "front" }, &err);
     if (!node) {
         fprintf(stderr, "nats_front: cannot connect to %s: %s\n", url, worker_strerror(err));
         return 1;

@@ -37,7 +37,7 @@ int main(int argc, char **argv)
 {
     const char *url = argc > 1 ? argv[1] : "nats://127.0.0.1:4222";
     int err;
-    worker_node_t *node = worker_node_connect(url, &(worker_node_opts){ .name = "workers" }, &err);
+    worker_node_t *node = worker_node_connect(url, &(worker_node_opts) { .name = "workers" }, &err);
     if (!node) {
         fprintf(stderr, "nats_workers: cannot connect to %s: %s\n", url, worker_strerror(err));
         return 1;
@@ -45,7 +45,7 @@ int main(int argc, char **argv)
     static const char *names[MEMBERS] = { "square-1", "square-2", "square-3" };
     worker_t *members[MEMBERS];
     for (int i = 0; i < MEMBERS; i++) {
-        members[i] = worker_spawn(NULL, NULL, &(worker_opts){ .name = names[i] });
+        members[i] = worker_spawn(NULL, NULL, &(worker_opts) { .name = names[i] });
         worker_listen(members[i], "square", on_square, (void *)names[i], NULL);
         worker_node_export_group(node, members[i], "square");
     }

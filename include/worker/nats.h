@@ -56,7 +56,8 @@ typedef struct worker_node_stats_t {
  * name with '.', '*', '>' or spaces), WORKER_EAGAIN (no server reached
  * within connect_timeout, refused credentials or TLS), WORKER_ENOMEM.
  * The caller owns the node and closes it with worker_node_close. */
-WORKER_API worker_node_t *worker_node_connect(const char *url, const worker_node_opts *opts, int *err);
+WORKER_API worker_node_t *worker_node_connect(
+    const char *url, const worker_node_opts *opts, int *err);
 
 /* Unexport everything, stop the node's proxies and bridges (their
  * monitors see WORKER_DOWN), close the connection and free the node.

@@ -29,9 +29,12 @@ static void publish_local(wk_bridge *b, const worker_event_t *e)
     const char *name = worker_event_name(e);
     if (worker_event_size(e) == 0 && worker_event_data(e) != NULL)
         return; /* a pointer does not cross */
-    wk_msg m = { .type = WK_MSG_PUB, .id = wk_msgid_new(n->salt),
-        .node = { n->name, strlen(n->name) }, .name = { name, strlen(name) },
-        .data = worker_event_data(e), .size = worker_event_size(e) };
+    wk_msg m = { .type = WK_MSG_PUB,
+        .id = wk_msgid_new(n->salt),
+        .node = { n->name, strlen(n->name) },
+        .name = { name, strlen(name) },
+        .data = worker_event_data(e),
+        .size = worker_event_size(e) };
     if (m.name.len <= WK_WIRE_NAME_MAX)
         wk_conn_publish(n, b->subject, NULL, &m);
 }

@@ -91,8 +91,12 @@ typedef struct serve_ctx {
 
 static void send_reply(worker_node_t *n, const char *reply, int rc, const void *data, size_t size)
 {
-    wk_msg m = { .type = WK_MSG_REPLY, .id = wk_msgid_new(n->salt),
-        .node = { n->name, strlen(n->name) }, .rc = rc, .data = data, .size = size };
+    wk_msg m = { .type = WK_MSG_REPLY,
+        .id = wk_msgid_new(n->salt),
+        .node = { n->name, strlen(n->name) },
+        .rc = rc,
+        .data = data,
+        .size = size };
     if (wk_conn_publish(n, reply, NULL, &m) == WORKER_EINVAL && rc == WORKER_OK)
         send_reply(n, reply, WORKER_EINVAL, NULL, 0); /* the reply was too large */
 }
@@ -101,16 +105,17 @@ static void on_answer(int rc, void *reply, size_t reply_size, void *userdata)
 {
     serve_ctx *ctx = userdata;
     if (rc == WORKER_OK && reply && reply_size == 0) {
-        wk_log_node(ctx->node, WORKER_LOG_WARN, "a reply by reference cannot cross processes: "
-                    "answer with worker_reply_ex and .copy; sent as empty");
+        wk_log_node(ctx->node, WORKER_LOG_WARN,
+            "a reply by reference cannot cross processes: "
+            "answer with worker_reply_ex and .copy; sent as empty");
     }
     send_reply(ctx->node, ctx->reply, rc, rc == WORKER_OK ? reply : NULL,
         rc == WORKER_OK ? reply_size : 0);
     free(ctx);
 }
 
-void wk_call_serve(worker_node_t *n, worker_t *target, const char *reply, const wk_msg *m,
-    worker_t *sender)
+void wk_call_serve(
+    worker_node_t *n, worker_t *target, const char *reply, const wk_msg *m, worker_t *sender)
 {
     char name[WK_WIRE_NAME_MAX + 1];
     if (!reply || strlen(reply) >= WK_SUBJECT_MAX) {
@@ -127,8 +132,9 @@ void wk_call_serve(worker_node_t *n, worker_t *target, const char *reply, const 
     ctx->node = n;
     strcpy(ctx->reply, reply);
     double timeout = m->number >= 0 && m->number < 1e9 ? m->number : -1.0;
-    worker_fire_opts fo = { .copy = m->size ? m->data : "", .copy_size = m->size,
-        .target = sender ? sender : n->core };
+    worker_fire_opts fo = {
+        .copy = m->size ? m->data : "", .copy_size = m->size, .target = sender ? sender : n->core
+    };
     int rc = worker_call_async(target, name, NULL, &fo, timeout, on_answer, ctx);
     if (rc != WORKER_OK) {
         send_reply(n, reply, rc, NULL, 0);

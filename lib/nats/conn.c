@@ -107,8 +107,8 @@ static natsStatus set_security(natsOptions *no, const worker_node_opts *o)
     return s;
 }
 
-static natsStatus set_options(worker_node_t *n, natsOptions *no, const char *url,
-    const worker_node_opts *o)
+static natsStatus set_options(
+    worker_node_t *n, natsOptions *no, const char *url, const worker_node_opts *o)
 {
     double timeout = o->connect_timeout > 0 ? o->connect_timeout : 2.0;
     double wait = o->reconnect_wait > 0 ? o->reconnect_wait : 0.25;
@@ -206,15 +206,15 @@ int wk_conn_open(worker_node_t *n, const char *url, const worker_node_opts *o)
     return natsConnection_FlushTimeout(n->nc, 2000) == NATS_OK ? WORKER_OK : WORKER_EAGAIN;
 }
 
-natsSubscription *wk_conn_sub(worker_node_t *n, const char *subject, const char *queue,
-    natsMsgHandler cb, void *closure)
+natsSubscription *wk_conn_sub(
+    worker_node_t *n, const char *subject, const char *queue, natsMsgHandler cb, void *closure)
 {
     natsSubscription *sub = NULL;
     natsStatus s = queue ? natsConnection_QueueSubscribe(&sub, n->nc, subject, queue, cb, closure)
                          : natsConnection_Subscribe(&sub, n->nc, subject, cb, closure);
     if (s != NATS_OK) {
-        wk_log_node(n, WORKER_LOG_ERROR, "cannot subscribe to %s: %s", subject,
-            natsStatus_GetText(s));
+        wk_log_node(
+            n, WORKER_LOG_ERROR, "cannot subscribe to %s: %s", subject, natsStatus_GetText(s));
         return NULL;
     }
     natsSubscription_SetPendingLimits(sub, n->pending_limit, 256 * 1024 * 1024);
@@ -237,8 +237,10 @@ int wk_conn_publish(worker_node_t *n, const char *subject, const char *reply, co
     size_t size = wk_wire_size(m);
     if (size > (size_t)natsConnection_GetMaxPayload(n->nc)) {
         atomic_fetch_add(&n->dropped, 1);
-        wk_log_node(n, WORKER_LOG_WARN, "message of %zu bytes to %s is larger than the server's "
-                    "max_payload: dropped", size, subject);
+        wk_log_node(n, WORKER_LOG_WARN,
+            "message of %zu bytes to %s is larger than the server's "
+            "max_payload: dropped",
+            size, subject);
         return WORKER_EINVAL;
     }
     unsigned char stack[WK_PUBLISH_STACK];

@@ -87,8 +87,8 @@ int worker_node_export_group(worker_node_t *n, worker_t *w, const char *name)
 
 /* Mark every member matching (name or w) gone; their subscriptions are
  * collected into `subs` (at most `room`) to drop outside the lock. */
-static size_t mark_gone(worker_node_t *n, const char *name, worker_t *w, natsSubscription **subs,
-    size_t room)
+static size_t mark_gone(
+    worker_node_t *n, const char *name, worker_t *w, natsSubscription **subs, size_t room)
 {
     size_t count = 0;
     for (wk_export *x = n->exports; x; x = x->next) {

@@ -16,9 +16,9 @@ bool wk_library_event(const char *name)
     static const char *const names[] = { WORKER_EV_STOP_THREAD, WORKER_EV_PAUSE_THREAD,
         WORKER_EV_RESUME_THREAD, WORKER_EV_CHILD_THREAD_START, WORKER_EV_CHILD_THREAD_STOP,
         WORKER_EV_CHILD_THREAD_ERROR, WORKER_EV_CHILD_THREAD_DONE, WORKER_EV_CHILD_THREAD_END,
-        WORKER_EV_WAIT_THREAD_PENDING, WORKER_EV_WAIT_THREAD_PENDING_DONE,
-        WORKER_EV_EVENT_REJECT, WORKER_EV_EXECUTE, WORKER_EV_LISTENER_ERROR,
-        WORKER_EV_DEFER_FULFILL, WORKER_EV_WORKER_DOWN, WORKER_EV_LINKED_EXIT };
+        WORKER_EV_WAIT_THREAD_PENDING, WORKER_EV_WAIT_THREAD_PENDING_DONE, WORKER_EV_EVENT_REJECT,
+        WORKER_EV_EXECUTE, WORKER_EV_LISTENER_ERROR, WORKER_EV_DEFER_FULFILL, WORKER_EV_WORKER_DOWN,
+        WORKER_EV_LINKED_EXIT };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i]) == 0)
             return true;
@@ -31,17 +31,17 @@ bool wk_library_event(const char *name)
 int wk_identify_sender(worker_node_t *n, const worker_event_t *e, wk_msg *m)
 {
     worker_t *s = worker_event_target(e);
-    m->node = (wk_str){ n->name, strlen(n->name) };
+    m->node = (wk_str) { n->name, strlen(n->name) };
     if (!s)
         return WORKER_OK;
     const char *display = worker_name(s);
-    m->sender = (wk_str){ display, display ? strlen(display) : 0 };
+    m->sender = (wk_str) { display, display ? strlen(display) : 0 };
     if (m->sender.len > WK_WIRE_NAME_MAX)
         m->sender.len = WK_WIRE_NAME_MAX;
     pthread_mutex_lock(&n->lock);
     wk_proxy *p = wk_proxy_of(n, s);
     if (p && !p->name) {
-        m->node = (wk_str){ p->peer_node, strlen(p->peer_node) };
+        m->node = (wk_str) { p->peer_node, strlen(p->peer_node) };
         m->wid = p->peer_wid;
     }
     pthread_mutex_unlock(&n->lock);
@@ -63,14 +63,19 @@ static void forward(wk_proxy *p, const worker_event_t *e)
     bool request = worker_event_is_request(e);
     if (!has_copy(e)) {
         atomic_fetch_add(&n->dropped, 1);
-        wk_log_node(n, WORKER_LOG_WARN, "event %s at proxy %s has no copied data (.copy): "
-                    "a pointer does not cross processes; dropped", name, p->subject);
+        wk_log_node(n, WORKER_LOG_WARN,
+            "event %s at proxy %s has no copied data (.copy): "
+            "a pointer does not cross processes; dropped",
+            name, p->subject);
         if (request)
             worker_reply_error(e, WORKER_EINVAL);
         return;
     }
-    wk_msg m = { .type = request ? WK_MSG_CALL : WK_MSG_FIRE, .id = wk_msgid_new(n->salt),
-        .name = { name, strlen(name) }, .number = -1.0, .data = worker_event_data(e),
+    wk_msg m = { .type = request ? WK_MSG_CALL : WK_MSG_FIRE,
+        .id = wk_msgid_new(n->salt),
+        .name = { name, strlen(name) },
+        .number = -1.0,
+        .data = worker_event_data(e),
         .size = worker_event_size(e) };
     if (m.name.len > WK_WIRE_NAME_MAX || wk_identify_sender(n, e, &m) != WORKER_OK) {
         if (request)

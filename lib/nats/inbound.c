@@ -33,8 +33,10 @@ void wk_msg_bad(worker_node_t *n, const char *subject, size_t len)
     uint64_t bad = atomic_fetch_add(&n->bad, 1) + 1;
     if (bad > 100 && bad % 1000 != 0)
         return; /* a flood is logged in samples, always counted */
-    wk_log_node(n, WORKER_LOG_WARN, "dropped a message of %zu bytes on %s that does not parse "
-                "(%llu so far)", len, subject, (unsigned long long)bad);
+    wk_log_node(n, WORKER_LOG_WARN,
+        "dropped a message of %zu bytes on %s that does not parse "
+        "(%llu so far)",
+        len, subject, (unsigned long long)bad);
 }
 
 /* nats.c's thread: envelope = kind, key, subject, reply, data. */
@@ -92,7 +94,8 @@ static void deliver(worker_node_t *n, worker_t *target, const char *reply, const
     if (m->type == WK_MSG_CALL) {
         wk_call_serve(n, target, reply, m, sender);
     } else {
-        worker_fire_opts fo = { .copy = m->size ? m->data : "", .copy_size = m->size,
+        worker_fire_opts fo = { .copy = m->size ? m->data : "",
+            .copy_size = m->size,
             .target = sender ? sender : n->core };
         if (worker_fire_ex(target, name, NULL, &fo) != WORKER_OK)
             atomic_fetch_add(&n->dropped, 1);
@@ -176,8 +179,11 @@ int wk_inbound_start(worker_node_t *n)
 {
     char name[300];
     snprintf(name, sizeof name, "nats:%s", n->name);
-    worker_opts o = { .name = name, .no_parent = true, .daemon = WORKER_DAEMON_YES,
-        .quiet = true, .trap_links = true };
+    worker_opts o = { .name = name,
+        .no_parent = true,
+        .daemon = WORKER_DAEMON_YES,
+        .quiet = true,
+        .trap_links = true };
     n->core = worker_new(NULL, NULL, &o);
     if (!n->core)
         return WORKER_ENOMEM;

@@ -24,8 +24,11 @@ static void publish_heartbeat(worker_node_t *n)
     pthread_mutex_unlock(&n->lock);
     char subject[WK_SUBJECT_MAX];
     snprintf(subject, sizeof subject, "%s.hb.%s", n->prefix, n->name);
-    wk_msg m = { .type = WK_MSG_HEARTBEAT, .id = wk_msgid_new(n->salt),
-        .node = { n->name, strlen(n->name) }, .number = n->heartbeat, .data = list,
+    wk_msg m = { .type = WK_MSG_HEARTBEAT,
+        .id = wk_msgid_new(n->salt),
+        .node = { n->name, strlen(n->name) },
+        .number = n->heartbeat,
+        .data = list,
         .size = size };
     wk_conn_publish(n, subject, NULL, &m);
     free(list);
@@ -43,8 +46,8 @@ static bool expire(worker_node_t *n, uint64_t now)
         r->exports = NULL;
         r->exports_size = 0;
         changed = true;
-        wk_log_node(n, WORKER_LOG_INFO, "node %s is down (silent for %d heartbeats)", r->node,
-            MISSED);
+        wk_log_node(
+            n, WORKER_LOG_INFO, "node %s is down (silent for %d heartbeats)", r->node, MISSED);
     }
     return changed;
 }

@@ -16,8 +16,8 @@
 
 #include "wk_nats.h"
 
-static wk_proxy *proxy_new(worker_node_t *n, const char *name, const char *peer, uint64_t wid,
-    const char *display)
+static wk_proxy *proxy_new(
+    worker_node_t *n, const char *name, const char *peer, uint64_t wid, const char *display)
 {
     wk_proxy *p = calloc(1, sizeof *p);
     if (!p)
@@ -33,8 +33,8 @@ static wk_proxy *proxy_new(worker_node_t *n, const char *name, const char *peer,
             (unsigned long long)wid);
     char wname[600];
     snprintf(wname, sizeof wname, "%s@%s", display, name ? "nats" : peer);
-    worker_opts o = { .name = wname, .no_parent = true, .daemon = WORKER_DAEMON_YES,
-        .quiet = true };
+    worker_opts o
+        = { .name = wname, .no_parent = true, .daemon = WORKER_DAEMON_YES, .quiet = true };
     p->w = (name || p->peer_node) ? worker_new(wk_forward_task, p, &o) : NULL;
     if (!p->w) {
         free(p->name);

@@ -154,8 +154,7 @@ bool wk_wire_export_next(const wk_msg *m, size_t *pos, wk_str *name, bool *group
     *bad = false;
     if (*pos >= m->size)
         return false;
-    if (m->size - *pos < 2 || b[*pos] > 1 || b[*pos + 1] == 0
-        || m->size - *pos - 2 < b[*pos + 1]) {
+    if (m->size - *pos < 2 || b[*pos] > 1 || b[*pos + 1] == 0 || m->size - *pos - 2 < b[*pos + 1]) {
         *bad = true;
         return false;
     }

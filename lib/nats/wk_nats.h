@@ -29,8 +29,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include <worker/worker.h>
 #include <worker/nats.h>
+#include <worker/worker.h>
 
 #include "wk_wire.h"
 
@@ -146,8 +146,8 @@ int wk_conn_open(worker_node_t *n, const char *url, const worker_node_opts *o);
 /* Close the connection and wait (up to 5 s) for nats.c's last callback on
  * it, which may run on its own thread after natsConnection_Close returns. */
 void wk_conn_close(worker_node_t *n);
-natsSubscription *wk_conn_sub(worker_node_t *n, const char *subject, const char *queue,
-    natsMsgHandler cb, void *closure);
+natsSubscription *wk_conn_sub(
+    worker_node_t *n, const char *subject, const char *queue, natsMsgHandler cb, void *closure);
 void wk_conn_unsub(natsSubscription *sub);
 /* Publish an encoded message (reply subject may be NULL): WORKER_OK,
  * WORKER_EINVAL (larger than the server allows), WORKER_EAGAIN. */
@@ -196,8 +196,8 @@ void wk_senders_close(worker_node_t *n);
 /* calls.c */
 int wk_call_forward(wk_proxy *p, const worker_event_t *e, wk_msg *m);
 void wk_call_answer(worker_node_t *n, uint64_t id, const wk_msg *m);
-void wk_call_serve(worker_node_t *n, worker_t *target, const char *reply, const wk_msg *m,
-    worker_t *sender);
+void wk_call_serve(
+    worker_node_t *n, worker_t *target, const char *reply, const wk_msg *m, worker_t *sender);
 void wk_calls_sweep(worker_node_t *n);
 void wk_calls_close(worker_node_t *n);
 

@@ -104,7 +104,7 @@ static int on_quit(const worker_event_t *e, void *u)
 
 static worker_t *echo_worker(void)
 {
-    worker_t *w = worker_spawn(NULL, NULL, &(worker_opts){ .name = "echo", .no_parent = true });
+    worker_t *w = worker_spawn(NULL, NULL, &(worker_opts) { .name = "echo", .no_parent = true });
     worker_listen(w, "echo", on_echo, NULL, NULL);
     worker_listen(w, "fail", on_fail, NULL, NULL);
     worker_listen(w, "silent", on_silent, NULL, NULL);
@@ -139,7 +139,7 @@ int main(int argc, char **argv)
         worker_node_export(node, workers[0], "echo");
     } else {
         for (uintptr_t i = 0; i < 3; i++) {
-            workers[i] = worker_spawn(NULL, NULL, &(worker_opts){ .no_parent = true });
+            workers[i] = worker_spawn(NULL, NULL, &(worker_opts) { .no_parent = true });
             worker_listen(workers[i], "who", on_who, (void *)i, NULL);
             worker_node_export_group(node, workers[i], "pool");
         }

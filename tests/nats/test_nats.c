@@ -21,7 +21,7 @@ static int peer_in = -1;
 
 static void setup(void)
 {
-    srv = (tn_server){ 0 };
+    srv = (tn_server) { 0 };
     cr_assert(tn_server_start(&srv, NULL), "nats-server did not start");
 }
 
@@ -73,8 +73,8 @@ static int fire_copy(worker_t *w, const char *name, const void *data, size_t siz
     return worker_fire_ex(w, name, NULL, &fo);
 }
 
-static int call_copy(worker_t *w, const char *name, const void *data, size_t size,
-    double timeout, void **reply, size_t *reply_size)
+static int call_copy(worker_t *w, const char *name, const void *data, size_t size, double timeout,
+    void **reply, size_t *reply_size)
 {
     if (!data)
         return worker_call_ex(w, name, NULL, NULL, timeout, reply, reply_size);
@@ -96,13 +96,14 @@ Test(nats, bad_arguments)
     int err = 0;
     cr_assert_null(worker_node_connect(NULL, NULL, &err));
     cr_assert_eq(err, WORKER_EINVAL);
-    cr_assert_null(worker_node_connect(srv.url, &(worker_node_opts){ .name = "a.b" }, &err));
+    cr_assert_null(worker_node_connect(srv.url, &(worker_node_opts) { .name = "a.b" }, &err));
     cr_assert_eq(err, WORKER_EINVAL);
-    cr_assert_null(worker_node_connect(srv.url, &(worker_node_opts){ .heartbeat = -1 }, &err));
+    cr_assert_null(worker_node_connect(srv.url, &(worker_node_opts) { .heartbeat = -1 }, &err));
     cr_assert_eq(err, WORKER_EINVAL);
     char closed[64];
     snprintf(closed, sizeof closed, "nats://127.0.0.1:%d", tn_free_port());
-    cr_assert_null(worker_node_connect(closed, &(worker_node_opts){ .connect_timeout = 0.3 }, &err));
+    cr_assert_null(
+        worker_node_connect(closed, &(worker_node_opts) { .connect_timeout = 0.3 }, &err));
     cr_assert_eq(err, WORKER_EAGAIN);
     worker_node_close(NULL);
     cr_assert_eq(worker_node_export(NULL, worker_current(), "x"), WORKER_EINVAL);
@@ -194,7 +195,7 @@ Test(nats, unknown_name_refused_then_known_within_a_heartbeat)
     cr_assert_eq(worker_node_lookup(a, "late"), p, "the same proxy for the same name");
     worker_unref(p);
     cr_assert_eq(fire_copy(p, "ping", "x", 1), WORKER_EREJECTED);
-    worker_t *w = worker_spawn(NULL, NULL, &(worker_opts){ .name = "late" });
+    worker_t *w = worker_spawn(NULL, NULL, &(worker_opts) { .name = "late" });
     worker_listen(w, "ping", on_ping_local, NULL, NULL);
     cr_assert_eq(worker_node_export(b, w, "late"), WORKER_OK);
     cr_assert(wait_running(p, true, 3 * HB + 1), "the export was not known within a heartbeat");

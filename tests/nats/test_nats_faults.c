@@ -90,7 +90,7 @@ static int on_echo(const worker_event_t *e, void *u)
 
 static worker_t *echo_worker(void)
 {
-    worker_t *w = worker_spawn(NULL, NULL, &(worker_opts){ .name = "echo" });
+    worker_t *w = worker_spawn(NULL, NULL, &(worker_opts) { .name = "echo" });
     worker_listen(w, "echo", on_echo, NULL, NULL);
     return w;
 }
@@ -189,8 +189,9 @@ Test(faults, a_slow_consumer_is_reported_and_survived)
         rc = call_echo(p, 1);
     worker_node_stats_t st;
     worker_node_stats(n[0], &st);
-    cr_assert_eq(rc, WORKER_OK, "%s after %d tries; received %llu dropped %llu", worker_err_name(rc), tries,
-        (unsigned long long)st.received, (unsigned long long)st.dropped);
+    cr_assert_eq(rc, WORKER_OK, "%s after %d tries; received %llu dropped %llu",
+        worker_err_name(rc), tries, (unsigned long long)st.received,
+        (unsigned long long)st.dropped);
     natsConnection_Destroy(nc);
     worker_unref(p);
     finish(n, 2, w);
@@ -233,8 +234,8 @@ Test(faults, three_server_cluster_with_one_killed)
     int rc = WORKER_EREJECTED;
     while (tn_now() < end && (rc = call_echo(pa, 0.5)) != WORKER_OK)
         worker_wait_timeout(0.05);
-    cr_assert_eq(rc, WORKER_OK, "the peer did not come back through server 2: %s",
-        worker_err_name(rc));
+    cr_assert_eq(
+        rc, WORKER_OK, "the peer did not come back through server 2: %s", worker_err_name(rc));
     cr_assert_eq(call_echo(pb, 5), WORKER_OK);
     cr_assert_eq(call_echo(pl, 5), WORKER_OK);
     worker_unref(pa);
