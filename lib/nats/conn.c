@@ -235,7 +235,8 @@ void wk_conn_unsub(natsSubscription *sub)
 int wk_conn_publish(worker_node_t *n, const char *subject, const char *reply, const wk_msg *m)
 {
     size_t size = wk_wire_size(m);
-    if (size > (size_t)natsConnection_GetMaxPayload(n->nc)) {
+    int64_t max = natsConnection_GetMaxPayload(n->nc); /* 0 while not connected */
+    if (max > 0 && size > (size_t)max) {
         atomic_fetch_add(&n->dropped, 1);
         wk_log_node(n, WORKER_LOG_WARN,
             "message of %zu bytes to %s is larger than the server's "
