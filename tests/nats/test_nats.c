@@ -431,3 +431,52 @@ Test(nats, credentials_pass_through)
     cr_assert_null(worker_node_connect(url, &o, &err));
     tn_server_kill(&up, SIGTERM);
 }
+
+static worker_t *watcher_main;
+
+static int watch_sender(const worker_event_t *e, void *u)
+{
+    (void)u;
+    int rc = worker_monitor(worker_event_target(e)); /* W monitors the remote sender's proxy */
+    return rc ? rc : worker_fire(watcher_main, "heard", NULL);
+}
+
+static int sender_down(const worker_event_t *e, void *u)
+{
+    (void)e;
+    (void)u;
+    return worker_fire(watcher_main, "sender_down", NULL);
+}
+
+static int fire_from_task(void *arg, void **result)
+{
+    (void)result;
+    worker_fire_opts fo = { .copy = "s", .copy_size = 1 };
+    worker_fire_ex(arg, "hello", NULL, &fo);
+    return worker_wait_forever();
+}
+
+Test(nats, the_sender_proxy_ends_with_the_remote_sender)
+{
+    watcher_main = worker_current();
+    worker_node_t *a = node_on(srv.url, "a"), *b = node_on(srv.url, "b");
+    worker_t *w = worker_spawn(NULL, NULL, &(worker_opts){ .name = "watcher" });
+    worker_listen(w, "hello", watch_sender, NULL, NULL);
+    worker_listen(w, WORKER_EV_WORKER_DOWN, sender_down, NULL, NULL);
+    cr_assert_eq(worker_node_export(b, w, "watcher"), WORKER_OK);
+    worker_t *p = worker_node_lookup(a, "watcher");
+    cr_assert(wait_running(p, true, 3));
+    worker_t *s = worker_spawn(fire_from_task, p, &(worker_opts){ .name = "sender" });
+    /* W heard from s; now s ends: node a announces it, W's monitor fires. */
+    cr_assert_eq(worker_wait_event("heard", 5, NULL, NULL), WORKER_OK);
+    worker_stop(s);
+    worker_join(s);
+    cr_assert_eq(worker_wait_event("sender_down", 5, NULL, NULL), WORKER_OK);
+    worker_unref(s);
+    worker_unref(p);
+    worker_node_close(a);
+    worker_node_close(b);
+    worker_stop(w);
+    worker_join(w);
+    worker_unref(w);
+}
