@@ -37,6 +37,8 @@ typedef struct worker_node_opts {
     double reconnect_wait; /* 0: 0.25 s between reconnect attempts (reconnects forever) */
     int pending_limit; /* 0: 65,536 messages pending per subscription before
                           NATS drops (slow consumer, logged and counted) */
+    bool send_asap; /* true: every message is written at once (lower call
+                       latency, lower throughput); false: nats.c buffers */
 } worker_node_opts;
 
 /* Counters of a node (worker_node_stats). */

@@ -115,6 +115,8 @@ static natsStatus set_options(
     natsStatus s = set_servers(no, url);
     if (s == NATS_OK) /* the servers in the order given: the first is the node's own */
         s = natsOptions_SetNoRandomize(no, true);
+    if (s == NATS_OK && o->send_asap) /* latency over throughput: no write buffering */
+        s = natsOptions_SetSendAsap(no, true);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(no, (int64_t)(timeout * 1000));
     if (s == NATS_OK)
