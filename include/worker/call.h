@@ -72,6 +72,12 @@ WORKER_API void worker_event_unref(const worker_event_t *e);
  * event is not a request or its call has no timeout. 0 once it passed. */
 WORKER_API double worker_event_deadline(const worker_event_t *e);
 
+/* True when `e` is a request (made by worker_call*), answerable with
+ * worker_reply*; false for other events and NULL. Lets a listener that
+ * forwards events elsewhere (a proxy of a remote worker) tell a call from
+ * a fire. */
+WORKER_API bool worker_event_is_request(const worker_event_t *e);
+
 #ifdef __cplusplus
 }
 #endif

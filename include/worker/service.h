@@ -27,6 +27,14 @@ typedef void (*worker_log_fn)(int level, const char *worker_name, const char *ms
  * running it when this returns. */
 WORKER_API void worker_set_log(worker_log_fn fn, void *userdata);
 
+/* Send one message through the library's log (the function set with
+ * worker_set_log, or stderr), as the library's own messages go: for
+ * modules built on the public API (libworker-actor-nats) and for
+ * programs that want one log. `level` is a WORKER_LOG_* value,
+ * `worker_name` the worker it is about or NULL; a NULL `msg` is ignored.
+ * Any thread, never from a signal handler. */
+WORKER_API void worker_log(int level, const char *worker_name, const char *msg);
+
 /* Deliver the signal `signo` as the event `name` (data: signo) to `w`
  * (NULL: the main thread's root worker): each delivery becomes one event,
  * fired by a thread of the library, never from a signal handler. The

@@ -47,6 +47,12 @@ void wk_log(int level, const char *worker_name, const char *format, ...)
         fprintf(stderr, "libworker-actor: %s\n", msg);
 }
 
+void worker_log(int level, const char *worker_name, const char *msg)
+{
+    if (msg)
+        wk_log(level, worker_name, "%s", msg);
+}
+
 void wk_log_atfork_prepare(void)
 {
     pthread_mutex_lock(&sink_lock);

@@ -460,6 +460,11 @@ void worker_event_unref(const worker_event_t *e)
         wk_event_unref((worker_event_t *)e);
 }
 
+bool worker_event_is_request(const worker_event_t *e)
+{
+    return request_of(e) != NULL;
+}
+
 double worker_event_deadline(const worker_event_t *e)
 {
     wk_request *r = request_of(e);

@@ -89,6 +89,27 @@ foreach(src IN LISTS sources)
     endif()
 endforeach()
 
+# lib/nats (libworker-actor-nats) is built on the public API alone: none of
+# its files includes an internal header of the core's layers (its include
+# path has only include/, so such an include would not compile either).
+file(GLOB _core_headers "${ROOT}/lib/*/wk_*.h")
+file(GLOB nats_sources "${ROOT}/lib/nats/*.c" "${ROOT}/lib/nats/*.h")
+foreach(h IN LISTS _core_headers)
+    get_filename_component(hdir "${h}" DIRECTORY)
+    get_filename_component(hname "${h}" NAME)
+    if(hdir STREQUAL "${ROOT}/lib/nats")
+        continue()
+    endif()
+    foreach(src IN LISTS nats_sources)
+        file(STRINGS "${src}" lines REGEX "#[ \t]*include[ \t]*[\"<]${hname}[\">]")
+        if(lines)
+            message(SEND_ERROR "${src} includes the core's internal ${hname}: lib/nats uses "
+                               "only include/worker/*.h")
+            math(EXPR failures "${failures} + 1")
+        endif()
+    endforeach()
+endforeach()
+
 message(STATUS "layering: ${compiled} header compiles as expected, ${refused} upward includes refused, ${failures} failures")
 if(failures GREATER 0 OR refused EQUAL 0 OR compiled EQUAL 0)
     message(FATAL_ERROR "layering check failed")

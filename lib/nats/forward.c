@@ -1,0 +1,106 @@
+/* What a proxy does: its task runs its loop and sees every event given to
+ * it (worker_wait_until's condition runs for each); it publishes each
+ * user event to the remote worker's subject, as a FIRE, or as a CALL when
+ * the event is a request (answered later by calls.c).
+ *
+ * Concurrency: runs on the proxy's own thread; reads the proxy's
+ * immutable fields, takes node->lock only inside the sender and call
+ * registries. */
+#include <string.h>
+
+#include "wk_nats.h"
+
+/* Events the library makes (notices, commands): they do not cross. */
+bool wk_library_event(const char *name)
+{
+    static const char *const names[] = { WORKER_EV_STOP_THREAD, WORKER_EV_PAUSE_THREAD,
+        WORKER_EV_RESUME_THREAD, WORKER_EV_CHILD_THREAD_START, WORKER_EV_CHILD_THREAD_STOP,
+        WORKER_EV_CHILD_THREAD_ERROR, WORKER_EV_CHILD_THREAD_DONE, WORKER_EV_CHILD_THREAD_END,
+        WORKER_EV_WAIT_THREAD_PENDING, WORKER_EV_WAIT_THREAD_PENDING_DONE, WORKER_EV_EVENT_REJECT,
+        WORKER_EV_EXECUTE, WORKER_EV_LISTENER_ERROR, WORKER_EV_DEFER_FULFILL, WORKER_EV_WORKER_DOWN,
+        WORKER_EV_LINKED_EXIT };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The sender's identity on the wire: a proxy of a remote sender stands
+ * for that sender (answers go straight to it); any other worker is
+ * registered as a local sender of this node. */
+int wk_identify_sender(worker_node_t *n, const worker_event_t *e, wk_msg *m)
+{
+    worker_t *s = worker_event_target(e);
+    m->node = (wk_str) { n->name, strlen(n->name) };
+    if (!s)
+        return WORKER_OK;
+    const char *display = worker_name(s);
+    m->sender = (wk_str) { display, display ? strlen(display) : 0 };
+    if (m->sender.len > WK_WIRE_NAME_MAX)
+        m->sender.len = WK_WIRE_NAME_MAX;
+    pthread_mutex_lock(&n->lock);
+    wk_proxy *p = wk_proxy_of(n, s);
+    if (p && !p->name) {
+        m->node = (wk_str) { p->peer_node, strlen(p->peer_node) };
+        m->wid = p->peer_wid;
+    }
+    pthread_mutex_unlock(&n->lock);
+    if (!m->wid)
+        m->wid = wk_sender_wid(n, s);
+    return m->wid ? WORKER_OK : WORKER_ENOMEM;
+}
+
+/* A copy of the data crosses; a pointer without a copy does not. */
+static bool has_copy(const worker_event_t *e)
+{
+    return worker_event_size(e) > 0 || worker_event_data(e) == NULL;
+}
+
+static void forward(wk_proxy *p, const worker_event_t *e)
+{
+    worker_node_t *n = p->node;
+    const char *name = worker_event_name(e);
+    bool request = worker_event_is_request(e);
+    if (!has_copy(e)) {
+        atomic_fetch_add(&n->dropped, 1);
+        wk_log_node(n, WORKER_LOG_WARN,
+            "event %s at proxy %s has no copied data (.copy): "
+            "a pointer does not cross processes; dropped",
+            name, p->subject);
+        if (request)
+            worker_reply_error(e, WORKER_EINVAL);
+        return;
+    }
+    wk_msg m = { .type = request ? WK_MSG_CALL : WK_MSG_FIRE,
+        .id = wk_msgid_new(n->salt),
+        .name = { name, strlen(name) },
+        .number = -1.0,
+        .data = worker_event_data(e),
+        .size = worker_event_size(e) };
+    if (m.name.len > WK_WIRE_NAME_MAX || wk_identify_sender(n, e, &m) != WORKER_OK) {
+        if (request)
+            worker_reply_error(e, m.name.len > WK_WIRE_NAME_MAX ? WORKER_EINVAL : WORKER_ENOMEM);
+        return;
+    }
+    if (request)
+        wk_call_forward(p, e, &m);
+    else
+        wk_conn_publish(n, p->subject, NULL, &m);
+}
+
+static bool forward_cond(const worker_event_t *e, void *userdata)
+{
+    const char *name = worker_event_name(e);
+    if (name && !wk_library_event(name))
+        forward(userdata, e);
+    return false;
+}
+
+int wk_forward_task(void *arg, void **result)
+{
+    (void)result;
+    int rc;
+    while ((rc = worker_wait_until(forward_cond, arg, -1, NULL)) == WORKER_OK)
+        ;
+    return rc == WORKER_EXIT ? WORKER_EXIT : rc;
+}

@@ -1,0 +1,198 @@
+/* Inbound messages: nats.c's threads copy each message into an event for
+ * the node's core worker, whose listener decodes it and hands it on by the
+ * ordinary fire path (a copy), so listeners run on the receiver's thread.
+ *
+ * Concurrency: wk_inbound_msg runs on nats.c's threads and touches only
+ * its closure (immutable) and worker_fire_ex. Everything else here runs on
+ * the core worker's thread; the lists are read under node->lock. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "wk_nats.h"
+
+#define EV_INBOUND "wk.nats.in"
+#define ENVELOPE_HEAD 13 /* kind (1), key (8), subject length (2), reply length (2) */
+
+void *wk_inbound_closure(worker_node_t *n, enum wk_sub_kind kind, uint64_t key)
+{
+    wk_closure *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->node = n;
+    c->kind = kind;
+    c->key = key;
+    pthread_mutex_lock(&n->lock);
+    c->next = n->closures;
+    n->closures = c;
+    pthread_mutex_unlock(&n->lock);
+    return c;
+}
+
+void wk_msg_bad(worker_node_t *n, const char *subject, size_t len)
+{
+    uint64_t bad = atomic_fetch_add(&n->bad, 1) + 1;
+    if (bad > 100 && bad % 1000 != 0)
+        return; /* a flood is logged in samples, always counted */
+    wk_log_node(n, WORKER_LOG_WARN,
+        "dropped a message of %zu bytes on %s that does not parse "
+        "(%llu so far)",
+        len, subject, (unsigned long long)bad);
+}
+
+/* nats.c's thread: envelope = kind, key, subject, reply, data. */
+void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    wk_closure *c = closure;
+    worker_node_t *n = c->node;
+    const char *subject = natsMsg_GetSubject(msg), *reply = natsMsg_GetReply(msg);
+    size_t sl = strlen(subject), rl = reply ? strlen(reply) : 0;
+    size_t dl = (size_t)natsMsg_GetDataLength(msg);
+    atomic_fetch_add(&n->in_callback, 1);
+    atomic_fetch_add(&n->received, 1);
+    unsigned char *env = malloc(ENVELOPE_HEAD + sl + rl + dl + 2);
+    if (env && sl < 65536 && rl < 65536) {
+        env[0] = (unsigned char)c->kind;
+        memcpy(env + 1, &c->key, 8);
+        env[9] = (unsigned char)sl, env[10] = (unsigned char)(sl >> 8);
+        env[11] = (unsigned char)rl, env[12] = (unsigned char)(rl >> 8);
+        memcpy(env + ENVELOPE_HEAD, subject, sl + 1);
+        memcpy(env + ENVELOPE_HEAD + sl + 1, reply ? reply : "", rl + 1);
+        memcpy(env + ENVELOPE_HEAD + sl + rl + 2, natsMsg_GetData(msg), dl);
+        worker_fire_opts fo = { .copy = env, .copy_size = ENVELOPE_HEAD + sl + rl + 2 + dl };
+        if (worker_fire_ex(n->core, EV_INBOUND, NULL, &fo) != WORKER_OK)
+            atomic_fetch_add(&n->dropped, 1);
+    } else {
+        atomic_fetch_add(&n->dropped, 1);
+    }
+    free(env);
+    natsMsg_Destroy(msg);
+    atomic_fetch_sub(&n->in_callback, 1);
+}
+
+/* The sender seen by the receiver's listeners: a local worker for this
+ * node's own senders, else the proxy of the remote sender (a reference). */
+static worker_t *sender_of(worker_node_t *n, const wk_msg *m)
+{
+    if (m->wid == 0)
+        return NULL;
+    if (wk_str_eq(m->node, n->name))
+        return wk_sender_find(n, m->wid);
+    wk_proxy *p = wk_proxy_sender(n, m->node, m->wid, m->sender);
+    return p ? worker_ref(p->w) : NULL;
+}
+
+static void deliver(worker_node_t *n, worker_t *target, const char *reply, const wk_msg *m)
+{
+    char name[WK_WIRE_NAME_MAX + 1];
+    if (m->name.len == 0)
+        return;
+    memcpy(name, m->name.p, m->name.len);
+    name[m->name.len] = '\0';
+    worker_t *sender = sender_of(n, m);
+    if (m->type == WK_MSG_CALL) {
+        wk_call_serve(n, target, reply, m, sender);
+    } else {
+        worker_fire_opts fo = { .copy = m->size ? m->data : "",
+            .copy_size = m->size,
+            .target = sender ? sender : n->core };
+        if (worker_fire_ex(target, name, NULL, &fo) != WORKER_OK)
+            atomic_fetch_add(&n->dropped, 1);
+    }
+    worker_unref(sender);
+}
+
+/* The last token of a subject as a number (a wid or a call id). */
+static uint64_t last_token(const char *subject)
+{
+    const char *dot = strrchr(subject, '.');
+    return dot ? strtoull(dot + 1, NULL, 10) : 0;
+}
+
+static void handle(worker_node_t *n, enum wk_sub_kind kind, uint64_t key, const char *subject,
+    const char *reply, const wk_msg *m)
+{
+    worker_t *target = NULL;
+    wk_msgid_seen(m->id, n->name);
+    switch (kind) {
+    case WK_SUB_EXPORT:
+    case WK_SUB_DIRECT:
+        if (m->type != WK_MSG_FIRE && m->type != WK_MSG_CALL)
+            break;
+        target = kind == WK_SUB_EXPORT ? wk_export_find(n, key)
+                                       : wk_sender_find(n, last_token(subject));
+        if (target)
+            deliver(n, target, reply, m);
+        else
+            atomic_fetch_add(&n->dropped, 1);
+        worker_unref(target);
+        return;
+    case WK_SUB_REPLY:
+        if (m->type == WK_MSG_REPLY)
+            wk_call_answer(n, last_token(subject), m);
+        return;
+    case WK_SUB_HEARTBEAT:
+        if (m->type == WK_MSG_HEARTBEAT && !wk_str_eq(m->node, n->name))
+            wk_peers_heard(n, m);
+        else if (m->type == WK_MSG_ENDED && !wk_str_eq(m->node, n->name))
+            wk_proxy_peer_ended(n, m->node, m->wid);
+        return;
+    }
+}
+
+static int on_inbound(const worker_event_t *e, void *userdata)
+{
+    worker_node_t *n = userdata;
+    const unsigned char *env = worker_event_data(e);
+    size_t size = worker_event_size(e);
+    if (size < ENVELOPE_HEAD || atomic_load(&n->closing))
+        return 0;
+    uint64_t key;
+    memcpy(&key, env + 1, 8);
+    size_t sl = env[9] | (size_t)env[10] << 8, rl = env[11] | (size_t)env[12] << 8;
+    const char *subject = (const char *)env + ENVELOPE_HEAD;
+    const char *reply = subject + sl + 1;
+    const unsigned char *data = (const unsigned char *)reply + rl + 1;
+    size_t dl = size - (size_t)(data - env);
+    wk_msg m;
+    if (!wk_wire_decode(data, dl, &m)) {
+        wk_msg_bad(n, subject, dl);
+        return 0;
+    }
+    handle(n, (enum wk_sub_kind)env[0], key, subject, rl ? reply : NULL, &m);
+    return 0;
+}
+
+static int on_down(const worker_event_t *e, void *userdata)
+{
+    worker_node_t *n = userdata;
+    worker_t *w = worker_event_target(e);
+    if (w && !atomic_load(&n->closing)) {
+        wk_exports_down(n, w);
+        wk_senders_down(n, w);
+    }
+    return 0;
+}
+
+int wk_inbound_start(worker_node_t *n)
+{
+    char name[300];
+    snprintf(name, sizeof name, "nats:%s", n->name);
+    worker_opts o = { .name = name,
+        .no_parent = true,
+        .daemon = WORKER_DAEMON_YES,
+        .quiet = true,
+        .trap_links = true };
+    n->core = worker_new(NULL, NULL, &o);
+    if (!n->core)
+        return WORKER_ENOMEM;
+    worker_listen_opts lo = { .name = "nats inbound" };
+    if (!worker_listen(n->core, EV_INBOUND, on_inbound, n, &lo)
+        || !worker_listen(n->core, WORKER_EV_WORKER_DOWN, on_down, n, NULL))
+        return WORKER_ENOMEM;
+    int rc = worker_start(n->core);
+    if (rc == WORKER_OK)
+        rc = worker_every(n->core, wk_peers_tick, n, n->heartbeat, &n->tick);
+    return rc;
+}

@@ -1,0 +1,192 @@
+/* The wire format (wk_wire.h, docs/wire-format.md).
+ *
+ * Concurrency: pure functions over caller-owned buffers; the message id
+ * counter is one atomic. */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "wk_wire.h"
+
+static void put_u16(unsigned char **p, uint16_t v)
+{
+    (*p)[0] = (unsigned char)v;
+    (*p)[1] = (unsigned char)(v >> 8);
+    *p += 2;
+}
+
+static void put_u32(unsigned char **p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        (*p)[i] = (unsigned char)(v >> (8 * i));
+    *p += 4;
+}
+
+static void put_u64(unsigned char **p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        (*p)[i] = (unsigned char)(v >> (8 * i));
+    *p += 8;
+}
+
+static void put_str(unsigned char **p, wk_str s)
+{
+    put_u16(p, (uint16_t)s.len);
+    if (s.len)
+        memcpy(*p, s.p, s.len);
+    *p += s.len;
+}
+
+size_t wk_wire_size(const wk_msg *m)
+{
+    return WK_WIRE_HEADER + 2 + m->node.len + 8 + 2 + m->sender.len + 2 + m->name.len + 8 + 4 + 4
+        + m->size;
+}
+
+size_t wk_wire_encode(const wk_msg *m, unsigned char *out)
+{
+    unsigned char *p = out;
+    *p++ = 'W';
+    *p++ = 'K';
+    *p++ = WK_WIRE_VERSION;
+    *p++ = m->type;
+    put_u64(&p, m->id);
+    put_str(&p, m->node);
+    put_u64(&p, m->wid);
+    put_str(&p, m->sender);
+    put_str(&p, m->name);
+    uint64_t bits;
+    memcpy(&bits, &m->number, sizeof bits);
+    put_u64(&p, bits);
+    put_u32(&p, (uint32_t)m->rc);
+    put_u32(&p, (uint32_t)m->size);
+    if (m->size)
+        memcpy(p, m->data, m->size);
+    p += m->size;
+    return (size_t)(p - out);
+}
+
+/* A cursor over the bytes being decoded: every read checks what is left. */
+typedef struct cursor {
+    const unsigned char *p;
+    size_t left;
+} cursor;
+
+static bool get_u64(cursor *c, uint64_t *v)
+{
+    if (c->left < 8)
+        return false;
+    *v = 0;
+    for (int i = 0; i < 8; i++)
+        *v |= (uint64_t)c->p[i] << (8 * i);
+    c->p += 8;
+    c->left -= 8;
+    return true;
+}
+
+static bool get_u32(cursor *c, uint32_t *v)
+{
+    if (c->left < 4)
+        return false;
+    *v = (uint32_t)c->p[0] | (uint32_t)c->p[1] << 8 | (uint32_t)c->p[2] << 16
+        | (uint32_t)c->p[3] << 24;
+    c->p += 4;
+    c->left -= 4;
+    return true;
+}
+
+static bool get_str(cursor *c, wk_str *s)
+{
+    if (c->left < 2)
+        return false;
+    size_t len = (size_t)c->p[0] | (size_t)c->p[1] << 8;
+    if (len > WK_WIRE_NAME_MAX || c->left - 2 < len)
+        return false;
+    s->p = (const char *)c->p + 2;
+    s->len = len;
+    if (memchr(s->p, '\0', len))
+        return false;
+    c->p += 2 + len;
+    c->left -= 2 + len;
+    return true;
+}
+
+static bool header_ok(const unsigned char *b, size_t len)
+{
+    return len >= WK_WIRE_HEADER && b[0] == 'W' && b[1] == 'K' && b[2] == WK_WIRE_VERSION
+        && b[3] >= WK_MSG_FIRE && b[3] <= WK_MSG_PUB;
+}
+
+bool wk_wire_decode(const void *buf, size_t len, wk_msg *m)
+{
+    const unsigned char *b = buf;
+    if (!buf || !header_ok(b, len))
+        return false;
+    memset(m, 0, sizeof *m);
+    m->type = b[3];
+    cursor c = { b + 4, len - 4 };
+    uint64_t bits;
+    uint32_t rc, size;
+    if (!get_u64(&c, &m->id) || !get_str(&c, &m->node) || !get_u64(&c, &m->wid)
+        || !get_str(&c, &m->sender) || !get_str(&c, &m->name) || !get_u64(&c, &bits)
+        || !get_u32(&c, &rc) || !get_u32(&c, &size))
+        return false;
+    if (size != c.left) /* the payload is the rest, exactly */
+        return false;
+    memcpy(&m->number, &bits, sizeof bits);
+    m->rc = (int32_t)rc;
+    m->data = c.p;
+    m->size = size;
+    return m->node.len > 0;
+}
+
+size_t wk_wire_export_put(unsigned char *out, bool group, const char *name)
+{
+    size_t len = strlen(name);
+    out[0] = group ? 1 : 0;
+    out[1] = (unsigned char)len;
+    memcpy(out + 2, name, len);
+    return 2 + len;
+}
+
+bool wk_wire_export_next(const wk_msg *m, size_t *pos, wk_str *name, bool *group, bool *bad)
+{
+    const unsigned char *b = m->data;
+    *bad = false;
+    if (*pos >= m->size)
+        return false;
+    if (m->size - *pos < 2 || b[*pos] > 1 || b[*pos + 1] == 0 || m->size - *pos - 2 < b[*pos + 1]) {
+        *bad = true;
+        return false;
+    }
+    *group = b[*pos] == 1;
+    name->len = b[*pos + 1];
+    name->p = (const char *)b + *pos + 2;
+    if (memchr(name->p, '\0', name->len)) {
+        *bad = true;
+        return false;
+    }
+    *pos += 2 + name->len;
+    return true;
+}
+
+/* ---- TRACE HOOK: message ids ------------------------------------------
+ * Every message a node sends carries an id made here: the node's random
+ * salt in the high 32 bits, a process-wide counter in the low 32, so ids
+ * of different nodes do not collide. The receiving side hands each id to
+ * wk_msgid_seen. When the core gains worker_trace_* hooks for
+ * cross-process arrows, these two functions are where they are called:
+ * the send record here, the receive record in wk_msgid_seen. */
+
+static _Atomic uint32_t msgid_counter;
+
+uint64_t wk_msgid_new(uint32_t node_salt)
+{
+    uint32_t n = atomic_fetch_add_explicit(&msgid_counter, 1, memory_order_relaxed) + 1;
+    return (uint64_t)node_salt << 32 | n;
+}
+
+void wk_msgid_seen(uint64_t id, const char *node)
+{
+    (void)id;
+    (void)node;
+}
