@@ -65,6 +65,12 @@ typedef struct worker_opts {
      * and lives until stopped; inside it every blocking call returns
      * WORKER_EWOULDBLOCK at once. docs/pooled.md says when to choose it. */
     bool pooled;
+    /* Fires at it must copy their data (worker_fire_opts.copy): a fire
+     * with data and without a copy is refused with WORKER_EINVAL (NULL
+     * data needs none). For workers whose
+     * events leave the process, as the proxies of libworker-actor-nats do:
+     * a pointer does not cross. */
+    bool copy_only;
 } worker_opts;
 
 /* The number of scheduler threads that run pooled workers: n > 0 threads,

@@ -30,7 +30,7 @@ static void publish_local(wk_bridge *b, const worker_event_t *e)
     if (worker_event_size(e) == 0 && worker_event_data(e) != NULL)
         return; /* a pointer does not cross */
     wk_msg m = { .type = WK_MSG_PUB,
-        .id = wk_msgid_new(n->salt),
+        .id = wk_msgid_new(n->salt, name, b->subject),
         .node = { n->name, strlen(n->name) },
         .name = { name, strlen(name) },
         .data = worker_event_data(e),
@@ -71,7 +71,7 @@ static void on_subject(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         || m.type != WK_MSG_PUB || m.name.len == 0) {
         wk_msg_bad(n, b->subject, (size_t)natsMsg_GetDataLength(msg));
     } else if (!wk_str_eq(m.node, n->name) && !atomic_load(&n->closing)) {
-        wk_msgid_seen(m.id, n->name);
+        wk_msgid_seen(&m);
         memcpy(name, m.name.p, m.name.len);
         name[m.name.len] = '\0';
         worker_fire_opts fo = { .copy = m.size ? m.data : "", .copy_size = m.size, .target = b->w };

@@ -92,7 +92,7 @@ typedef struct serve_ctx {
 static void send_reply(worker_node_t *n, const char *reply, int rc, const void *data, size_t size)
 {
     wk_msg m = { .type = WK_MSG_REPLY,
-        .id = wk_msgid_new(n->salt),
+        .id = wk_msgid_new(n->salt, "REPLY", reply),
         .node = { n->name, strlen(n->name) },
         .rc = rc,
         .data = data,

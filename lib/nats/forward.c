@@ -72,7 +72,7 @@ static void forward(wk_proxy *p, const worker_event_t *e)
         return;
     }
     wk_msg m = { .type = request ? WK_MSG_CALL : WK_MSG_FIRE,
-        .id = wk_msgid_new(n->salt),
+        .id = wk_msgid_new(n->salt, name, p->subject),
         .name = { name, strlen(name) },
         .number = -1.0,
         .data = worker_event_data(e),

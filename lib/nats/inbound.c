@@ -114,7 +114,7 @@ static void handle(worker_node_t *n, enum wk_sub_kind kind, uint64_t key, const 
     const char *reply, const wk_msg *m)
 {
     worker_t *target = NULL;
-    wk_msgid_seen(m->id, n->name);
+    wk_msgid_seen(m);
     switch (kind) {
     case WK_SUB_EXPORT:
     case WK_SUB_DIRECT:

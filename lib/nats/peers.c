@@ -25,7 +25,7 @@ static void publish_heartbeat(worker_node_t *n)
     char subject[WK_SUBJECT_MAX];
     snprintf(subject, sizeof subject, "%s.hb.%s", n->prefix, n->name);
     wk_msg m = { .type = WK_MSG_HEARTBEAT,
-        .id = wk_msgid_new(n->salt),
+        .id = wk_msgid_new(n->salt, NULL, NULL),
         .node = { n->name, strlen(n->name) },
         .number = n->heartbeat,
         .data = list,

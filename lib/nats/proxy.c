@@ -33,8 +33,11 @@ static wk_proxy *proxy_new(
             (unsigned long long)wid);
     char wname[600];
     snprintf(wname, sizeof wname, "%s@%s", display, name ? "nats" : peer);
-    worker_opts o
-        = { .name = wname, .no_parent = true, .daemon = WORKER_DAEMON_YES, .quiet = true };
+    worker_opts o = { .name = wname,
+        .no_parent = true,
+        .daemon = WORKER_DAEMON_YES,
+        .quiet = true,
+        .copy_only = true };
     p->w = (name || p->peer_node) ? worker_new(wk_forward_task, p, &o) : NULL;
     if (!p->w) {
         free(p->name);

@@ -58,7 +58,7 @@ static void announce_ended(worker_node_t *n, uint64_t wid)
     char subject[WK_SUBJECT_MAX];
     snprintf(subject, sizeof subject, "%s.hb.%s", n->prefix, n->name);
     wk_msg m = { .type = WK_MSG_ENDED,
-        .id = wk_msgid_new(n->salt),
+        .id = wk_msgid_new(n->salt, NULL, NULL),
         .node = { n->name, strlen(n->name) },
         .wid = wid };
     wk_conn_publish(n, subject, NULL, &m);

@@ -7,6 +7,8 @@
 
 #include "wk_wire.h"
 
+#include <worker/trace.h>
+
 static void put_u16(unsigned char **p, uint16_t v)
 {
     (*p)[0] = (unsigned char)v;
@@ -169,24 +171,37 @@ bool wk_wire_export_next(const wk_msg *m, size_t *pos, wk_str *name, bool *group
     return true;
 }
 
-/* ---- TRACE HOOK: message ids ------------------------------------------
- * Every message a node sends carries an id made here: the node's random
- * salt in the high 32 bits, a process-wide counter in the low 32, so ids
- * of different nodes do not collide. The receiving side hands each id to
- * wk_msgid_seen. When the core gains worker_trace_* hooks for
- * cross-process arrows, these two functions are where they are called:
- * the send record here, the receive record in wk_msgid_seen. */
+/* ---- message ids and cross-process trace arrows ---------------------------
+ * Every message a node sends carries an id. A message with an event, sent
+ * while this process traces, takes the id worker_trace_remote_send gives
+ * (unique across processes, recorded with the sender), so the receiving
+ * process's REMOTE_RECEIVE pairs with it when worker-trace merges the two
+ * traces. Otherwise the id is the node's random salt in the high 32 bits
+ * and a process-wide counter in the low 32, so ids of different nodes do
+ * not collide either. */
 
 static _Atomic uint32_t msgid_counter;
 
-uint64_t wk_msgid_new(uint32_t node_salt)
+uint64_t wk_msgid_new(uint32_t node_salt, const char *event_name, const char *destination)
 {
+    uint64_t traced = event_name ? worker_trace_remote_send(event_name, destination) : 0;
+    if (traced)
+        return traced;
     uint32_t n = atomic_fetch_add_explicit(&msgid_counter, 1, memory_order_relaxed) + 1;
     return (uint64_t)node_salt << 32 | n;
 }
 
-void wk_msgid_seen(uint64_t id, const char *node)
+void wk_msgid_seen(const wk_msg *m)
 {
-    (void)id;
-    (void)node;
+    const char *name = NULL;
+    char buf[WK_WIRE_NAME_MAX + 1];
+    if (m->type == WK_MSG_REPLY) {
+        name = "REPLY";
+    } else if (m->name.len > 0 && m->name.len <= WK_WIRE_NAME_MAX) {
+        memcpy(buf, m->name.p, m->name.len);
+        buf[m->name.len] = '\0';
+        name = buf;
+    }
+    if (name && m->id)
+        worker_trace_remote_receive(m->id, name);
 }

@@ -61,11 +61,18 @@ size_t wk_wire_export_put(unsigned char *out, bool group, const char *name);
  * entry, false at the end or at a malformed entry (*bad set then). */
 bool wk_wire_export_next(const wk_msg *m, size_t *pos, wk_str *name, bool *group, bool *bad);
 
-/* TRACE HOOK: the one place where message ids are made (wire.c). */
-uint64_t wk_msgid_new(uint32_t node_salt);
+/* The one place where message ids are made (wire.c). For a message that
+ * carries an event (`event_name` not NULL: fires, calls, replies, channel
+ * publishes) the id comes from worker_trace_remote_send when this process
+ * traces, which records the sending end of a cross-process arrow to
+ * `destination`; otherwise (and for the node's own messages: heartbeats,
+ * ends) it is the node's salt and a counter. */
+uint64_t wk_msgid_new(uint32_t node_salt, const char *event_name, const char *destination);
 
-/* TRACE HOOK: the one place where a received message id is consumed
- * (wire.c): a later worker_trace_* hook records the cross-process arrow. */
-void wk_msgid_seen(uint64_t id, const char *node);
+/* The one place where a received message id is consumed (wire.c): the
+ * receiving end of the arrow (worker_trace_remote_receive), recorded on the
+ * thread that fires the message into a local worker, just before it does.
+ * Messages without an event name are not recorded. */
+void wk_msgid_seen(const wk_msg *m);
 
 #endif

@@ -326,7 +326,8 @@ int wk_send_call(worker_t *to, const wk_atom *atom, wk_show_fn show, void *data,
     return push_or_discard(to, e, t);
 }
 
-static int check_fire_args(worker_t *w, const char *name, const worker_fire_opts *opts)
+static int check_fire_args(
+    worker_t *w, const char *name, const void *data, const worker_fire_opts *opts)
 {
     if (!w || !name || !*name)
         return WORKER_EINVAL;
@@ -336,6 +337,8 @@ static int check_fire_args(worker_t *w, const char *name, const worker_fire_opts
         return WORKER_EINVAL;
     if (!wk_worker_here(w))
         return WORKER_EREJECTED; /* a parent process's worker, seen from a fork() child */
+    if (w->copy_only && data && !(opts && opts->copy))
+        return WORKER_EINVAL; /* its events leave the process: a pointer does not cross */
     return wk_init();
 }
 
@@ -386,7 +389,7 @@ static __attribute__((noinline)) int plain_refused(worker_t *w, worker_event_t *
 int worker_fire_ex(worker_t *w, const char *name, void *data, const worker_fire_opts *opts)
 {
     static const worker_fire_opts defaults;
-    int rc = check_fire_args(w, name, opts);
+    int rc = check_fire_args(w, name, data, opts);
     if (rc != WORKER_OK)
         return rc;
     if (!opts)

@@ -163,6 +163,7 @@ struct worker {
     bool is_future; /* runs a worker_async task: its end settles a future */
     bool trap_links; /* a linked worker's end comes as LINKED_EXIT (link.c) */
     bool pooled; /* runs in slices on the scheduler's threads (pooled.c) */
+    bool copy_only; /* fires must copy their data (worker_opts.copy_only) */
     /* Its thread's attributes (thread_attr.c). */
     size_t stack_size; /* 0: the system default */
     int cpu; /* 0: no affinity; n > 0: CPU n-1 */

@@ -113,6 +113,7 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
     w->quiet = opts->quiet;
     w->trap_links = opts->trap_links;
     w->pooled = opts->pooled;
+    w->copy_only = opts->copy_only;
     w->stack_size = opts->stack_size;
     w->cpu = opts->cpu;
     if (!opts->no_parent)

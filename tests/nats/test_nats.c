@@ -126,6 +126,16 @@ Test(nats, bad_arguments)
     cr_assert_eq(worker_node_export(n, w, "x"), WORKER_EINVAL);
     cr_assert_eq(worker_node_export_group(n, w, "x"), WORKER_EINVAL);
     cr_assert_eq(worker_node_unexport(n, "x"), WORKER_OK);
+    /* A pointer does not cross processes: a fire at a proxy with data must
+     * copy it (refused at once, nothing sent); no data needs no copy. */
+    worker_t *proxy = worker_node_lookup(n, "nobody");
+    cr_assert_not_null(proxy);
+    static char bytes[] = "abc";
+    cr_assert_eq(worker_fire(proxy, "E", bytes), WORKER_EINVAL);
+    cr_assert_eq(worker_fire_ex(proxy, "E", bytes, &(worker_fire_opts) { .copy_size = 0 }),
+        WORKER_EINVAL);
+    cr_assert_neq(worker_fire(proxy, "E", NULL), WORKER_EINVAL);
+    worker_unref(proxy);
     worker_node_close(n);
     worker_channel_free(ch);
     worker_stop(w);

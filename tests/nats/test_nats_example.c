@@ -2,6 +2,9 @@
  * run as its users would: a nats-server, the worker node, then the front
  * end, whose exit status says whether every answer was right. */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "tn_server.h"
 
@@ -23,4 +26,62 @@ Test(nats_example, front_and_workers, .timeout = 60)
     close(workers_in);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "nats_workers did not end cleanly");
     tn_server_kill(&srv, SIGTERM);
+}
+
+/* Run the front end (and the worker node) with tracing on (WORKER_TRACE
+ * in its environment only); true when it exited 0. */
+static bool run_traced(const char *url, const char *front_trace, const char *workers_trace)
+{
+    int workers_in = -1, front_in = -1;
+    setenv("WORKER_TRACE", workers_trace, 1);
+    const char *wargv[] = { EXAMPLE_WORKERS, url, NULL };
+    pid_t workers = tn_spawn(wargv, &workers_in);
+    setenv("WORKER_TRACE", front_trace, 1);
+    const char *fargv[] = { EXAMPLE_FRONT, url, "10", NULL };
+    pid_t front = tn_spawn(fargv, &front_in);
+    unsetenv("WORKER_TRACE");
+    int fstatus = 0, wstatus = 0;
+    bool ok = waitpid(front, &fstatus, 0) == front;
+    close(front_in);
+    kill(workers, SIGTERM);
+    ok = waitpid(workers, &wstatus, 0) == workers && ok;
+    close(workers_in);
+    return ok && WIFEXITED(fstatus) && WEXITSTATUS(fstatus) == 0 && WIFEXITED(wstatus)
+        && WEXITSTATUS(wstatus) == 0;
+}
+
+/* Each node writes its own trace; worker-trace merges the two and pairs
+ * the messages that crossed (the id on the wire): the front end's calls
+ * reach the worker node's core, whose answers reach the front end's. */
+Test(nats_example, each_node_traces_and_the_traces_merge, .timeout = 60)
+{
+    tn_server srv = { 0 };
+    cr_assert(tn_server_start(&srv, NULL));
+    char dir[] = "/tmp/nats-trace-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char front[64], workers[64];
+    snprintf(front, sizeof front, "%s/front.wktrace", dir);
+    snprintf(workers, sizeof workers, "%s/workers.wktrace", dir);
+    cr_assert(run_traced(srv.url, front, workers), "the traced example failed");
+    tn_server_kill(&srv, SIGTERM);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "%s stats %s %s", WORKER_TRACE_TOOL, front, workers);
+    FILE *out = popen(cmd, "r");
+    cr_assert_not_null(out);
+    char line[512];
+    bool two_processes = false, calls_across = false, answers_across = false;
+    while (fgets(line, sizeof line, out)) {
+        two_processes |= strncmp(line, "process 1: nats_workers", 23) == 0;
+        /* "N  square@nats (#a) -> nats:workers (#b)": the proxy in the
+         * front end to the worker node's core, across processes. */
+        calls_across |= strstr(line, "square@nats (#") && strstr(line, "-> nats:workers (#");
+        answers_across |= strstr(line, "nats:workers (#") && strstr(line, "-> nats:front (#");
+    }
+    cr_assert_eq(pclose(out), 0, "%s failed", cmd);
+    cr_assert(two_processes, "the two traces were not merged");
+    cr_assert(calls_across, "no call arrow from the front end to the worker node");
+    cr_assert(answers_across, "no answer arrow back to the front end");
+    unlink(front);
+    unlink(workers);
+    rmdir(dir);
 }
