@@ -1371,6 +1371,7 @@ struct sup_calls {
     worker_t *main;
     worker_t *sup;
     int add_rc, remove_rc;
+    worker_t *made; /* worker_supervisor() inside the pooled worker */
 };
 
 static int sup_calls_listener(const worker_event_t *e, void *userdata)
@@ -1380,6 +1381,8 @@ static int sup_calls_listener(const worker_event_t *e, void *userdata)
     worker_child_spec spec = { .name = "late", .restart = WORKER_RESTART_PERMANENT };
     x->add_rc = worker_supervisor_add(x->sup, &spec);
     x->remove_rc = worker_supervisor_remove(x->sup, "k");
+    worker_child_spec one = { .name = "one", .restart = WORKER_RESTART_PERMANENT };
+    x->made = worker_supervisor(&one, 1, NULL); /* waits for its first run: refused */
     tu_ack(x->main, 80);
     return 0;
 }
@@ -1399,10 +1402,18 @@ Test(pooled, supervisor_calls_inside_a_pooled_worker, .timeout = 30)
     wait_ack_eq(80);
     cr_assert_eq(x.add_rc, WORKER_EWOULDBLOCK, "add: %s", worker_err_name(x.add_rc));
     cr_assert_eq(x.remove_rc, WORKER_EWOULDBLOCK, "remove: %s", worker_err_name(x.remove_rc));
+    cr_assert_null(x.made, "worker_supervisor() made a supervisor inside a pooled worker");
     cr_assert_null(worker_supervisor_child(x.sup, "late"), "added");
     cr_assert_not_null(worker_supervisor_child(x.sup, "k"), "removed");
     cr_assert(worker_is_running(worker_supervisor_child(x.sup, "k")));
     stop_end(p);
+    /* A pooled worker is not a supervisor: no target of the calls. */
+    worker_t *plain = pooled_new("not-a-supervisor", NULL, 0);
+    start_ok(plain);
+    cr_assert_eq(worker_supervisor_add(plain, &k), WORKER_EINVAL);
+    cr_assert_eq(worker_supervisor_remove(plain, "k"), WORKER_EINVAL);
+    cr_assert_null(worker_supervisor_child(plain, "k"));
+    stop_end(plain);
     /* The supervisor still answers. */
     worker_child_spec late = { .name = "late", .restart = WORKER_RESTART_PERMANENT };
     cr_assert_eq(worker_supervisor_add(x.sup, &late), WORKER_OK);
