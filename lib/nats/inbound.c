@@ -51,7 +51,11 @@ void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     size_t dl = (size_t)natsMsg_GetDataLength(msg);
     atomic_fetch_add(&n->in_callback, 1);
     atomic_fetch_add(&n->received, 1);
-    unsigned char *env = malloc(ENVELOPE_HEAD + sl + rl + dl + 2);
+    /* Small messages (most) are put together on the stack: the fire
+     * copies the envelope into its event anyway. */
+    unsigned char small[512];
+    size_t need = ENVELOPE_HEAD + sl + rl + dl + 2;
+    unsigned char *env = need <= sizeof small ? small : malloc(need);
     if (env && sl < 65536 && rl < 65536) {
         env[0] = (unsigned char)c->kind;
         memcpy(env + 1, &c->key, 8);
@@ -66,7 +70,8 @@ void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     } else {
         atomic_fetch_add(&n->dropped, 1);
     }
-    free(env);
+    if (env != small)
+        free(env);
     natsMsg_Destroy(msg);
     atomic_fetch_sub(&n->in_callback, 1);
 }
