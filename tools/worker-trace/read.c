@@ -96,6 +96,12 @@ static wt_thread *thread_get(wt_trace *t, uint32_t number, bool create)
     return th;
 }
 
+const wt_thread *wt_thread_of(const wt_trace *t, uint32_t number)
+{
+    uint64_t *idx = wt_map_get(&t->names, 0xffffffffffffffffu, number);
+    return idx ? &t->threads[*idx] : NULL;
+}
+
 const char *wt_name(const wt_trace *t, uint64_t id)
 {
     if (id == 0)
@@ -133,6 +139,8 @@ static bool is_plain_kind(uint16_t kind)
     case WK_TR_EVENT_DROPPED:
     case WK_TR_CHILD_RESTART:
     case WK_TR_SUPERVISOR_STARTED:
+    case WK_TR_SLICE_BEGIN:
+    case WK_TR_SLICE_END:
         return true;
     default:
         return false;
