@@ -449,8 +449,8 @@ static void big(uint64_t target)
 /* A pooled worker's slice on scheduler thread `sched` (its buffer):
  * SLICE_BEGIN, then `events` deliveries of "x" from main, each a 5 us run
  * of on_x 1 us apart, then SLICE_END (ended: after a STOP and the end). */
-static void pooled_slice(tbuf *b, uint64_t t, uint32_t w, uint32_t sched, uint32_t events,
-    bool ended, uint64_t *ser)
+static void pooled_slice(
+    tbuf *b, uint64_t t, uint32_t w, uint32_t sched, uint32_t events, bool ended, uint64_t *ser)
 {
     rec(b, t, w, WK_TR_SLICE_BEGIN, 0, sched, 0);
     uint64_t at = t + 1 * US;
@@ -482,9 +482,8 @@ static void pooled(void)
     tbuf b[4];
     for (uint32_t i = 1; i <= 3; i++)
         tb_init(&b[i], i, 64);
-    static const char *const names[]
-        = { "", "main", "pool-a", "pool-b", "pool-c", "main-thread", "x", "on_x", "wk-sched-0",
-              "wk-sched-1" };
+    static const char *const names[] = { "", "main", "pool-a", "pool-b", "pool-c", "main-thread",
+        "x", "on_x", "wk-sched-0", "wk-sched-1" };
     for (uint32_t i = 1; i <= 9; i++)
         name(&b[1], 0, i, names[i]);
     rec(&b[1], 1 * US, 1, WK_TR_THREAD, 0, 8001, 5);
@@ -496,9 +495,17 @@ static void pooled(void)
         rec(&b[1], (20 + w) * US, w, WK_TR_WORKER_STARTED, WK_TRF_POOLED, 8001, 0);
     }
     /* the fires: serials 1..7 in the order the slices take them */
-    static const struct { uint64_t t; uint32_t w, sched, events; bool ended; } sl[] = {
-        { 1000, 2, 0, 2, false }, { 1500, 4, 1, 1, false }, { 2000, 3, 1, 3, false },
-        { 3000, 2, 1, 1, false }, { 5000, 2, 0, 0, true }, { 6000, 3, 1, 0, true },
+    static const struct {
+        uint64_t t;
+        uint32_t w, sched, events;
+        bool ended;
+    } sl[] = {
+        { 1000, 2, 0, 2, false },
+        { 1500, 4, 1, 1, false },
+        { 2000, 3, 1, 3, false },
+        { 3000, 2, 1, 1, false },
+        { 5000, 2, 0, 0, true },
+        { 6000, 3, 1, 0, true },
         { 7000, 4, 0, 0, true },
     };
     uint64_t fser = 0, ser = 0;
@@ -515,7 +522,8 @@ static void pooled(void)
 
 /* About `target` records: main fires "x" at one of 64 pooled workers; one
  * of 4 scheduler threads (each its own trace thread) runs the worker for a
- * slice of 1 to 3 events (6 records an event with the fire, 2 a slice). */
+ * slice of 1 to 3 events (4 records an event with the fire, 2 a slice);
+ * neither a scheduler thread nor a worker runs two slices at once. */
 static void pooled_big(uint64_t target)
 {
     enum { NPW = 64, NS = 4 };
@@ -543,11 +551,13 @@ static void pooled_big(uint64_t target)
         rec(&tb[1], 3 * US + w, 2 + w, WK_TR_WORKER_STARTED, WK_TRF_POOLED, 9000, 0);
     }
     uint64_t t = 10 * US, written = 4 + 2 * NPW + NS, ser = 0, free_at[NS] = { 0 };
+    uint64_t w_free[NPW + 2] = { 0 }; /* a worker runs in one slice at a time */
     while (written < target) {
         t += 300 + next_rand() % 900;
         uint32_t w = 2 + (uint32_t)(next_rand() % NPW), s = (uint32_t)(next_rand() % NS);
         uint32_t events = 1 + (uint32_t)(next_rand() % 3);
         uint64_t at = t + 100 > free_at[s] ? t + 100 : free_at[s] + 50;
+        at = at > w_free[w] ? at : w_free[w] + 50;
         rec(&tb[2 + s], at, w, WK_TR_SLICE_BEGIN, 0, s, 0);
         for (uint32_t k = 0; k < events; k++) {
             rec(&tb[1], t + k, 1, WK_TR_FIRE, 0, ++ser, pack(w, 2));
@@ -558,7 +568,7 @@ static void pooled_big(uint64_t target)
             at += 40 + dur;
         }
         rec(&tb[2 + s], at, w, WK_TR_SLICE_END, 0, s, 0);
-        free_at[s] = at;
+        free_at[s] = w_free[w] = at;
         written += 2 + 4 * (uint64_t)events;
     }
     for (uint32_t i = NS + 1; i >= 2; i--)

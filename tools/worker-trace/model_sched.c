@@ -9,8 +9,8 @@
  * one there; an end without a begin is ignored; slices still open at the
  * end close at the last record, flagged open, or, when the worker's run
  * ended in one (its SLICE_END, written after the end, can miss a trace
- * stopped as soon as the worker was joined), at that end, flagged ended. Each (scheduler index, trace
- * thread) seen is a wt_sched, sorted by (index, OS tid). */
+ * stopped as soon as the worker was joined), at that end, flagged ended. Each (scheduler index,
+ * trace thread) seen is a wt_sched, sorted by (index, OS tid). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>

@@ -330,8 +330,8 @@ static void emit_sched_slices(const wt_model *m, FILE *f)
     fputs(",\n\"scheds\":[", f);
     for (size_t i = 0; i < m->nscheds; i++) {
         const wt_sched *s = &m->scheds[i];
-        fprintf(f, "%s{\"index\":%" PRIu32 ",\"tid\":%" PRIu64 ",\"name\":", i ? "," : "",
-            s->index, s->os_tid);
+        fprintf(f, "%s{\"index\":%" PRIu32 ",\"tid\":%" PRIu64 ",\"name\":", i ? "," : "", s->index,
+            s->os_tid);
         wt_json_str(f, s->name);
         fprintf(f, ",\"slices\":%" PRIu64 ",\"busyNs\":%" PRIu64 "}", s->slices, s->busy_ns);
     }
