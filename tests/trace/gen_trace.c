@@ -6,6 +6,10 @@
  *   gen_trace sup OUT            two supervisors and their restarted children
  *                                (the viewer's supervision badges)
  *   gen_trace big OUT [N]        about N records (default 1,000,000), 8 workers
+ *   gen_trace pooled OUT         three pooled workers in known slices on two
+ *                                scheduler threads (test_trace.py pooled)
+ *   gen_trace pooled-big OUT [N] about N records of 64 pooled workers on 4
+ *                                scheduler threads
  *   gen_trace bad DIR            one file per kind of damage, DIR/bad-*.wktrace
  *   gen_trace fuzz SEED OUT      the small trace with random field values in
  *                                valid chunks (checksums fixed): must never
@@ -14,6 +18,7 @@
  * The writer here is the model the library follows: one buffer of slots per
  * thread, flushed as one chunk (header + slots) when full and at the end,
  * names interned once, a TRACE_END chunk last. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,6 +444,138 @@ static void big(uint64_t target)
     trace_end(&tb[1], t + 200000, 0);
 }
 
+/* --- pooled workers: slices on scheduler threads ------------------------------------ */
+
+/* A pooled worker's slice on scheduler thread `sched` (its buffer):
+ * SLICE_BEGIN, then `events` deliveries of "x" from main, each a 5 us run
+ * of on_x 1 us apart, then SLICE_END (ended: after a STOP and the end). */
+static void pooled_slice(
+    tbuf *b, uint64_t t, uint32_t w, uint32_t sched, uint32_t events, bool ended, uint64_t *ser)
+{
+    rec(b, t, w, WK_TR_SLICE_BEGIN, 0, sched, 0);
+    uint64_t at = t + 1 * US;
+    for (uint32_t k = 0; k < events; k++, at += 7 * US) {
+        ++*ser;
+        rec(b, at, w, WK_TR_DELIVER, 0, *ser, pack(1, 6));
+        rec(b, at + 1 * US, w, WK_TR_LISTENER_START, WK_TRF_NAME_GIVEN, *ser, pack(7, 6));
+        rec(b, at + 6 * US, w, WK_TR_LISTENER_END, 0, *ser, pack(7, 0));
+    }
+    if (ended) {
+        rec(b, at, w, WK_TR_STOP, 0, 1, 0);
+        rec(b, at + 1 * US, w, WK_TR_WORKER_ENDED, 0, (uint64_t)-1, 0);
+        at += 2 * US;
+    }
+    rec(b, at, w, WK_TR_SLICE_END, ended ? WK_TRF_ENDED : 0, sched, 0);
+}
+
+/* main (1, a thread of its own) and three pooled workers, "pool-a" (2),
+ * "pool-b" (3), "pool-c" (4), on wk-sched-0 (trace thread 2, tid 8002)
+ * and wk-sched-1 (thread 3, tid 8003). Slices (start ms, scheduler,
+ * events; the last of each ends its run):
+ *   pool-a  1 s0 2,  3 s1 1,  5 s0 0 ended  -> s0 2, s1 1
+ *   pool-b  2 s1 3,  6 s1 0 ended           -> s1 2
+ *   pool-c  1.5 s1 1, 7 s0 0 ended          -> s0 1, s1 1
+ * The fires of the 7 events are on main's thread, before each slice. */
+static void pooled(void)
+{
+    file_header(4545);
+    tbuf b[4];
+    for (uint32_t i = 1; i <= 3; i++)
+        tb_init(&b[i], i, 64);
+    static const char *const names[] = { "", "main", "pool-a", "pool-b", "pool-c", "main-thread",
+        "x", "on_x", "wk-sched-0", "wk-sched-1" };
+    for (uint32_t i = 1; i <= 9; i++)
+        name(&b[1], 0, i, names[i]);
+    rec(&b[1], 1 * US, 1, WK_TR_THREAD, 0, 8001, 5);
+    rec(&b[1], 1 * US, 1, WK_TR_WORKER_CREATED, WK_TRF_ROOT | WK_TRF_MAIN, 0, 1);
+    rec(&b[2], 2 * US, 0, WK_TR_THREAD, 0, 8002, 8);
+    rec(&b[3], 2 * US, 0, WK_TR_THREAD, 0, 8003, 9);
+    for (uint32_t w = 2; w <= 4; w++) {
+        rec(&b[1], (10 + w) * US, w, WK_TR_WORKER_CREATED, 0, 1, w);
+        rec(&b[1], (20 + w) * US, w, WK_TR_WORKER_STARTED, WK_TRF_POOLED, 8001, 0);
+    }
+    /* the fires: serials 1..7 in the order the slices take them */
+    static const struct {
+        uint64_t t;
+        uint32_t w, sched, events;
+        bool ended;
+    } sl[] = {
+        { 1000, 2, 0, 2, false },
+        { 1500, 4, 1, 1, false },
+        { 2000, 3, 1, 3, false },
+        { 3000, 2, 1, 1, false },
+        { 5000, 2, 0, 0, true },
+        { 6000, 3, 1, 0, true },
+        { 7000, 4, 0, 0, true },
+    };
+    uint64_t fser = 0, ser = 0;
+    for (size_t i = 0; i < sizeof sl / sizeof *sl; i++) {
+        for (uint32_t k = 0; k < sl[i].events; k++)
+            rec(&b[1], sl[i].t * US - 100 * US + k, 1, WK_TR_FIRE, 0, ++fser, pack(sl[i].w, 6));
+        pooled_slice(&b[2 + sl[i].sched], sl[i].t * US, sl[i].w, sl[i].sched, sl[i].events,
+            sl[i].ended, &ser);
+    }
+    flush(&b[2]);
+    flush(&b[3]);
+    trace_end(&b[1], 8000 * US, 0);
+}
+
+/* About `target` records: main fires "x" at one of 64 pooled workers; one
+ * of 4 scheduler threads (each its own trace thread) runs the worker for a
+ * slice of 1 to 3 events (4 records an event with the fire, 2 a slice);
+ * neither a scheduler thread nor a worker runs two slices at once. */
+static void pooled_big(uint64_t target)
+{
+    enum { NPW = 64, NS = 4 };
+    file_header(4646);
+    tbuf tb[NS + 2];
+    for (uint32_t i = 1; i <= NS + 1; i++)
+        tb_init(&tb[i], i, 4096);
+    name(&tb[1], 0, 1, "main");
+    name(&tb[1], 0, 2, "x");
+    name(&tb[1], 0, 3, "on_x");
+    char nm[32];
+    for (uint32_t s = 0; s < NS; s++) {
+        snprintf(nm, sizeof nm, "wk-sched-%u", s);
+        name(&tb[1], 0, 10 + s, nm);
+        rec(&tb[2 + s], 1 * US, 0, WK_TR_THREAD, 0, 9100 + s, 10 + s);
+    }
+    for (uint32_t w = 0; w < NPW; w++) {
+        snprintf(nm, sizeof nm, "pw-%02u", w);
+        name(&tb[1], 0, 100 + w, nm);
+    }
+    rec(&tb[1], 1 * US, 1, WK_TR_THREAD, 0, 9000, 0);
+    rec(&tb[1], 1 * US, 1, WK_TR_WORKER_CREATED, WK_TRF_ROOT | WK_TRF_MAIN, 0, 1);
+    for (uint32_t w = 0; w < NPW; w++) {
+        rec(&tb[1], 2 * US + w, 2 + w, WK_TR_WORKER_CREATED, 0, 1, 100 + w);
+        rec(&tb[1], 3 * US + w, 2 + w, WK_TR_WORKER_STARTED, WK_TRF_POOLED, 9000, 0);
+    }
+    uint64_t t = 10 * US, written = 4 + 2 * NPW + NS, ser = 0, free_at[NS] = { 0 };
+    uint64_t w_free[NPW + 2] = { 0 }; /* a worker runs in one slice at a time */
+    while (written < target) {
+        t += 300 + next_rand() % 900;
+        uint32_t w = 2 + (uint32_t)(next_rand() % NPW), s = (uint32_t)(next_rand() % NS);
+        uint32_t events = 1 + (uint32_t)(next_rand() % 3);
+        uint64_t at = t + 100 > free_at[s] ? t + 100 : free_at[s] + 50;
+        at = at > w_free[w] ? at : w_free[w] + 50;
+        rec(&tb[2 + s], at, w, WK_TR_SLICE_BEGIN, 0, s, 0);
+        for (uint32_t k = 0; k < events; k++) {
+            rec(&tb[1], t + k, 1, WK_TR_FIRE, 0, ++ser, pack(w, 2));
+            uint64_t dur = 200 + next_rand() % 2000;
+            rec(&tb[2 + s], at + 10, w, WK_TR_DELIVER, 0, ser, pack(1, 2));
+            rec(&tb[2 + s], at + 20, w, WK_TR_LISTENER_START, 0, ser, pack(3, 2));
+            rec(&tb[2 + s], at + 20 + dur, w, WK_TR_LISTENER_END, 0, ser, pack(3, 0));
+            at += 40 + dur;
+        }
+        rec(&tb[2 + s], at, w, WK_TR_SLICE_END, 0, s, 0);
+        free_at[s] = w_free[w] = at;
+        written += 2 + 4 * (uint64_t)events;
+    }
+    for (uint32_t i = NS + 1; i >= 2; i--)
+        flush(&tb[i]);
+    trace_end(&tb[1], t + 100 * MS, 0);
+}
+
 /* --- damaged files ----------------------------------------------------------------- */
 
 static void put_file(const char *dir, const char *nm, const void *p, size_t n)
@@ -568,7 +705,7 @@ static void fuzz(uint64_t seed, const char *path)
     rng = seed * 2654435761u + 1;
     size_t off = sizeof(wk_trace_file_header);
     static const uint16_t kinds[] = { 2, 4, 16, 17, 18, 19, 32, 33, 34, 35, 36, 37, 48, 49, 50, 51,
-        52, 64, 65, 66, 67, 68, 80 };
+        52, 64, 65, 66, 67, 68, 80, WK_TR_SLICE_BEGIN, WK_TR_SLICE_END };
     while (off + sizeof(wk_trace_chunk_header) <= memlen) {
         wk_trace_chunk_header ch;
         memcpy(&ch, mem + off, sizeof ch);
@@ -639,6 +776,16 @@ int main(int argc, char **argv)
         if (!out)
             return perror(argv[2]), 1;
         big(argc >= 4 ? strtoull(argv[3], NULL, 10) : 1000000);
+    } else if (argc >= 3 && strcmp(argv[1], "pooled") == 0) {
+        out = fopen(argv[2], "wb");
+        if (!out)
+            return perror(argv[2]), 1;
+        pooled();
+    } else if (argc >= 3 && strcmp(argv[1], "pooled-big") == 0) {
+        out = fopen(argv[2], "wb");
+        if (!out)
+            return perror(argv[2]), 1;
+        pooled_big(argc >= 4 ? strtoull(argv[3], NULL, 10) : 1000000);
     } else if (argc >= 3 && strcmp(argv[1], "bad") == 0) {
         bad(argv[2]);
         return 0;
@@ -647,7 +794,7 @@ int main(int argc, char **argv)
         return 0;
     } else {
         fputs("usage: gen_trace small OUT | burst OUT | sup OUT | big OUT [N] | bad DIR |"
-              " fuzz SEED OUT\n",
+              " fuzz SEED OUT | pooled OUT | pooled-big OUT [N]\n",
             stderr);
         return 2;
     }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Tests of worker-trace on synthetic traces (see tests/trace/CMakeLists.txt).
 
-usage: test_trace.py {stats|perfetto|bad|fuzz|big|view|cli} --tool WORKER_TRACE
+usage: test_trace.py {stats|perfetto|bad|fuzz|big|view|cli|pooled} --tool WORKER_TRACE
                      --gen GEN_TRACE --work DIR [--project-version VERSION]
+                     [--pooled-program POOLED_TRACE]
 
 Exit status 0 when every check passed, 1 on a failure, 77 when skipped
 (view without chromium). The expected values below mirror the scenario in
@@ -865,14 +866,345 @@ def test_remote(args):
           "b alone: the receive is a message with no fire record")
 
 
+# --- pooled workers: their slices on the scheduler threads -------------------------
+
+# gen_trace pooled: per worker, its slices in time order as (scheduler
+# thread, duration in us, ended)
+POOLED_SLICES = {
+    "pool-a": [("wk-sched-0", 15, False), ("wk-sched-1", 8, False), ("wk-sched-0", 3, True)],
+    "pool-b": [("wk-sched-1", 22, False), ("wk-sched-1", 3, True)],
+    "pool-c": [("wk-sched-1", 8, False), ("wk-sched-0", 3, True)],
+}
+POOLED_TIDS = {"wk-sched-0": 8002, "wk-sched-1": 8003}
+
+
+def pooled_view_data(args, path, name):
+    html = os.path.join(args.work, name + ".html")
+    rc, _, err = run([args.tool, "view", path, "-o", html], timeout=600)
+    check(rc == 0, "view of %s exits 0 %s" % (name, err.strip()))
+    m = re.search(r'<script[^>]*application/json[^>]*>(.*?)</script>', open(html, encoding="utf-8").read(), re.S)
+    return html, (json.loads(m.group(1)) if m else {})
+
+
+def data_slices(d):
+    """{worker name: [(scheduler thread name, dur ns, flags, t0)]} of the view's data."""
+    sc, out, t = d["sched"], {}, 0
+    for i in range(len(sc["lane"])):
+        t += sc["t0"][i]
+        out.setdefault(d["workers"][sc["lane"][i]]["name"], []).append(
+            (d["scheds"][sc["sched"][i]]["name"], sc["dur"][i], sc["flags"][i], t))
+    return out
+
+
+def json_sched(args, path, name):
+    """{tid: thread name} and the "sched" X events of the Chrome JSON."""
+    out = os.path.join(args.work, name + ".json")
+    rc, _, err = run([args.tool, "perfetto", "--json", path, "-o", out], timeout=600)
+    check(rc == 0, "perfetto --json of %s exits 0 %s" % (name, err.strip()))
+    ev = json.load(open(out))["traceEvents"]
+    names = {e["tid"]: e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+    return names, [e for e in ev if e["ph"] == "X" and e.get("cat") == "sched"]
+
+
+def proto_sched(args, path, name):
+    """{track: thread name} of the scheduler threads, and the "sched" slices
+    of the protobuf as (track, name, begin ts, end ts, worker arg); None when
+    the begins and ends do not pair up in order."""
+    out = os.path.join(args.work, name + ".pftrace")
+    rc, _, err = run([args.tool, "perfetto", path, "-o", out], timeout=600)
+    check(rc == 0, "perfetto (protobuf) of %s exits 0 %s" % (name, err.strip()))
+    tracks, ev = read_pftrace(out)
+    stack, got = {}, []
+    for e in ev:
+        if e["type"] == 1:
+            stack.setdefault(e["track"], []).append(e)
+        elif e["type"] == 2:
+            st = stack.get(e["track"])
+            if not st:
+                return tracks, None
+            b = st.pop()
+            if b["cat"] == "sched":
+                got.append((b["track"], b["name"], b["ts"], e["ts"], b["args"].get("worker")))
+    if any(stack.values()):
+        return tracks, None
+    return tracks, got
+
+
+def check_pooled_known(args):
+    """gen_trace pooled: the model (the view's data), perfetto JSON and
+    protobuf hold exactly the known slices."""
+    path = os.path.join(args.work, "pooled.wktrace")
+    rc, _, err = run([args.gen, "pooled", path])
+    check(rc == 0, "gen_trace pooled " + err)
+    rc, out, err = run([args.tool, "check", path])
+    check(rc == 0 and ": ok:" in out, "check accepts SLICE_BEGIN/SLICE_END: " + out.strip() + err.strip())
+    html, d = pooled_view_data(args, path, "pooled")
+    w = {x["name"]: x for x in d.get("workers", [])}
+    check(all(w.get(n, {}).get("pooled") for n in POOLED_SLICES) and "pooled" not in w.get("main", {"pooled": 1}),
+          "the view's data marks the three pooled workers (not main)")
+    check({n: w[n].get("schedSlices") for n in POOLED_SLICES if n in w} == {"pool-a": 3, "pool-b": 2, "pool-c": 2},
+          "slices per pooled worker 3, 2, 2")
+    sch = [(s["index"], s["tid"], s["name"], s["slices"]) for s in d.get("scheds", [])]
+    check(sch == [(0, 8002, "wk-sched-0", 3), (1, 8003, "wk-sched-1", 4)], "scheduler threads: %s" % sch)
+    got = {n: [(s, round(dur / 1000), bool(fl & 2)) for s, dur, fl, _ in v] for n, v in data_slices(d).items()}
+    check(got == POOLED_SLICES, "each worker's slices: scheduler thread, length, ended: %s" % got)
+    names, xs = json_sched(args, path, "pooled")
+    check(names.get(8002) == "wk-sched-0" and names.get(8003) == "wk-sched-1",
+          "JSON: the scheduler threads are threads of their own, by OS tid: %s" % names)
+    got = {}
+    for e in sorted(xs, key=lambda e: e["ts"]):
+        got.setdefault(e["name"], []).append((names.get(e["tid"]), round(e["dur"]), e["args"]["ended"]))
+    check(got == POOLED_SLICES, "JSON: each slice on its scheduler thread, named by its worker: %s" % got)
+    check(all(e["args"]["sched"] == int(names[e["tid"]][-1]) for e in xs), "JSON: each slice's scheduler index")
+    tracks, sl = proto_sched(args, path, "pooled")
+    check(sl is not None, "protobuf: begins and ends pair up, in order")
+    sched_tracks = {u: t["thread"] for u, t in tracks.items() if t["thread"].startswith("wk-sched-")}
+    check(sorted((t["thread"], t["tid"]) for t in tracks.values() if t["thread"].startswith("wk-sched-"))
+          == [("wk-sched-0", 8002), ("wk-sched-1", 8003)], "protobuf: a thread track per scheduler thread")
+    got = {}
+    for track, name, a, b, wid in sorted(sl or [], key=lambda x: x[2]):
+        got.setdefault(name, []).append((sched_tracks.get(track), round((b - a) / 1000)))
+    want = {n: [(s, us) for s, us, _ in v] for n, v in POOLED_SLICES.items()}
+    check(got == want, "protobuf: each slice on its scheduler thread's track, named by its worker: %s" % got)
+    check(sorted(set(x[4] for x in sl or [])) == [2, 3, 4], "protobuf: slices carry the worker id")
+    return html
+
+
+def check_pooled_page(args, html):
+    """The page: thin bars colored by scheduler thread, their details and
+    tooltip, the worker's slices per scheduler thread, the legend."""
+    st = page_status(html, "#report=pooled")
+    print("  pooled page: " + st)
+    want = "pooled=pool-a:wk-sched-0=2;wk-sched-1=1|pool-b:wk-sched-1=2|pool-c:wk-sched-0=1;wk-sched-1=1"
+    check(st.startswith("ok ") and want in st, "the page counts each worker's slices per scheduler thread")
+    m = re.search(r" sched=(\d+) ", st)
+    check(m and int(m.group(1)) == 4, "it draws the 4 slices in the fitted view (1..3 ms)")
+    st = page_status(html, "#clicksched=0")
+    check("selected=sched:0 " in st and "detail=slice_on_wk-sched-0_(tid_8002),_15.0_\u00b5s" in st,
+          "a click on pool-a's first slice: slice on wk-sched-0 (tid 8002), 15.0 us: " + st)
+    st = page_status(html, "#hoversched=3")
+    check("tip=slice_on_wk-sched-1_(tid_8003),_22.0_\u00b5s" in st, "the tooltip of pool-b's first slice: " + st)
+    st = page_status(html, "#view=5000000,7010000&report=pooled")
+    check(" sched=3 " in st, "5..7 ms: the three ended slices: " + st)
+    rc, dom, err = browser(html, ["--dump-dom", "--window-size=1400,900"], hash="#worker=pool-a")
+    check("detail=pool-a" in status_of(dom) and '<b class="pooled">pooled</b>' in dom,
+          "a pooled worker's details say pooled")
+    check(re.search(r"slices per scheduler thread</td><td>.*wk-sched-0 \(tid 8002\): 2</div>.*"
+                    r"wk-sched-1 \(tid 8003\): 1</div>", dom) is not None,
+          "... and list its slices per scheduler thread")
+    check("pooled slice, colored by scheduler thread" in dom and "wk-sched-1 (tid 8003)" in dom, "the legend has the scheduler threads")
+    check("badge pool" in dom, "the tree marks pooled workers")
+    shot_of(args, html, "trace-view-pooled.png", "#report=pooled")
+    shot_of(args, html, "trace-view-pooled-slice.png", "#clicksched=0")
+
+
+def check_pooled_program(args):
+    """A real run: three pooled workers on two scheduler threads."""
+    path = os.path.join(args.work, "pooled-run.wktrace")
+    rc, out, err = run([args.pooled_program, path], timeout=120)
+    check(rc == 0 and "handled 300" in out, "pooled_trace runs: %s %s" % (out.strip(), err.strip()))
+    rc, out, err = run([args.tool, "check", path])
+    check(rc == 0, "check: " + out.strip() + err.strip())
+    html, d = pooled_view_data(args, path, "pooled-run")
+    pooled = sorted(w["name"] for w in d.get("workers", []) if w.get("pooled"))
+    check(pooled == ["pool-0", "pool-1", "pool-2"], "the model marks the pooled workers: %s" % pooled)
+    sl = data_slices(d)
+    n = sum(len(v) for v in sl.values())
+    check(sorted(sl) == pooled and n >= 3 * 20 // 2, "every pooled worker ran in slices (%d slices)" % n)
+    names = {s["name"] for s in d.get("scheds", [])}
+    check(names and names <= {"wk-sched-0", "wk-sched-1"} and all(s["tid"] > 0 for s in d["scheds"])
+          and all(s["index"] == int(s["name"][-1]) for s in d["scheds"]),
+          "slices on wk-sched-0/1, with their index and OS tid: %s" % d.get("scheds"))
+    # a worker's last SLICE_END follows its end, and may miss a trace
+    # stopped right after the join: the model closes that slice at the end
+    check(all(flags & 1 == 0 for v in sl.values() for _, _, flags, _ in v[:-1]), "every slice but the last has its end")
+    check(all(sum(1 for x in v if x[2] & 2) == 1 and v[-1][2] & 2 for v in sl.values()),
+          "each worker's run ended in its last slice")
+    # every listener run of a pooled worker lies in one of its slices
+    S, lanes, t = d["slices"], {w["name"]: i for i, w in enumerate(d["workers"])}, 0
+    inside, runs = 0, 0
+    for i in range(len(S["lane"])):
+        t += S["t0"][i]
+        nm = d["workers"][S["lane"][i]]["name"]
+        if nm in sl:
+            runs += 1
+            inside += any(t0 <= t and t + S["dur"][i] <= t0 + dur for _, dur, _, t0 in sl[nm])
+    check(runs == 300 and inside == runs, "the 300 listener runs lie inside their worker's slices (%d of %d)" % (inside, runs))
+    tnames, xs = json_sched(args, path, "pooled-run")
+    check(len(xs) == n and all(tnames.get(e["tid"], "").startswith("wk-sched-") and e["name"] in pooled for e in xs),
+          "JSON: %d slices on the scheduler threads, named by their workers" % len(xs))
+    tracks, psl = proto_sched(args, path, "pooled-run")
+    check(psl is not None and len(psl) == n and all(tracks[x[0]]["thread"].startswith("wk-sched-") for x in psl),
+          "protobuf: %d slices on the scheduler threads' tracks" % len(psl or []))
+    if chromium():
+        st = page_status(html, "#report=pooled")
+        print("  pooled run page: " + st)
+        check(st.startswith("ok ") and all(p + ":wk-sched-" in st for p in pooled), "the run's page: " + st)
+        shot_of(args, html, "trace-view-pooled-run.png", "")
+
+
+def check_pooled_big(args):
+    """1,000,000 records of 64 pooled workers: every command, and the page."""
+    path = os.path.join(args.work, "pooled-big.wktrace")
+    rc, _, err = run([args.gen, "pooled-big", path, "1000000"])
+    check(rc == 0, "gen_trace pooled-big")
+    t = time.time()
+    html, d = pooled_view_data(args, path, "pooled-big")
+    n = len(d.get("sched", {}).get("lane", []))
+    check(time.time() - t < 60 and n > 90000, "view of 1,000,000 records: %d slices in %.1f s" % (n, time.time() - t))
+    tracks, sl = proto_sched(args, path, "pooled-big")
+    check(sl is not None and len(sl) == n, "protobuf: %d slices, in order" % len(sl or []))
+    if not chromium():
+        return
+    t = time.time()
+    st = page_status(html, "#report=pooled")
+    m = re.search(r" sched=(\d+) drawms=(\d+) ", st)
+    print("  pooled big page: %s ... (%.1f s in chromium)" % (st[:160], time.time() - t))
+    check(st.startswith("ok ") and " lanes=" in st and m and 0 < int(m.group(1)) and int(m.group(2)) < 2000,
+          "the 1,000,000-record page draws the slices (one a pixel at most) in under 2 s")
+    # one more load (a minute for this page in headless Chromium): zoomed to
+    # 1 ms, it draws only what is in view (the screenshot of that)
+    shot_of(args, html, "trace-view-pooled-big-zoom.png", "#view=10000000,11000000")
+
+
+def sched_slices_by_lane(d):
+    """[(lane, index into scheds)] of the view's "sched" columns."""
+    sc = d.get("sched", {"lane": [], "sched": []})
+    return list(zip(sc["lane"], sc["sched"]))
+
+
+def check_pooled_merged(args, a, b, name, known):
+    """Two traces of pooled workers merged (view a b): each process keeps
+    its own scheduler threads (thread numbers are renumbered per input by
+    merge.c), a worker's slices name its own process's scheduler threads,
+    and the perfetto outputs put them under that process's pid."""
+    html, d = pooled_view_data_of(args, [a, b], name)
+    procs = [p["pid"] for p in d.get("processes", [])]
+    check(len(procs) == 2 and procs[0] != procs[1], "%s: two processes: %s" % (name, procs))
+    _, da = pooled_view_data(args, a, name + "-a")
+    _, db = pooled_view_data(args, b, name + "-b")
+    single = [[(s["index"], s["tid"], s["name"], s["slices"]) for s in x.get("scheds", [])] for x in (da, db)]
+    merged = [[(s["index"], s["tid"], s["name"], s["slices"]) for s in d.get("scheds", []) if s["proc"] == k]
+              for k in (0, 1)]
+    check(merged == single and len(d.get("scheds", [])) == len(single[0]) + len(single[1]),
+          "%s: each process's scheduler threads as in its own trace: %s" % (name, merged))
+    procs_of = [s["proc"] for s in d.get("scheds", [])]
+    check(procs_of == sorted(procs_of), "%s: scheduler threads in process order: %s" % (name, procs_of))
+    pairs = sched_slices_by_lane(d)
+    wrong = [(d["workers"][l]["name"], d["scheds"][s]["name"]) for l, s in pairs
+             if d["scheds"][s]["proc"] != d["workers"][l]["proc"]]
+    check(pairs and not wrong, "%s: every slice on a scheduler thread of its worker's process (%d slices, wrong: %s)"
+          % (name, len(pairs), wrong[:5]))
+    n = len(da.get("sched", {}).get("lane", [])) + len(db.get("sched", {}).get("lane", []))
+    check(len(pairs) == n, "%s: all %d slices of both traces (%d)" % (name, n, len(pairs)))
+    if known and chromium():
+        first = next((i for i, (l, _) in enumerate(pairs) if d["workers"][l]["proc"] == 1), 0)
+        st = page_status(html, "#clicksched=%d" % first)
+        check(st.startswith("ok ") and "processes=2" in st and "selected=sched:%d " % first in st
+              and ("_of_worker-actor_pid_%d," % procs[1]) in st,
+              "%s: the page names the second process's scheduler thread with its process: %s" % (name, st[-160:]))
+    if known:
+        for k in (0, 1):
+            got = {}
+            for l, s in pairs:
+                if d["workers"][l]["proc"] == k:
+                    got.setdefault(d["workers"][l]["name"], []).append(d["scheds"][s]["name"])
+            want = {w: [x[0] for x in v] for w, v in POOLED_SLICES.items()}
+            check(got == want, "%s: process %d's workers' slices on its scheduler threads: %s" % (name, k, got))
+    # perfetto JSON: the scheduler threads and their slices under their process's pid
+    out = os.path.join(args.work, name + ".json")
+    rc, _, err = run([args.tool, "perfetto", "--json", a, b, "-o", out], timeout=600)
+    check(rc == 0, "%s: perfetto --json a b exits 0 %s" % (name, err.strip()))
+    ev = json.load(open(out))["traceEvents"] if rc == 0 else []
+    tname = {(e["pid"], e["tid"]): e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+    wpid = {}
+    for e in ev:
+        if e["ph"] == "X" and e.get("cat") == "listener":
+            wpid[e["tid"]] = e["pid"]
+    xs = [e for e in ev if e["ph"] == "X" and e.get("cat") == "sched"]
+    bad = [e for e in xs if tname.get((e["pid"], e["tid"]), "") != "wk-sched-%d" % e["args"]["sched"]
+           or (e["args"]["worker"] in wpid and wpid[e["args"]["worker"]] != e["pid"])]
+    check(len(xs) == n and not bad and set(e["pid"] for e in xs) == set(procs),
+          "%s: JSON: %d slices on wk-sched-N threads of their worker's pid (wrong: %d)" % (name, len(xs), len(bad)))
+    # protobuf: a scheduler thread track per process's thread, none taking a process track's uuid
+    tracks, sl = proto_sched_of(args, [a, b], name)
+    ptracks = sorted(t["pid"] for t in tracks.values() if t["process"] is not None)
+    check(ptracks == sorted(procs), "%s: protobuf: both process tracks kept: %s" % (name, ptracks))
+    st = {u: t for u, t in tracks.items() if t["thread"].startswith("wk-sched-")}
+    check(sorted(t["pid"] for t in st.values()) == sorted(procs[s["proc"]] for s in d.get("scheds", [])),
+          "%s: protobuf: each scheduler thread's track in its process" % name)
+    wp = {t["tid"]: t["pid"] for t in tracks.values() if t["tid"] and not t["thread"].startswith("wk-sched-")}
+    check(sl is not None and len(sl) == n and all(x[0] in st and wp.get(x[4]) == st[x[0]]["pid"] for x in sl or []),
+          "%s: protobuf: %d slices on their worker's process's scheduler threads" % (name, len(sl or [])))
+
+
+def pooled_view_data_of(args, paths, name):
+    html = os.path.join(args.work, name + ".html")
+    rc, _, err = run([args.tool, "view"] + paths + ["-o", html], timeout=600)
+    check(rc == 0, "view of %s exits 0 %s" % (name, err.strip()))
+    m = re.search(r'<script[^>]*application/json[^>]*>(.*?)</script>', open(html, encoding="utf-8").read(), re.S)
+    return html, (json.loads(m.group(1)) if m else {})
+
+
+def proto_sched_of(args, paths, name):
+    """proto_sched of several traces merged."""
+    out = os.path.join(args.work, name + ".pftrace")
+    rc, _, err = run([args.tool, "perfetto"] + paths + ["-o", out], timeout=600)
+    check(rc == 0, "perfetto (protobuf) of %s exits 0 %s" % (name, err.strip()))
+    tracks, ev = read_pftrace(out)
+    stack, got = {}, []
+    for e in ev:
+        if e["type"] == 1:
+            stack.setdefault(e["track"], []).append(e)
+        elif e["type"] == 2:
+            st = stack.get(e["track"])
+            if not st:
+                return tracks, None
+            b = st.pop()
+            if b["cat"] == "sched":
+                got.append((b["track"], b["name"], b["ts"], e["ts"], b["args"].get("worker")))
+    return (tracks, None) if any(stack.values()) else (tracks, got)
+
+
+def check_pooled_two_traces(args):
+    """gen_trace pooled as two processes (the copy with another pid), and,
+    with the program, two real runs merged."""
+    a = os.path.join(args.work, "pooled.wktrace")
+    data = bytearray(open(a, "rb").read())
+    struct.pack_into("<I", data, 40, struct.unpack_from("<I", data, 40)[0] + 1)
+    b = os.path.join(args.work, "pooled-other.wktrace")
+    open(b, "wb").write(data)
+    check_pooled_merged(args, a, b, "pooled-merged", True)
+    if args.pooled_program:
+        ra, rb = (os.path.join(args.work, "pooled-run-%s.wktrace" % x) for x in "ab")
+        for r in (ra, rb):
+            rc, out, err = run([args.pooled_program, r], timeout=120)
+            check(rc == 0, "pooled_trace %s: %s %s" % (r, out.strip(), err.strip()))
+        check_pooled_merged(args, ra, rb, "pooled-run-merged", False)
+
+
+def test_pooled(args):
+    html = check_pooled_known(args)
+    check_pooled_two_traces(args)
+    if chromium():
+        check_pooled_page(args, html)
+    else:
+        print("chromium not found: the page checks are skipped")
+    if args.pooled_program:
+        check_pooled_program(args)
+    check_pooled_big(args)
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["stats", "perfetto", "bad", "fuzz", "big", "view", "cli", "remote"])
+    ap.add_argument("what", choices=["stats", "perfetto", "bad", "fuzz", "big", "view", "cli", "remote", "pooled"])
     ap.add_argument("--pair", help="remote_pair (remote)")
     ap.add_argument("--tool", required=True)
     ap.add_argument("--gen", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--project-version", default="", help="what --version must print (cli)")
+    ap.add_argument("--pooled-program", default="", help="tests/trace/pooled_trace (pooled)")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     print("%s: %s" % (args.what, args.tool))

@@ -735,3 +735,79 @@ Test(trace, supervisor_started_is_recorded, .timeout = 30)
 #endif
     unlink(path);
 }
+
+/* Pooled workers (M:N): each slice a scheduler thread runs one in is a
+ * SLICE_BEGIN .. SLICE_END pair on that worker's id with the thread's
+ * index; WORKER_STARTED flags the run as pooled; the scheduler threads'
+ * THREAD records name them wk-sched-N. */
+#define POOLED_WORKERS 3
+#define POOLED_EVENTS 40
+
+static int ts_cmp(const void *pa, const void *pb)
+{
+    const wk_trace_record *a = *(wk_trace_record *const *)pa, *b = *(wk_trace_record *const *)pb;
+    return a->ts < b->ts ? -1 : a->ts > b->ts;
+}
+
+Test(trace, pooled_slices_are_recorded, .timeout = 30)
+{
+    int threads = worker_scheduler_threads(2) == WORKER_OK ? 2 : 1024; /* ESTATE: set before */
+    char path[] = "/tmp/worker-trace-XXXXXX";
+    make_temp_file(path);
+    cr_assert_eq(worker_trace_start(path), WORKER_OK);
+    worker_t *w[POOLED_WORKERS];
+    static int handled[POOLED_WORKERS];
+    char names[POOLED_WORKERS][16];
+    for (int i = 0; i < POOLED_WORKERS; i++) {
+        snprintf(names[i], sizeof names[i], "pooled-%d", i);
+        worker_opts o = { .pooled = true, .name = names[i] };
+        w[i] = worker_new(NULL, NULL, &o);
+        cr_assert_not_null(w[i]);
+        cr_assert_not_null(worker_listen(w[i], "x", on_ping, &handled[i], NULL));
+        cr_assert_eq(worker_start(w[i]), WORKER_OK);
+    }
+    for (int k = 0; k < POOLED_EVENTS; k++)
+        for (int i = 0; i < POOLED_WORKERS; i++)
+            cr_assert_eq(worker_fire(w[i], "x", NULL), WORKER_OK);
+    for (int i = 0; i < POOLED_WORKERS; i++) {
+        cr_assert_eq(worker_stop(w[i]), WORKER_OK);
+        cr_assert_eq(worker_join(w[i]), WORKER_OK);
+        cr_assert_eq(handled[i], POOLED_EVENTS);
+        worker_unref(w[i]);
+    }
+    usleep(20000); /* the last SLICE_END is written just after the end the join saw */
+    cr_assert_eq(worker_trace_stop(), WORKER_OK);
+
+    read_trace(path);
+    static wk_trace_record *sel[MAX_RECORDS];
+    uint32_t ids[POOLED_WORKERS];
+    for (int i = 0; i < POOLED_WORKERS; i++) {
+        ids[i] = find_worker(names[i]);
+        cr_assert(ids[i], "a CREATED record for %s", names[i]);
+        size_t n = select_records(WK_TR_WORKER_STARTED, ids[i], sel);
+        cr_assert_eq(n, 1, "one WORKER_STARTED for pooled worker %d", i);
+        cr_assert(sel[0]->flags & WK_TRF_POOLED, "flagged pooled");
+        size_t nb = select_records(WK_TR_SLICE_BEGIN, ids[i], sel);
+        size_t ne = select_records(WK_TR_SLICE_END, ids[i], sel + nb);
+        cr_assert_geq(nb, 1, "worker %d ran in slices", i);
+        cr_assert_eq(nb, ne, "a SLICE_END for each SLICE_BEGIN");
+        qsort(sel, nb + ne, sizeof *sel, ts_cmp);
+        for (size_t k = 0; k < nb + ne; k++) {
+            cr_assert_eq(sel[k]->kind, k % 2 ? WK_TR_SLICE_END : WK_TR_SLICE_BEGIN,
+                "begins and ends alternate in time");
+            cr_assert_lt(sel[k]->a, (uint64_t)threads, "a scheduler index");
+            if (k % 2)
+                cr_assert_eq(sel[k]->a, sel[k - 1]->a, "the end names the index of its begin");
+            cr_assert_eq(sel[k]->flags, k + 1 == nb + ne ? WK_TRF_ENDED : 0,
+                "only the last slice ends the run");
+        }
+    }
+    bool sched_named = false;
+    for (size_t i = 0; i < MAX_NAMES; i++)
+        sched_named |= tr.names[i] && strncmp(tr.names[i], "wk-sched-", 9) == 0;
+    cr_assert(sched_named, "the scheduler threads are named wk-sched-N");
+#ifdef WORKER_TRACE_TOOL
+    cr_assert_eq(tool_check(path), 0, "worker-trace reads it");
+#endif
+    unlink(path);
+}

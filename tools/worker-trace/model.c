@@ -34,6 +34,7 @@ typedef struct builder {
     wt_map remote; /* (message id, 0) -> receives; (id, k) -> k-th REMOTE_RECEIVE's
                       record index; (id, UINT64_MAX) -> 1 when a REMOTE_SEND has it */
     lane_state *ls;
+    wt_sched_state *sched; /* pooled workers' slices (model_sched.c) */
 } builder;
 
 const char *wt_model_str(const wt_model *m, uint64_t id)
@@ -641,9 +642,24 @@ static void on_remote_receive(const record_at *at)
     g->flags |= WT_MSG_NO_FIRE | WT_MSG_DELIVERED;
 }
 
+/* --- pooled workers' slices ------------------------------------------------- */
+
+static void on_sched_slice(const record_at *at)
+{
+    wt_sched_record(at->bd->sched, at->r, at->lane);
+}
+
+/* WORKER_STARTED of a pooled run */
+static void on_worker_started_pooled(const record_at *at)
+{
+    on_worker_started(at);
+    if (at->r->flags & WK_TRF_POOLED)
+        at->w->pooled = true;
+}
+
 /* What each kind of record adds to the model; NULL: nothing. */
 static void (*const record_handlers[WK_TR_KIND_MAX + 1])(const record_at *) = {
-    [WK_TR_WORKER_STARTED] = on_worker_started,
+    [WK_TR_WORKER_STARTED] = on_worker_started_pooled,
     [WK_TR_WORKER_ENDED] = on_worker_ended,
     [WK_TR_FIRE] = on_fire,
     [WK_TR_DELIVER] = on_deliver,
@@ -667,6 +683,8 @@ static void (*const record_handlers[WK_TR_KIND_MAX + 1])(const record_at *) = {
     [WK_TR_EVENT_DROPPED] = on_instant,
     [WK_TR_CHILD_RESTART] = on_child_restart,
     [WK_TR_SUPERVISOR_STARTED] = on_supervisor_started,
+    [WK_TR_SLICE_BEGIN] = on_sched_slice,
+    [WK_TR_SLICE_END] = on_sched_slice,
     [WK_TR_REMOTE_SEND] = on_remote_send,
     [WK_TR_REMOTE_RECEIVE] = on_remote_receive,
 };
@@ -750,6 +768,7 @@ void wt_model_build(const wt_trace *t, wt_model *m)
     bd.ls = wt_xcalloc(m->nworkers, sizeof *bd.ls);
     for (size_t i = 0; i < m->nworkers; i++)
         bd.ls[i].pause = -1;
+    bd.sched = wt_sched_begin(m);
     for (size_t i = 0; i < t->nrecs; i++)
         on_record(&bd, &t->recs[i]);
     uint64_t tend = m->t_last - m->t0;
@@ -765,6 +784,7 @@ void wt_model_build(const wt_trace *t, wt_model *m)
         free(ls->wstack);
     }
     resolve_hops(&bd);
+    wt_sched_finish(bd.sched);
     wt_sort(m->slices, m->nslices, sizeof *m->slices, slice_cmp);
     wt_sort(m->waits, m->nwaits, sizeof *m->waits, span_cmp);
     wt_sort(m->pauses, m->npauses, sizeof *m->pauses, span_cmp);
@@ -789,5 +809,9 @@ void wt_model_free(wt_model *m)
     free(m->pauses);
     free(m->marks);
     free(m->samples);
+    for (size_t i = 0; i < m->nscheds; i++)
+        free((char *)m->scheds[i].name);
+    free(m->scheds);
+    free(m->sched_slices);
     memset(m, 0, sizeof *m);
 }

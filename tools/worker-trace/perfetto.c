@@ -275,6 +275,39 @@ static void put_marks(const wt_model *m, json_out *o)
     }
 }
 
+/* Pooled workers: each scheduler thread is a thread of its own (its OS
+ * tid, named wk-sched-N, sorted after the workers, in the process of the
+ * workers it ran) with an "X" slice, cat
+ * "sched", named by the worker, for each slice it ran a pooled worker. */
+static void put_sched_slices(const wt_model *m, json_out *o)
+{
+    for (size_t i = 0; i < m->nscheds; i++) {
+        const wt_sched *s = &m->scheds[i];
+        uint32_t pid = o->t->procs[s->process].pid;
+        head_in(o, "M", pid, s->track_tid);
+        fputs(",\"name\":\"thread_name\",\"args\":{\"name\":", o->f);
+        wt_json_str(o->f, s->name);
+        fputs("}}", o->f);
+        head_in(o, "M", pid, s->track_tid);
+        fprintf(o->f, ",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":%zu}}",
+            m->nworkers + i);
+    }
+    for (size_t i = 0; i < m->nsched_slices; i++) {
+        const wt_sched_slice *s = &m->sched_slices[i];
+        const wt_worker *w = &m->workers[s->lane];
+        const wt_sched *sc = &m->scheds[s->sched];
+        head_in(o, "X", o->t->procs[sc->process].pid, sc->track_tid);
+        ts(o->f, "ts", s->t0);
+        ts(o->f, "dur", s->t1 - s->t0);
+        fputs(",\"cat\":\"sched\",\"name\":", o->f);
+        wt_json_str(o->f, w->name);
+        fprintf(o->f,
+            ",\"args\":{\"worker\":%" PRIu32 ",\"sched\":%" PRIu32 ",\"ended\":%s,\"open\":%s}}",
+            w->id, sc->index, s->flags & WT_SCHED_ENDED ? "true" : "false",
+            s->flags & WT_SCHED_OPEN ? "true" : "false");
+    }
+}
+
 int wt_perfetto(const wt_model *m, FILE *f)
 {
     json_out o = { .f = f, .t = m->trace, .first = true };
@@ -285,6 +318,7 @@ int wt_perfetto(const wt_model *m, FILE *f)
     put_pauses(m, &o);
     put_mailbox_depths(m, &o);
     put_marks(m, &o);
+    put_sched_slices(m, &o);
     fputs("\n]}\n", f);
     return ferror(f) ? -1 : 0;
 }

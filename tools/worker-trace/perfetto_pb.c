@@ -102,11 +102,11 @@ static void pb_msg(pb *b, unsigned field, pb *m)
 
 /* --- what is written ------------------------------------------------------------ */
 
-enum { CAT_EVENT = 1, CAT_LISTENER, CAT_WAIT, CAT_SEND, CAT_MARK, CAT_PAUSE };
+enum { CAT_EVENT = 1, CAT_LISTENER, CAT_WAIT, CAT_SEND, CAT_MARK, CAT_PAUSE, CAT_SCHED };
 static const char *const categories[]
-    = { NULL, "event", "listener", "wait", "send", "mark", "pause" };
-enum { ARG_SERIAL = 1, ARG_RET, ARG_RESULT, ARG_A };
-static const char *const arg_names[] = { NULL, "serial", "ret", "result", "a" };
+    = { NULL, "event", "listener", "wait", "send", "mark", "pause", "sched" };
+enum { ARG_SERIAL = 1, ARG_RET, ARG_RESULT, ARG_A, ARG_WORKER };
+static const char *const arg_names[] = { NULL, "serial", "ret", "result", "a", "worker" };
 /* The record kinds of marks, each with a name of its own (0: others). */
 static const uint16_t mark_kinds[] = { 0, WK_TR_WORKER_ENDED, WK_TR_REJECT, WK_TR_RESUME,
     WK_TR_STOP, WK_TR_TIMER_ARMED, WK_TR_TIMER_FIRED, WK_TR_TIMER_CANCELLED, WK_TR_FUTURE_SETTLED,
@@ -414,14 +414,79 @@ static void put_op(pf *o, const op *x)
     put_packet(o);
 }
 
+/* --- pooled workers: their slices on the scheduler threads ----------------------- */
+
+/* A scheduler thread's track, after every worker's three and the process
+ * tracks of a merged trace (process_track: up to 1 + 3 * nworkers + nprocs - 1). */
+static uint64_t sched_track(const pf *o, size_t sched)
+{
+    size_t nprocs = o->m->trace->nprocs ? o->m->trace->nprocs : 1;
+    return 1 + 3 * o->m->nworkers + nprocs + sched;
+}
+
+/* The name iid of a pooled worker's slices: its name, interned after the
+ * fixed names. */
+static uint64_t worker_name_iid(const pf *o, uint32_t lane)
+{
+    return o->fixed + FIX_COUNT + lane;
+}
+
+/* The names of the workers that ran in slices, one more interned-data
+ * packet (the sequence's state is kept: no flags). */
+static void put_interned_workers(pf *o)
+{
+    const wt_model *m = o->m;
+    bool any = false;
+    for (uint32_t l = 0; l < m->nworkers; l++) {
+        if (!m->workers[l].sched_slices)
+            continue;
+        intern(&o->sub, &o->sub2, 2, worker_name_iid(o, l), m->workers[l].name);
+        any = true;
+    }
+    if (!any)
+        return;
+    pb_uint(&o->pkt, 10, 1);
+    pb_msg(&o->pkt, 12, &o->sub);
+    put_packet(o);
+}
+
+/* A thread track per scheduler thread (its tid and name, wk-sched-N), in
+ * the process of the workers it ran. */
+static void put_sched_tracks(pf *o)
+{
+    const wt_model *m = o->m;
+    for (size_t i = 0; i < m->nscheds; i++) {
+        pb_uint(&o->sub2, 1, m->trace->procs[m->scheds[i].process].pid);
+        pb_uint(&o->sub2, 2, m->scheds[i].track_tid);
+        pb_str(&o->sub2, 5, m->scheds[i].name);
+        put_track(o, sched_track(o, i), 0, NULL, &o->sub2, 4);
+    }
+}
+
+/* Each slice on its scheduler thread's track, named by the worker it ran. */
+static void add_sched_slices(pf *o)
+{
+    const wt_model *m = o->m;
+    for (size_t i = 0; i < m->nsched_slices; i++) {
+        const wt_sched_slice *s = &m->sched_slices[i];
+        op *b = add_slice(
+            o, sched_track(o, s->sched), s->t0, s->t1, worker_name_iid(o, s->lane), CAT_SCHED);
+        b->argname = ARG_WORKER;
+        b->arg = m->workers[s->lane].id;
+    }
+}
+
 int wt_perfetto_proto(const wt_model *m, FILE *f)
 {
     pf o = { .m = m, .f = f };
     put_interned(&o);
+    put_interned_workers(&o);
     put_tracks(&o);
+    put_sched_tracks(&o);
     add_messages(&o);
     add_runs_and_spans(&o);
     add_marks_and_depths(&o);
+    add_sched_slices(&o);
     wt_sort(o.ops, o.nops, sizeof *o.ops, op_cmp);
     for (size_t i = 0; i < o.nops; i++)
         put_op(&o, &o.ops[i]);

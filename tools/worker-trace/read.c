@@ -101,6 +101,12 @@ wt_thread *wt_thread_add(wt_trace *t, uint32_t number)
     return thread_get(t, number, true);
 }
 
+const wt_thread *wt_thread_of(const wt_trace *t, uint32_t number)
+{
+    uint64_t *idx = wt_map_get(&t->names, 0xffffffffffffffffu, number);
+    return idx ? &t->threads[*idx] : NULL;
+}
+
 const char *wt_name(const wt_trace *t, uint64_t id)
 {
     if (id == 0)

@@ -163,6 +163,8 @@ static void emit_worker(FILE *f, const wt_worker *w)
             ",\"sup\":{\"strategy\":%" PRIu32 ",\"intensity\":%" PRIu32 ",\"periodMs\":%" PRIu32
             ",\"backoffMs\":%" PRIu32 "}",
             w->strategy, w->intensity, w->period_ms, w->backoff_ms);
+    if (w->pooled)
+        fprintf(f, ",\"pooled\":true,\"schedSlices\":%" PRIu64, w->sched_slices);
     fputc('}', f);
 }
 
@@ -338,6 +340,48 @@ static void emit_depth_samples(const wt_sample *samples, size_t n, FILE *f)
     free(sm);
 }
 
+/* Pooled workers: the scheduler threads ("scheds", in (process, index,
+ * tid) order; proc: index into processes)
+ * and the slices they ran ("sched", sorted by lane, then start; sched is
+ * an index into scheds; flags 1 open, 2 the worker's run ended in it). */
+static void emit_sched_slices(const wt_model *m, FILE *f)
+{
+    fputs(",\n\"scheds\":[", f);
+    for (size_t i = 0; i < m->nscheds; i++) {
+        const wt_sched *s = &m->scheds[i];
+        fprintf(f, "%s{\"index\":%" PRIu32 ",\"proc\":%d,\"tid\":%" PRIu64 ",\"name\":",
+            i ? "," : "", s->index, s->process, s->os_tid);
+        wt_json_str(f, s->name);
+        fprintf(f, ",\"slices\":%" PRIu64 ",\"busyNs\":%" PRIu64 "}", s->slices, s->busy_ns);
+    }
+    fputc(']', f);
+    const wt_sched_slice *s = m->sched_slices;
+    size_t n = m->nsched_slices;
+    col c;
+    fputs(",\n\"sched\":{", f);
+    col_open(&c, f, "lane", true);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].lane);
+    col_close(&c);
+    col_open(&c, f, "t0", false);
+    for (size_t i = 0; i < n; i++)
+        col_d(&c, s[i].t0);
+    col_close(&c);
+    col_open(&c, f, "dur", false);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].t1 - s[i].t0);
+    col_close(&c);
+    col_open(&c, f, "sched", false);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].sched);
+    col_close(&c);
+    col_open(&c, f, "flags", false);
+    for (size_t i = 0; i < n; i++)
+        col_u(&c, s[i].flags);
+    col_close(&c);
+    fputc('}', f);
+}
+
 /* The data object; `extra` (or NULL) is added to its members. */
 static void emit_data(const wt_model *m, FILE *f, const char *title, const char *extra)
 {
@@ -351,6 +395,7 @@ static void emit_data(const wt_model *m, FILE *f, const char *title, const char 
     emit_spans(f, "pauses", m->pauses, m->npauses);
     emit_marks(m->marks, m->nmarks, f);
     emit_depth_samples(m->samples, m->nsamples, f);
+    emit_sched_slices(m, f);
     fputs(extra ? extra : "", f);
     fputc('}', f);
 }

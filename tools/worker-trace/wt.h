@@ -150,6 +150,8 @@ static inline uint32_t wt_sample_every(const wt_trace *t)
 }
 /* The string with that id, or NULL. */
 const char *wt_name(const wt_trace *t, uint64_t id);
+/* The thread with that trace number (a chunk's `thread`), or NULL. */
+const wt_thread *wt_thread_of(const wt_trace *t, uint32_t number);
 
 /* --- model.c ----------------------------------------------------------------- */
 
@@ -178,6 +180,10 @@ typedef struct wt_worker {
     bool supervisor;
     uint32_t strategy, intensity, period_ms, backoff_ms;
     uint32_t restarts, restart_records;
+    /* pooled (M:N): WORKER_STARTED had WK_TRF_POOLED, or SLICE records name
+     * it; sched_slices: how many slices ran it */
+    bool pooled;
+    uint64_t sched_slices;
 } wt_worker;
 
 #define WT_SLICE_OPEN 0x1u /* no end record: ends at the trace's end */
@@ -231,6 +237,34 @@ typedef struct wt_sample { /* mailbox depth */
     uint32_t lane;
 } wt_sample;
 
+/* A slice of a pooled worker on a scheduler thread (SLICE_BEGIN ..
+ * SLICE_END). Not to be confused with wt_slice, a listener run. */
+#define WT_SCHED_OPEN 0x1u /* no end record: ends at the next begin or the trace's end */
+#define WT_SCHED_ENDED 0x2u /* the worker's run ended in it (WK_TRF_ENDED) */
+
+typedef struct wt_sched_slice {
+    uint64_t t0, t1; /* ns from trace start */
+    uint32_t lane; /* the pooled worker */
+    uint32_t sched; /* index into wt_model.scheds */
+    uint16_t flags; /* WT_SCHED_* */
+} wt_sched_slice;
+
+/* A scheduler thread: one per (scheduler index, trace thread) seen in
+ * SLICE_BEGIN records, in order of (process, index, tid). In a merged
+ * trace the thread numbers are the merged ones (merge.c moves each input's
+ * above the ones before it), so the same index in two processes is two
+ * scheduler threads, each named and tid'd from its own trace's THREAD record. */
+typedef struct wt_sched {
+    uint32_t index; /* the scheduler thread's index (wk-sched-INDEX) */
+    uint32_t thread; /* the trace's thread number of its chunks */
+    int process; /* index into the trace's procs: that of the workers it ran */
+    uint64_t os_tid; /* from its THREAD record; 0 unknown */
+    const char *name; /* its thread name, "wk-sched-INDEX" when unknown; never NULL */
+    uint64_t slices, busy_ns;
+    uint32_t track_tid; /* its thread id in the perfetto outputs (the OS tid
+                           unless that is 0 or a worker id) */
+} wt_sched;
+
 typedef struct wt_model {
     const wt_trace *trace;
     uint64_t t_first, t_last; /* absolute ns of the first and last record */
@@ -250,11 +284,20 @@ typedef struct wt_model {
     wt_sample *samples;
     size_t nsamples, capsamples;
     int max_slice_depth;
+    wt_sched_slice *sched_slices;
+    size_t nsched_slices, capsched_slices; /* sorted by (lane, t0) */
+    wt_sched *scheds;
+    size_t nscheds, capscheds;
 } wt_model;
 
 void wt_model_build(const wt_trace *t, wt_model *m);
 void wt_model_free(wt_model *m);
 const char *wt_model_str(const wt_model *m, uint64_t id); /* "" when unknown */
+/* model_sched.c: SLICE_BEGIN/SLICE_END into m->sched_slices and m->scheds */
+typedef struct wt_sched_state wt_sched_state;
+wt_sched_state *wt_sched_begin(wt_model *m);
+void wt_sched_record(wt_sched_state *st, const wt_rec *r, uint32_t lane);
+void wt_sched_finish(wt_sched_state *st);
 
 /* --- outputs ---------------------------------------------------------------- */
 
