@@ -6,9 +6,11 @@
  * Needs pkg-config: worker-actor-nats
  *
  * Run: nats-server -a 127.0.0.1 -p 4222 &
- *      ./nats_workers nats://127.0.0.1:4222 &
+ *      ./nats_workers nats://127.0.0.1:4222 [NODE_NAME] &
  *      ./nats_front nats://127.0.0.1:4222 10
- * It runs until SIGINT or SIGTERM (docs/nats.md). */
+ * NODE_NAME (default "workers") must be unique in the cluster: give each
+ * nats_workers its own when running several (docs/nats.md, "Three nodes
+ * and a 3-server NATS cluster"). It runs until SIGINT or SIGTERM. */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,8 +38,9 @@ static int on_square(const worker_event_t *e, void *userdata)
 int main(int argc, char **argv)
 {
     const char *url = argc > 1 ? argv[1] : "nats://127.0.0.1:4222";
+    const char *name = argc > 2 ? argv[2] : "workers";
     int err;
-    worker_node_t *node = worker_node_connect(url, &(worker_node_opts) { .name = "workers" }, &err);
+    worker_node_t *node = worker_node_connect(url, &(worker_node_opts) { .name = name }, &err);
     if (!node) {
         fprintf(stderr, "nats_workers: cannot connect to %s: %s\n", url, worker_strerror(err));
         return 1;
@@ -51,7 +54,7 @@ int main(int argc, char **argv)
     }
     worker_signal(SIGINT, NULL, "quit");
     worker_signal(SIGTERM, NULL, "quit");
-    printf("nats_workers: %d workers answer to \"square\" on %s\n", MEMBERS, url);
+    printf("nats_workers: node %s, %d workers answer to \"square\" on %s\n", name, MEMBERS, url);
     fflush(stdout);
     worker_wait_event("quit", -1, NULL, NULL);
     worker_node_close(node);

@@ -31,7 +31,9 @@ typedef struct worker_node_opts {
     double heartbeat; /* 0: 1 s; a node silent for 3 heartbeats is down */
     const char *cluster; /* the subject prefix's cluster part: wk.<cluster>.…; NULL: "default" */
     const char *token; /* NULL: none; the server's authorization token */
-    const char *tls_ca_file; /* NULL: no TLS unless the URL is tls://; PEM CA file */
+    const char *tls_ca_file; /* PEM CA file; it turns TLS on. NULL: TLS only for a
+                                tls:// URL or a server that requires it, checked
+                                against the system's CAs */
     const char *tls_cert_file; /* client certificate (PEM), with tls_key_file */
     const char *tls_key_file;
     double reconnect_wait; /* 0: 0.25 s between reconnect attempts (reconnects forever) */
@@ -55,8 +57,9 @@ typedef struct worker_node_stats_t {
 /* Connect to `url` ("nats://127.0.0.1:4222", or a comma-separated list of
  * servers of one cluster) and start the node. NULL on failure with *err
  * (may be NULL) set: WORKER_EINVAL (NULL or empty url, a bad option, a
- * name with '.', '*', '>' or spaces), WORKER_EAGAIN (no server reached
- * within connect_timeout, refused credentials or TLS), WORKER_ENOMEM.
+ * name with '.', '*', '>' or spaces, a TLS file nats.c cannot load),
+ * WORKER_EAGAIN (no server reached within connect_timeout, refused
+ * credentials or TLS), WORKER_ENOMEM. nats.c's reason is logged.
  * The caller owns the node and closes it with worker_node_close. */
 WORKER_API worker_node_t *worker_node_connect(
     const char *url, const worker_node_opts *opts, int *err);

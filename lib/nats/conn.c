@@ -184,16 +184,36 @@ int wk_conn_open(worker_node_t *n, const char *url, const worker_node_opts *o)
 {
     natsOptions *no = NULL;
     natsStatus s = natsOptions_Create(&no);
+    bool connecting = false; /* the options were taken: a failure now is the server's */
     if (s == NATS_OK)
         s = set_options(n, no, url, o);
-    if (s == NATS_OK)
-        s = natsConnection_Connect(&n->nc, no) == NATS_OK ? NATS_OK : NATS_NO_SERVER;
+    if (s == NATS_OK) {
+        connecting = true;
+        s = natsConnection_Connect(&n->nc, no);
+    }
     natsOptions_Destroy(no);
     if (s != NATS_OK) {
+        /* nats.c's own words (no server, the TLS handshake error with the
+         * certificate check that failed, "Secure Connection not available"
+         * from a server without TLS...), not just "No server available". */
         char shown[512];
         redact(url, shown, sizeof shown);
-        wk_log_node(n, WORKER_LOG_ERROR, "cannot connect to %s: %s", shown, natsStatus_GetText(s));
-        return status_code(s);
+        const char *detail = nats_GetLastError(NULL), *cut;
+        if (!detail)
+            detail = "";
+        if (*detail == '(' && (cut = strstr(detail, "): "))) /* "(conn.c:733): " */
+            detail = cut + 3;
+        if (strcmp(detail, natsStatus_GetText(s)) == 0) /* nothing more than the status */
+            detail = "";
+        wk_log_node(n, WORKER_LOG_ERROR, "cannot %s %s: %s%s%s",
+            connecting ? "connect to" : "set the options of the connection to", shown,
+            natsStatus_GetText(s), *detail ? ": " : "", detail);
+        if (s == NATS_NO_MEMORY)
+            return WORKER_ENOMEM;
+        /* Options nats.c refused (a URL it cannot parse, a CA, certificate
+         * or key file it cannot load) are bad options; the rest: no server
+         * took us within connect_timeout. */
+        return connecting ? WORKER_EAGAIN : WORKER_EINVAL;
     }
     char subject[WK_SUBJECT_MAX];
     static const char *const fmt[3] = { "%s.d.%s.*", "%s.r.%s.*", "%s.hb.*" };

@@ -25,6 +25,7 @@ typedef struct tn_server {
     int port;
     int cluster_port; /* 0: not in a cluster */
     const char *auth; /* NULL, or "--auth" token / "user:password" (with --user/--pass) */
+    const char *const *args; /* NULL, or more nats-server arguments, NULL-terminated (TLS) */
     char url[64];
 } tn_server;
 
@@ -74,7 +75,7 @@ static inline bool tn_server_start(tn_server *s, const char *routes)
     char port[16], cport[64];
     snprintf(port, sizeof port, "%d", s->port);
     snprintf(cport, sizeof cport, "nats://127.0.0.1:%d", s->cluster_port);
-    const char *argv[16] = { NATS_SERVER_PATH, "-a", "127.0.0.1", "-p", port };
+    const char *argv[32] = { NATS_SERVER_PATH, "-a", "127.0.0.1", "-p", port };
     int argc = 5;
     if (s->cluster_port) {
         argv[argc++] = "--cluster_name";
@@ -99,6 +100,8 @@ static inline bool tn_server_start(tn_server *s, const char *routes)
         argv[argc++] = "--auth";
         argv[argc++] = s->auth;
     }
+    for (int i = 0; s->args && s->args[i] && argc < 31; i++)
+        argv[argc++] = s->args[i];
     argv[argc] = NULL;
     s->pid = fork();
     if (s->pid == 0) {
