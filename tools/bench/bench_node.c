@@ -42,10 +42,17 @@ static bool send_asap(void)
     return v && strcmp(v, "1") == 0;
 }
 
+/* Messages a subscription may hold before NATS drops (slow consumer): the
+ * receiver takes the whole million, as bench_nats's subscriber (no pending
+ * limits) does; NATS core drops, never slows, a fast sender. */
+#define RECEIVER_PENDING 4000000
+
 static worker_node_t *connect_node(const char *name, bench_result *r)
 {
     int err = 0;
-    worker_node_opts o = { .name = name, .send_asap = send_asap() };
+    worker_node_opts o = { .name = name,
+        .send_asap = send_asap(),
+        .pending_limit = strcmp(name, "bench-receiver") == 0 ? RECEIVER_PENDING : 0 };
     worker_node_t *n = worker_node_connect(bench_nats_url(), &o, &err);
     if (!n)
         bench_fail(r, "worker_node_connect %s: %s", bench_nats_url(), worker_strerror(err));
