@@ -214,4 +214,32 @@ static inline bool tu_streq(const char *a, const char *b)
     return a != NULL && b != NULL && strcmp(a, b) == 0;
 }
 
+/* ---- the trace tool ---------------------------------------------------- */
+
+#ifdef WORKER_TRACE_TOOL
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* `worker-trace check path`: its exit status (-1: it could not be run).
+ * posix_spawn, not system(): forking a sanitized test process is slow. */
+static inline int tu_tool_check(const char *path)
+{
+    posix_spawn_file_actions_t quiet;
+    posix_spawn_file_actions_init(&quiet);
+    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+    char *argv[] = { (char *)WORKER_TRACE_TOOL, (char *)"check", (char *)path, NULL };
+    pid_t pid;
+    int status = -1;
+    if (posix_spawn(&pid, WORKER_TRACE_TOOL, &quiet, NULL, argv, environ) == 0
+        && waitpid(pid, &status, 0) == pid)
+        status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    posix_spawn_file_actions_destroy(&quiet);
+    return status;
+}
+#endif
+
 #endif

@@ -89,7 +89,7 @@ void wk_tree_unlink(worker_t *child)
 
 /* Wait condition of a stop round: a CHILD_THREAD_END takes its sender out
  * of the awaited ids; true when none is left. Owner thread of w. */
-static bool child_ended(const worker_event_t *e, void *userdata)
+bool wk_tree_child_ended(const worker_event_t *e, void *userdata)
 {
     worker_t *w = userdata;
     if (e->atom != wk_atoms.child_end || !e->sender)
@@ -162,7 +162,7 @@ void wk_tree_stop_children(worker_t *w, wk_thread *t)
     bool all_told = send_stops(w, t, round);
     while (!all_told || (await && waiting)) {
         wk_frame f
-            = { .kind = WK_WAIT_COND, .cond = child_ended, .userdata = w, .ignore_exit = true };
+            = { .kind = WK_WAIT_COND, .cond = wk_tree_child_ended, .userdata = w, .ignore_exit = true };
         int rc = wk_loop_wait(w, t, &f, all_told ? WK_NO_DEADLINE : wk_now_ns() + STOP_RETRY_NS);
         waiting = waiting && rc != WORKER_OK;
         if (!all_told)
@@ -191,11 +191,6 @@ bool wk_tree_stop_children_step(worker_t *w, wk_thread *t)
         return false;
     w->stopping = false;
     return true;
-}
-
-bool wk_tree_child_ended(const worker_event_t *e, void *userdata)
-{
-    return child_ended(e, userdata);
 }
 
 /* The run's last step: `finished`, and its reference dropped under the

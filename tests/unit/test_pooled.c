@@ -2476,23 +2476,6 @@ static uint32_t find_worker(const char *name)
     return 0;
 }
 
-#ifdef WORKER_TRACE_TOOL
-static int tool_check(const char *path)
-{
-    posix_spawn_file_actions_t quiet;
-    posix_spawn_file_actions_init(&quiet);
-    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
-    char *argv[] = { (char *)WORKER_TRACE_TOOL, (char *)"check", (char *)path, NULL };
-    pid_t pid;
-    int status = -1;
-    if (posix_spawn(&pid, WORKER_TRACE_TOOL, &quiet, NULL, argv, environ) == 0
-        && waitpid(pid, &status, 0) == pid)
-        status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    posix_spawn_file_actions_destroy(&quiet);
-    return status;
-}
-#endif
-
 #define TRACED_PINGS 5
 
 /* A traced pooled run reads back: the worker's creation, start, each PING
@@ -2586,7 +2569,7 @@ Test(pooled, traced_pooled_run, .timeout = 60)
     cr_assert_eq(ended, 1);
     cr_assert_eq(stops, 1);
 #ifdef WORKER_TRACE_TOOL
-    cr_assert_eq(tool_check(path), 0, "worker-trace check %s", path);
+    cr_assert_eq(tu_tool_check(path), 0, "worker-trace check %s", path);
 #endif
     unlink(path);
     for (size_t i = 0; i < MAX_NAMES; i++)

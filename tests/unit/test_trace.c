@@ -1,7 +1,8 @@
 /* Round trip: a known program is traced by the library, and the trace file
  * is read back with the format header alone; the records must be exactly
  * those of the program (counts, senders, receivers, order per worker). */
-#define _GNU_SOURCE
+#include "test_util.h"
+
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <semaphore.h>
@@ -591,23 +592,6 @@ static const char *whole_trace(const char *path, char *why, size_t size)
 #else
 #define TOOL_EVERY 1
 #endif
-
-/* `worker-trace check path`: its exit status (-1: it could not be run).
- * posix_spawn, not system(): forking a sanitized test process is slow. */
-static int tool_check(const char *path)
-{
-    posix_spawn_file_actions_t quiet;
-    posix_spawn_file_actions_init(&quiet);
-    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
-    char *argv[] = { (char *)WORKER_TRACE_TOOL, (char *)"check", (char *)path, NULL };
-    pid_t pid;
-    int status = -1;
-    if (posix_spawn(&pid, WORKER_TRACE_TOOL, &quiet, NULL, argv, environ) == 0
-        && waitpid(pid, &status, 0) == pid)
-        status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    posix_spawn_file_actions_destroy(&quiet);
-    return status;
-}
 #endif
 
 /* worker_trace_stop and worker_trace_start again while threads that
@@ -644,7 +628,7 @@ Test(trace, traces_stopped_while_traced_threads_exit_are_whole, .timeout = 120)
         if (bad && broken++ < 5)
             cr_log_error("%s: %s", paths[c], bad);
 #ifdef WORKER_TRACE_TOOL
-        int rc = c % TOOL_EVERY == 0 ? tool_check(paths[c]) : 0;
+        int rc = c % TOOL_EVERY == 0 ? tu_tool_check(paths[c]) : 0;
         if (rc != 0 && !bad && broken++ < 5)
             cr_log_error("%s: worker-trace check failed (status %d)", paths[c], rc);
 #endif
@@ -696,7 +680,7 @@ Test(trace, restart_is_recorded, .timeout = 30)
     cr_assert_eq((int64_t)sel[0]->b, 42, "the reason: the err of its end");
     cr_assert_eq(sel[0]->flags, 0, "ONE_FOR_ONE: not a group restart");
 #ifdef WORKER_TRACE_TOOL
-    cr_assert_eq(tool_check(path), 0, "worker-trace reads it");
+    cr_assert_eq(tu_tool_check(path), 0, "worker-trace reads it");
 #endif
     unlink(path);
 }
@@ -731,7 +715,7 @@ Test(trace, supervisor_started_is_recorded, .timeout = 30)
     cr_assert_eq((uint32_t)sel[0]->b, 2500, "its period in ms");
     cr_assert_eq((uint32_t)(sel[0]->b >> 32), 20, "its first backoff in ms");
 #ifdef WORKER_TRACE_TOOL
-    cr_assert_eq(tool_check(path), 0, "worker-trace reads it");
+    cr_assert_eq(tu_tool_check(path), 0, "worker-trace reads it");
 #endif
     unlink(path);
 }
@@ -807,7 +791,7 @@ Test(trace, pooled_slices_are_recorded, .timeout = 30)
         sched_named |= tr.names[i] && strncmp(tr.names[i], "wk-sched-", 9) == 0;
     cr_assert(sched_named, "the scheduler threads are named wk-sched-N");
 #ifdef WORKER_TRACE_TOOL
-    cr_assert_eq(tool_check(path), 0, "worker-trace reads it");
+    cr_assert_eq(tu_tool_check(path), 0, "worker-trace reads it");
 #endif
     unlink(path);
 }
