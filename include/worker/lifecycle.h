@@ -37,6 +37,12 @@ enum worker_full_policy {
                                     traced) and the new one accepted */
 };
 
+/* What a forwarding worker does with each user event fired at it
+ * (worker_opts.forward). It runs on the firing thread, before the fire
+ * returns; `e` is valid until it returns (keep it with worker_event_ref,
+ * for instance to answer a request later). */
+typedef void (*worker_forward_fn)(const worker_event_t *e, void *arg);
+
 /* Options for worker_new()/worker_spawn(). NULL or a zero-filled struct
  * means all defaults. */
 typedef struct worker_opts {
@@ -71,6 +77,22 @@ typedef struct worker_opts {
      * events leave the process, as the proxies of libworker-actor-nats do:
      * a pointer does not cross. */
     bool copy_only;
+    /* A forwarding worker (transports: the proxies of libworker-actor-nats
+     * publish what is fired at them). While it runs, a user event or
+     * request fired at it (directly, by bubble, broadcast or a channel) is
+     * not queued: forward(e, forward_arg) runs on the firing thread before
+     * the fire returns, so one thread's fires reach it in order, and fires
+     * from several threads may run it at the same time. Its listeners and
+     * waits never see those events; the library's events (stop, pause,
+     * notices) are queued and handled by its loop as for any worker. It
+     * counts them as accepted and handled. A fire at it while it is not
+     * running is refused as for any worker, and its end returns only once
+     * the forwards running then have returned (none runs afterwards).
+     * forward must not block for long nor wait for workers (no join, call
+     * or wait): it runs inside other workers' fires. NULL: an ordinary
+     * worker. */
+    worker_forward_fn forward;
+    void *forward_arg;
 } worker_opts;
 
 /* The number of scheduler threads that run pooled workers: n > 0 threads,

@@ -141,6 +141,9 @@ int wk_mailbox_init(wk_mailbox *mb, size_t limit, bool drop_oldest)
     atomic_init(&mb->drop_owed, 0);
     atomic_init(&mb->room_waiters, NULL);
     atomic_init(&mb->not_user, 0);
+    atomic_init(&mb->forwarding, 0);
+    atomic_init(&mb->forwarded, 0);
+    mb->forward = NULL;
     atomic_init(&mb->slept_ns, 0);
     atomic_init(&mb->asleep_since, 0);
     mb->limit = limit;
@@ -218,8 +221,10 @@ static inline __attribute__((always_inline)) int push(wk_mailbox *mb, worker_eve
     int rc = WORKER_OK;
     wk_epoch_enter(t);
     int level = atomic_load_explicit(&mb->closed, memory_order_acquire);
+    if (__builtin_expect(level == WK_MB_FORWARD, 0) && e->kind == WK_EV_USER)
+        return wk_mailbox_forward_out(mb, e, node, t); /* leaves the section */
     if (level == WK_MB_CLOSED || (level == WK_MB_ENDING && e->kind != WK_EV_LINK)
-        || (level == WK_MB_HELD && e->kind == WK_EV_LIBRARY))
+        || (level == WK_MB_HELD && (e->kind == WK_EV_LIBRARY || (mb->forward && e->kind == WK_EV_USER))))
         rc = WORKER_EREJECTED;
     else if (counted(mb, e) && !take_slot(mb))
         rc = WORKER_EFULL;
@@ -355,12 +360,15 @@ void wk_mailbox_park(wk_mailbox *mb, wk_thread *t, uint64_t deadline_ns)
 
 void wk_mailbox_open(wk_mailbox *mb)
 {
-    atomic_store_explicit(&mb->closed, WK_MB_OPEN, memory_order_release);
+    atomic_store_explicit(
+        &mb->closed, mb->forward ? WK_MB_FORWARD : WK_MB_OPEN, memory_order_release);
 }
 
 void wk_mailbox_close(wk_mailbox *mb, wk_thread *t, int level)
 {
     atomic_store(&mb->closed, level);
     wk_epoch_synchronize(t);
+    if (mb->forward)
+        wk_mailbox_forwards_drain(mb);
     wk_mailbox_wake_room(mb); /* their retries now see it closed */
 }

@@ -27,7 +27,7 @@ void wk_mailbox_wait_room(wk_mailbox *mb, wk_room_waiter *waiter)
 bool wk_mailbox_may_push(wk_mailbox *mb)
 {
     if (atomic_load(&mb->closed) != WK_MB_OPEN)
-        return true;
+        return true; /* closed (refused for good), or forwarding (never full) */
     if (atomic_load(&mb->user_queued) < (long)mb->limit)
         return true;
     return mb->drop_oldest && atomic_load(&mb->drop_owed) < (long)mb->limit;
@@ -56,7 +56,8 @@ uint64_t wk_mailbox_accepted(const wk_mailbox *mb)
      * short of pushes still in flight, never count one twice. */
     uint64_t not_user = atomic_load_explicit(&((wk_mailbox *)mb)->not_user, memory_order_acquire);
     uint64_t queued_ever = (uint64_t)(uintptr_t)ck_pr_load_ptr(&mb->fifo.tail.generation);
-    return queued_ever > not_user ? queued_ever - not_user : 0;
+    uint64_t forwarded = atomic_load_explicit(&((wk_mailbox *)mb)->forwarded, memory_order_relaxed);
+    return (queued_ever > not_user ? queued_ever - not_user : 0) + forwarded;
 }
 
 uint64_t wk_mailbox_taken(const wk_mailbox *mb)

@@ -26,6 +26,9 @@ enum wk_mailbox_level {
                        owner is not running: a supervised worker between its
                        end and its restart (lib/worker/hold.c); the next run
                        pops what waits */
+    WK_MB_FORWARD = 4, /* open, and user events are not queued: each is handed
+                          to `forward` on the pushing thread (a forwarding
+                          owner, mailbox_forward.c) */
 };
 
 /* What `wake_fd` holds besides an fd. */
@@ -47,6 +50,10 @@ typedef struct wk_room_waiter {
     void (*wake)(struct wk_room_waiter *self);
 } wk_room_waiter;
 
+struct wk_mailbox;
+/* A forwarding owner's hook: takes over the push's reference to `e`. */
+typedef void (*wk_mailbox_forward_fn)(struct wk_mailbox *mb, worker_event_t *e, wk_thread *t);
+
 typedef struct wk_mailbox {
     ck_fifo_mpmc_t fifo; /* head and tail on their own cache lines */
     /* Read-mostly: producers read these on every push. */
@@ -56,12 +63,15 @@ typedef struct wk_mailbox {
                             (mailbox_fd.c), or WK_MB_POOLED (mailbox_pooled.c) */
     size_t limit; /* 0: unbounded */
     bool drop_oldest; /* the policy past `limit`: drop the oldest user event */
+    wk_mailbox_forward_fn forward; /* NULL, or set once before the first open */
     /* Written by producers of counted events (a limit is set), of library
      * messages, and by the owner. */
     _Alignas(64) _Atomic long user_queued;
     _Atomic long drop_owed; /* drop-oldest: user events the owner must drop */
     _Atomic(wk_room_waiter *) room_waiters; /* a stack of waiting senders */
     _Atomic uint64_t not_user; /* messages queued that are not user events */
+    _Atomic uint64_t forwarding; /* forwards running now (mailbox_forward.c) */
+    _Atomic uint64_t forwarded; /* forwards done, over every run (statistics) */
     _Alignas(64) struct ck_ec32 ec;
     /* Owner only, written every batch: on a line of its own, away from the
      * wake-up counter that producers touch. */
@@ -190,7 +200,19 @@ static inline bool wk_mailbox_has_fd(wk_mailbox *mb)
 
 static inline bool wk_mailbox_is_open(const wk_mailbox *mb)
 {
-    return atomic_load_explicit(&mb->closed, memory_order_acquire) == WK_MB_OPEN;
+    int level = atomic_load_explicit(&mb->closed, memory_order_acquire);
+    return level == WK_MB_OPEN || level == WK_MB_FORWARD;
 }
+
+/* A forwarding owner (mailbox_forward.c): while open, user events go to
+ * `forward` on the pushing thread instead of the queue; everything else is
+ * queued as usual. Set once, before the first open. */
+void wk_mailbox_make_forwarding(wk_mailbox *mb, wk_mailbox_forward_fn forward);
+/* Inside push, in the pusher's epoch section, for a user event at a
+ * WK_MB_FORWARD level: leaves the section, runs the hook, WORKER_OK. */
+int wk_mailbox_forward_out(wk_mailbox *mb, worker_event_t *e, void *node, wk_thread *t);
+/* Close's second half for a forwarding owner: wait until every forward
+ * that began under the open level has returned. */
+void wk_mailbox_forwards_drain(wk_mailbox *mb);
 
 #endif

@@ -1,11 +1,15 @@
-/* What a proxy does: its task runs its loop and sees every event given to
- * it (worker_wait_until's condition runs for each); it publishes each
- * user event to the remote worker's subject, as a FIRE, or as a CALL when
- * the event is a request (answered later by calls.c).
+/* What a proxy does: it is a forwarding worker (worker_opts.forward), so
+ * each user event fired at it comes to wk_forward on the firing thread,
+ * before the fire returns; it is published there to the remote worker's
+ * subject, as a FIRE, or as a CALL when the event is a request (answered
+ * later by calls.c). No hand-off to another thread: one sender's events
+ * are published in its order, and nats.c keeps the order of publishes.
  *
- * Concurrency: runs on the proxy's own thread; reads the proxy's
- * immutable fields, takes node->lock only inside the sender and call
- * registries. */
+ * Concurrency: runs on any thread that fires at a proxy, several at once;
+ * reads the proxy's immutable fields, takes node->lock only inside the
+ * sender and call registries; nats.c's publish is thread-safe. The proxy
+ * (and the node) outlive every running wk_forward: the node frees a proxy
+ * only after joining its worker, whose end waits for running forwards. */
 #include <string.h>
 
 #include "wk_nats.h"
@@ -72,7 +76,7 @@ static void forward(wk_proxy *p, const worker_event_t *e)
         return;
     }
     wk_msg m = { .type = request ? WK_MSG_CALL : WK_MSG_FIRE,
-        .id = wk_msgid_new(n->salt, name, p->subject),
+        .id = request ? wk_msgid_new(n->salt, name, p->subject) : wk_msgid_traced(name, p->subject),
         .name = { name, strlen(name) },
         .number = -1.0,
         .data = worker_event_data(e),
@@ -88,19 +92,7 @@ static void forward(wk_proxy *p, const worker_event_t *e)
         wk_conn_publish(n, p->subject, NULL, &m);
 }
 
-static bool forward_cond(const worker_event_t *e, void *userdata)
+void wk_forward(const worker_event_t *e, void *arg)
 {
-    const char *name = worker_event_name(e);
-    if (name && !wk_library_event(name))
-        forward(userdata, e);
-    return false;
-}
-
-int wk_forward_task(void *arg, void **result)
-{
-    (void)result;
-    int rc;
-    while ((rc = worker_wait_until(forward_cond, arg, -1, NULL)) == WORKER_OK)
-        ;
-    return rc == WORKER_EXIT ? WORKER_EXIT : rc;
+    forward(arg, e);
 }

@@ -1,17 +1,20 @@
-/* Inbound messages: nats.c's threads copy each message into an event for
- * the node's core worker, whose listener decodes it and hands it on by the
- * ordinary fire path (a copy), so listeners run on the receiver's thread.
+/* Inbound messages: nats.c's threads decode each message; a FIRE for a
+ * worker goes straight to it by the ordinary fire path (a copy), and every
+ * other message is copied into an event for the node's core worker, whose
+ * listener hands it on. Either way listeners run on the receiver's thread.
  *
- * Concurrency: wk_inbound_msg runs on nats.c's threads and touches only
- * its closure (immutable) and worker_fire_ex. Everything else here runs on
- * the core worker's thread; the lists are read under node->lock. */
+ * Concurrency: wk_inbound_msg runs on nats.c's threads (one at a time per
+ * subscription); handle() runs there for direct fires and on the core
+ * worker's thread for the rest; the lists are read under node->lock. A
+ * closure's kind and key are immutable; its via_core counter is the only
+ * state the two threads share (see goes_direct). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "wk_nats.h"
 
 #define EV_INBOUND "wk.nats.in"
-#define ENVELOPE_HEAD 13 /* kind (1), key (8), subject length (2), reply length (2) */
+#define ENVELOPE_HEAD 12 /* closure (8), subject length (2), reply length (2) */
 
 void *wk_inbound_closure(worker_node_t *n, enum wk_sub_kind kind, uint64_t key)
 {
@@ -39,7 +42,53 @@ void wk_msg_bad(worker_node_t *n, const char *subject, size_t len)
         len, subject, (unsigned long long)bad);
 }
 
-/* nats.c's thread: envelope = kind, key, subject, reply, data. */
+/* A FIRE may go straight to its target from nats.c's thread when it is
+ * for a worker (an export or a sender) and nothing of its subscription
+ * waits at the core: then every earlier message of the subscription is in
+ * its target's mailbox already (the core's decrement of via_core comes
+ * after its fire or call, with release order), so this one lands behind
+ * them. */
+static bool goes_direct(const wk_closure *c, const wk_msg *m)
+{
+    return m->type == WK_MSG_FIRE && (c->kind == WK_SUB_EXPORT || c->kind == WK_SUB_DIRECT)
+        && atomic_load_explicit(&c->via_core, memory_order_acquire) == 0;
+}
+
+static void handle(worker_node_t *n, enum wk_sub_kind kind, uint64_t key, const char *subject,
+    const char *reply, const wk_msg *m);
+
+/* nats.c's thread: the message copied into an event for the core worker,
+ * as an envelope (closure, subject length, reply length, subject, reply,
+ * data). Small ones (most) are put together on the stack: the fire copies
+ * the envelope into its event anyway. */
+static void to_core(wk_closure *c, const char *subject, const char *reply, natsMsg *msg)
+{
+    worker_node_t *n = c->node;
+    size_t sl = strlen(subject), rl = reply ? strlen(reply) : 0;
+    size_t dl = (size_t)natsMsg_GetDataLength(msg);
+    unsigned char small[512];
+    size_t need = ENVELOPE_HEAD + sl + rl + dl + 2;
+    unsigned char *env = need <= sizeof small ? small : malloc(need);
+    int rc = WORKER_ENOMEM;
+    if (env && sl < 65536 && rl < 65536) {
+        memcpy(env, &c, sizeof c);
+        env[8] = (unsigned char)sl, env[9] = (unsigned char)(sl >> 8);
+        env[10] = (unsigned char)rl, env[11] = (unsigned char)(rl >> 8);
+        memcpy(env + ENVELOPE_HEAD, subject, sl + 1);
+        memcpy(env + ENVELOPE_HEAD + sl + 1, reply ? reply : "", rl + 1);
+        memcpy(env + ENVELOPE_HEAD + sl + rl + 2, natsMsg_GetData(msg), dl);
+        worker_fire_opts fo = { .copy = env, .copy_size = need };
+        atomic_fetch_add_explicit(&c->via_core, 1, memory_order_relaxed);
+        rc = worker_fire_ex(n->core, EV_INBOUND, NULL, &fo);
+        if (rc != WORKER_OK)
+            atomic_fetch_sub_explicit(&c->via_core, 1, memory_order_relaxed);
+    }
+    if (rc != WORKER_OK)
+        atomic_fetch_add(&n->dropped, 1);
+    if (env != small)
+        free(env);
+}
+
 void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
@@ -47,31 +96,19 @@ void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     wk_closure *c = closure;
     worker_node_t *n = c->node;
     const char *subject = natsMsg_GetSubject(msg), *reply = natsMsg_GetReply(msg);
-    size_t sl = strlen(subject), rl = reply ? strlen(reply) : 0;
-    size_t dl = (size_t)natsMsg_GetDataLength(msg);
     atomic_fetch_add(&n->in_callback, 1);
     atomic_fetch_add(&n->received, 1);
-    /* Small messages (most) are put together on the stack: the fire
-     * copies the envelope into its event anyway. */
-    unsigned char small[512];
-    size_t need = ENVELOPE_HEAD + sl + rl + dl + 2;
-    unsigned char *env = need <= sizeof small ? small : malloc(need);
-    if (env && sl < 65536 && rl < 65536) {
-        env[0] = (unsigned char)c->kind;
-        memcpy(env + 1, &c->key, 8);
-        env[9] = (unsigned char)sl, env[10] = (unsigned char)(sl >> 8);
-        env[11] = (unsigned char)rl, env[12] = (unsigned char)(rl >> 8);
-        memcpy(env + ENVELOPE_HEAD, subject, sl + 1);
-        memcpy(env + ENVELOPE_HEAD + sl + 1, reply ? reply : "", rl + 1);
-        memcpy(env + ENVELOPE_HEAD + sl + rl + 2, natsMsg_GetData(msg), dl);
-        worker_fire_opts fo = { .copy = env, .copy_size = ENVELOPE_HEAD + sl + rl + 2 + dl };
-        if (worker_fire_ex(n->core, EV_INBOUND, NULL, &fo) != WORKER_OK)
-            atomic_fetch_add(&n->dropped, 1);
-    } else {
-        atomic_fetch_add(&n->dropped, 1);
-    }
-    if (env != small)
-        free(env);
+    wk_msg m;
+    const void *data = natsMsg_GetData(msg);
+    size_t dl = (size_t)natsMsg_GetDataLength(msg);
+    if (!data || !wk_wire_decode(data, dl, &m))
+        wk_msg_bad(n, subject, dl);
+    else if (atomic_load(&n->closing))
+        ; /* nothing is delivered any more */
+    else if (goes_direct(c, &m))
+        handle(n, c->kind, c->key, subject, NULL, &m);
+    else
+        to_core(c, subject, reply, msg);
     natsMsg_Destroy(msg);
     atomic_fetch_sub(&n->in_callback, 1);
 }
@@ -146,26 +183,25 @@ static void handle(worker_node_t *n, enum wk_sub_kind kind, uint64_t key, const 
     }
 }
 
+/* The core's side of to_core: the message was decoded once on nats.c's
+ * thread already, so it parses. */
 static int on_inbound(const worker_event_t *e, void *userdata)
 {
     worker_node_t *n = userdata;
     const unsigned char *env = worker_event_data(e);
     size_t size = worker_event_size(e);
-    if (size < ENVELOPE_HEAD || atomic_load(&n->closing))
+    if (size < ENVELOPE_HEAD)
         return 0;
-    uint64_t key;
-    memcpy(&key, env + 1, 8);
-    size_t sl = env[9] | (size_t)env[10] << 8, rl = env[11] | (size_t)env[12] << 8;
+    wk_closure *c;
+    memcpy(&c, env, sizeof c);
+    size_t sl = env[8] | (size_t)env[9] << 8, rl = env[10] | (size_t)env[11] << 8;
     const char *subject = (const char *)env + ENVELOPE_HEAD;
     const char *reply = subject + sl + 1;
     const unsigned char *data = (const unsigned char *)reply + rl + 1;
-    size_t dl = size - (size_t)(data - env);
     wk_msg m;
-    if (!wk_wire_decode(data, dl, &m)) {
-        wk_msg_bad(n, subject, dl);
-        return 0;
-    }
-    handle(n, (enum wk_sub_kind)env[0], key, subject, rl ? reply : NULL, &m);
+    if (!atomic_load(&n->closing) && wk_wire_decode(data, size - (size_t)(data - env), &m))
+        handle(n, c->kind, c->key, subject, rl ? reply : NULL, &m);
+    atomic_fetch_sub_explicit(&c->via_core, 1, memory_order_release);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* Proxies: worker_t handles that stand for remote workers. A proxy is a
- * worker whose task forwards every event it is given (forward.c). It runs
+ * forwarding worker (worker_opts.forward): every user event fired at it
+ * is published on the firing thread (forward.c). It runs
  * exactly while what it stands for is known to be there: a proxy of a name
  * while some live node exports the name, a proxy of a sender while the
  * sender's node is up and the sender has not ended. So a fire at a proxy
@@ -37,8 +38,10 @@ static wk_proxy *proxy_new(
         .no_parent = true,
         .daemon = WORKER_DAEMON_YES,
         .quiet = true,
-        .copy_only = true };
-    p->w = (name || p->peer_node) ? worker_new(wk_forward_task, p, &o) : NULL;
+        .copy_only = true,
+        .forward = wk_forward,
+        .forward_arg = p };
+    p->w = (name || p->peer_node) ? worker_new(NULL, NULL, &o) : NULL;
     if (!p->w) {
         free(p->name);
         free(p->peer_node);

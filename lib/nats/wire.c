@@ -38,14 +38,81 @@ static void put_str(unsigned char **p, wk_str s)
     *p += s.len;
 }
 
+/* ---- FIRE: the short layout (docs/wire-format.md) ----
+ * magic, version, type, flags; the id when traced (flag 1); the sender
+ * (flag 2): node (u8 length), wid (LEB128), display name (u8 length); the
+ * event name (u8 length); the payload is the rest. */
+
+enum { FIRE_HAS_ID = 1, FIRE_HAS_SENDER = 2, FIRE_FLAGS = FIRE_HAS_ID | FIRE_HAS_SENDER };
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static void put_varint(unsigned char **p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *(*p)++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *(*p)++ = (unsigned char)v;
+}
+
+static void put_short_str(unsigned char **p, wk_str s)
+{
+    *(*p)++ = (unsigned char)s.len;
+    if (s.len)
+        memcpy(*p, s.p, s.len);
+    *p += s.len;
+}
+
+static size_t fire_size(const wk_msg *m)
+{
+    size_t size = 5 + (m->id ? 8 : 0) + 1 + m->name.len + m->size;
+    if (m->wid)
+        size += 1 + m->node.len + varint_size(m->wid) + 1 + m->sender.len;
+    return size;
+}
+
+static size_t fire_encode(const wk_msg *m, unsigned char *out)
+{
+    unsigned char *p = out;
+    *p++ = 'W';
+    *p++ = 'K';
+    *p++ = WK_WIRE_VERSION;
+    *p++ = WK_MSG_FIRE;
+    *p++ = (unsigned char)((m->id ? FIRE_HAS_ID : 0) | (m->wid ? FIRE_HAS_SENDER : 0));
+    if (m->id)
+        put_u64(&p, m->id);
+    if (m->wid) {
+        put_short_str(&p, m->node);
+        put_varint(&p, m->wid);
+        put_short_str(&p, m->sender);
+    }
+    put_short_str(&p, m->name);
+    if (m->size)
+        memcpy(p, m->data, m->size);
+    return (size_t)(p + m->size - out);
+}
+
 size_t wk_wire_size(const wk_msg *m)
 {
+    if (m->type == WK_MSG_FIRE)
+        return fire_size(m);
     return WK_WIRE_HEADER + 2 + m->node.len + 8 + 2 + m->sender.len + 2 + m->name.len + 8 + 4 + 4
         + m->size;
 }
 
 size_t wk_wire_encode(const wk_msg *m, unsigned char *out)
 {
+    if (m->type == WK_MSG_FIRE)
+        return fire_encode(m, out);
     unsigned char *p = out;
     *p++ = 'W';
     *p++ = 'K';
@@ -112,20 +179,65 @@ static bool get_str(cursor *c, wk_str *s)
     return true;
 }
 
-static bool header_ok(const unsigned char *b, size_t len)
+static bool get_short_str(cursor *c, wk_str *s)
 {
-    return len >= WK_WIRE_HEADER && b[0] == 'W' && b[1] == 'K' && b[2] == WK_WIRE_VERSION
-        && b[3] >= WK_MSG_FIRE && b[3] <= WK_MSG_PUB;
+    if (c->left < 1 || c->left - 1 < c->p[0])
+        return false;
+    s->len = c->p[0];
+    s->p = (const char *)c->p + 1;
+    if (memchr(s->p, '\0', s->len))
+        return false;
+    c->p += 1 + s->len;
+    c->left -= 1 + s->len;
+    return true;
+}
+
+static bool get_varint(cursor *c, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned shift = 0; shift < 64 && c->left > 0; shift += 7) {
+        unsigned char b = *c->p++;
+        c->left--;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+static bool fire_decode(cursor *c, wk_msg *m)
+{
+    if (c->left < 1 || (c->p[0] & ~FIRE_FLAGS))
+        return false;
+    unsigned flags = c->p[0];
+    c->p++;
+    c->left--;
+    if ((flags & FIRE_HAS_ID) && !get_u64(c, &m->id))
+        return false;
+    if (flags & FIRE_HAS_SENDER) {
+        if (!get_short_str(c, &m->node) || m->node.len == 0 || !get_varint(c, &m->wid)
+            || m->wid == 0 || !get_short_str(c, &m->sender))
+            return false;
+    }
+    if (!get_short_str(c, &m->name) || m->name.len == 0)
+        return false;
+    m->number = -1.0;
+    m->data = c->p;
+    m->size = c->left;
+    return true;
 }
 
 bool wk_wire_decode(const void *buf, size_t len, wk_msg *m)
 {
     const unsigned char *b = buf;
-    if (!buf || !header_ok(b, len))
+    if (!buf || len < 4 || b[0] != 'W' || b[1] != 'K' || b[2] != WK_WIRE_VERSION
+        || b[3] < WK_MSG_FIRE || b[3] > WK_MSG_PUB)
         return false;
     memset(m, 0, sizeof *m);
     m->type = b[3];
     cursor c = { b + 4, len - 4 };
+    if (m->type == WK_MSG_FIRE)
+        return fire_decode(&c, m);
     uint64_t bits;
     uint32_t rc, size;
     if (!get_u64(&c, &m->id) || !get_str(&c, &m->node) || !get_u64(&c, &m->wid)
@@ -181,6 +293,11 @@ bool wk_wire_export_next(const wk_msg *m, size_t *pos, wk_str *name, bool *group
  * not collide either. */
 
 static _Atomic uint32_t msgid_counter;
+
+uint64_t wk_msgid_traced(const char *event_name, const char *destination)
+{
+    return worker_trace_remote_send(event_name, destination);
+}
 
 uint64_t wk_msgid_new(uint32_t node_salt, const char *event_name, const char *destination)
 {

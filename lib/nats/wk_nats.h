@@ -8,15 +8,22 @@
  *   blocking calls (connect, flush, close) or while waiting for a worker;
  *   worker_fire/worker_start/worker_stop (which never block) may be called
  *   with it held.
- * - nats.c's threads never touch the lists: each message callback copies
- *   the message into an event for the node's own worker (`core`), whose
- *   listeners do the work on one thread, so per-subscription order is kept
- *   and per sender/receiver pair order holds across nodes. The bridge
- *   callback is the exception: it only publishes into its channel.
+ * - nats.c delivers each subscription's messages in order, on one thread
+ *   at a time. A FIRE for an exported worker or a sender is fired at its
+ *   target right there (the lists are read under node->lock, as anywhere);
+ *   every other message (calls, which need a worker's loop for their
+ *   answer, replies, heartbeats) is copied into an event for the node's
+ *   own worker (`core`), whose listeners do the work on one thread. A FIRE
+ *   that arrives while earlier messages of its subscription are still
+ *   queued at the core follows them through the core (wk_closure.via_core),
+ *   so per-subscription order, and with it per sender/receiver pair order
+ *   across nodes, holds. The bridge callback only publishes into its
+ *   channel.
  * - Named proxies are started and stopped only on the core worker's thread
  *   (wk_proxies_sync), so a proxy's running state follows "some live node
  *   exports the name" without races between two syncs.
- * - A proxy worker's thread only reads its proxy's immutable fields and
+ * - A proxy is a forwarding worker: its forward hook runs on the threads
+ *   that fire at it, reads only the proxy's immutable fields and
  *   publishes; it takes node->lock to register senders and pending calls.
  * - Entries are freed only by worker_node_close, after the connection is
  *   closed, its closed callback has run (nats.c's callbacks may run after
@@ -104,6 +111,10 @@ typedef struct wk_closure {
     worker_node_t *node;
     enum wk_sub_kind kind;
     uint64_t key; /* WK_SUB_EXPORT: the export's id */
+    /* Messages of this subscription handed to the core worker and not
+     * handled yet: while any are, later ones follow them through the core
+     * (inbound.c keeps per-pair order with it). */
+    _Atomic uint32_t via_core;
 } wk_closure;
 
 struct worker_node {
@@ -183,7 +194,7 @@ void wk_proxies_close(worker_node_t *n);
 wk_proxy *wk_proxy_of(worker_node_t *n, const worker_t *w); /* lock held */
 
 /* forward.c: what a proxy does with an event */
-int wk_forward_task(void *arg, void **result);
+void wk_forward(const worker_event_t *e, void *proxy); /* worker_opts.forward of proxies */
 bool wk_library_event(const char *name);
 int wk_identify_sender(worker_node_t *n, const worker_event_t *e, wk_msg *m);
 

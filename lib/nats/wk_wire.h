@@ -1,8 +1,11 @@
 /* The wire format of libworker-actor-nats (docs/wire-format.md).
  *
- * One layout for every message: a 12-byte header (magic "WK", version,
- * type, 64-bit message id), then the same fields in the same order, each
- * type using the ones it needs and leaving the others empty. All integers
+ * A FIRE, the message that travels most, has a short layout of its own:
+ * only the fields it has, one-byte lengths, the sender's id as a varint,
+ * the message id only when traced. Every other message has one layout: a
+ * 12-byte header (magic "WK", version, type, 64-bit message id), then the
+ * same fields in the same order, each type using the ones it needs and
+ * leaving the others empty. All integers
  * little endian. Decoding never trusts a length: a message that does not
  * parse is refused whole. Pure functions, no shared state. */
 #ifndef WK_WIRE_H
@@ -12,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WK_WIRE_VERSION 1
+#define WK_WIRE_VERSION 2
 #define WK_WIRE_HEADER 12
 #define WK_WIRE_NAME_MAX 255 /* names, node names and event names on the wire */
 
@@ -68,6 +71,9 @@ bool wk_wire_export_next(const wk_msg *m, size_t *pos, wk_str *name, bool *group
  * `destination`; otherwise (and for the node's own messages: heartbeats,
  * ends) it is the node's salt and a counter. */
 uint64_t wk_msgid_new(uint32_t node_salt, const char *event_name, const char *destination);
+/* A FIRE's id: worker_trace_remote_send's while this process traces (the
+ * sending end of the arrow), else 0 (the short FIRE then carries none). */
+uint64_t wk_msgid_traced(const char *event_name, const char *destination);
 
 /* The one place where a received message id is consumed (wire.c): the
  * receiving end of the arrow (worker_trace_remote_receive), recorded on the

@@ -63,7 +63,8 @@ static uint64_t handled(const worker_t *w, uint64_t dropped)
     uint64_t not_user = load(&w->counts.not_user);
     uint64_t taken = wk_mailbox_taken(&w->mb);
     uint64_t gone = not_user + (len > pos ? len - pos : 0) + dropped;
-    return taken > gone ? taken - gone : 0;
+    uint64_t forwarded = load(&w->mb.forwarded); /* a forwarding worker's (never queued) */
+    return (taken > gone ? taken - gone : 0) + forwarded;
 }
 
 typedef struct snapshot {

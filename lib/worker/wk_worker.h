@@ -164,6 +164,8 @@ struct worker {
     bool trap_links; /* a linked worker's end comes as LINKED_EXIT (link.c) */
     bool pooled; /* runs in slices on the scheduler's threads (pooled.c) */
     bool copy_only; /* fires must copy their data (worker_opts.copy_only) */
+    worker_forward_fn forward; /* worker_opts.forward (immutable; forward.c) */
+    void *forward_arg;
     /* Its thread's attributes (thread_attr.c). */
     size_t stack_size; /* 0: the system default */
     int cpu; /* 0: no affinity; n > 0: CPU n-1 */
@@ -285,5 +287,9 @@ void wk_worker_end_complete(worker_t *w, wk_thread *t);
 /* Run `hook(w)` at every worker's last reference, before its memory goes
  * (channels leave the worker there). Set once, by the layer above. */
 void wk_worker_on_free(void (*hook)(worker_t *w));
+
+/* forward.c: make `w` a forwarding worker (worker_opts.forward), once,
+ * before its first start. */
+void wk_worker_make_forwarding(worker_t *w, worker_forward_fn forward, void *arg);
 
 #endif

@@ -114,6 +114,8 @@ worker_t *worker_new(worker_task_fn task, void *arg, const worker_opts *opts)
     w->trap_links = opts->trap_links;
     w->pooled = opts->pooled;
     w->copy_only = opts->copy_only;
+    if (opts->forward)
+        wk_worker_make_forwarding(w, opts->forward, opts->forward_arg);
     w->stack_size = opts->stack_size;
     w->cpu = opts->cpu;
     if (!opts->no_parent)

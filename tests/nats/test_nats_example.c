@@ -52,7 +52,29 @@ static bool run_traced(const char *url, const char *front_trace, const char *wor
 
 /* Each node writes its own trace; worker-trace merges the two and pairs
  * the messages that crossed (the id on the wire): the front end's calls
- * reach the worker node's core, whose answers reach the front end's. */
+ * (sent on the caller's thread: proxies forward there) reach the worker
+ * node's core, whose answers reach the front end's core. */
+
+/* "process N: ... workers #A..#B": the range of process N's workers. */
+static bool process_range(const char *line, int *first, int *last)
+{
+    const char *w = strstr(line, "workers #");
+    return strncmp(line, "process ", 8) == 0 && w && sscanf(w, "workers #%d..#%d", first, last) == 2;
+}
+
+/* A pair line "  N  sender (#S) -> receiver (#R)": S, and the receiver's name. */
+static bool pair_line(const char *line, int *sender, const char **receiver)
+{
+    const char *arrow = strstr(line, ") -> ");
+    if (!arrow)
+        return false;
+    const char *open = arrow;
+    while (open > line && *open != '#')
+        open--;
+    *receiver = arrow + 5;
+    return *open == '#' && sscanf(open, "#%d", sender) == 1;
+}
+
 Test(nats_example, each_node_traces_and_the_traces_merge, .timeout = 60)
 {
     tn_server srv = { 0 };
@@ -70,12 +92,21 @@ Test(nats_example, each_node_traces_and_the_traces_merge, .timeout = 60)
     cr_assert_not_null(out);
     char line[512];
     bool two_processes = false, calls_across = false, answers_across = false;
+    int front_first = 0, front_last = -1, workers_first = 0, workers_last = -1;
     while (fgets(line, sizeof line, out)) {
         two_processes |= strncmp(line, "process 1: nats_workers", 23) == 0;
-        /* "N  square@nats (#a) -> nats:workers (#b)": the proxy in the
-         * front end to the worker node's core, across processes. */
-        calls_across |= strstr(line, "square@nats (#") && strstr(line, "-> nats:workers (#");
-        answers_across |= strstr(line, "nats:workers (#") && strstr(line, "-> nats:front (#");
+        if (strncmp(line, "process 0:", 10) == 0)
+            process_range(line, &front_first, &front_last);
+        if (strncmp(line, "process 1:", 10) == 0)
+            process_range(line, &workers_first, &workers_last);
+        int from;
+        const char *to;
+        if (!pair_line(line, &from, &to))
+            continue;
+        calls_across |= from >= front_first && from <= front_last
+            && strncmp(to, "nats:workers (#", 15) == 0;
+        answers_across |= from >= workers_first && from <= workers_last
+            && strncmp(to, "nats:front (#", 13) == 0;
     }
     cr_assert_eq(pclose(out), 0, "%s failed", cmd);
     cr_assert(two_processes, "the two traces were not merged");

@@ -73,7 +73,7 @@ static worker_t *listening(const char *event, worker_listener_fn fn, void *ud)
 static void disconnect(worker_node_t *node)
 {
     if (node)
-        disconnect(node);
+        worker_node_close(node);
 }
 
 static void finish(worker_t *w)
