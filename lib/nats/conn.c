@@ -220,7 +220,7 @@ int wk_conn_open(worker_node_t *n, const char *url, const worker_node_opts *o)
     static const enum wk_sub_kind kinds[3] = { WK_SUB_DIRECT, WK_SUB_REPLY, WK_SUB_HEARTBEAT };
     for (int i = 0; i < 3; i++) {
         snprintf(subject, sizeof subject, fmt[i], n->prefix, n->name);
-        void *closure = wk_inbound_closure(n, kinds[i], 0);
+        void *closure = wk_inbound_closure(n, kinds[i], 0, NULL);
         n->subs[i] = closure ? wk_conn_sub(n, subject, NULL, wk_inbound_msg, closure) : NULL;
         if (!n->subs[i])
             return WORKER_EAGAIN;
@@ -257,15 +257,6 @@ void wk_conn_unsub(natsSubscription *sub)
 int wk_conn_publish(worker_node_t *n, const char *subject, const char *reply, const wk_msg *m)
 {
     size_t size = wk_wire_size(m);
-    int64_t max = natsConnection_GetMaxPayload(n->nc); /* 0 while not connected */
-    if (max > 0 && size > (size_t)max) {
-        atomic_fetch_add(&n->dropped, 1);
-        wk_log_node(n, WORKER_LOG_WARN,
-            "message of %zu bytes to %s is larger than the server's "
-            "max_payload: dropped",
-            size, subject);
-        return WORKER_EINVAL;
-    }
     unsigned char stack[WK_PUBLISH_STACK];
     unsigned char *buf = size <= sizeof stack ? stack : malloc(size);
     if (!buf)
@@ -275,6 +266,14 @@ int wk_conn_publish(worker_node_t *n, const char *subject, const char *reply, co
                          : natsConnection_Publish(n->nc, subject, buf, (int)size);
     if (buf != stack)
         free(buf);
+    if (s == NATS_MAX_PAYLOAD) { /* nats.c checks against the server's max_payload */
+        atomic_fetch_add(&n->dropped, 1);
+        wk_log_node(n, WORKER_LOG_WARN,
+            "message of %zu bytes to %s is larger than the server's "
+            "max_payload: dropped",
+            size, subject);
+        return WORKER_EINVAL;
+    }
     if (s != NATS_OK) {
         atomic_fetch_add(&n->dropped, 1);
         wk_log_node(n, WORKER_LOG_WARN, "publish to %s failed: %s", subject, natsStatus_GetText(s));

@@ -29,7 +29,7 @@ static int subscribe(worker_node_t *n, wk_export *x)
     char subject[WK_SUBJECT_MAX], queue[WK_SUBJECT_MAX];
     snprintf(subject, sizeof subject, "%s.w.%s", n->prefix, x->name);
     snprintf(queue, sizeof queue, "g.%s", x->name);
-    void *closure = wk_inbound_closure(n, WK_SUB_EXPORT, x->id);
+    void *closure = wk_inbound_closure(n, WK_SUB_EXPORT, x->id, x);
     x->sub = closure ? wk_conn_sub(n, subject, x->group ? queue : NULL, wk_inbound_msg, closure)
                      : NULL;
     return x->sub ? WORKER_OK : WORKER_EAGAIN;
@@ -125,17 +125,6 @@ int worker_node_unexport(worker_node_t *n, const char *name)
 void wk_exports_down(worker_node_t *n, worker_t *w)
 {
     remove_matching(n, NULL, w);
-}
-
-worker_t *wk_export_find(worker_node_t *n, uint64_t id)
-{
-    worker_t *w = NULL;
-    pthread_mutex_lock(&n->lock);
-    for (wk_export *x = n->exports; x; x = x->next)
-        if (x->id == id && !x->gone)
-            w = worker_ref(x->w);
-    pthread_mutex_unlock(&n->lock);
-    return w;
 }
 
 bool wk_exported_locally(worker_node_t *n, const char *name)

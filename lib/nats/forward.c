@@ -29,6 +29,29 @@ bool wk_library_event(const char *name)
     return false;
 }
 
+/* The calling thread's last answer of wk_identify_sender: a proxy's fire
+ * comes from the same worker, to the same node, message after message, so
+ * the registries' lock is taken once per sender, not once per message.
+ * Per thread, so it needs no lock; it stays valid while the node has
+ * forgotten no sender since (a forgotten sender may be freed and its
+ * address reused) and is keyed by the node's serial, not its address. */
+static _Thread_local struct {
+    uint64_t node_serial, senders_changed;
+    const worker_t *sender;
+    const char *node; /* lives as long as the node */
+    uint64_t wid;
+} last_sender;
+
+static bool cached_identity(worker_node_t *n, const worker_t *s, wk_msg *m)
+{
+    if (last_sender.sender != s || last_sender.node_serial != n->serial
+        || last_sender.senders_changed != atomic_load(&n->senders_changed))
+        return false;
+    m->node = (wk_str) { last_sender.node, strlen(last_sender.node) };
+    m->wid = last_sender.wid;
+    return true;
+}
+
 /* The sender's identity on the wire: a proxy of a remote sender stands
  * for that sender (answers go straight to it); any other worker is
  * registered as a local sender of this node. */
@@ -42,6 +65,9 @@ int wk_identify_sender(worker_node_t *n, const worker_event_t *e, wk_msg *m)
     m->sender = (wk_str) { display, display ? strlen(display) : 0 };
     if (m->sender.len > WK_WIRE_NAME_MAX)
         m->sender.len = WK_WIRE_NAME_MAX;
+    if (cached_identity(n, s, m))
+        return WORKER_OK;
+    uint64_t changed = atomic_load(&n->senders_changed);
     pthread_mutex_lock(&n->lock);
     wk_proxy *p = wk_proxy_of(n, s);
     if (p && !p->name) {
@@ -51,7 +77,14 @@ int wk_identify_sender(worker_node_t *n, const worker_event_t *e, wk_msg *m)
     pthread_mutex_unlock(&n->lock);
     if (!m->wid)
         m->wid = wk_sender_wid(n, s);
-    return m->wid ? WORKER_OK : WORKER_ENOMEM;
+    if (!m->wid)
+        return WORKER_ENOMEM;
+    last_sender.node_serial = n->serial;
+    last_sender.senders_changed = changed;
+    last_sender.sender = s;
+    last_sender.node = m->node.p;
+    last_sender.wid = m->wid;
+    return WORKER_OK;
 }
 
 /* A copy of the data crosses; a pointer without a copy does not. */

@@ -16,7 +16,7 @@
 #define EV_INBOUND "wk.nats.in"
 #define ENVELOPE_HEAD 12 /* closure (8), subject length (2), reply length (2) */
 
-void *wk_inbound_closure(worker_node_t *n, enum wk_sub_kind kind, uint64_t key)
+void *wk_inbound_closure(worker_node_t *n, enum wk_sub_kind kind, uint64_t key, wk_export *x)
 {
     wk_closure *c = calloc(1, sizeof *c);
     if (!c)
@@ -24,6 +24,7 @@ void *wk_inbound_closure(worker_node_t *n, enum wk_sub_kind kind, uint64_t key)
     c->node = n;
     c->kind = kind;
     c->key = key;
+    c->export = x;
     pthread_mutex_lock(&n->lock);
     c->next = n->closures;
     n->closures = c;
@@ -54,8 +55,7 @@ static bool goes_direct(const wk_closure *c, const wk_msg *m)
         && atomic_load_explicit(&c->via_core, memory_order_acquire) == 0;
 }
 
-static void handle(worker_node_t *n, enum wk_sub_kind kind, uint64_t key, const char *subject,
-    const char *reply, const wk_msg *m);
+static void handle(wk_closure *c, const char *subject, const char *reply, const wk_msg *m);
 
 /* nats.c's thread: the message copied into an event for the core worker,
  * as an envelope (closure, subject length, reply length, subject, reply,
@@ -106,33 +106,48 @@ void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     else if (atomic_load(&n->closing))
         ; /* nothing is delivered any more */
     else if (goes_direct(c, &m))
-        handle(n, c->kind, c->key, subject, NULL, &m);
+        handle(c, subject, NULL, &m);
     else
         to_core(c, subject, reply, msg);
     natsMsg_Destroy(msg);
     atomic_fetch_sub(&n->in_callback, 1);
 }
 
-/* The sender seen by the receiver's listeners: a local worker for this
- * node's own senders, else the proxy of the remote sender (a reference). */
-static worker_t *sender_of(worker_node_t *n, const wk_msg *m)
+/* The proxy of a remote sender: the subscription's last one when it is
+ * the same sender and runs (no lock), else found or made under the lock.
+ * Proxies live until the node closes, so no reference is taken. */
+static worker_t *remote_sender(wk_closure *c, const wk_msg *m)
 {
-    if (m->wid == 0)
-        return NULL;
-    if (wk_str_eq(m->node, n->name))
-        return wk_sender_find(n, m->wid);
-    wk_proxy *p = wk_proxy_sender(n, m->node, m->wid, m->sender);
-    return p ? worker_ref(p->w) : NULL;
+    wk_proxy *p = c->last_sender;
+    if (p && p->peer_wid == m->wid && wk_str_eq(m->node, p->peer_node) && worker_is_running(p->w))
+        return p->w;
+    p = wk_proxy_sender(c->node, m->node, m->wid, m->sender);
+    c->last_sender = p;
+    return p ? p->w : NULL;
 }
 
-static void deliver(worker_node_t *n, worker_t *target, const char *reply, const wk_msg *m)
+/* The sender seen by the receiver's listeners: a local worker for this
+ * node's own senders (*ref set: a reference to drop), else the proxy of
+ * the remote sender. */
+static worker_t *sender_of(wk_closure *c, const wk_msg *m, worker_t **ref)
 {
+    *ref = NULL;
+    if (m->wid == 0)
+        return NULL;
+    if (wk_str_eq(m->node, c->node->name))
+        return *ref = wk_sender_find(c->node, m->wid);
+    return remote_sender(c, m);
+}
+
+static void deliver(wk_closure *c, worker_t *target, const char *reply, const wk_msg *m)
+{
+    worker_node_t *n = c->node;
     char name[WK_WIRE_NAME_MAX + 1];
     if (m->name.len == 0)
         return;
     memcpy(name, m->name.p, m->name.len);
     name[m->name.len] = '\0';
-    worker_t *sender = sender_of(n, m);
+    worker_t *ref, *sender = sender_of(c, m, &ref);
     if (m->type == WK_MSG_CALL) {
         wk_call_serve(n, target, reply, m, sender);
     } else {
@@ -142,7 +157,7 @@ static void deliver(worker_node_t *n, worker_t *target, const char *reply, const
         if (worker_fire_ex(target, name, NULL, &fo) != WORKER_OK)
             atomic_fetch_add(&n->dropped, 1);
     }
-    worker_unref(sender);
+    worker_unref(ref);
 }
 
 /* The last token of a subject as a number (a wid or a call id). */
@@ -152,23 +167,32 @@ static uint64_t last_token(const char *subject)
     return dot ? strtoull(dot + 1, NULL, 10) : 0;
 }
 
-static void handle(worker_node_t *n, enum wk_sub_kind kind, uint64_t key, const char *subject,
-    const char *reply, const wk_msg *m)
+/* The worker a FIRE or CALL of the subscription is for (*ref set: a
+ * reference to drop): an export's worker until it is unexported (the
+ * entry keeps its reference until close), or a local sender by wid. */
+static worker_t *target_of(wk_closure *c, const char *subject, worker_t **ref)
 {
-    worker_t *target = NULL;
+    *ref = NULL;
+    if (c->kind == WK_SUB_EXPORT)
+        return atomic_load(&c->export->gone) ? NULL : c->export->w;
+    return *ref = wk_sender_find(c->node, last_token(subject));
+}
+
+static void handle(wk_closure *c, const char *subject, const char *reply, const wk_msg *m)
+{
+    worker_node_t *n = c->node;
+    worker_t *ref, *target;
     wk_msgid_seen(m);
-    switch (kind) {
+    switch (c->kind) {
     case WK_SUB_EXPORT:
     case WK_SUB_DIRECT:
         if (m->type != WK_MSG_FIRE && m->type != WK_MSG_CALL)
             break;
-        target = kind == WK_SUB_EXPORT ? wk_export_find(n, key)
-                                       : wk_sender_find(n, last_token(subject));
-        if (target)
-            deliver(n, target, reply, m);
+        if ((target = target_of(c, subject, &ref)))
+            deliver(c, target, reply, m);
         else
             atomic_fetch_add(&n->dropped, 1);
-        worker_unref(target);
+        worker_unref(ref);
         return;
     case WK_SUB_REPLY:
         if (m->type == WK_MSG_REPLY)
@@ -200,7 +224,7 @@ static int on_inbound(const worker_event_t *e, void *userdata)
     const unsigned char *data = (const unsigned char *)reply + rl + 1;
     wk_msg m;
     if (!atomic_load(&n->closing) && wk_wire_decode(data, size - (size_t)(data - env), &m))
-        handle(n, c->kind, c->key, subject, rl ? reply : NULL, &m);
+        handle(c, subject, rl ? reply : NULL, &m);
     atomic_fetch_sub_explicit(&c->via_core, 1, memory_order_release);
     return 0;
 }

@@ -101,6 +101,7 @@ static worker_node_t *node_new(const worker_node_opts *o)
     clock_gettime(CLOCK_REALTIME, &ts);
     n->salt = (uint32_t)(ts.tv_nsec ^ (getpid() << 12) ^ ts.tv_sec);
     n->next_id = 1;
+    n->serial = wk_node_serial();
     if (!n->name) {
         free(n);
         return NULL;

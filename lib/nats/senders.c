@@ -10,6 +10,14 @@
 
 #include "wk_nats.h"
 
+uint64_t wk_node_serial(void)
+{
+    /* Process-wide on purpose: serials tell nodes apart in forward.c's
+     * per-thread cache, where an address of a closed node may come back. */
+    static _Atomic uint64_t next_serial;
+    return atomic_fetch_add(&next_serial, 1) + 1;
+}
+
 static void monitor_on_core(void *arg)
 {
     worker_t *w = arg;
@@ -72,8 +80,10 @@ void wk_senders_down(worker_node_t *n, worker_t *w)
     while (*pp && (*pp)->w != w)
         pp = &(*pp)->next;
     wk_sender *s = *pp;
-    if (s)
+    if (s) {
         *pp = s->next;
+        atomic_fetch_add(&n->senders_changed, 1); /* before the unref below */
+    }
     pthread_mutex_unlock(&n->lock);
     if (!s)
         return;

@@ -50,7 +50,7 @@ typedef struct wk_export {
     char *name;
     worker_t *w; /* one reference */
     bool group;
-    bool gone; /* unexported; freed at close */
+    _Atomic bool gone; /* unexported; freed at close (read without the lock by inbound.c) */
     natsSubscription *sub;
 } wk_export;
 
@@ -111,6 +111,11 @@ typedef struct wk_closure {
     worker_node_t *node;
     enum wk_sub_kind kind;
     uint64_t key; /* WK_SUB_EXPORT: the export's id */
+    wk_export *export; /* WK_SUB_EXPORT: its entry (entries live until close) */
+    /* The proxy of the last remote sender seen on this subscription: used
+     * by whichever thread handles the subscription's messages, one at a
+     * time (see via_core); proxies live until close. */
+    wk_proxy *last_sender;
     /* Messages of this subscription handed to the core worker and not
      * handled yet: while any are, later ones follow them through the core
      * (inbound.c keeps per-pair order with it). */
@@ -136,6 +141,8 @@ struct worker_node {
     wk_bridge *bridges;
     wk_closure *closures;
     uint64_t next_id; /* exports, wids and call ids (under lock) */
+    uint64_t serial; /* unique in the process (senders.c's per-thread cache) */
+    _Atomic uint64_t senders_changed; /* bumped when a sender is forgotten */
     atomic_bool closing;
     atomic_int in_callback; /* message callbacks running now (close waits for 0) */
     pthread_cond_t closed_cv; /* nats.c's closed callback has run (closed, under lock) */
@@ -167,13 +174,12 @@ int wk_conn_publish(worker_node_t *n, const char *subject, const char *reply, co
 /* inbound.c: messages handed from nats.c's threads to the core worker */
 int wk_inbound_start(worker_node_t *n);
 void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
-void *wk_inbound_closure(worker_node_t *n, enum wk_sub_kind kind, uint64_t key);
+void *wk_inbound_closure(worker_node_t *n, enum wk_sub_kind kind, uint64_t key, wk_export *x);
 void wk_msg_bad(worker_node_t *n, const char *subject, size_t len);
 
 /* export.c */
 void wk_exports_down(worker_node_t *n, worker_t *w);
 size_t wk_exports_encode(worker_node_t *n, unsigned char *out, size_t room);
-worker_t *wk_export_find(worker_node_t *n, uint64_t id); /* a reference, or NULL */
 bool wk_exported_locally(worker_node_t *n, const char *name);
 void wk_exports_close(worker_node_t *n);
 
@@ -199,6 +205,7 @@ bool wk_library_event(const char *name);
 int wk_identify_sender(worker_node_t *n, const worker_event_t *e, wk_msg *m);
 
 /* senders.c */
+uint64_t wk_node_serial(void); /* a new node's serial */
 uint64_t wk_sender_wid(worker_node_t *n, worker_t *w); /* registers; 0 on failure */
 worker_t *wk_sender_find(worker_node_t *n, uint64_t wid); /* a reference, or NULL */
 void wk_senders_down(worker_node_t *n, worker_t *w);
