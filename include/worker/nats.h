@@ -40,13 +40,15 @@ typedef struct worker_node_opts {
     int pending_limit; /* 0: 65,536 messages pending per subscription before
                           NATS drops (slow consumer, logged and counted) */
     bool send_asap; /* true: every message is written at once (lower call
-                       latency, lower throughput); false: nats.c buffers */
+                       latency, lower throughput); false: fires at a proxy
+                       travel in batches (one NATS message for many,
+                       docs/nats.md) and nats.c buffers its writes */
 } worker_node_opts;
 
 /* Counters of a node (worker_node_stats). */
 typedef struct worker_node_stats_t {
-    uint64_t sent; /* messages published */
-    uint64_t received; /* messages taken from NATS */
+    uint64_t sent; /* messages published (a batch of fires is one) */
+    uint64_t received; /* messages taken from NATS (a batch of fires is one) */
     uint64_t bad; /* messages that did not parse (logged and dropped) */
     uint64_t dropped; /* not delivered: slow consumer drops, refusals, oversize */
     uint64_t async_errors; /* NATS asynchronous errors (slow consumer, ...) */

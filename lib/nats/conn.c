@@ -254,6 +254,28 @@ void wk_conn_unsub(natsSubscription *sub)
     natsSubscription_Destroy(sub);
 }
 
+int wk_conn_publish_bytes(worker_node_t *n, const char *subject, const char *reply,
+    const unsigned char *buf, size_t size, uint64_t events)
+{
+    natsStatus s = reply ? natsConnection_PublishRequest(n->nc, subject, reply, buf, (int)size)
+                         : natsConnection_Publish(n->nc, subject, buf, (int)size);
+    if (s == NATS_MAX_PAYLOAD) { /* nats.c checks against the server's max_payload */
+        atomic_fetch_add(&n->dropped, events);
+        wk_log_node(n, WORKER_LOG_WARN,
+            "message of %zu bytes to %s is larger than the server's "
+            "max_payload: dropped",
+            size, subject);
+        return WORKER_EINVAL;
+    }
+    if (s != NATS_OK) {
+        atomic_fetch_add(&n->dropped, events);
+        wk_log_node(n, WORKER_LOG_WARN, "publish to %s failed: %s", subject, natsStatus_GetText(s));
+        return status_code(s) == WORKER_ENOMEM ? WORKER_ENOMEM : WORKER_EAGAIN;
+    }
+    atomic_fetch_add(&n->sent, 1);
+    return WORKER_OK;
+}
+
 int wk_conn_publish(worker_node_t *n, const char *subject, const char *reply, const wk_msg *m)
 {
     size_t size = wk_wire_size(m);
@@ -262,23 +284,8 @@ int wk_conn_publish(worker_node_t *n, const char *subject, const char *reply, co
     if (!buf)
         return WORKER_ENOMEM;
     wk_wire_encode(m, buf);
-    natsStatus s = reply ? natsConnection_PublishRequest(n->nc, subject, reply, buf, (int)size)
-                         : natsConnection_Publish(n->nc, subject, buf, (int)size);
+    int rc = wk_conn_publish_bytes(n, subject, reply, buf, size, 1);
     if (buf != stack)
         free(buf);
-    if (s == NATS_MAX_PAYLOAD) { /* nats.c checks against the server's max_payload */
-        atomic_fetch_add(&n->dropped, 1);
-        wk_log_node(n, WORKER_LOG_WARN,
-            "message of %zu bytes to %s is larger than the server's "
-            "max_payload: dropped",
-            size, subject);
-        return WORKER_EINVAL;
-    }
-    if (s != NATS_OK) {
-        atomic_fetch_add(&n->dropped, 1);
-        wk_log_node(n, WORKER_LOG_WARN, "publish to %s failed: %s", subject, natsStatus_GetText(s));
-        return status_code(s) == WORKER_ENOMEM ? WORKER_ENOMEM : WORKER_EAGAIN;
-    }
-    atomic_fetch_add(&n->sent, 1);
-    return WORKER_OK;
+    return rc;
 }

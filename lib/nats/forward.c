@@ -119,10 +119,15 @@ static void forward(wk_proxy *p, const worker_event_t *e)
             worker_reply_error(e, m.name.len > WK_WIRE_NAME_MAX ? WORKER_EINVAL : WORKER_ENOMEM);
         return;
     }
-    if (request)
+    if (request) {
+        if (n->batch_fires)
+            wk_batch_flush(p); /* the sender's earlier FIREs go first */
         wk_call_forward(p, e, &m);
-    else
+    } else if (n->batch_fires) {
+        wk_batch_fire(p, &m);
+    } else {
         wk_conn_publish(n, p->subject, NULL, &m);
+    }
 }
 
 void wk_forward(const worker_event_t *e, void *arg)

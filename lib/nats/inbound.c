@@ -51,7 +51,8 @@ void wk_msg_bad(worker_node_t *n, const char *subject, size_t len)
  * them. */
 static bool goes_direct(const wk_closure *c, const wk_msg *m)
 {
-    return m->type == WK_MSG_FIRE && (c->kind == WK_SUB_EXPORT || c->kind == WK_SUB_DIRECT)
+    return (m->type == WK_MSG_FIRE || m->type == WK_MSG_FIRES)
+        && (c->kind == WK_SUB_EXPORT || c->kind == WK_SUB_DIRECT)
         && atomic_load_explicit(&c->via_core, memory_order_acquire) == 0;
 }
 
@@ -178,6 +179,30 @@ static worker_t *target_of(wk_closure *c, const char *subject, worker_t **ref)
     return *ref = wk_sender_find(c->node, last_token(subject));
 }
 
+/* Each FIRE of a FIRES message, in order, to one target. */
+static void deliver_all(wk_closure *c, worker_t *target, const wk_msg *fires)
+{
+    wk_msg entry = { 0 };
+    size_t pos = 0;
+    while (wk_wire_entry_next(fires, &pos, &entry)) {
+        wk_msgid_seen(&entry);
+        deliver(c, target, NULL, &entry);
+    }
+}
+
+/* How many events a message holds (for the count of drops). */
+static uint64_t events_in(const wk_msg *m)
+{
+    if (m->type != WK_MSG_FIRES)
+        return 1;
+    wk_msg entry = { 0 };
+    size_t pos = 0;
+    uint64_t count = 0;
+    while (wk_wire_entry_next(m, &pos, &entry))
+        count++;
+    return count;
+}
+
 static void handle(wk_closure *c, const char *subject, const char *reply, const wk_msg *m)
 {
     worker_node_t *n = c->node;
@@ -186,12 +211,14 @@ static void handle(wk_closure *c, const char *subject, const char *reply, const 
     switch (c->kind) {
     case WK_SUB_EXPORT:
     case WK_SUB_DIRECT:
-        if (m->type != WK_MSG_FIRE && m->type != WK_MSG_CALL)
+        if (m->type != WK_MSG_FIRE && m->type != WK_MSG_CALL && m->type != WK_MSG_FIRES)
             break;
-        if ((target = target_of(c, subject, &ref)))
-            deliver(c, target, reply, m);
+        if (!(target = target_of(c, subject, &ref)))
+            atomic_fetch_add(&n->dropped, events_in(m));
+        else if (m->type == WK_MSG_FIRES)
+            deliver_all(c, target, m);
         else
-            atomic_fetch_add(&n->dropped, 1);
+            deliver(c, target, reply, m);
         worker_unref(ref);
         return;
     case WK_SUB_REPLY:

@@ -96,6 +96,7 @@ static worker_node_t *node_new(const worker_node_opts *o)
     n->name = o->name ? wk_strdup(o->name) : default_name();
     n->heartbeat = o->heartbeat > 0 ? o->heartbeat : 1.0;
     n->pending_limit = o->pending_limit > 0 ? o->pending_limit : 65536;
+    n->batch_fires = !o->send_asap;
     snprintf(n->prefix, sizeof n->prefix, "wk.%s", o->cluster ? o->cluster : "default");
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

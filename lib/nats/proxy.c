@@ -48,6 +48,7 @@ static wk_proxy *proxy_new(
         free(p);
         return NULL;
     }
+    wk_batch_init(&p->batch);
     return p;
 }
 
@@ -161,7 +162,9 @@ void wk_proxies_close(worker_node_t *n)
         worker_stop(p->w);
     while (list) {
         wk_proxy *next = list->next;
-        worker_join(list->w);
+        worker_join(list->w); /* no forward runs any more */
+        wk_batch_flush(list); /* the connection is still open */
+        wk_batch_destroy(&list->batch);
         worker_unref(list->w);
         free(list->name);
         free(list->peer_node);

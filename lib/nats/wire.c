@@ -43,7 +43,13 @@ static void put_str(unsigned char **p, wk_str s)
  * (flag 2): node (u8 length), wid (LEB128), display name (u8 length); the
  * event name (u8 length); the payload is the rest. */
 
-enum { FIRE_HAS_ID = 1, FIRE_HAS_SENDER = 2, FIRE_FLAGS = FIRE_HAS_ID | FIRE_HAS_SENDER };
+enum {
+    FIRE_HAS_ID = 1,
+    FIRE_HAS_SENDER = 2,
+    FIRE_SAME_SENDER = 4, /* in a FIRES entry: the previous entry's sender */
+    FIRE_FLAGS = FIRE_HAS_ID | FIRE_HAS_SENDER,
+    ENTRY_FLAGS = FIRE_FLAGS | FIRE_SAME_SENDER,
+};
 
 static size_t varint_size(uint64_t v)
 {
@@ -72,12 +78,37 @@ static void put_short_str(unsigned char **p, wk_str s)
     *p += s.len;
 }
 
-static size_t fire_size(const wk_msg *m)
+/* The body of a FIRE (after magic, version and type): flags, id, sender,
+ * name, payload. */
+static size_t body_size(const wk_msg *m, bool same_sender)
 {
-    size_t size = 5 + (m->id ? 8 : 0) + 1 + m->name.len + m->size;
-    if (m->wid)
+    size_t size = 1 + (m->id ? 8 : 0) + 1 + m->name.len + m->size;
+    if (m->wid && !same_sender)
         size += 1 + m->node.len + varint_size(m->wid) + 1 + m->sender.len;
     return size;
+}
+
+static unsigned char *body_put(const wk_msg *m, bool same_sender, unsigned char *p)
+{
+    bool sender = m->wid && !same_sender;
+    *p++ = (unsigned char)((m->id ? FIRE_HAS_ID : 0) | (sender ? FIRE_HAS_SENDER : 0)
+        | (m->wid && same_sender ? FIRE_SAME_SENDER : 0));
+    if (m->id)
+        put_u64(&p, m->id);
+    if (sender) {
+        put_short_str(&p, m->node);
+        put_varint(&p, m->wid);
+        put_short_str(&p, m->sender);
+    }
+    put_short_str(&p, m->name);
+    if (m->size)
+        memcpy(p, m->data, m->size);
+    return p + m->size;
+}
+
+static size_t fire_size(const wk_msg *m)
+{
+    return 4 + body_size(m, false);
 }
 
 static size_t fire_encode(const wk_msg *m, unsigned char *out)
@@ -87,18 +118,28 @@ static size_t fire_encode(const wk_msg *m, unsigned char *out)
     *p++ = 'K';
     *p++ = WK_WIRE_VERSION;
     *p++ = WK_MSG_FIRE;
-    *p++ = (unsigned char)((m->id ? FIRE_HAS_ID : 0) | (m->wid ? FIRE_HAS_SENDER : 0));
-    if (m->id)
-        put_u64(&p, m->id);
-    if (m->wid) {
-        put_short_str(&p, m->node);
-        put_varint(&p, m->wid);
-        put_short_str(&p, m->sender);
-    }
-    put_short_str(&p, m->name);
-    if (m->size)
-        memcpy(p, m->data, m->size);
-    return (size_t)(p + m->size - out);
+    return (size_t)(body_put(m, false, p) - out);
+}
+
+void wk_wire_fires_head(unsigned char *out)
+{
+    out[0] = 'W';
+    out[1] = 'K';
+    out[2] = WK_WIRE_VERSION;
+    out[3] = WK_MSG_FIRES;
+}
+
+size_t wk_wire_entry_size(const wk_msg *m, bool same_sender)
+{
+    size_t body = body_size(m, same_sender);
+    return varint_size(body) + body;
+}
+
+size_t wk_wire_entry_put(const wk_msg *m, bool same_sender, unsigned char *out)
+{
+    unsigned char *p = out;
+    put_varint(&p, body_size(m, same_sender));
+    return (size_t)(body_put(m, same_sender, p) - out);
 }
 
 size_t wk_wire_size(const wk_msg *m)
@@ -205,25 +246,79 @@ static bool get_varint(cursor *c, uint64_t *v)
     return false;
 }
 
-static bool fire_decode(cursor *c, wk_msg *m)
+/* A FIRE body; `allowed`: the flags this place admits. */
+static bool body_decode(cursor *c, wk_msg *m, unsigned allowed)
 {
-    if (c->left < 1 || (c->p[0] & ~FIRE_FLAGS))
+    if (c->left < 1 || (c->p[0] & ~allowed))
         return false;
     unsigned flags = c->p[0];
     c->p++;
     c->left--;
+    m->id = 0;
     if ((flags & FIRE_HAS_ID) && !get_u64(c, &m->id))
+        return false;
+    if ((flags & FIRE_HAS_SENDER) && (flags & FIRE_SAME_SENDER))
         return false;
     if (flags & FIRE_HAS_SENDER) {
         if (!get_short_str(c, &m->node) || m->node.len == 0 || !get_varint(c, &m->wid)
             || m->wid == 0 || !get_short_str(c, &m->sender))
             return false;
+    } else if (!(flags & FIRE_SAME_SENDER)) {
+        m->node = (wk_str) { NULL, 0 };
+        m->sender = (wk_str) { NULL, 0 };
+        m->wid = 0;
+    } else if (m->wid == 0) {
+        return false; /* "the same sender" with none before */
     }
     if (!get_short_str(c, &m->name) || m->name.len == 0)
         return false;
+    m->type = WK_MSG_FIRE;
     m->number = -1.0;
     m->data = c->p;
     m->size = c->left;
+    return true;
+}
+
+static bool fire_decode(cursor *c, wk_msg *m)
+{
+    return body_decode(c, m, FIRE_FLAGS);
+}
+
+/* The next entry of a FIRES region: its length, then its body. */
+static bool entry_decode(cursor *c, wk_msg *entry)
+{
+    uint64_t len;
+    if (!get_varint(c, &len) || len == 0 || len > c->left)
+        return false;
+    cursor body = { c->p, (size_t)len };
+    c->p += len;
+    c->left -= (size_t)len;
+    return body_decode(&body, entry, ENTRY_FLAGS);
+}
+
+/* Every entry must parse (a message is refused whole), and there must be
+ * at least one. */
+static bool fires_decode(cursor *c, wk_msg *m)
+{
+    m->data = c->p;
+    m->size = c->left;
+    wk_msg entry = { 0 };
+    cursor walk = *c;
+    do {
+        if (!entry_decode(&walk, &entry))
+            return false;
+    } while (walk.left > 0);
+    return true;
+}
+
+bool wk_wire_entry_next(const wk_msg *fires, size_t *pos, wk_msg *entry)
+{
+    if (*pos >= fires->size)
+        return false;
+    cursor c = { (const unsigned char *)fires->data + *pos, fires->size - *pos };
+    if (!entry_decode(&c, entry))
+        return false; /* checked at decode: not reached */
+    *pos = fires->size - c.left;
     return true;
 }
 
@@ -231,13 +326,15 @@ bool wk_wire_decode(const void *buf, size_t len, wk_msg *m)
 {
     const unsigned char *b = buf;
     if (!buf || len < 4 || b[0] != 'W' || b[1] != 'K' || b[2] != WK_WIRE_VERSION
-        || b[3] < WK_MSG_FIRE || b[3] > WK_MSG_PUB)
+        || b[3] < WK_MSG_FIRE || b[3] > WK_MSG_FIRES)
         return false;
     memset(m, 0, sizeof *m);
     m->type = b[3];
     cursor c = { b + 4, len - 4 };
     if (m->type == WK_MSG_FIRE)
         return fire_decode(&c, m);
+    if (m->type == WK_MSG_FIRES)
+        return fires_decode(&c, m);
     uint64_t bits;
     uint32_t rc, size;
     if (!get_u64(&c, &m->id) || !get_str(&c, &m->node) || !get_u64(&c, &m->wid)

@@ -65,6 +65,18 @@ typedef struct wk_remote {
     size_t exports_size;
 } wk_remote;
 
+/* The FIREs a proxy holds for one publish (batch.c): an encoded FIRES
+ * message, guarded by its own lock. */
+typedef struct wk_batch {
+    pthread_mutex_t lock;
+    unsigned char *buf; /* NULL until the first FIRE */
+    size_t len; /* bytes in buf (0: empty) */
+    unsigned entries;
+    bool flush_queued; /* a flush is queued at the core worker */
+    uint64_t prev_wid; /* the last entry's sender */
+    const char *prev_node;
+} wk_batch;
+
 /* A proxy worker: for an exported name (`name`), or for one remote worker
  * that sent to this node (`peer_node` + `peer_wid`). */
 typedef struct wk_proxy {
@@ -75,6 +87,7 @@ typedef struct wk_proxy {
     char *peer_node;
     uint64_t peer_wid;
     bool ended; /* a sender's proxy whose worker has ended: never restarted */
+    wk_batch batch;
     char subject[WK_SUBJECT_MAX];
 } wk_proxy;
 
@@ -129,6 +142,7 @@ struct worker_node {
     char prefix[WK_SUBJECT_MAX]; /* "wk.<cluster>" */
     double heartbeat;
     int pending_limit;
+    bool batch_fires; /* FIREs at a proxy go in batches (not send_asap) */
     uint32_t salt;
     worker_t *core;
     worker_timer_t *tick;
@@ -170,6 +184,10 @@ void wk_conn_unsub(natsSubscription *sub);
 /* Publish an encoded message (reply subject may be NULL): WORKER_OK,
  * WORKER_EINVAL (larger than the server allows), WORKER_EAGAIN. */
 int wk_conn_publish(worker_node_t *n, const char *subject, const char *reply, const wk_msg *m);
+/* The same for bytes encoded already, which hold `events` events (counted
+ * as dropped when the publish fails). */
+int wk_conn_publish_bytes(worker_node_t *n, const char *subject, const char *reply,
+    const unsigned char *buf, size_t size, uint64_t events);
 
 /* inbound.c: messages handed from nats.c's threads to the core worker */
 int wk_inbound_start(worker_node_t *n);
@@ -203,6 +221,12 @@ wk_proxy *wk_proxy_of(worker_node_t *n, const worker_t *w); /* lock held */
 void wk_forward(const worker_event_t *e, void *proxy); /* worker_opts.forward of proxies */
 bool wk_library_event(const char *name);
 int wk_identify_sender(worker_node_t *n, const worker_event_t *e, wk_msg *m);
+
+/* batch.c: a proxy's FIREs, published together */
+void wk_batch_init(wk_batch *b);
+void wk_batch_destroy(wk_batch *b);
+void wk_batch_fire(wk_proxy *p, const wk_msg *m); /* any thread */
+void wk_batch_flush(wk_proxy *p); /* publish what waits, now; any thread */
 
 /* senders.c */
 uint64_t wk_node_serial(void); /* a new node's serial */

@@ -26,6 +26,7 @@ enum wk_msg_type {
     WK_MSG_HEARTBEAT = 4, /* a node is alive; data: the names it exports */
     WK_MSG_ENDED = 5, /* a worker that sent across (wid) has ended */
     WK_MSG_PUB = 6, /* a publish on a bridged channel */
+    WK_MSG_FIRES = 7, /* FIREs for the worker of the subject, in order (batch.c) */
 };
 
 typedef struct wk_str {
@@ -53,8 +54,25 @@ size_t wk_wire_size(const wk_msg *m);
 size_t wk_wire_encode(const wk_msg *m, unsigned char *out);
 
 /* Decode `len` bytes at `buf` into `m` (pointing into `buf`). False when
- * they are not one whole message of a known version and type. */
+ * they are not one whole message of a known version and type. A FIRES
+ * message decodes to its entries (`data`, `size`), every one checked. */
 bool wk_wire_decode(const void *buf, size_t len, wk_msg *m);
+
+/* FIRES: a batch of FIRE bodies, each behind its length (LEB128). An
+ * entry may say "the same sender as the entry before" instead of naming
+ * it again. */
+#define WK_WIRE_FIRES_HEAD 4 /* magic, version, type */
+/* Write the FIRES header (WK_WIRE_FIRES_HEAD bytes). */
+void wk_wire_fires_head(unsigned char *out);
+/* The room an entry for `m` (a FIRE) takes; `same_sender`: its sender is
+ * the previous entry's. */
+size_t wk_wire_entry_size(const wk_msg *m, bool same_sender);
+/* Append the entry; returns the bytes written (wk_wire_entry_size). */
+size_t wk_wire_entry_put(const wk_msg *m, bool same_sender, unsigned char *out);
+/* Walk a decoded FIRES message: *pos starts at 0 and *entry is kept
+ * between calls (an entry may reuse the previous one's sender); true with
+ * the next entry as a FIRE, false at the end. */
+bool wk_wire_entry_next(const wk_msg *fires, size_t *pos, wk_msg *entry);
 
 /* The export list of a heartbeat: entries (flags byte, name). Append one
  * to `out` (room: 2 + strlen(name)); returns the bytes written. */

@@ -7,7 +7,7 @@
  *   echo (call)      replies with the same bytes (a copy)
  *   fail (call)      replies with the error WORKER_ESTATE
  *   silent (call)    keeps the request and never answers
- *   seq (fire)       a uint32_t: counts them, and those not above the last
+ *   seq (fire)       a uint32_t (first): counts them, and those not above the last
  *                    (a duplicate or a reorder)
  *   seq_check (call) replies with uint32_t[2] { received, not above the last }
  *   ping (fire)      fires "pong" with the same bytes back at the sender
@@ -62,7 +62,7 @@ static int on_seq(const worker_event_t *e, void *u)
 {
     (void)u;
     uint32_t v = 0;
-    if (worker_event_size(e) == sizeof v)
+    if (worker_event_size(e) >= sizeof v) /* larger events carry it first */
         memcpy(&v, worker_event_data(e), sizeof v);
     if (have_last && v <= last)
         backwards++;

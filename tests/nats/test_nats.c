@@ -171,6 +171,56 @@ Test(nats, fires_keep_order_and_calls_get_answers)
     worker_node_close(n);
 }
 
+/* The peer's count of "seq" fires so far, and how many came out of order. */
+static void seq_check(worker_t *p, uint32_t want)
+{
+    void *reply = NULL;
+    size_t size = 0;
+    cr_assert_eq(call_copy(p, "seq_check", NULL, 0, 5, &reply, &size), WORKER_OK);
+    cr_assert_eq(size, 2 * sizeof(uint32_t));
+    uint32_t got[2];
+    memcpy(got, reply, sizeof got);
+    cr_assert_eq(got[0], want, "received %u of %u before the call", got[0], want);
+    cr_assert_eq(got[1], 0, "%u out of order", got[1]);
+}
+
+/* Fires travel in batches (one NATS message for many): a call flushes the
+ * sender's earlier fires first, and an event too large for a batch goes
+ * alone, after what waited. */
+Test(nats, batched_fires_keep_order_against_calls_and_large_events)
+{
+    worker_node_t *n = node_on(srv.url, "front");
+    worker_t *p = peer_echo(n);
+    static unsigned char big[48 * 1024]; /* more than a batch holds */
+    for (uint32_t i = 0; i < 3000; i++) {
+        if (i % 500 == 250) {
+            memcpy(big, &i, sizeof i);
+            cr_assert_eq(fire_copy(p, "seq", big, sizeof big), WORKER_OK);
+        } else {
+            cr_assert_eq(fire_copy(p, "seq", &i, sizeof i), WORKER_OK);
+        }
+        if (i % 1000 == 999)
+            seq_check(p, i + 1);
+    }
+    worker_unref(p);
+    worker_node_close(n);
+}
+
+/* send_asap: no batches, every fire published at once; order holds. */
+Test(nats, send_asap_fires_keep_order)
+{
+    worker_node_opts o = { .name = "front", .heartbeat = HB, .send_asap = true };
+    int err = -99;
+    worker_node_t *n = worker_node_connect(srv.url, &o, &err);
+    cr_assert(n, "connect: %s", worker_strerror(err));
+    worker_t *p = peer_echo(n);
+    for (uint32_t i = 0; i < 500; i++)
+        cr_assert_eq(fire_copy(p, "seq", &i, sizeof i), WORKER_OK);
+    seq_check(p, 500);
+    worker_unref(p);
+    worker_node_close(n);
+}
+
 static void on_async(int rc, void *reply, size_t size, void *userdata)
 {
     (void)userdata;
