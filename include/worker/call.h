@@ -45,6 +45,19 @@ typedef void (*worker_reply_fn)(int rc, void *reply, size_t reply_size, void *us
 WORKER_API int worker_call_async(worker_t *w, const char *name, void *data,
     const worker_fire_opts *opts, double timeout, worker_reply_fn fn, void *userdata);
 
+/* Fire the request and return at once, like worker_call_async, but fn
+ * runs at once on the thread that answers: the one that replies
+ * (worker_reply*), or lets the request go unanswered (WORKER_ENOREPLY), or
+ * takes it after `timeout` (WORKER_EEXPIRED: never shown to a listener;
+ * negative: no expiry). There is no timer: once taken, the request waits
+ * for its answer or its release, however long. So the caller needs no
+ * loop, and any thread may call it (a transport's receiving thread); fn
+ * must be safe on any thread, short, and must not wait. The reply is
+ * valid until fn returns. On error (the fire's, WORKER_EINVAL also for a
+ * NULL fn) fn never runs. */
+WORKER_API int worker_call_then(worker_t *w, const char *name, void *data,
+    const worker_fire_opts *opts, double timeout, worker_reply_fn fn, void *userdata);
+
 /* Answer a request with `reply` (by reference). Any thread. The first
  * answer counts; later ones: WORKER_ESTATE. Not a request (or NULL):
  * WORKER_EINVAL. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <worker/export.h>
+#include <worker/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -58,6 +59,13 @@ WORKER_API uint64_t worker_trace_remote_send(const char *event_name, const char 
  * than 0, it records a REMOTE_RECEIVE (attributed to the calling thread's
  * worker); otherwise it does nothing. */
 WORKER_API void worker_trace_remote_receive(uint64_t id, const char *event_name);
+
+/* worker_trace_remote_receive attributed to `receiver`, the worker the
+ * message is about to be fired into: for a transport whose receiving
+ * thread runs no worker of its own (NULL receiver: the calling thread's
+ * worker, as worker_trace_remote_receive). */
+WORKER_API void worker_trace_remote_receive_at(
+    worker_t *receiver, uint64_t id, const char *event_name);
 
 #ifdef __cplusplus
 }

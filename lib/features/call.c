@@ -22,7 +22,10 @@
  *   `timer`. The notice runs there too, so whether the caller still wants
  *   the answer needs no lock: a late answer is released there.
  * - Immutable after the fire: `deadline_ns`, `caller`, `data`, `release`,
- *   and whether the call is async (`fn` set).
+ *   and whether the call is async (`fn` set). A worker_call_then request
+ *   (`answer_inline`) has no notice, timer or frame: its `fn` and
+ *   `userdata` are immutable too, and `fn` runs on the thread whose answer
+ *   (or release) wins `answered`, which then drops the caller's reference.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -62,6 +65,7 @@ typedef struct wk_request {
     worker_reply_fn fn;
     void *userdata;
     worker_timer_t *timer;
+    bool answer_inline; /* worker_call_then: fn runs where the answer is made */
     /* the request's data */
     void *data;
     wk_release_fn release;
@@ -124,6 +128,14 @@ static bool answer(wk_request *r, int rc, worker_event_t *payload)
         if (payload)
             wk_event_unref(payload);
         return false;
+    }
+    if (r->answer_inline) {
+        r->fn(rc, payload ? worker_event_data(payload) : NULL, worker_event_size(payload),
+            r->userdata);
+        if (payload)
+            wk_event_unref(payload);
+        caller_release(r);
+        return true;
     }
     r->answer_rc = rc;
     r->answer = payload;
@@ -403,6 +415,28 @@ int worker_call_async(worker_t *w, const char *name, void *data, const worker_fi
             worker_timer_cancel(r->timer); /* not run: this thread has not turned */
             worker_timer_free(r->timer);
         }
+        request_free(r);
+        return rc;
+    }
+    request_unref(r);
+    return WORKER_OK;
+}
+
+int worker_call_then(worker_t *w, const char *name, void *data, const worker_fire_opts *opts,
+    double timeout, worker_reply_fn fn, void *userdata)
+{
+    wk_thread *t;
+    worker_t *me;
+    wk_request *r;
+    int rc = fn ? request_begin(w, name, data, &opts, timeout, &t, &me, &r) : WORKER_EINVAL;
+    if (rc != WORKER_OK)
+        return rc;
+    r->fn = fn;
+    r->userdata = userdata;
+    r->answer_inline = true;
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed); /* held while firing */
+    rc = request_fire(w, name, r, opts, me, t);
+    if (rc != WORKER_OK) {
         request_free(r);
         return rc;
     }

@@ -71,7 +71,7 @@ static void on_subject(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         || m.type != WK_MSG_PUB || m.name.len == 0) {
         wk_msg_bad(n, b->subject, (size_t)natsMsg_GetDataLength(msg));
     } else if (!wk_str_eq(m.node, n->name) && !atomic_load(&n->closing)) {
-        wk_msgid_seen(&m);
+        wk_msgid_seen(&m, NULL);
         memcpy(name, m.name.p, m.name.len);
         name[m.name.len] = '\0';
         worker_fire_opts fo = { .copy = m.size ? m.data : "", .copy_size = m.size, .target = b->w };

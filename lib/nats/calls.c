@@ -2,13 +2,15 @@
  * (worker_event_ref), publishes a CALL with the reply subject
  * <prefix>.r.<node>.<call id> and answers the request when the REPLY
  * comes (a copy: worker_reply_ex), or with an error when the target is
- * gone, so a call never meets silence. The receiver's side: the core
- * worker calls the exported worker with worker_call_async and publishes
- * its answer.
+ * gone, so a call never meets silence. The receiver's side: nats.c's
+ * thread calls the exported worker with worker_call_then, and the answer
+ * is published from the thread that makes it.
  *
  * Concurrency: the pending list is guarded by node->lock; an entry is
- * answered by whoever unlinks it (only one can). Serving runs on the core
- * worker's thread, and so do its answers (worker_call_async's callback). */
+ * answered by whoever unlinks it (only one can): a REPLY on nats.c's
+ * thread that received it, the sweep on the core's. Calls are forwarded on
+ * the threads that call a proxy. Serving runs on nats.c's thread; answers
+ * on the answering threads, through wk_answers (below). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +76,7 @@ void wk_call_answer(worker_node_t *n, uint64_t id, const wk_msg *m)
     wk_pending *c = unlink_id(n, id);
     if (!c)
         return; /* answered already, or the caller gave up */
+    wk_msgid_seen(m, worker_event_target(c->e)); /* the caller */
     int rc = reply_code(m->rc);
     if (rc == WORKER_OK) {
         worker_fire_opts fo = { .copy = m->size ? m->data : "", .copy_size = m->size };
@@ -82,10 +85,44 @@ void wk_call_answer(worker_node_t *n, uint64_t id, const wk_msg *m)
     finish(c, rc);
 }
 
-/* ---- the receiver's side ---- */
+/* ---- the receiver's side ----
+ * A CALL is made with worker_call_then on nats.c's thread; its answer
+ * (on_answer) runs on whichever thread answers, at any time, maybe after
+ * worker_node_close. So it reaches the connection only through the node's
+ * wk_answers, which outlives the node: a read lock while publishing, and
+ * `closed` (set under the write lock by the close, before the connection
+ * goes) makes a late answer a no-op. */
+
+wk_answers *wk_answers_new(worker_node_t *n)
+{
+    wk_answers *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    atomic_init(&a->refs, 1);
+    pthread_rwlock_init(&a->lock, NULL);
+    a->node = n;
+    return a;
+}
+
+void wk_answers_unref(wk_answers *a)
+{
+    if (a && atomic_fetch_sub(&a->refs, 1) == 1) {
+        pthread_rwlock_destroy(&a->lock);
+        free(a);
+    }
+}
+
+void wk_answers_close(wk_answers *a)
+{
+    if (!a)
+        return;
+    pthread_rwlock_wrlock(&a->lock); /* answers being published finish first */
+    a->closed = true;
+    pthread_rwlock_unlock(&a->lock);
+}
 
 typedef struct serve_ctx {
-    worker_node_t *node;
+    wk_answers *answers; /* one reference */
     char reply[WK_SUBJECT_MAX];
 } serve_ctx;
 
@@ -101,16 +138,23 @@ static void send_reply(worker_node_t *n, const char *reply, int rc, const void *
         send_reply(n, reply, WORKER_EINVAL, NULL, 0); /* the reply was too large */
 }
 
+/* worker_call_then's callback: on the thread that answered the call. */
 static void on_answer(int rc, void *reply, size_t reply_size, void *userdata)
 {
     serve_ctx *ctx = userdata;
-    if (rc == WORKER_OK && reply && reply_size == 0) {
-        wk_log_node(ctx->node, WORKER_LOG_WARN,
-            "a reply by reference cannot cross processes: "
-            "answer with worker_reply_ex and .copy; sent as empty");
+    wk_answers *a = ctx->answers;
+    pthread_rwlock_rdlock(&a->lock);
+    if (!a->closed) {
+        if (rc == WORKER_OK && reply && reply_size == 0) {
+            wk_log_node(a->node, WORKER_LOG_WARN,
+                "a reply by reference cannot cross processes: "
+                "answer with worker_reply_ex and .copy; sent as empty");
+        }
+        send_reply(a->node, ctx->reply, rc, rc == WORKER_OK ? reply : NULL,
+            rc == WORKER_OK ? reply_size : 0);
     }
-    send_reply(ctx->node, ctx->reply, rc, rc == WORKER_OK ? reply : NULL,
-        rc == WORKER_OK ? reply_size : 0);
+    pthread_rwlock_unlock(&a->lock);
+    wk_answers_unref(a);
     free(ctx);
 }
 
@@ -129,15 +173,19 @@ void wk_call_serve(
         send_reply(n, reply, WORKER_ENOMEM, NULL, 0);
         return;
     }
-    ctx->node = n;
+    ctx->answers = n->answers;
+    atomic_fetch_add(&n->answers->refs, 1);
     strcpy(ctx->reply, reply);
+    /* The caller's time left: the request expires unanswered if the
+     * target takes it later than that (the caller has given up by then). */
     double timeout = m->number >= 0 && m->number < 1e9 ? m->number : -1.0;
     worker_fire_opts fo = {
         .copy = m->size ? m->data : "", .copy_size = m->size, .target = sender ? sender : n->core
     };
-    int rc = worker_call_async(target, name, NULL, &fo, timeout, on_answer, ctx);
+    int rc = worker_call_then(target, name, NULL, &fo, timeout, on_answer, ctx);
     if (rc != WORKER_OK) {
         send_reply(n, reply, rc, NULL, 0);
+        wk_answers_unref(ctx->answers);
         free(ctx);
     }
 }

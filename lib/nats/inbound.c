@@ -1,20 +1,26 @@
-/* Inbound messages: nats.c's threads decode each message; a FIRE for a
- * worker goes straight to it by the ordinary fire path (a copy), and every
- * other message is copied into an event for the node's core worker, whose
- * listener hands it on. Either way listeners run on the receiver's thread.
+/* Inbound messages: nats.c's threads decode each message and act on it
+ * right there. A FIRE (or a batch of them) is fired at its worker by the
+ * ordinary fire path (a copy), so listeners run on that worker's thread; a
+ * CALL is made with worker_call_then, whose answer is published from the
+ * thread that answers (calls.c); a REPLY answers the waiting caller.
+ * Heartbeats and end notices, which start and stop proxies, are copied
+ * into an event for the node's core worker, whose listener handles them on
+ * one thread (proxy.c's rule).
  *
- * Concurrency: wk_inbound_msg runs on nats.c's threads (one at a time per
- * subscription); handle() runs there for direct fires and on the core
- * worker's thread for the rest; the lists are read under node->lock. A
- * closure's kind and key are immutable; its via_core counter is the only
- * state the two threads share (see goes_direct). */
+ * Concurrency: wk_inbound_msg runs on nats.c's threads, one at a time per
+ * subscription, so each subscription's messages are handled in the order
+ * they came: per sender/receiver pair order holds for fires and calls
+ * alike. The lists are read under node->lock; an export's entry and a
+ * proxy are read without it (both live until the node is closed, after
+ * the last callback: wk_conn_close waits for in_callback to fall to 0). A
+ * closure's kind, key and export are immutable; its last_sender cache is
+ * touched only by its subscription's callbacks. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "wk_nats.h"
 
 #define EV_INBOUND "wk.nats.in"
-#define ENVELOPE_HEAD 12 /* closure (8), subject length (2), reply length (2) */
 
 void *wk_inbound_closure(worker_node_t *n, enum wk_sub_kind kind, uint64_t key, wk_export *x)
 {
@@ -43,52 +49,7 @@ void wk_msg_bad(worker_node_t *n, const char *subject, size_t len)
         len, subject, (unsigned long long)bad);
 }
 
-/* A FIRE may go straight to its target from nats.c's thread when it is
- * for a worker (an export or a sender) and nothing of its subscription
- * waits at the core: then every earlier message of the subscription is in
- * its target's mailbox already (the core's decrement of via_core comes
- * after its fire or call, with release order), so this one lands behind
- * them. */
-static bool goes_direct(const wk_closure *c, const wk_msg *m)
-{
-    return (m->type == WK_MSG_FIRE || m->type == WK_MSG_FIRES)
-        && (c->kind == WK_SUB_EXPORT || c->kind == WK_SUB_DIRECT)
-        && atomic_load_explicit(&c->via_core, memory_order_acquire) == 0;
-}
-
 static void handle(wk_closure *c, const char *subject, const char *reply, const wk_msg *m);
-
-/* nats.c's thread: the message copied into an event for the core worker,
- * as an envelope (closure, subject length, reply length, subject, reply,
- * data). Small ones (most) are put together on the stack: the fire copies
- * the envelope into its event anyway. */
-static void to_core(wk_closure *c, const char *subject, const char *reply, natsMsg *msg)
-{
-    worker_node_t *n = c->node;
-    size_t sl = strlen(subject), rl = reply ? strlen(reply) : 0;
-    size_t dl = (size_t)natsMsg_GetDataLength(msg);
-    unsigned char small[512];
-    size_t need = ENVELOPE_HEAD + sl + rl + dl + 2;
-    unsigned char *env = need <= sizeof small ? small : malloc(need);
-    int rc = WORKER_ENOMEM;
-    if (env && sl < 65536 && rl < 65536) {
-        memcpy(env, &c, sizeof c);
-        env[8] = (unsigned char)sl, env[9] = (unsigned char)(sl >> 8);
-        env[10] = (unsigned char)rl, env[11] = (unsigned char)(rl >> 8);
-        memcpy(env + ENVELOPE_HEAD, subject, sl + 1);
-        memcpy(env + ENVELOPE_HEAD + sl + 1, reply ? reply : "", rl + 1);
-        memcpy(env + ENVELOPE_HEAD + sl + rl + 2, natsMsg_GetData(msg), dl);
-        worker_fire_opts fo = { .copy = env, .copy_size = need };
-        atomic_fetch_add_explicit(&c->via_core, 1, memory_order_relaxed);
-        rc = worker_fire_ex(n->core, EV_INBOUND, NULL, &fo);
-        if (rc != WORKER_OK)
-            atomic_fetch_sub_explicit(&c->via_core, 1, memory_order_relaxed);
-    }
-    if (rc != WORKER_OK)
-        atomic_fetch_add(&n->dropped, 1);
-    if (env != small)
-        free(env);
-}
 
 void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
@@ -96,20 +57,23 @@ void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     (void)sub;
     wk_closure *c = closure;
     worker_node_t *n = c->node;
-    const char *subject = natsMsg_GetSubject(msg), *reply = natsMsg_GetReply(msg);
+    const char *subject = natsMsg_GetSubject(msg);
     atomic_fetch_add(&n->in_callback, 1);
     atomic_fetch_add(&n->received, 1);
     wk_msg m;
     const void *data = natsMsg_GetData(msg);
     size_t dl = (size_t)natsMsg_GetDataLength(msg);
-    if (!data || !wk_wire_decode(data, dl, &m))
+    if (!data || !wk_wire_decode(data, dl, &m)) {
         wk_msg_bad(n, subject, dl);
-    else if (atomic_load(&n->closing))
-        ; /* nothing is delivered any more */
-    else if (goes_direct(c, &m))
-        handle(c, subject, NULL, &m);
-    else
-        to_core(c, subject, reply, msg);
+    } else if (atomic_load(&n->closing)) {
+        /* nothing is delivered any more */
+    } else if (c->kind != WK_SUB_HEARTBEAT) {
+        handle(c, subject, natsMsg_GetReply(msg), &m);
+    } else {
+        worker_fire_opts fo = { .copy = data, .copy_size = dl };
+        if (worker_fire_ex(n->core, EV_INBOUND, NULL, &fo) != WORKER_OK)
+            atomic_fetch_add(&n->dropped, 1);
+    }
     natsMsg_Destroy(msg);
     atomic_fetch_sub(&n->in_callback, 1);
 }
@@ -149,6 +113,7 @@ static void deliver(wk_closure *c, worker_t *target, const char *reply, const wk
     memcpy(name, m->name.p, m->name.len);
     name[m->name.len] = '\0';
     worker_t *ref, *sender = sender_of(c, m, &ref);
+    wk_msgid_seen(m, target);
     if (m->type == WK_MSG_CALL) {
         wk_call_serve(n, target, reply, m, sender);
     } else {
@@ -184,10 +149,8 @@ static void deliver_all(wk_closure *c, worker_t *target, const wk_msg *fires)
 {
     wk_msg entry = { 0 };
     size_t pos = 0;
-    while (wk_wire_entry_next(fires, &pos, &entry)) {
-        wk_msgid_seen(&entry);
+    while (wk_wire_entry_next(fires, &pos, &entry))
         deliver(c, target, NULL, &entry);
-    }
 }
 
 /* How many events a message holds (for the count of drops). */
@@ -207,7 +170,6 @@ static void handle(wk_closure *c, const char *subject, const char *reply, const 
 {
     worker_node_t *n = c->node;
     worker_t *ref, *target;
-    wk_msgid_seen(m);
     switch (c->kind) {
     case WK_SUB_EXPORT:
     case WK_SUB_DIRECT:
@@ -226,33 +188,23 @@ static void handle(wk_closure *c, const char *subject, const char *reply, const 
             wk_call_answer(n, last_token(subject), m);
         return;
     case WK_SUB_HEARTBEAT:
-        if (m->type == WK_MSG_HEARTBEAT && !wk_str_eq(m->node, n->name))
-            wk_peers_heard(n, m);
-        else if (m->type == WK_MSG_ENDED && !wk_str_eq(m->node, n->name))
-            wk_proxy_peer_ended(n, m->node, m->wid);
-        return;
+        break;
     }
 }
 
-/* The core's side of to_core: the message was decoded once on nats.c's
- * thread already, so it parses. */
+/* The core's side: a heartbeat or an end notice (it parsed on nats.c's
+ * thread already). */
 static int on_inbound(const worker_event_t *e, void *userdata)
 {
     worker_node_t *n = userdata;
-    const unsigned char *env = worker_event_data(e);
-    size_t size = worker_event_size(e);
-    if (size < ENVELOPE_HEAD)
-        return 0;
-    wk_closure *c;
-    memcpy(&c, env, sizeof c);
-    size_t sl = env[8] | (size_t)env[9] << 8, rl = env[10] | (size_t)env[11] << 8;
-    const char *subject = (const char *)env + ENVELOPE_HEAD;
-    const char *reply = subject + sl + 1;
-    const unsigned char *data = (const unsigned char *)reply + rl + 1;
     wk_msg m;
-    if (!atomic_load(&n->closing) && wk_wire_decode(data, size - (size_t)(data - env), &m))
-        handle(c, subject, rl ? reply : NULL, &m);
-    atomic_fetch_sub_explicit(&c->via_core, 1, memory_order_release);
+    if (atomic_load(&n->closing)
+        || !wk_wire_decode(worker_event_data(e), worker_event_size(e), &m))
+        return 0;
+    if (m.type == WK_MSG_HEARTBEAT && !wk_str_eq(m.node, n->name))
+        wk_peers_heard(n, &m);
+    else if (m.type == WK_MSG_ENDED && !wk_str_eq(m.node, n->name))
+        wk_proxy_peer_ended(n, m.node, m.wid);
     return 0;
 }
 

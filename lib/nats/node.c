@@ -103,7 +103,10 @@ static worker_node_t *node_new(const worker_node_opts *o)
     n->salt = (uint32_t)(ts.tv_nsec ^ (getpid() << 12) ^ ts.tv_sec);
     n->next_id = 1;
     n->serial = wk_node_serial();
-    if (!n->name) {
+    n->answers = wk_answers_new(n);
+    if (!n->name || !n->answers) {
+        wk_answers_unref(n->answers);
+        free(n->name);
         free(n);
         return NULL;
     }
@@ -112,6 +115,7 @@ static worker_node_t *node_new(const worker_node_opts *o)
 
 static void node_free(worker_node_t *n)
 {
+    wk_answers_unref(n->answers); /* calls still being served keep it */
     pthread_cond_destroy(&n->closed_cv);
     pthread_mutex_destroy(&n->lock);
     free(n->name);
@@ -173,6 +177,7 @@ void worker_node_close(worker_node_t *n)
     for (int i = 0; i < 3; i++)
         wk_conn_unsub(n->subs[i]);
     wk_exports_close(n);
+    wk_answers_close(n->answers); /* late answers publish nothing now */
     wk_conn_close(n);
     wk_bridges_free(n);
     wk_senders_close(n);

@@ -405,7 +405,7 @@ uint64_t wk_msgid_new(uint32_t node_salt, const char *event_name, const char *de
     return (uint64_t)node_salt << 32 | n;
 }
 
-void wk_msgid_seen(const wk_msg *m)
+void wk_msgid_seen(const wk_msg *m, worker_t *receiver)
 {
     const char *name = NULL;
     char buf[WK_WIRE_NAME_MAX + 1];
@@ -417,5 +417,5 @@ void wk_msgid_seen(const wk_msg *m)
         name = buf;
     }
     if (name && m->id)
-        worker_trace_remote_receive(m->id, name);
+        worker_trace_remote_receive_at(receiver, m->id, name);
 }

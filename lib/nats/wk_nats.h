@@ -9,16 +9,14 @@
  *   worker_fire/worker_start/worker_stop (which never block) may be called
  *   with it held.
  * - nats.c delivers each subscription's messages in order, on one thread
- *   at a time. A FIRE for an exported worker or a sender is fired at its
- *   target right there (the lists are read under node->lock, as anywhere);
- *   every other message (calls, which need a worker's loop for their
- *   answer, replies, heartbeats) is copied into an event for the node's
- *   own worker (`core`), whose listeners do the work on one thread. A FIRE
- *   that arrives while earlier messages of its subscription are still
- *   queued at the core follows them through the core (wk_closure.via_core),
- *   so per-subscription order, and with it per sender/receiver pair order
- *   across nodes, holds. The bridge callback only publishes into its
- *   channel.
+ *   at a time, and they are handled right there (inbound.c): a FIRE is
+ *   fired at its target, a CALL is made with worker_call_then (its answer
+ *   is published from the thread that answers: calls.c), a REPLY answers
+ *   its caller. So per-subscription order, and with it per
+ *   sender/receiver pair order across nodes, holds for fires and calls
+ *   alike. Only heartbeats and end notices go to the node's own worker
+ *   (`core`), whose listeners handle them on one thread. The bridge
+ *   callback only publishes into its channel.
  * - Named proxies are started and stopped only on the core worker's thread
  *   (wk_proxies_sync), so a proxy's running state follows "some live node
  *   exports the name" without races between two syncs.
@@ -126,14 +124,17 @@ typedef struct wk_closure {
     uint64_t key; /* WK_SUB_EXPORT: the export's id */
     wk_export *export; /* WK_SUB_EXPORT: its entry (entries live until close) */
     /* The proxy of the last remote sender seen on this subscription: used
-     * by whichever thread handles the subscription's messages, one at a
-     * time (see via_core); proxies live until close. */
+     * by its callbacks only (one at a time); proxies live until close. */
     wk_proxy *last_sender;
-    /* Messages of this subscription handed to the core worker and not
-     * handled yet: while any are, later ones follow them through the core
-     * (inbound.c keeps per-pair order with it). */
-    _Atomic uint32_t via_core;
 } wk_closure;
+
+/* What outlives a node for the answers of the calls it serves (calls.c). */
+typedef struct wk_answers {
+    _Atomic uint32_t refs; /* the node's, and one per call being served */
+    pthread_rwlock_t lock; /* read: publishing an answer; write: closing */
+    bool closed; /* under the write lock: answers are dropped */
+    worker_node_t *node;
+} wk_answers;
 
 struct worker_node {
     pthread_mutex_t lock;
@@ -145,6 +146,7 @@ struct worker_node {
     bool batch_fires; /* FIREs at a proxy go in batches (not send_asap) */
     uint32_t salt;
     worker_t *core;
+    wk_answers *answers;
     worker_timer_t *tick;
     natsSubscription *subs[3]; /* direct, reply, heartbeat */
     wk_export *exports;
@@ -238,6 +240,9 @@ void wk_senders_close(worker_node_t *n);
 /* calls.c */
 int wk_call_forward(wk_proxy *p, const worker_event_t *e, wk_msg *m);
 void wk_call_answer(worker_node_t *n, uint64_t id, const wk_msg *m);
+wk_answers *wk_answers_new(worker_node_t *n);
+void wk_answers_close(wk_answers *a); /* before the connection closes: answers publish nothing */
+void wk_answers_unref(wk_answers *a); /* the node's reference, at its free */
 void wk_call_serve(
     worker_node_t *n, worker_t *target, const char *reply, const wk_msg *m, worker_t *sender);
 void wk_calls_sweep(worker_node_t *n);

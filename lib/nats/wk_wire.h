@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <worker/types.h>
+
 #define WK_WIRE_VERSION 2
 #define WK_WIRE_HEADER 12
 #define WK_WIRE_NAME_MAX 255 /* names, node names and event names on the wire */
@@ -94,9 +96,10 @@ uint64_t wk_msgid_new(uint32_t node_salt, const char *event_name, const char *de
 uint64_t wk_msgid_traced(const char *event_name, const char *destination);
 
 /* The one place where a received message id is consumed (wire.c): the
- * receiving end of the arrow (worker_trace_remote_receive), recorded on the
- * thread that fires the message into a local worker, just before it does.
- * Messages without an event name are not recorded. */
-void wk_msgid_seen(const wk_msg *m);
+ * receiving end of the arrow (worker_trace_remote_receive_at), recorded
+ * for `receiver`, the local worker the message is fired into, just before
+ * it is (NULL: the calling thread's worker). Messages without an event
+ * name are not recorded. */
+void wk_msgid_seen(const wk_msg *m, worker_t *receiver);
 
 #endif

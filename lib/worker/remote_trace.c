@@ -31,3 +31,10 @@ void worker_trace_remote_receive(uint64_t id, const char *event_name)
         return;
     wk_probe_remote_receive(calling_worker(), id, event_name);
 }
+
+void worker_trace_remote_receive_at(worker_t *receiver, uint64_t id, const char *event_name)
+{
+    if (id == 0 || !wk_tracing())
+        return;
+    wk_probe_remote_receive(receiver ? (uint32_t)receiver->id : calling_worker(), id, event_name);
+}

@@ -9,6 +9,8 @@
 #endif
 #include <criterion/criterion.h>
 #include <worker/worker.h>
+#include <math.h>
+#include <unistd.h>
 
 static int idle_task(void *arg, void **result)
 {
@@ -441,4 +443,150 @@ Test(call, async_pending_when_the_caller_ends_gets_exit, .timeout = 20)
     worker_unref(asker);
     server_end(w);
     (void)me;
+}
+
+/* ---- worker_call_then: the callback runs where the answer is made ---- */
+
+typedef struct then_out {
+    atomic_int calls;
+    int rc;
+    intptr_t reply;
+    size_t size;
+    char copy[16];
+    pthread_t thread;
+    sem_t done;
+} then_out;
+
+static void on_then(int rc, void *reply, size_t size, void *userdata)
+{
+    then_out *o = userdata;
+    o->rc = rc;
+    o->reply = (intptr_t)reply;
+    o->size = size;
+    if (size && size <= sizeof o->copy)
+        memcpy(o->copy, reply, size);
+    o->thread = pthread_self();
+    atomic_fetch_add(&o->calls, 1);
+    sem_post(&o->done);
+}
+
+static bool then_done(then_out *o)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)TU_WAIT;
+    while (sem_timedwait(&o->done, &ts) != 0)
+        if (errno != EINTR)
+            return false;
+    return true;
+}
+
+/* Records the thread it runs on, then replies with data + 1. */
+static pthread_t listener_thread;
+static int add_one_noting(const worker_event_t *e, void *userdata)
+{
+    (void)userdata;
+    listener_thread = pthread_self();
+    return worker_reply(e, TU_PTR(TU_INT(worker_event_data(e)) + 1));
+}
+
+Test(call, then_runs_fn_on_the_replying_thread, .timeout = 20)
+{
+    tu_main();
+    worker_t *w = server();
+    worker_listen(w, "ADD", add_one_noting, NULL, NULL);
+    static then_out o;
+    sem_init(&o.done, 0, 0);
+    cr_assert_eq(worker_call_then(w, "ADD", TU_PTR(41), NULL, -1, on_then, &o), WORKER_OK);
+    cr_assert(then_done(&o), "fn never ran");
+    cr_assert_eq(o.rc, WORKER_OK);
+    cr_assert_eq(o.reply, 42);
+    cr_assert(pthread_equal(o.thread, listener_thread), "fn ran where the reply was made");
+    cr_assert(!pthread_equal(o.thread, pthread_self()));
+    server_end(w);
+    cr_assert_eq(atomic_load(&o.calls), 1, "exactly once");
+    sem_destroy(&o.done);
+}
+
+/* A thread the library did not start (no loop of its own) may call it. */
+static void *call_from_plain_thread(void *arg)
+{
+    then_out *o = arg;
+    static const char ping[] = "ping";
+    worker_fire_opts fo = { .copy = ping, .copy_size = sizeof ping };
+    intptr_t rc = worker_call_then(o->reply ? (worker_t *)o->reply : NULL, "ECHO", NULL, &fo, 5,
+        on_then, o);
+    return (void *)rc;
+}
+
+static int echo_copy(const worker_event_t *e, void *userdata)
+{
+    (void)userdata;
+    worker_fire_opts fo = { .copy = worker_event_data(e), .copy_size = worker_event_size(e) };
+    return worker_reply_ex(e, NULL, &fo);
+}
+
+Test(call, then_from_a_plain_thread_with_a_copied_reply, .timeout = 20)
+{
+    worker_t *w = server();
+    worker_listen(w, "ECHO", echo_copy, NULL, NULL);
+    static then_out o;
+    sem_init(&o.done, 0, 0);
+    o.reply = (intptr_t)w; /* the target, for the thread */
+    pthread_t th;
+    void *rc;
+    pthread_create(&th, NULL, call_from_plain_thread, &o);
+    pthread_join(th, &rc);
+    cr_assert_eq((intptr_t)rc, WORKER_OK);
+    cr_assert(then_done(&o));
+    cr_assert_eq(o.rc, WORKER_OK);
+    cr_assert_eq(o.size, 5);
+    cr_assert_str_eq(o.copy, "ping");
+    server_end(w);
+    sem_destroy(&o.done);
+}
+
+Test(call, then_unanswered_is_noreply_and_errors_never_run_fn, .timeout = 20)
+{
+    tu_main();
+    worker_t *w = server(); /* no listener: released unanswered at once */
+    static then_out o;
+    sem_init(&o.done, 0, 0);
+    cr_assert_eq(worker_call_then(w, "NOBODY", NULL, NULL, -1, on_then, &o), WORKER_OK);
+    cr_assert(then_done(&o));
+    cr_assert_eq(o.rc, WORKER_ENOREPLY);
+    cr_assert_eq(worker_call_then(w, "X", NULL, NULL, -1, NULL, &o), WORKER_EINVAL);
+    cr_assert_eq(worker_call_then(NULL, "X", NULL, NULL, -1, on_then, &o), WORKER_EINVAL);
+    cr_assert_eq(worker_call_then(w, "X", NULL, NULL, NAN, on_then, &o), WORKER_EINVAL);
+    server_end(w);
+    cr_assert_eq(worker_call_then(w, "X", NULL, NULL, -1, on_then, &o), WORKER_EREJECTED);
+    cr_assert_eq(atomic_load(&o.calls), 1, "fn ran only for the call that was fired");
+    sem_destroy(&o.done);
+}
+
+Test(call, then_taken_past_its_timeout_expires_undelivered, .timeout = 20)
+{
+    worker_t *me = tu_main();
+    worker_t *w = server();
+    sem_init(&go, 0, 0);
+    atomic_int seen = 0;
+    worker_listen(w, "HOLD", hold, me, NULL);
+    worker_listen(w, "REQ", tu_count_listener, &seen, NULL);
+    worker_fire(w, "HOLD", NULL);
+    cr_assert_eq(tu_wait_ack(NULL), WORKER_OK);
+    static then_out o;
+    sem_init(&o.done, 0, 0);
+    cr_assert_eq(worker_call_then(w, "REQ", NULL, NULL, 0.05, on_then, &o), WORKER_OK);
+    /* The request waits behind HOLD past its timeout; no timer answers it. */
+    usleep(150 * 1000);
+    cr_assert_eq(atomic_load(&o.calls), 0, "no timer: nothing happens until it is taken");
+    sem_post(&go);
+    cr_assert(then_done(&o));
+    cr_assert_eq(o.rc, WORKER_EEXPIRED);
+    tu_sync_install(w);
+    cr_assert_eq(tu_sync(w), WORKER_OK);
+    cr_assert_eq(atomic_load(&seen), 0, "an expired request is not delivered");
+    sem_destroy(&go);
+    sem_destroy(&o.done);
+    server_end(w);
 }
