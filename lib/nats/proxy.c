@@ -39,6 +39,7 @@ static wk_proxy *proxy_new(
         .daemon = WORKER_DAEMON_YES,
         .quiet = true,
         .copy_only = true,
+        .pooled = true, /* no thread of its own: it only forwards */
         .forward = wk_forward,
         .forward_arg = p };
     p->w = (name || p->peer_node) ? worker_new(NULL, NULL, &o) : NULL;

@@ -255,3 +255,25 @@ Test(forward, the_end_waits_for_forwards_running_then, .timeout = 20)
     tu_gate_destroy(&s.entered);
     tu_gate_destroy(&s.release);
 }
+
+/* A pooled forwarding worker (the proxies of libworker-actor-nats): no
+ * thread of its own; fires still run the hook on the firing thread, and
+ * its stop and end run on the scheduler's threads. */
+Test(forward, a_pooled_forwarder_forwards_and_ends, .timeout = 20)
+{
+    static seen s;
+    s.thread = pthread_self();
+    worker_opts o = { .pooled = true, .forward = record, .forward_arg = &s };
+    worker_t *w = worker_new(NULL, NULL, &o);
+    cr_assert_not_null(w);
+    cr_assert_eq(worker_start(w), WORKER_OK);
+    for (int i = 1; i <= MANY; i++)
+        cr_assert_eq(fire_int(w, i), WORKER_OK);
+    cr_assert_eq(atomic_load(&s.count), MANY);
+    cr_assert_eq(atomic_load(&s.out_of_order), 0);
+    cr_assert_eq(atomic_load(&s.on_other_thread), 0);
+    cr_assert_eq(worker_stop(w), WORKER_OK);
+    cr_assert_eq(worker_join(w), WORKER_OK);
+    cr_assert_eq(fire_int(w, 1), WORKER_EREJECTED);
+    worker_unref(w);
+}
