@@ -390,17 +390,42 @@ static void async_caller_ends(void *arg)
     async_give_up(arg, WORKER_EXIT);
 }
 
+/* What both async calls do first: request_begin, and the callback. */
+static int async_begin(worker_t *w, const char *name, void *data, const worker_fire_opts **opts,
+    double timeout, worker_reply_fn fn, void *userdata, wk_thread **t, worker_t **me,
+    wk_request **r)
+{
+    int rc = fn ? request_begin(w, name, data, opts, timeout, t, me, r) : WORKER_EINVAL;
+    if (rc == WORKER_OK) {
+        (*r)->fn = fn;
+        (*r)->userdata = userdata;
+    }
+    return rc;
+}
+
+/* Fire an async request, held meanwhile (its answer may come, and drop
+ * the other references, before the fire returns). On error nothing was
+ * queued: the caller frees `r`. */
+static int async_fire(
+    worker_t *w, const char *name, wk_request *r, const worker_fire_opts *opts, worker_t *me,
+    wk_thread *t)
+{
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    int rc = request_fire(w, name, r, opts, me, t);
+    if (rc == WORKER_OK)
+        request_unref(r);
+    return rc;
+}
+
 int worker_call_async(worker_t *w, const char *name, void *data, const worker_fire_opts *opts,
     double timeout, worker_reply_fn fn, void *userdata)
 {
     wk_thread *t;
     worker_t *me;
     wk_request *r;
-    int rc = fn ? request_begin(w, name, data, &opts, timeout, &t, &me, &r) : WORKER_EINVAL;
+    int rc = async_begin(w, name, data, &opts, timeout, fn, userdata, &t, &me, &r);
     if (rc != WORKER_OK)
         return rc;
-    r->fn = fn;
-    r->userdata = userdata;
     /* Armed before the fire: an answer may run on this thread's next turn. */
     if (timeout >= 0
         && wk_later_or_drop(me, async_timeout, async_caller_ends, r, timeout, &r->timer)
@@ -408,18 +433,15 @@ int worker_call_async(worker_t *w, const char *name, void *data, const worker_fi
         request_free(r);
         return WORKER_ENOMEM;
     }
-    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed); /* held while firing */
-    rc = request_fire(w, name, r, opts, me, t);
+    rc = async_fire(w, name, r, opts, me, t);
     if (rc != WORKER_OK) {
         if (r->timer) {
             worker_timer_cancel(r->timer); /* not run: this thread has not turned */
             worker_timer_free(r->timer);
         }
         request_free(r);
-        return rc;
     }
-    request_unref(r);
-    return WORKER_OK;
+    return rc;
 }
 
 int worker_call_then(worker_t *w, const char *name, void *data, const worker_fire_opts *opts,
@@ -428,20 +450,14 @@ int worker_call_then(worker_t *w, const char *name, void *data, const worker_fir
     wk_thread *t;
     worker_t *me;
     wk_request *r;
-    int rc = fn ? request_begin(w, name, data, &opts, timeout, &t, &me, &r) : WORKER_EINVAL;
+    int rc = async_begin(w, name, data, &opts, timeout, fn, userdata, &t, &me, &r);
     if (rc != WORKER_OK)
         return rc;
-    r->fn = fn;
-    r->userdata = userdata;
     r->answer_inline = true;
-    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed); /* held while firing */
-    rc = request_fire(w, name, r, opts, me, t);
-    if (rc != WORKER_OK) {
+    rc = async_fire(w, name, r, opts, me, t);
+    if (rc != WORKER_OK)
         request_free(r);
-        return rc;
-    }
-    request_unref(r);
-    return WORKER_OK;
+    return rc;
 }
 
 /* ---- answering ---- */

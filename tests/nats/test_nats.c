@@ -144,33 +144,6 @@ Test(nats, bad_arguments)
     worker_unref(stopped);
 }
 
-Test(nats, fires_keep_order_and_calls_get_answers)
-{
-    worker_node_t *n = node_on(srv.url, "front");
-    worker_t *p = peer_echo(n);
-    for (uint32_t i = 0; i < 2000; i++)
-        cr_assert_eq(fire_copy(p, "seq", &i, sizeof i), WORKER_OK);
-    void *reply = NULL;
-    size_t size = 0;
-    cr_assert_eq(call_copy(p, "seq_check", NULL, 0, 5, &reply, &size), WORKER_OK);
-    cr_assert_eq(size, 2 * sizeof(uint32_t));
-    uint32_t got[2];
-    memcpy(got, reply, sizeof got);
-    cr_assert_eq(got[0], 2000, "received %u of 2000", got[0]);
-    cr_assert_eq(got[1], 0, "%u out of order", got[1]);
-
-    cr_assert_eq(call_copy(p, "echo", "hello", 5, 5, &reply, &size), WORKER_OK);
-    cr_assert_eq(size, 5);
-    cr_assert_eq(memcmp(reply, "hello", 5), 0);
-    cr_assert_eq(call_copy(p, "fail", NULL, 0, 5, &reply, &size), WORKER_ESTATE);
-    cr_assert_eq(call_copy(p, "silent", NULL, 0, 0.3, &reply, &size), WORKER_ETIMEDOUT);
-    /* A pointer does not cross processes. */
-    int local = 7;
-    cr_assert_eq(worker_call(p, "echo", &local, 5, &reply), WORKER_EINVAL);
-    worker_unref(p);
-    worker_node_close(n);
-}
-
 /* The peer's count of "seq" fires so far, and how many came out of order. */
 static void seq_check(worker_t *p, uint32_t want)
 {
@@ -182,6 +155,28 @@ static void seq_check(worker_t *p, uint32_t want)
     memcpy(got, reply, sizeof got);
     cr_assert_eq(got[0], want, "received %u of %u before the call", got[0], want);
     cr_assert_eq(got[1], 0, "%u out of order", got[1]);
+}
+
+Test(nats, fires_keep_order_and_calls_get_answers)
+{
+    worker_node_t *n = node_on(srv.url, "front");
+    worker_t *p = peer_echo(n);
+    for (uint32_t i = 0; i < 2000; i++)
+        cr_assert_eq(fire_copy(p, "seq", &i, sizeof i), WORKER_OK);
+    seq_check(p, 2000);
+
+    void *reply = NULL;
+    size_t size = 0;
+    cr_assert_eq(call_copy(p, "echo", "hello", 5, 5, &reply, &size), WORKER_OK);
+    cr_assert_eq(size, 5);
+    cr_assert_eq(memcmp(reply, "hello", 5), 0);
+    cr_assert_eq(call_copy(p, "fail", NULL, 0, 5, &reply, &size), WORKER_ESTATE);
+    cr_assert_eq(call_copy(p, "silent", NULL, 0, 0.3, &reply, &size), WORKER_ETIMEDOUT);
+    /* A pointer does not cross processes. */
+    int local = 7;
+    cr_assert_eq(worker_call(p, "echo", &local, 5, &reply), WORKER_EINVAL);
+    worker_unref(p);
+    worker_node_close(n);
 }
 
 /* Fires travel in batches (one NATS message for many): a call flushes the
