@@ -199,6 +199,19 @@ static inline int tu_task_forever(void *arg, void **result)
     return worker_wait_forever();
 }
 
+/* Wait for GO (TU_WAIT at most), then return the GO event's data as the
+ * task's code, with result 5 (0: success). */
+static inline int tu_go_task(void *arg, void **result)
+{
+    (void)arg;
+    void *d = NULL;
+    int rc = worker_wait_event("GO", TU_WAIT, NULL, &d);
+    if (rc != WORKER_OK)
+        return rc;
+    *result = TU_PTR(5);
+    return TU_INT(d);
+}
+
 /* Join and drop a worker (NULL is ignored). */
 static inline void tu_stop_join_unref(worker_t *w)
 {

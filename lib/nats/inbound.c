@@ -49,35 +49,6 @@ void wk_msg_bad(worker_node_t *n, const char *subject, size_t len)
         len, subject, (unsigned long long)bad);
 }
 
-static void handle(wk_closure *c, const char *subject, const char *reply, const wk_msg *m);
-
-void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
-{
-    (void)nc;
-    (void)sub;
-    wk_closure *c = closure;
-    worker_node_t *n = c->node;
-    const char *subject = natsMsg_GetSubject(msg);
-    atomic_fetch_add(&n->in_callback, 1);
-    atomic_fetch_add(&n->received, 1);
-    wk_msg m;
-    const void *data = natsMsg_GetData(msg);
-    size_t dl = (size_t)natsMsg_GetDataLength(msg);
-    if (!data || !wk_wire_decode(data, dl, &m)) {
-        wk_msg_bad(n, subject, dl);
-    } else if (atomic_load(&n->closing)) {
-        /* nothing is delivered any more */
-    } else if (c->kind != WK_SUB_HEARTBEAT) {
-        handle(c, subject, natsMsg_GetReply(msg), &m);
-    } else {
-        worker_fire_opts fo = { .copy = data, .copy_size = dl };
-        if (worker_fire_ex(n->core, EV_INBOUND, NULL, &fo) != WORKER_OK)
-            atomic_fetch_add(&n->dropped, 1);
-    }
-    natsMsg_Destroy(msg);
-    atomic_fetch_sub(&n->in_callback, 1);
-}
-
 /* The proxy of a remote sender: the subscription's last one when it is
  * the same sender and runs (no lock), else found or made under the lock.
  * Proxies live until the node closes, so no reference is taken. */
@@ -190,6 +161,34 @@ static void handle(wk_closure *c, const char *subject, const char *reply, const 
     case WK_SUB_HEARTBEAT:
         break;
     }
+}
+
+/* nats.c's thread, for every message of every subscription. */
+void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    wk_closure *c = closure;
+    worker_node_t *n = c->node;
+    const char *subject = natsMsg_GetSubject(msg);
+    atomic_fetch_add(&n->in_callback, 1);
+    atomic_fetch_add(&n->received, 1);
+    wk_msg m;
+    const void *data = natsMsg_GetData(msg);
+    size_t dl = (size_t)natsMsg_GetDataLength(msg);
+    if (!data || !wk_wire_decode(data, dl, &m)) {
+        wk_msg_bad(n, subject, dl);
+    } else if (atomic_load(&n->closing)) {
+        /* nothing is delivered any more */
+    } else if (c->kind != WK_SUB_HEARTBEAT) {
+        handle(c, subject, natsMsg_GetReply(msg), &m);
+    } else {
+        worker_fire_opts fo = { .copy = data, .copy_size = dl };
+        if (worker_fire_ex(n->core, EV_INBOUND, NULL, &fo) != WORKER_OK)
+            atomic_fetch_add(&n->dropped, 1);
+    }
+    natsMsg_Destroy(msg);
+    atomic_fetch_sub(&n->in_callback, 1);
 }
 
 /* The core's side: a heartbeat or an end notice (it parsed on nats.c's

@@ -284,26 +284,26 @@ Test(nats, replies_reach_the_remote_sender)
     worker_node_close(n);
 }
 
-Test(nats, monitor_down_when_the_remote_worker_ends)
+/* Monitor the peer's proxy, fire `what` at the peer, and see DOWN. */
+static void down_after(const char *what)
 {
     worker_node_t *n = node_on(srv.url, "front");
     worker_t *p = peer_echo(n);
     cr_assert_eq(worker_monitor(p), WORKER_OK);
-    cr_assert_eq(fire_copy(p, "quit", NULL, 0), WORKER_OK);
+    cr_assert_eq(fire_copy(p, what, NULL, 0), WORKER_OK);
     cr_assert_eq(worker_wait_event(WORKER_EV_WORKER_DOWN, 5, p, NULL), WORKER_OK);
     worker_unref(p);
     worker_node_close(n);
 }
 
+Test(nats, monitor_down_when_the_remote_worker_ends)
+{
+    down_after("quit");
+}
+
 Test(nats, monitor_down_when_unexported)
 {
-    worker_node_t *n = node_on(srv.url, "front");
-    worker_t *p = peer_echo(n);
-    cr_assert_eq(worker_monitor(p), WORKER_OK);
-    cr_assert_eq(fire_copy(p, "unexport", NULL, 0), WORKER_OK);
-    cr_assert_eq(worker_wait_event(WORKER_EV_WORKER_DOWN, 5, p, NULL), WORKER_OK);
-    worker_unref(p);
-    worker_node_close(n);
+    down_after("unexport");
 }
 
 Test(nats, monitor_down_within_three_heartbeats_of_sigkill)

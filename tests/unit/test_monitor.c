@@ -21,19 +21,6 @@
 
 static const worker_opts quiet = { .quiet = true };
 
-/* Waits for GO, then returns the GO event's data as its code (0: success,
- * with result 5). */
-static int go_task(void *arg, void **result)
-{
-    (void)arg;
-    void *d = NULL;
-    int rc = worker_wait_event("GO", TU_WAIT, NULL, &d);
-    if (rc != WORKER_OK)
-        return rc;
-    *result = TU_PTR(5);
-    return TU_INT(d);
-}
-
 /* Wait for WORKER_DOWN from `w`; copy its worker_down_t out (the data is
  * valid only until the next wait). */
 static worker_down_t wait_down(worker_t *w)
@@ -51,7 +38,7 @@ static worker_down_t wait_down(worker_t *w)
 
 Test(monitor, monitor_running_worker, .timeout = 10)
 {
-    worker_t *w = worker_spawn(go_task, NULL, NULL);
+    worker_t *w = worker_spawn(tu_go_task, NULL, NULL);
     cr_assert_not_null(w);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
     cr_assert_eq(worker_fire(w, "GO", TU_PTR(0)), WORKER_OK);
@@ -82,7 +69,7 @@ static int on_down(const worker_event_t *e, void *userdata)
 
 Test(monitor, monitor_ended_worker_down_at_once, .timeout = 10)
 {
-    worker_t *w = worker_spawn(go_task, NULL, &quiet);
+    worker_t *w = worker_spawn(tu_go_task, NULL, &quiet);
     cr_assert_eq(worker_fire(w, "GO", TU_PTR(31)), WORKER_OK);
     cr_assert_eq(worker_join(w), WORKER_OK);
 
@@ -109,7 +96,7 @@ Test(monitor, monitor_ended_worker_down_at_once, .timeout = 10)
 
 Test(monitor, monitor_twice_one_down, .timeout = 10)
 {
-    worker_t *w = worker_spawn(go_task, NULL, NULL);
+    worker_t *w = worker_spawn(tu_go_task, NULL, NULL);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
     cr_assert_eq(worker_fire(w, "GO", TU_PTR(0)), WORKER_OK);
@@ -132,7 +119,7 @@ Test(monitor, monitor_twice_an_ended_worker_one_down, .timeout = 10)
     worker_listener_t *li = worker_on(WORKER_EV_WORKER_DOWN, on_down, &c, NULL);
     cr_assert_not_null(li);
 
-    worker_t *w = worker_spawn(go_task, NULL, &quiet);
+    worker_t *w = worker_spawn(tu_go_task, NULL, &quiet);
     cr_assert_eq(worker_fire(w, "GO", TU_PTR(31)), WORKER_OK);
     cr_assert_eq(worker_join(w), WORKER_OK);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
@@ -178,7 +165,7 @@ Test(monitor, monitor_twice_an_ended_worker_one_down, .timeout = 10)
 
 Test(monitor, demonitor_no_down, .timeout = 10)
 {
-    worker_t *w = worker_spawn(go_task, NULL, NULL);
+    worker_t *w = worker_spawn(tu_go_task, NULL, NULL);
     cr_assert_eq(worker_monitor(w), WORKER_OK);
     cr_assert_eq(worker_demonitor(w), WORKER_OK);
     cr_assert_eq(worker_demonitor(w), WORKER_EINVAL, "not monitored any more");
@@ -256,8 +243,8 @@ static int forever(void *arg, void **result)
 Test(monitor, down_fields, .timeout = 10)
 {
     worker_t *stopped = worker_spawn(forever, NULL, NULL);
-    worker_t *failed = worker_spawn(go_task, NULL, &quiet);
-    worker_t *done = worker_spawn(go_task, NULL, NULL);
+    worker_t *failed = worker_spawn(tu_go_task, NULL, &quiet);
+    worker_t *done = worker_spawn(tu_go_task, NULL, NULL);
     cr_assert_eq(worker_monitor(stopped), WORKER_OK);
     cr_assert_eq(worker_monitor(failed), WORKER_OK);
     cr_assert_eq(worker_monitor(done), WORKER_OK);
@@ -333,7 +320,7 @@ static int watcher_task(void *arg, void **result)
 
 Test(monitor, monitor_from_worker_and_two_monitors, .timeout = 10)
 {
-    worker_t *target = worker_spawn(go_task, NULL, &quiet);
+    worker_t *target = worker_spawn(tu_go_task, NULL, &quiet);
     struct watcher x = { .target = target, .main = worker_current() };
     worker_t *a = worker_spawn(watcher_task, &x, NULL);
     worker_t *b = worker_spawn(watcher_task, &x, NULL);
@@ -395,7 +382,7 @@ static int parent_task(void *arg, void **result)
     for (int i = 0; i < 4; i++)
         if (!worker_on(names[i], log_event, l, NULL))
             return 1;
-    l->child = worker_spawn(go_task, NULL, NULL); /* parent: this worker */
+    l->child = worker_spawn(tu_go_task, NULL, NULL); /* parent: this worker */
     if (!l->child)
         return 2;
     worker_fire(l->main, "PARENT_READY", NULL);

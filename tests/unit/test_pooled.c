@@ -1082,18 +1082,6 @@ static worker_down_t wait_down_from(worker_t *w)
     return down;
 }
 
-/* Waits for GO, then returns the GO event's data as its code, result 5. */
-static int go_task(void *arg, void **result)
-{
-    (void)arg;
-    void *d = NULL;
-    int rc = worker_wait_event("GO", TU_WAIT, NULL, &d);
-    if (rc != WORKER_OK)
-        return rc;
-    *result = TU_PTR(5);
-    return TU_INT(d);
-}
-
 struct watcher {
     worker_t *main;
     worker_t *targets[2];
@@ -1151,7 +1139,7 @@ Test(pooled, monitors, .timeout = 30)
     static struct watcher wt;
     memset(&wt, 0, sizeof wt);
     wt.main = m;
-    worker_t *t = worker_spawn(go_task, NULL, &(worker_opts) { .quiet = true });
+    worker_t *t = worker_spawn(tu_go_task, NULL, &(worker_opts) { .quiet = true });
     worker_t *p2 = pooled_new("p2", NULL, 0);
     start_ok(p2);
     wt.targets[0] = t;
@@ -1251,7 +1239,7 @@ Test(pooled, links_between_pooled_and_thread_workers, .timeout = 30)
     worker_unref(t);
 
     /* thread failure -> pooled stopped */
-    worker_t *t2 = worker_spawn(go_task, NULL, &(worker_opts) { .quiet = true });
+    worker_t *t2 = worker_spawn(tu_go_task, NULL, &(worker_opts) { .quiet = true });
     struct linker l2 = { 0 };
     worker_t *p2 = pooled_linker(&l2, t2, false);
     cr_assert_eq(worker_monitor(p2), WORKER_OK);
@@ -1265,7 +1253,7 @@ Test(pooled, links_between_pooled_and_thread_workers, .timeout = 30)
     worker_unref(t2);
 
     /* thread failure -> trapping pooled gets LINKED_EXIT */
-    worker_t *t3 = worker_spawn(go_task, NULL, &(worker_opts) { .quiet = true });
+    worker_t *t3 = worker_spawn(tu_go_task, NULL, &(worker_opts) { .quiet = true });
     struct linker l3 = { 0 };
     worker_t *p3 = pooled_linker(&l3, t3, true);
     cr_assert_eq(worker_fire(t3, "GO", TU_PTR(4)), WORKER_OK);

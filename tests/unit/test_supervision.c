@@ -19,18 +19,6 @@
 
 static const worker_opts quiet = { .quiet = true };
 
-/* Waits for GO, then returns the GO event's data as its code. */
-static int go_task(void *arg, void **result)
-{
-    (void)arg;
-    void *d = NULL;
-    int rc = worker_wait_event("GO", TU_WAIT, NULL, &d);
-    if (rc != WORKER_OK)
-        return rc;
-    *result = TU_PTR(5);
-    return TU_INT(d);
-}
-
 static int fail_at_once(void *arg, void **result)
 {
     (void)result;
@@ -96,7 +84,7 @@ static worker_t *spawn_linker(struct linker *l, worker_t *other, bool trap)
 
 Test(link, failed_end_stops_the_linked_worker, .timeout = 10)
 {
-    worker_t *b = worker_spawn(go_task, NULL, &quiet);
+    worker_t *b = worker_spawn(tu_go_task, NULL, &quiet);
     struct linker l;
     worker_t *a = spawn_linker(&l, b, false);
     cr_assert_eq(worker_fire(b, "GO", TU_PTR(7)), WORKER_OK);
@@ -149,7 +137,7 @@ static int ping_ack(const worker_event_t *e, void *userdata)
 
 Test(link, successful_end_only_removes_the_link, .timeout = 10)
 {
-    worker_t *b = worker_spawn(go_task, NULL, &quiet);
+    worker_t *b = worker_spawn(tu_go_task, NULL, &quiet);
     struct linker l;
     worker_t *a = spawn_linker(&l, b, false);
     worker_listen(a, "PING", ping_ack, NULL, NULL);
@@ -170,7 +158,7 @@ Test(link, successful_end_only_removes_the_link, .timeout = 10)
 
 Test(link, trap_links_gets_linked_exit, .timeout = 10)
 {
-    worker_t *b = worker_spawn(go_task, NULL, &quiet);
+    worker_t *b = worker_spawn(tu_go_task, NULL, &quiet);
     struct linker l;
     worker_t *a = spawn_linker(&l, b, true);
     cr_assert_eq(worker_fire(b, "GO", TU_PTR(9)), WORKER_OK);
@@ -241,7 +229,7 @@ Test(link, unlink_removes_both_ends, .timeout = 10)
     tu_main();
     struct exits x = { 0 };
     worker_listener_t *li = worker_on(WORKER_EV_LINKED_EXIT, count_exit, &x, NULL);
-    worker_t *b = worker_spawn(go_task, NULL, &quiet);
+    worker_t *b = worker_spawn(tu_go_task, NULL, &quiet);
     cr_assert_eq(worker_link(b), WORKER_OK);
     cr_assert_eq(worker_link(b), WORKER_OK, "linking twice is linking once");
     cr_assert_eq(worker_unlink(b), WORKER_OK);
@@ -316,7 +304,7 @@ Test(link, linked_exit_comes_after_the_ended_workers_events, .timeout = 10)
 
 Test(link, a_chain_of_links_stops_every_worker, .timeout = 10)
 {
-    worker_t *c = worker_spawn(go_task, NULL, &quiet);
+    worker_t *c = worker_spawn(tu_go_task, NULL, &quiet);
     struct linker lb, la;
     worker_t *b = spawn_linker(&lb, c, false);
     worker_t *a = spawn_linker(&la, b, false);
