@@ -57,6 +57,16 @@ static void col_close(col *c)
     fputc(']', c->f);
 }
 
+/* One column: `name`, then `put` of `expr` (over i) for each of the n
+ * rows. */
+#define COLUMN(c, f, name, first, n, put, expr)                                                    \
+    do {                                                                                           \
+        col_open(&(c), (f), (name), (first));                                                     \
+        for (size_t i = 0; i < (n); i++)                                                           \
+            put(&(c), (expr));                                                                     \
+        col_close(&(c));                                                                           \
+    } while (0)
+
 static int mark_cmp(const void *pa, const void *pb)
 {
     const wt_mark *a = pa, *b = pb;
@@ -77,38 +87,14 @@ static void emit_spans(FILE *f, const char *key, const wt_span *s, size_t n)
 {
     col c;
     fprintf(f, ",\"%s\":{", key);
-    col_open(&c, f, "lane", true);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].lane);
-    col_close(&c);
-    col_open(&c, f, "t0", false);
-    for (size_t i = 0; i < n; i++)
-        col_d(&c, s[i].t0);
-    col_close(&c);
-    col_open(&c, f, "dur", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].t1 - s[i].t0);
-    col_close(&c);
-    col_open(&c, f, "kind", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].kind);
-    col_close(&c);
-    col_open(&c, f, "what", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].what);
-    col_close(&c);
-    col_open(&c, f, "res", false);
-    for (size_t i = 0; i < n; i++)
-        col_i(&c, s[i].result);
-    col_close(&c);
-    col_open(&c, f, "depth", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].depth);
-    col_close(&c);
-    col_open(&c, f, "open", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].open);
-    col_close(&c);
+    COLUMN(c, f, "lane", true, n, col_u, s[i].lane);
+    COLUMN(c, f, "t0", false, n, col_d, s[i].t0);
+    COLUMN(c, f, "dur", false, n, col_u, s[i].t1 - s[i].t0);
+    COLUMN(c, f, "kind", false, n, col_u, s[i].kind);
+    COLUMN(c, f, "what", false, n, col_u, s[i].what);
+    COLUMN(c, f, "res", false, n, col_i, s[i].result);
+    COLUMN(c, f, "depth", false, n, col_u, s[i].depth);
+    COLUMN(c, f, "open", false, n, col_u, s[i].open);
     fputc('}', f);
 }
 
@@ -200,42 +186,15 @@ static void emit_slices(const wt_slice *s, size_t n, FILE *f)
 {
     col c;
     fputs(",\n\"slices\":{", f);
-    col_open(&c, f, "lane", true);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].lane);
-    col_close(&c);
-    col_open(&c, f, "t0", false);
-    for (size_t i = 0; i < n; i++)
-        col_d(&c, s[i].t0);
-    col_close(&c);
-    col_open(&c, f, "dur", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].t1 - s[i].t0);
-    col_close(&c);
-    col_open(&c, f, "ev", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].event_name);
-    col_close(&c);
-    col_open(&c, f, "ln", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].listener_name);
-    col_close(&c);
-    col_open(&c, f, "depth", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].depth);
-    col_close(&c);
-    col_open(&c, f, "msg", false);
-    for (size_t i = 0; i < n; i++)
-        col_i(&c, s[i].msg);
-    col_close(&c);
-    col_open(&c, f, "ret", false);
-    for (size_t i = 0; i < n; i++)
-        col_i(&c, s[i].ret);
-    col_close(&c);
-    col_open(&c, f, "flags", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].flags);
-    col_close(&c);
+    COLUMN(c, f, "lane", true, n, col_u, s[i].lane);
+    COLUMN(c, f, "t0", false, n, col_d, s[i].t0);
+    COLUMN(c, f, "dur", false, n, col_u, s[i].t1 - s[i].t0);
+    COLUMN(c, f, "ev", false, n, col_u, s[i].event_name);
+    COLUMN(c, f, "ln", false, n, col_u, s[i].listener_name);
+    COLUMN(c, f, "depth", false, n, col_u, s[i].depth);
+    COLUMN(c, f, "msg", false, n, col_i, s[i].msg);
+    COLUMN(c, f, "ret", false, n, col_i, s[i].ret);
+    COLUMN(c, f, "flags", false, n, col_u, s[i].flags);
     fputc('}', f);
 }
 
@@ -243,38 +202,14 @@ static void emit_msgs(const wt_msg *g, size_t n, FILE *f)
 {
     col c;
     fputs(",\n\"msgs\":{", f);
-    col_open(&c, f, "from", true);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, g[i].from_lane);
-    col_close(&c);
-    col_open(&c, f, "to", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, g[i].to_lane);
-    col_close(&c);
-    col_open(&c, f, "sender", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, g[i].sender_lane);
-    col_close(&c);
-    col_open(&c, f, "tf", false);
-    for (size_t i = 0; i < n; i++)
-        col_d(&c, g[i].t_fire);
-    col_close(&c);
-    col_open(&c, f, "q", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, g[i].t_deliver - g[i].t_fire);
-    col_close(&c);
-    col_open(&c, f, "ev", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, g[i].event_name);
-    col_close(&c);
-    col_open(&c, f, "flags", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, g[i].flags);
-    col_close(&c);
-    col_open(&c, f, "serial", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, g[i].serial);
-    col_close(&c);
+    COLUMN(c, f, "from", true, n, col_u, g[i].from_lane);
+    COLUMN(c, f, "to", false, n, col_u, g[i].to_lane);
+    COLUMN(c, f, "sender", false, n, col_u, g[i].sender_lane);
+    COLUMN(c, f, "tf", false, n, col_d, g[i].t_fire);
+    COLUMN(c, f, "q", false, n, col_u, g[i].t_deliver - g[i].t_fire);
+    COLUMN(c, f, "ev", false, n, col_u, g[i].event_name);
+    COLUMN(c, f, "flags", false, n, col_u, g[i].flags);
+    COLUMN(c, f, "serial", false, n, col_u, g[i].serial);
     fputc('}', f);
 }
 
@@ -287,30 +222,12 @@ static void emit_marks(const wt_mark *marks, size_t n, FILE *f)
         memcpy(mk, marks, n * sizeof *mk);
     wt_sort(mk, n, sizeof *mk, mark_cmp);
     fputs(",\n\"marks\":{", f);
-    col_open(&c, f, "lane", true);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, mk[i].lane);
-    col_close(&c);
-    col_open(&c, f, "t", false);
-    for (size_t i = 0; i < n; i++)
-        col_d(&c, mk[i].t);
-    col_close(&c);
-    col_open(&c, f, "kind", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, mk[i].kind);
-    col_close(&c);
-    col_open(&c, f, "flags", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, mk[i].flags);
-    col_close(&c);
-    col_open(&c, f, "a", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, mk[i].a);
-    col_close(&c);
-    col_open(&c, f, "b", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, mk[i].b);
-    col_close(&c);
+    COLUMN(c, f, "lane", true, n, col_u, mk[i].lane);
+    COLUMN(c, f, "t", false, n, col_d, mk[i].t);
+    COLUMN(c, f, "kind", false, n, col_u, mk[i].kind);
+    COLUMN(c, f, "flags", false, n, col_u, mk[i].flags);
+    COLUMN(c, f, "a", false, n, col_u, mk[i].a);
+    COLUMN(c, f, "b", false, n, col_u, mk[i].b);
     fputc('}', f);
     free(mk);
 }
@@ -324,18 +241,9 @@ static void emit_depth_samples(const wt_sample *samples, size_t n, FILE *f)
         memcpy(sm, samples, n * sizeof *sm);
     wt_sort(sm, n, sizeof *sm, sample_cmp);
     fputs(",\n\"depth\":{", f);
-    col_open(&c, f, "lane", true);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, sm[i].lane);
-    col_close(&c);
-    col_open(&c, f, "t", false);
-    for (size_t i = 0; i < n; i++)
-        col_d(&c, sm[i].t);
-    col_close(&c);
-    col_open(&c, f, "v", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, sm[i].depth);
-    col_close(&c);
+    COLUMN(c, f, "lane", true, n, col_u, sm[i].lane);
+    COLUMN(c, f, "t", false, n, col_d, sm[i].t);
+    COLUMN(c, f, "v", false, n, col_u, sm[i].depth);
     fputc('}', f);
     free(sm);
 }
@@ -359,26 +267,11 @@ static void emit_sched_slices(const wt_model *m, FILE *f)
     size_t n = m->nsched_slices;
     col c;
     fputs(",\n\"sched\":{", f);
-    col_open(&c, f, "lane", true);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].lane);
-    col_close(&c);
-    col_open(&c, f, "t0", false);
-    for (size_t i = 0; i < n; i++)
-        col_d(&c, s[i].t0);
-    col_close(&c);
-    col_open(&c, f, "dur", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].t1 - s[i].t0);
-    col_close(&c);
-    col_open(&c, f, "sched", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].sched);
-    col_close(&c);
-    col_open(&c, f, "flags", false);
-    for (size_t i = 0; i < n; i++)
-        col_u(&c, s[i].flags);
-    col_close(&c);
+    COLUMN(c, f, "lane", true, n, col_u, s[i].lane);
+    COLUMN(c, f, "t0", false, n, col_d, s[i].t0);
+    COLUMN(c, f, "dur", false, n, col_u, s[i].t1 - s[i].t0);
+    COLUMN(c, f, "sched", false, n, col_u, s[i].sched);
+    COLUMN(c, f, "flags", false, n, col_u, s[i].flags);
     fputc('}', f);
 }
 
