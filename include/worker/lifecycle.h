@@ -89,8 +89,8 @@ typedef struct worker_opts {
      * running is refused as for any worker, and its end returns only once
      * the forwards running then have returned (none runs afterwards).
      * forward must not block for long nor wait for workers (no join, call
-     * or wait): it runs inside other workers' fires. NULL: an ordinary
-     * worker. */
+     * or wait), nor unsubscribe or free a channel: it runs inside other
+     * workers' fires and channel publishes. NULL: an ordinary worker. */
     worker_forward_fn forward;
     void *forward_arg;
 } worker_opts;

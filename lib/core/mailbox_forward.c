@@ -10,7 +10,12 @@
  *   events rather than queueing them: nothing but the hook ever sees them.
  * - A push that sees WK_MB_FORWARD counts itself in `forwarding` while
  *   still inside its epoch section, then leaves the section before the hook
- *   runs (a hook may take its time: it must not hold up grace periods).
+ *   runs, so that a hook does not hold up grace periods. Sections nest,
+ *   though: a push made inside an outer section (a channel publish offers
+ *   the event to its subscribers inside one) runs the hook still inside
+ *   that one. Hence the rule for hooks (worker_opts.forward): short, and
+ *   never waiting for a grace period (no join, no channel unsubscribe or
+ *   free), which would wait for its own section.
  *   Closing stores the new level, waits for a grace period (every push that
  *   saw the open level has counted itself by then) and then for
  *   `forwarding` to fall to 0: after close returns, no hook runs, and

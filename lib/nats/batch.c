@@ -20,7 +20,7 @@
 
 #include "wk_nats.h"
 
-#define BATCH_BYTES (32 * 1024) /* one FIRES message at most */
+#define BATCH_BYTES (32 * 1024) /* one FIRES message at most (less if the server says so) */
 
 void wk_batch_init(wk_batch *b)
 {
@@ -62,12 +62,23 @@ static bool same_sender(const wk_batch *b, const wk_msg *m)
     return b->entries && m->wid && m->wid == b->prev_wid && m->node.p == b->prev_node;
 }
 
+/* The most a batch may hold: BATCH_BYTES, or less when the server takes
+ * less (its max_payload; 0 while disconnected). Read as a batch begins. */
+static size_t batch_room(worker_node_t *n)
+{
+    int64_t max = natsConnection_GetMaxPayload(n->nc);
+    return max > 0 && (uint64_t)max < BATCH_BYTES ? (size_t)max : BATCH_BYTES;
+}
+
 /* Append `m` (lock held); false when it must go alone: too large for a
  * batch, or no memory for one. */
-static bool append_locked(wk_batch *b, const wk_msg *m)
+static bool append_locked(wk_proxy *p, const wk_msg *m)
 {
+    wk_batch *b = &p->batch;
     bool same = same_sender(b, m);
-    if (WK_WIRE_FIRES_HEAD + wk_wire_entry_size(m, false) > BATCH_BYTES)
+    if (!b->len)
+        b->room = batch_room(p->node);
+    if (WK_WIRE_FIRES_HEAD + wk_wire_entry_size(m, false) > b->room)
         return false;
     if (!b->buf && !(b->buf = malloc(BATCH_BYTES)))
         return false;
@@ -86,9 +97,9 @@ void wk_batch_fire(wk_proxy *p, const wk_msg *m)
 {
     wk_batch *b = &p->batch;
     pthread_mutex_lock(&b->lock);
-    if (b->len + wk_wire_entry_size(m, same_sender(b, m)) > BATCH_BYTES)
+    if (b->len && b->len + wk_wire_entry_size(m, same_sender(b, m)) > b->room)
         publish_locked(p);
-    if (!append_locked(b, m)) {
+    if (!append_locked(p, m)) {
         publish_locked(p); /* what waits goes first */
         wk_conn_publish(p->node, p->subject, NULL, m);
         pthread_mutex_unlock(&b->lock);

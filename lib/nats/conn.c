@@ -66,10 +66,17 @@ void wk_conn_close(worker_node_t *n)
     while (!n->closed && pthread_cond_timedwait(&n->closed_cv, &n->lock, &until) == 0)
         ;
     pthread_mutex_unlock(&n->lock);
-    /* A message callback that started before the close ends soon: it only
-     * copies and fires. Nothing to wait on but the counter. */
+    wk_conn_quiesce(n);
+}
+
+void wk_conn_quiesce(worker_node_t *n)
+{
+    /* A callback counts itself before it reads `closing` (both seq_cst):
+     * either it is counted here, or it sees `closing` and touches nothing
+     * but the node. Those counted end soon: they fire and publish, never
+     * wait for a worker. */
     struct timespec ms = { 0, 1000000 };
-    for (int i = 0; i < 5000 && atomic_load(&n->in_callback) > 0; i++)
+    while (atomic_load(&n->in_callback) > 0)
         nanosleep(&ms, NULL);
 }
 

@@ -11,8 +11,9 @@
  * subscription, so each subscription's messages are handled in the order
  * they came: per sender/receiver pair order holds for fires and calls
  * alike. The lists are read under node->lock; an export's entry and a
- * proxy are read without it (both live until the node is closed, after
- * the last callback: wk_conn_close waits for in_callback to fall to 0). A
+ * proxy are read without it (both live until worker_node_close frees
+ * them, after the last callback that saw `closing` clear: it waits for
+ * in_callback to fall to 0 first, wk_conn_quiesce). A
  * closure's kind, key and export are immutable; its last_sender cache is
  * touched only by its subscription's callbacks. */
 #include <stdlib.h>
@@ -171,15 +172,15 @@ void wk_inbound_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     wk_closure *c = closure;
     worker_node_t *n = c->node;
     const char *subject = natsMsg_GetSubject(msg);
-    atomic_fetch_add(&n->in_callback, 1);
+    atomic_fetch_add(&n->in_callback, 1); /* before reading `closing`: wk_conn_quiesce */
     atomic_fetch_add(&n->received, 1);
     wk_msg m;
     const void *data = natsMsg_GetData(msg);
     size_t dl = (size_t)natsMsg_GetDataLength(msg);
-    if (!data || !wk_wire_decode(data, dl, &m)) {
-        wk_msg_bad(n, subject, dl);
-    } else if (atomic_load(&n->closing)) {
+    if (atomic_load(&n->closing)) {
         /* nothing is delivered any more */
+    } else if (!data || !wk_wire_decode(data, dl, &m)) {
+        wk_msg_bad(n, subject, dl);
     } else if (c->kind != WK_SUB_HEARTBEAT) {
         handle(c, subject, natsMsg_GetReply(msg), &m);
     } else {

@@ -155,14 +155,16 @@ worker_node_t *worker_node_connect(const char *url, const worker_node_opts *opts
     return n;
 }
 
-/* The core worker first (then nothing handles messages or ticks), the
- * proxies and bridges next (no more publishes), then the connection, then
- * the entries. */
+/* The message callbacks first (none acts any more), the core worker next
+ * (then nothing handles heartbeats, ticks or flushes), the proxies and
+ * bridges next (no more publishes), then the connection, then the
+ * entries. */
 void worker_node_close(worker_node_t *n)
 {
     if (!n)
         return;
     atomic_store(&n->closing, true);
+    wk_conn_quiesce(n); /* callbacks read proxies and exports: none from now on */
     if (n->tick) {
         worker_timer_cancel(n->tick);
         worker_timer_free(n->tick);

@@ -97,7 +97,8 @@ wk_proxy *wk_proxy_sender(worker_node_t *n, wk_str node, uint64_t wid, wk_str na
     wk_proxy *p = n->proxies;
     while (p && (p->name || p->peer_wid != wid || strcmp(p->peer_node, peer) != 0))
         p = p->next;
-    if (!p && wk_name_ok(peer) && (p = proxy_new(n, NULL, peer, wid, name.len ? display : "?"))) {
+    if (!p && wk_name_ok(peer) && !atomic_load(&n->closing)
+        && (p = proxy_new(n, NULL, peer, wid, name.len ? display : "?"))) {
         p->next = n->proxies;
         n->proxies = p;
     }

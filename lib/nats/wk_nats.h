@@ -23,10 +23,12 @@
  * - A proxy is a forwarding worker: its forward hook runs on the threads
  *   that fire at it, reads only the proxy's immutable fields and
  *   publishes; it takes node->lock to register senders and pending calls.
- * - Entries are freed only by worker_node_close, after the connection is
- *   closed, its closed callback has run (nats.c's callbacks may run after
- *   natsConnection_Close returns; the closed one comes last) and every
- *   worker the node made has been joined. */
+ * - Entries are freed only by worker_node_close: it sets `closing` and
+ *   waits for the message callbacks that did not see it (wk_conn_quiesce)
+ *   before anything else, so no callback reads an entry, a proxy or an
+ *   export being freed; the connection is closed (its closed callback has
+ *   run: nats.c's callbacks may run after natsConnection_Close returns)
+ *   and every worker the node made is joined before the entries go. */
 #ifndef WK_NATS_H
 #define WK_NATS_H
 
@@ -69,6 +71,7 @@ typedef struct wk_batch {
     pthread_mutex_t lock;
     unsigned char *buf; /* NULL until the first FIRE */
     size_t len; /* bytes in buf (0: empty) */
+    size_t room; /* the most this batch may hold (set as it begins) */
     unsigned entries;
     bool flush_queued; /* a flush is queued at the core worker */
     uint64_t prev_wid; /* the last entry's sender */
@@ -177,9 +180,13 @@ bool wk_str_eq(wk_str s, const char *c);
 
 /* conn.c: the connection, its options and callbacks */
 int wk_conn_open(worker_node_t *n, const char *url, const worker_node_opts *o);
-/* Close the connection and wait (up to 5 s) for nats.c's last callback on
- * it, which may run on its own thread after natsConnection_Close returns. */
+/* Close the connection and wait (up to 5 s) for nats.c's closed callback
+ * on it, which may run on its own thread after natsConnection_Close
+ * returns, then for message callbacks still running (wk_conn_quiesce). */
 void wk_conn_close(worker_node_t *n);
+/* With `closing` set: wait until no message callback that saw it clear is
+ * still running (any later one sees it set and only counts itself). */
+void wk_conn_quiesce(worker_node_t *n);
 natsSubscription *wk_conn_sub(
     worker_node_t *n, const char *subject, const char *queue, natsMsgHandler cb, void *closure);
 void wk_conn_unsub(natsSubscription *sub);

@@ -6,6 +6,8 @@
  * (wait_running polls the proxy with the loop running: there is no event
  * for "a heartbeat was heard"). */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "tn_server.h"
@@ -530,6 +532,53 @@ Test(nats, the_sender_proxy_ends_with_the_remote_sender)
     worker_unref(s);
     worker_unref(p);
     worker_node_close(a);
+    worker_node_close(b);
+    worker_stop(w);
+    worker_join(w);
+    worker_unref(w);
+}
+
+/* A node closed while fires stream in: its message callbacks are running
+ * (on nats.c's threads, firing at the exported worker through the export's
+ * entry and the sender's proxy) when worker_node_close frees those. Under
+ * ASan a callback that outlived them would be a use after free. */
+static atomic_long streamed;
+static atomic_bool stop_streaming;
+
+static int count_streamed(const worker_event_t *e, void *u)
+{
+    (void)e;
+    (void)u;
+    atomic_fetch_add(&streamed, 1);
+    return 0;
+}
+
+static void *stream_at(void *proxy)
+{
+    for (uint32_t i = 0; !atomic_load(&stop_streaming); i++)
+        if (fire_copy(proxy, "s", &i, sizeof i) == WORKER_EREJECTED)
+            break; /* the receiving node is gone */
+    return NULL;
+}
+
+Test(nats, closing_a_node_while_fires_stream_in)
+{
+    worker_node_t *a = node_on(srv.url, "a"), *b = node_on(srv.url, "b");
+    worker_t *w = worker_spawn(NULL, NULL, &(worker_opts) { .no_parent = true });
+    cr_assert_not_null(worker_listen(w, "s", count_streamed, NULL, NULL));
+    cr_assert_eq(worker_node_export(a, w, "sink"), WORKER_OK);
+    worker_t *p = worker_node_lookup(b, "sink");
+    cr_assert(wait_running(p, true, 5), "the export was not heard of");
+    pthread_t th;
+    pthread_create(&th, NULL, stream_at, p);
+    double until = tn_now() + 10;
+    while (atomic_load(&streamed) < 20000 && tn_now() < until)
+        sched_yield();
+    cr_assert_geq(atomic_load(&streamed), 20000, "the stream did not flow");
+    worker_node_close(a); /* while callbacks deliver */
+    atomic_store(&stop_streaming, true);
+    pthread_join(th, NULL);
+    worker_unref(p);
     worker_node_close(b);
     worker_stop(w);
     worker_join(w);
