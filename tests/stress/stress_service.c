@@ -26,8 +26,11 @@
  *
  * Not forking in the ASan build: libasan's allocator can be locked by a
  * thread that is gone in the child (tests/unit/test_service.c, the fork
- * test). Under TSan the child starts threads after a multi-threaded fork:
- * tests/stress/CMakeLists.txt sets die_after_fork=0 for this program.
+ * test). Nor in the TSan build: a child that starts threads after a
+ * multi-threaded fork is outside what TSan supports (it needs
+ * die_after_fork=0), and once in CI a child hung there for good while the
+ * same checks pass in the default build, which keeps them. Under the
+ * sanitizers the signals, the trace flusher and the churn still race.
  *
  * Exit status: 0 when every check held, 1 otherwise (with a message). */
 #ifndef _GNU_SOURCE
@@ -55,7 +58,7 @@ enum { SENDERS = 3, WINDOW = 64, ROUNDS = 3, FORKS = 4, CHURN_FIRES = 20 };
 #define CHILD_WAIT 30.0
 #define ACK_WAIT 30.0
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define FORKING false
 #else
 #define FORKING true
