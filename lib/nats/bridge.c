@@ -137,7 +137,7 @@ void wk_bridges_close(worker_node_t *n)
     wk_bridge *list = n->bridges;
     pthread_mutex_unlock(&n->lock);
     for (wk_bridge *b = list; b; b = b->next) {
-        wk_conn_unsub(b->sub);
+        wk_conn_unsub(b->node, b->sub);
         b->sub = NULL;
         worker_channel_unsub(b->ch, b->w);
         worker_stop(b->w);

@@ -253,12 +253,58 @@ natsSubscription *wk_conn_sub(
     return sub;
 }
 
-void wk_conn_unsub(natsSubscription *sub)
+/* Unsubscribed subscriptions are destroyed later (wk_conn_reap), not at
+ * once: nats.c 3.4's reader thread may be handing a message to a
+ * subscription while another thread destroys it, and then locks freed
+ * memory (nats.c issue 637, fixed upstream in PR 638; Debian 12 ships
+ * 3.4.1). Kept alive by our reference, a subscription being unsubscribed
+ * is harmless to the reader. */
+typedef struct wk_dead_sub {
+    struct wk_dead_sub *next;
+    natsSubscription *sub;
+} wk_dead_sub;
+
+void wk_conn_unsub(worker_node_t *n, natsSubscription *sub)
 {
     if (!sub)
         return;
     natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
+    wk_dead_sub *d = malloc(sizeof *d);
+    if (!d)
+        return; /* kept forever rather than destroyed under the reader */
+    d->sub = sub;
+    pthread_mutex_lock(&n->lock);
+    d->next = n->dead_subs;
+    n->dead_subs = d;
+    pthread_mutex_unlock(&n->lock);
+}
+
+void wk_conn_reap(worker_node_t *n, bool closed)
+{
+    pthread_mutex_lock(&n->lock);
+    wk_dead_sub *list = n->dead_subs;
+    n->dead_subs = NULL;
+    pthread_mutex_unlock(&n->lock);
+    if (!list)
+        return;
+    /* A round trip: once its PONG is read, the reader has handled every
+     * message sent before the server took the UNSUBs of the list. */
+    if (!closed && natsConnection_FlushTimeout(n->nc, 500) != NATS_OK) {
+        pthread_mutex_lock(&n->lock);
+        wk_dead_sub **tail = &list;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = n->dead_subs;
+        n->dead_subs = list;
+        pthread_mutex_unlock(&n->lock);
+        return;
+    }
+    while (list) {
+        wk_dead_sub *next = list->next;
+        natsSubscription_Destroy(list->sub);
+        free(list);
+        list = next;
+    }
 }
 
 int wk_conn_publish_bytes(worker_node_t *n, const char *subject, const char *reply,

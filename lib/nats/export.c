@@ -109,7 +109,7 @@ static size_t remove_matching(worker_node_t *n, const char *name, worker_t *w)
     size_t count = mark_gone(n, name, w, subs, 256);
     pthread_mutex_unlock(&n->lock);
     for (size_t i = 0; i < count; i++)
-        wk_conn_unsub(subs[i]);
+        wk_conn_unsub(n, subs[i]);
     if (count)
         wk_peers_announce(n);
     return count;
@@ -152,7 +152,7 @@ void wk_exports_close(worker_node_t *n)
     n->exports = NULL;
     while (x) {
         wk_export *next = x->next;
-        wk_conn_unsub(x->sub);
+        wk_conn_unsub(n, x->sub);
         worker_unref(x->w);
         free(x->name);
         free(x);

@@ -177,10 +177,11 @@ void worker_node_close(worker_node_t *n)
     wk_proxies_close(n);
     wk_calls_close(n);
     for (int i = 0; i < 3; i++)
-        wk_conn_unsub(n->subs[i]);
+        wk_conn_unsub(n, n->subs[i]);
     wk_exports_close(n);
     wk_answers_close(n->answers); /* late answers publish nothing now */
     wk_conn_close(n);
+    wk_conn_reap(n, true); /* the reader has stopped */
     wk_bridges_free(n);
     wk_senders_close(n);
     wk_peers_close(n);

@@ -72,6 +72,7 @@ void wk_peers_tick(void *arg)
     pthread_mutex_unlock(&n->lock);
     wk_proxies_sync(n);
     wk_calls_sweep(n);
+    wk_conn_reap(n, false); /* unexported names' subscriptions */
 }
 
 void wk_peers_announce(worker_node_t *n)

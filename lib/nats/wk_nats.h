@@ -159,6 +159,7 @@ struct worker_node {
     wk_pending *pending;
     wk_bridge *bridges;
     wk_closure *closures;
+    struct wk_dead_sub *dead_subs; /* unsubscribed, not yet destroyed (conn.c) */
     uint64_t next_id; /* exports, wids and call ids (under lock) */
     uint64_t serial; /* unique in the process (senders.c's per-thread cache) */
     _Atomic uint64_t senders_changed; /* bumped when a sender is forgotten */
@@ -189,7 +190,13 @@ void wk_conn_close(worker_node_t *n);
 void wk_conn_quiesce(worker_node_t *n);
 natsSubscription *wk_conn_sub(
     worker_node_t *n, const char *subject, const char *queue, natsMsgHandler cb, void *closure);
-void wk_conn_unsub(natsSubscription *sub);
+/* Unsubscribe now, destroy later (wk_conn_reap: nats.c 3.4's reader may
+ * still be handing `sub` a message). */
+void wk_conn_unsub(worker_node_t *n, natsSubscription *sub);
+/* Destroy the subscriptions unsubscribed so far: after a round trip with
+ * the server (kept for the next reap if it fails), or at once when the
+ * connection is closed (its reader has stopped). */
+void wk_conn_reap(worker_node_t *n, bool closed);
 /* Publish an encoded message (reply subject may be NULL): WORKER_OK,
  * WORKER_EINVAL (larger than the server allows), WORKER_EAGAIN. */
 int wk_conn_publish(worker_node_t *n, const char *subject, const char *reply, const wk_msg *m);
