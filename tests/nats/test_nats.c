@@ -5,6 +5,8 @@
  * Waits are on events (worker_wait_event) or on a proxy becoming known
  * (wait_running polls the proxy with the loop running: there is no event
  * for "a heartbeat was heard"). */
+#include "test_util.h"
+
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <sched.h>
@@ -140,9 +142,7 @@ Test(nats, bad_arguments)
     worker_unref(proxy);
     worker_node_close(n);
     worker_channel_free(ch);
-    worker_stop(w);
-    worker_join(w);
-    worker_unref(w);
+    tu_stop_join_unref(w);
     worker_unref(stopped);
 }
 
@@ -269,9 +269,7 @@ Test(nats, unknown_name_refused_then_known_within_a_heartbeat)
     worker_unref(p);
     worker_node_close(a);
     worker_node_close(b);
-    worker_stop(w);
-    worker_join(w);
-    worker_unref(w);
+    tu_stop_join_unref(w);
 }
 
 Test(nats, replies_reach_the_remote_sender)
@@ -533,9 +531,7 @@ Test(nats, the_sender_proxy_ends_with_the_remote_sender)
     worker_unref(p);
     worker_node_close(a);
     worker_node_close(b);
-    worker_stop(w);
-    worker_join(w);
-    worker_unref(w);
+    tu_stop_join_unref(w);
 }
 
 /* A node closed while fires stream in: its message callbacks are running
@@ -580,7 +576,5 @@ Test(nats, closing_a_node_while_fires_stream_in)
     pthread_join(th, NULL);
     worker_unref(p);
     worker_node_close(b);
-    worker_stop(w);
-    worker_join(w);
-    worker_unref(w);
+    tu_stop_join_unref(w);
 }

@@ -1,6 +1,8 @@
 /* libworker-actor-nats under faults: garbage and oversize messages
  * published by a raw nats.c client onto a node's subjects, a slow
  * consumer, and a 3-server NATS cluster with one server killed. */
+#include "test_util.h"
+
 #include <criterion/criterion.h>
 #include <nats/nats.h>
 #include <stdatomic.h>
@@ -111,9 +113,7 @@ static void finish(worker_node_t **nodes, int count, worker_t *w)
     for (int i = 0; i < count; i++)
         worker_node_close(nodes[i]);
     if (w) {
-        worker_stop(w);
-        worker_join(w);
-        worker_unref(w);
+        tu_stop_join_unref(w);
     }
 }
 

@@ -5,7 +5,9 @@
 #ifndef TN_SERVER_H
 #define TN_SERVER_H
 
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
