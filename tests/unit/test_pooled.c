@@ -30,6 +30,7 @@
 #include <criterion/criterion.h>
 #include <worker/worker.h>
 
+#include "tu_trace.h"
 #include "wk_trace_format.h"
 
 extern char **environ;
@@ -2409,52 +2410,6 @@ Test(pooled, scheduler_threads_once_before_the_start, .timeout = 60)
 }
 
 /* ==== tracing ======================================================== */
-
-#define MAX_RECORDS 100000
-#define MAX_NAMES 4096
-
-static struct {
-    wk_trace_file_header header;
-    wk_trace_record rec[MAX_RECORDS];
-    uint32_t thread[MAX_RECORDS]; /* the chunk's writing thread */
-    size_t count;
-    char *names[MAX_NAMES];
-    int ends;
-} tr;
-
-static void read_trace(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fread(&tr.header, sizeof tr.header, 1, f), 1);
-    wk_trace_chunk_header ch;
-    while (fread(&ch, sizeof ch, 1, f) == 1) {
-        cr_assert_eq(ch.magic, WK_TRACE_CHUNK_MAGIC);
-        wk_trace_record *slots = malloc(ch.count * sizeof *slots);
-        cr_assert_eq(fread(slots, sizeof *slots, ch.count, f), ch.count);
-        cr_assert_eq(ch.checksum, wk_trace_checksum(slots, ch.count * sizeof *slots));
-        for (uint32_t i = 0; i < ch.count; i++) {
-            wk_trace_record *r = &slots[i];
-            if (r->kind == WK_TR_NAME) {
-                cr_assert_lt(r->a, MAX_NAMES);
-                tr.names[r->a] = strndup((const char *)&slots[i + 1], r->b);
-                i += WK_TRACE_NAME_SLOTS(r->b) - 1;
-                continue;
-            }
-            tr.ends += r->kind == WK_TR_TRACE_END;
-            cr_assert_lt(tr.count, MAX_RECORDS);
-            tr.thread[tr.count] = ch.thread;
-            tr.rec[tr.count++] = *r;
-        }
-        free(slots);
-    }
-    fclose(f);
-}
-
-static const char *name_of(uint64_t id)
-{
-    return id < MAX_NAMES && tr.names[id] ? tr.names[id] : "?";
-}
 
 static uint32_t find_worker(const char *name)
 {

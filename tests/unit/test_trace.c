@@ -14,22 +14,10 @@
 #include <unistd.h>
 #include <worker/worker.h>
 
+#include "tu_trace.h"
 #include "wk_trace_format.h"
 
 #define PINGS 5
-#define MAX_RECORDS 100000
-#define MAX_NAMES 4096
-
-typedef struct trace {
-    wk_trace_file_header header;
-    wk_trace_record rec[MAX_RECORDS];
-    size_t count;
-    char *names[MAX_NAMES];
-    int chunks;
-    int ends;
-} trace;
-
-static trace tr;
 
 /* Make the file named by the template `path` (XXXXXX replaced), empty. */
 static void make_temp_file(char *path)
@@ -37,40 +25,6 @@ static void make_temp_file(char *path)
     int fd = mkstemp(path);
     cr_assert_geq(fd, 0);
     close(fd);
-}
-
-static void read_trace(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fread(&tr.header, sizeof tr.header, 1, f), 1);
-    wk_trace_chunk_header ch;
-    while (fread(&ch, sizeof ch, 1, f) == 1) {
-        cr_assert_eq(ch.magic, WK_TRACE_CHUNK_MAGIC);
-        wk_trace_record *slots = malloc(ch.count * sizeof *slots);
-        cr_assert_eq(fread(slots, sizeof *slots, ch.count, f), ch.count);
-        cr_assert_eq(ch.checksum, wk_trace_checksum(slots, ch.count * sizeof *slots));
-        tr.chunks++;
-        for (uint32_t i = 0; i < ch.count; i++) {
-            wk_trace_record *r = &slots[i];
-            if (r->kind == WK_TR_NAME) {
-                cr_assert_lt(r->a, MAX_NAMES);
-                tr.names[r->a] = strndup((const char *)&slots[i + 1], r->b);
-                i += WK_TRACE_NAME_SLOTS(r->b) - 1;
-                continue;
-            }
-            tr.ends += r->kind == WK_TR_TRACE_END;
-            cr_assert_lt(tr.count, MAX_RECORDS);
-            tr.rec[tr.count++] = *r;
-        }
-        free(slots);
-    }
-    fclose(f);
-}
-
-static const char *name_of(uint64_t id)
-{
-    return id < MAX_NAMES && tr.names[id] ? tr.names[id] : "?";
 }
 
 /* The records of `kind` about worker `w` (0: any), in file order. */
